@@ -1,0 +1,9 @@
+"""`python -m nimbus_scenarios`: the same entry point as the console script."""
+
+from __future__ import annotations
+
+import sys
+
+from nimbus_scenarios.cli import main
+
+sys.exit(main())

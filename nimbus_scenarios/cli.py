@@ -1,0 +1,202 @@
+"""The command line: argument parsing, the seed's `--test` form, and exit codes; no logic of its own.
+
+Imports are lazy so that `validate` and `plan` start fast (no httpx, kubernetes or OpenTelemetry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from enum import IntEnum
+from pathlib import Path
+from typing import NoReturn
+
+__all__ = ["ExitCode", "build_parser", "main"]
+
+
+class ExitCode(IntEnum):
+    """Exit codes, as in the language page (precedence: 2, then 3, then 1, then 4)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    ABORTED = 3
+    INFRASTRUCTURE = 4
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on exit code 2 and no traceback (argparse's own default too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used by tests that check Job manifests' args)."""
+    parser = _Parser(
+        prog="nimbus-scenarios",
+        description="Play autoscaling scenarios against a service and judge the outcome.",
+    )
+    from nimbus_scenarios import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    validate = commands.add_parser("validate", help="check scenario files; print every problem")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    _add_sets(validate)
+
+    plan = commands.add_parser("plan", help="print the compiled timeline of a scenario")
+    plan.add_argument("scenario", metavar="FILE|NAME")
+    _add_sets(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    commands.add_parser("list", help="list the built-in scenarios")
+
+    fmt = commands.add_parser("fmt", help="print a scenario file in canonical form")
+    fmt.add_argument("files", nargs="+", metavar="FILE")
+    fmt.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted")
+    fmt.add_argument("--write", "-w", action="store_true", help="rewrite the files in place")
+    return parser
+
+
+def _add_sets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="sets",
+        help="override a param (repeatable), e.g. --set peak=80/s",
+    )
+    parser.add_argument(
+        "--max-rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="the highest rate per process, in requests per second (default 10000)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from nimbus_scenarios.language.errors import ScenarioError
+
+    try:
+        match args.command:
+            case "validate":
+                return _validate(args)
+            case "plan":
+                return _plan(args)
+            case "list":
+                return _list()
+            case "fmt":
+                return _fmt(args)
+            case _:
+                build_parser().print_help(sys.stderr)
+                return ExitCode.USAGE
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        return ExitCode.ABORTED
+    except BrokenPipeError:
+        return ExitCode.OK
+
+
+def _max_rate(args: argparse.Namespace) -> float:
+    from nimbus_scenarios.language.validate import DEFAULT_MAX_RATE
+
+    value: float | None = args.max_rate
+    if value is None:
+        return DEFAULT_MAX_RATE
+    if value <= 0:
+        from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
+
+        raise ScenarioError(Source("--max-rate", ""), [Diagnostic("must be above zero")])
+    return value
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from nimbus_scenarios.catalog import locate
+    from nimbus_scenarios.language import check
+    from nimbus_scenarios.language.errors import ScenarioError, render_all
+    from nimbus_scenarios.language.params import parse_overrides
+    from nimbus_scenarios.language.syntax import read_source
+
+    overrides = parse_overrides(args.sets)
+    worst = ExitCode.OK
+    for name in args.files:
+        try:
+            source = read_source(locate(name))
+            checked = check(source, overrides, max_rate=_max_rate(args))
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            worst = ExitCode.USAGE
+            continue
+        if checked.diagnostics:
+            print(render_all(source, checked.diagnostics), file=sys.stderr)
+        if checked.errors:
+            worst = ExitCode.USAGE
+            count = len(checked.errors)
+            print(f"{source.name}: {count} error{'s' if count > 1 else ''}", file=sys.stderr)
+        else:
+            print(f"{source.name}: ok")
+    return worst
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from nimbus_scenarios.catalog import locate
+    from nimbus_scenarios.language import compile_source
+    from nimbus_scenarios.language.params import parse_overrides
+    from nimbus_scenarios.language.syntax import read_source
+    from nimbus_scenarios.plan.render import plan_json, plan_table
+
+    source = read_source(locate(args.scenario))
+    plan = compile_source(source, parse_overrides(args.sets), max_rate=_max_rate(args))
+    if args.json:
+        print(json.dumps(plan_json(plan), indent=2))
+    else:
+        print(plan_table(plan))
+    return ExitCode.OK
+
+
+def _list() -> int:
+    from nimbus_scenarios.catalog import builtin_names, builtin_path
+    from nimbus_scenarios.language import compile_source
+    from nimbus_scenarios.language.syntax import read_source
+    from nimbus_scenarios.plan.render import _clock
+
+    rows = []
+    for name in builtin_names():
+        plan = compile_source(read_source(builtin_path(name)))
+        rows.append((name, _clock(plan.duration_s), plan.description))
+    width = max((len(r[0]) for r in rows), default=4)
+    for name, duration, description in rows:
+        print(f"{name.ljust(width)}  {duration:>7}  {description}")
+    return ExitCode.OK
+
+
+def _fmt(args: argparse.Namespace) -> int:
+    from nimbus_scenarios.language.fmt import format_scenario
+    from nimbus_scenarios.language.syntax import parse, read_source
+
+    unformatted = []
+    for name in args.files:
+        source = read_source(name)
+        text = format_scenario(parse(source), source)
+        if args.check:
+            if text != source.text:
+                unformatted.append(name)
+                print(f"{name}: would reformat", file=sys.stderr)
+        elif args.write:
+            if text != source.text:
+                Path(name).write_text(text, encoding="utf-8")
+                print(f"{name}: reformatted", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+    return ExitCode.FAILED if unformatted else ExitCode.OK

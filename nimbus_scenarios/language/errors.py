@@ -1,0 +1,122 @@
+"""Diagnostics and the project's error type for bad scenario input, with their rendering.
+
+Every stage that reads user input reports problems as `Diagnostic`s pointing into a `Source`;
+`ScenarioError` carries one or more of them. The rendered form is pinned by golden files:
+
+    heavy.scn:12:5: error: unknown load shape `rmap`
+       12 |     rmap 2/s -> $peak
+          |     ^^^^ did you mean `ramp`?
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+
+from nimbus_scenarios.language.nodes import NO_SPAN, Span
+
+__all__ = [
+    "Diagnostic",
+    "ScenarioError",
+    "Severity",
+    "Source",
+    "closest",
+    "render",
+    "render_all",
+]
+
+
+class Severity(StrEnum):
+    """Errors make a file invalid; warnings are printed and do not change the exit code."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A scenario's text and the name it is reported under (a path, `<string>` or `--set`)."""
+
+    name: str
+    text: str
+
+    @cached_property
+    def _lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    def line(self, number: int) -> str:
+        """The 1-based line `number` without its line ending ('' when out of range)."""
+        if 1 <= number <= len(self._lines):
+            return self._lines[number - 1].rstrip("\r")
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem at one place, with an optional suggestion ("did you mean ...")."""
+
+    message: str
+    span: Span = NO_SPAN
+    hint: str | None = None
+    severity: Severity = Severity.ERROR
+
+
+class ScenarioError(Exception):
+    """Bad input: a scenario, a `--set` value or a command line that cannot be used (exit 2)."""
+
+    def __init__(self, source: Source, diagnostics: Sequence[Diagnostic]) -> None:
+        self.source = source
+        self.diagnostics = tuple(diagnostics)
+        super().__init__(render_all(source, self.diagnostics))
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate nearest to `word` when one is close enough to be a likely misspelling."""
+    pool = sorted(set(candidates))
+    found = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    if found:
+        return found[0]
+    lowered = {c.lower(): c for c in pool}
+    return lowered.get(word.lower())
+
+
+_MAX_SHOWN_LINE = 200
+
+
+def render(source: Source, diagnostic: Diagnostic) -> str:
+    """The full text of one diagnostic: location, message, the source line and a caret."""
+    span = diagnostic.span
+    where = f"{source.name}:{span.line}:{span.column}" if span.line > 0 else source.name
+    head = f"{where}: {diagnostic.severity}: {diagnostic.message}"
+    if span.line <= 0:
+        hint = f"\n  {_did_you_mean(diagnostic.hint)}" if diagnostic.hint else ""
+        return head + hint
+    text = source.line(span.line).expandtabs(1)
+    start = max(span.column - 1, 0)
+    width = span.end_column - span.column if span.end_line == span.line else len(text) - start
+    width = max(width, 1)
+    if len(text) > _MAX_SHOWN_LINE:
+        # A huge line (minified or binary input) is cut around the spot so output stays readable.
+        left = max(start - 40, 0)
+        text = "..." + text[left : left + _MAX_SHOWN_LINE] + "..."
+        start = start - left + 3
+        width = min(width, _MAX_SHOWN_LINE)
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    caret = " " * start + "^" * width
+    if diagnostic.hint:
+        caret += f" {_did_you_mean(diagnostic.hint)}"
+    return f"{head}\n {gutter} | {text}\n {pad} | {caret}"
+
+
+def _did_you_mean(hint: str) -> str:
+    return hint if " " in hint else f"did you mean `{hint}`?"
+
+
+def render_all(source: Source, diagnostics: Iterable[Diagnostic]) -> str:
+    """Every diagnostic rendered, in source order, separated by blank lines."""
+    ordered = sorted(diagnostics, key=lambda d: (d.span.line, d.span.column))
+    return "\n\n".join(render(source, d) for d in ordered)

@@ -1,0 +1,146 @@
+"""Literal values: the text of a VALUE or STRING token to a typed `Literal` (or a `BadLiteral`).
+
+Shared by `syntax` (scenario files) and `params` (`--set name=value` on the command line), so an
+override is read by exactly the rules a file is.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from nimbus_scenarios.language.nodes import NO_SPAN, BadLiteral, Kind, Literal, Span
+
+__all__ = ["DURATION_UNITS", "RATE_UNITS", "SIZE_UNITS", "parse_string", "parse_value"]
+
+DURATION_UNITS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
+RATE_UNITS = {"s": Fraction(1), "m": Fraction(1, 60), "h": Fraction(1, 3600)}
+SIZE_UNITS = {"KB": Fraction(1024), "MB": Fraction(1024**2), "GB": Fraction(1024**3)}
+
+_NUMBER = re.compile(r"([0-9]+(?:\.[0-9]+)?)(.*)", re.DOTALL)
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_STATUS_CLASS = re.compile(r"[1-5]xx")
+# Common spellings people reach for, mapped to ours, for "did you mean".
+_ALIASES = {
+    "sec": "s",
+    "secs": "s",
+    "second": "s",
+    "seconds": "s",
+    "min": "m",
+    "mins": "m",
+    "minute": "m",
+    "minutes": "m",
+    "hr": "h",
+    "hrs": "h",
+    "hour": "h",
+    "hours": "h",
+    "msec": "ms",
+    "millis": "ms",
+    "kb": "KB",
+    "mb": "MB",
+    "gb": "GB",
+    "k": "KB",
+    "M": "MB",
+    "Mi": "MB",
+    "MiB": "MB",
+    "G": "GB",
+    "Gi": "GB",
+    "GiB": "GB",
+    "KiB": "KB",
+    "rps": "/s",
+    "qps": "/s",
+}
+_MAX_DIGITS = 30
+
+
+def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
+    """Classify a number with an optional unit: `12`, `5s`, `1m30s`, `300/m`, `12.5%`, `2xx`."""
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        return BadLiteral(text, f"`{text}` is not a value", span=span)
+    digits, unit = match.groups()
+    if len(digits) > _MAX_DIGITS:
+        return BadLiteral(text, f"the number `{_short(text)}` is too long", span=span)
+    number = Fraction(digits)
+    if unit == "":
+        return Literal(Kind.NUMBER, text, number, span=span)
+    if unit == "%":
+        return Literal(Kind.PERCENT, text, number, span=span)
+    if unit in SIZE_UNITS:
+        return Literal(Kind.SIZE, text, number * SIZE_UNITS[unit], span=span)
+    if unit.startswith("/"):
+        per = unit[1:]
+        if per in RATE_UNITS:
+            return Literal(Kind.RATE, text, number * RATE_UNITS[per], span=span)
+        hint = _ALIASES.get(per)
+        return BadLiteral(
+            text,
+            f"unknown rate unit `{unit}` in `{text}` (use /s, /m or /h)",
+            hint=f"/{hint}" if hint and not hint.startswith("/") else None,
+            span=span,
+        )
+    if _STATUS_CLASS.fullmatch(text):
+        return Literal(Kind.STATUS, text, Fraction(int(text[0]) * 100), span=span)
+    duration = _duration(text)
+    if duration is not None:
+        return Literal(Kind.DURATION, text, duration, span=span)
+    return BadLiteral(
+        text,
+        f"unknown unit `{_short(unit)}` in `{_short(text)}` "
+        "(durations: ms, s, m, h; rates: /s, /m, /h; sizes: KB, MB, GB; or %)",
+        hint=_unit_hint(unit),
+        span=span,
+    )
+
+
+def _duration(text: str) -> Fraction | None:
+    """Seconds of a (compound) duration such as `1m30s`, or None if `text` is not one."""
+    total = Fraction(0)
+    position = 0
+    while position < len(text):
+        part = _DURATION_PART.match(text, position)
+        if part is None:
+            return None
+        total += Fraction(part.group(1)) * DURATION_UNITS[part.group(2)]
+        position = part.end()
+    return total
+
+
+def _unit_hint(unit: str) -> str | None:
+    alias = _ALIASES.get(unit) or _ALIASES.get(unit.lower())
+    if alias is None:
+        return None
+    if alias.startswith("/"):
+        return f"did you mean a rate such as `5{alias}`?"
+    return alias
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+
+
+def parse_string(token: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
+    """The value of a double-quoted string token, with `\\"`, `\\\\`, `\\n` and `\\t` escapes."""
+    body = token[1:-1]
+    out: list[str] = []
+    index = 0
+    while index < len(body):
+        char = body[index]
+        if char == "\\" and index + 1 < len(body):
+            escaped = _ESCAPES.get(body[index + 1])
+            if escaped is None:
+                return BadLiteral(
+                    token,
+                    f"unknown escape `\\{body[index + 1]}` in a string "
+                    '(use \\", \\\\, \\n or \\t)',
+                    span=span,
+                )
+            out.append(escaped)
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+    return Literal(Kind.STRING, token, string="".join(out), span=span)

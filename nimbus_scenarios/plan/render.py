@@ -1,0 +1,271 @@
+"""A `Plan` as JSON (for other tools), as a table with an ASCII rate chart (for people), and the
+warnings a plan deserves (memory in flight). Reads only the plan."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from nimbus_scenarios.plan.timeline import ExpectationPlan, PhasePlan, Plan, Template, Text
+
+__all__ = ["MEMORY_WARN_MB", "memory_in_flight_mb", "plan_json", "plan_table", "plan_warnings", "rate_chart"]
+
+MEMORY_WARN_MB = 1024
+"""Planned stress memory in flight above this (one consumer pod's limit) earns a warning."""
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as plain JSON data; secrets are masked."""
+    return {
+        "scenario": plan.scenario,
+        "description": plan.description,
+        "duration_s": _r(plan.duration_s),
+        "phases_end_s": _r(plan.phases_end_s),
+        "scheduled_total": plan.scheduled_total,
+        "target": plan.target.shown() if plan.target else None,
+        "watch": (
+            {"deployment": plan.deployment, "namespace": plan.namespace}
+            if plan.deployment
+            else None
+        ),
+        "max_rate": plan.max_rate,
+        "params": dict(plan.params),
+        "settings": {
+            "timeout_s": plan.settings.timeout_s,
+            "max_inflight": plan.settings.max_inflight,
+            "connection_max_age_s": plan.settings.connection_max_age_s,
+            "trace_sample": plan.settings.trace_sample,
+            "stress_path": plan.settings.stress_path,
+            "headers": {k: v.shown() for k, v in plan.settings.headers},
+        },
+        "templates": {name: _template(t) for name, t in plan.templates.items()},
+        "phases": [_phase(p) for p in plan.phases],
+        "before": [_expectation(e) for e in plan.before],
+        "after": [_expectation(e) for e in plan.after],
+        "expectations": [_expectation(e) for e in plan.expectations],
+        "guards": [asdict(g) for g in plan.guards],
+        "cleanup": [asdict(c) for c in plan.cleanup],
+        "peak_memory_in_flight_mb": _r(memory_in_flight_mb(plan)),
+        "warnings": plan_warnings(plan),
+    }
+
+
+def _r(value: float) -> float:
+    return round(value, 6)
+
+
+def _shown(pairs: tuple[tuple[str, Text], ...]) -> dict[str, str]:
+    return {k: v.shown() for k, v in pairs}
+
+
+def _template(t: Template) -> dict[str, Any]:
+    return {
+        "method": t.method,
+        "path": t.path,
+        "query": _shown(t.query),
+        "headers": _shown(t.headers),
+        "body": t.body.shown() if t.body else None,
+        "ok_status": list(t.ok_status),
+        "stress": asdict(t.stress) if t.stress else None,
+    }
+
+
+def _phase(p: PhasePlan) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": p.name,
+        "start_s": _r(p.start_s),
+        "end_s": _r(p.end_s),
+        "shape": p.shape,
+        "shape_text": p.shape_text,
+        "spikes": list(p.spikes),
+        "mix": {name: weight for name, weight in p.mix},
+        "scheduled": dict(p.scheduled) if p.scheduled is not None else None,
+        "scheduled_total": p.scheduled_total,
+        "segments": [
+            {
+                "start_s": _r(s.start_s),
+                "end_s": _r(s.end_s),
+                "rate_start": _r(s.rate_start),
+                "rate_end": _r(s.rate_end),
+                "first": s.first,
+                "count": s.count,
+            }
+            for s in p.segments
+        ],
+        "expectations": [_expectation(e) for e in p.expectations],
+        "kills": [asdict(k) for k in p.kills],
+    }
+    if p.shape == "burst":
+        data["burst"] = {"size": p.burst_size, "every_s": p.burst_every_s, "count": p.burst_count}
+    if p.shape == "users":
+        data["users"] = {"count": p.users, "think_s": p.think_s}
+    return data
+
+
+def _expectation(e: ExpectationPlan) -> dict[str, Any]:
+    return {k: v for k, v in asdict(e).items() if v is not None}
+
+
+# ---------------------------------------------------------------- warnings
+
+
+def memory_in_flight_mb(plan: Plan) -> float:
+    """Peak stress memory held at once, by Little's law: rate x hold time x size, per phase."""
+    peak = 0.0
+    for phase in plan.phases:
+        per_request = 0.0  # MB-seconds of memory hold per arrival, averaged over the mix
+        total_weight = sum(w for _, w in phase.mix) or 1.0
+        for name, weight in phase.mix:
+            spec = plan.templates[name].stress if name in plan.templates else None
+            if spec is not None:
+                per_request += weight / total_weight * spec.memory_mb * spec.duration_s
+        if per_request == 0.0:
+            continue
+        if phase.shape == "users":
+            held = per_request / max((_mean_duration(plan, phase) + phase.think_s), 1e-9)
+            peak = max(peak, phase.users * held)
+        elif phase.shape == "burst":
+            peak = max(peak, phase.burst_size * per_request / max(phase.burst_every_s, 1e-9))
+            peak = max(peak, phase.burst_size * _max_memory(plan, phase))
+        else:
+            top = max((max(s.rate_start, s.rate_end) for s in phase.segments), default=0.0)
+            peak = max(peak, top * per_request)
+    return peak
+
+
+def _mean_duration(plan: Plan, phase: PhasePlan) -> float:
+    total = sum(w for _, w in phase.mix) or 1.0
+    result = 0.0
+    for name, weight in phase.mix:
+        spec = plan.templates[name].stress
+        result += weight / total * (2 * spec.duration_s if spec and not spec.async_mode else 0.01)
+    return result
+
+
+def _max_memory(plan: Plan, phase: PhasePlan) -> float:
+    sizes = [plan.templates[name].stress for name, _ in phase.mix]
+    return max((s.memory_mb for s in sizes if s is not None), default=0.0)
+
+
+def plan_warnings(plan: Plan) -> list[str]:
+    """Things about a valid plan that a user should hear before running it."""
+    warnings = []
+    memory = memory_in_flight_mb(plan)
+    if memory > MEMORY_WARN_MB:
+        warnings.append(
+            f"stress requests plan about {memory / 1024:.1f} GiB of memory in flight at peak "
+            f"(rate x hold time x size); a consumer pod is limited to 1 GiB, so pods may be "
+            "OOM-killed rather than scaled"
+        )
+    if plan.target is None:
+        warnings.append("no `target`: give one in the scenario or with --url when you run it")
+    return warnings
+
+
+# ---------------------------------------------------------------- people
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _requests(p: PhasePlan) -> str:
+    if p.scheduled_total is None:
+        return f"closed ({p.users} users)"
+    if not p.scheduled:
+        return "0"
+    parts = ", ".join(f"{count} {name}" for name, count in p.scheduled.items())
+    return f"{p.scheduled_total} ({parts})" if len(p.scheduled) > 1 else f"{p.scheduled_total} {parts.split(' ', 1)[1]}"
+
+
+def plan_table(plan: Plan) -> str:
+    """The plan for people: phases with offsets, shapes, requests and windows, totals, a chart."""
+    lines = [f'scenario "{plan.scenario}"' + (f": {plan.description}" if plan.description else "")]
+    if plan.target:
+        lines.append(f"target   {plan.target.shown()}")
+    if plan.deployment:
+        lines.append(f"watch    deployment {plan.deployment} in {plan.namespace or '(default namespace)'}")
+    if plan.params:
+        lines.append("params   " + ", ".join(f"{k}={v}" for k, v in plan.params.items()))
+    lines.append(f"rate cap {plan.max_rate:g}/s per process (--max-rate)")
+    lines.append("")
+    rows = [("#", "phase", "start", "end", "shape", "requests", "expectations")]
+    for p in plan.phases:
+        shape = p.shape_text + "".join(f"; {s}" for s in p.spikes)
+        expectations = "; ".join(_window(e) for e in p.expectations) or "-"
+        rows.append(
+            (
+                str(p.index + 1),
+                p.name,
+                _clock(p.start_s),
+                _clock(p.end_s),
+                shape,
+                _requests(p),
+                expectations,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("")
+    total = plan.scheduled_total
+    scheduled = f"{total:,} requests scheduled" if total is not None else (
+        f"{sum(p.scheduled_total or 0 for p in plan.phases):,} requests scheduled in open-model "
+        "phases, plus closed-model users"
+    )
+    lines.append(
+        f"total: {_clock(plan.phases_end_s)} of phases"
+        + (
+            f", {_clock(plan.duration_s)} with pending replica windows"
+            if plan.duration_s > plan.phases_end_s
+            else ""
+        )
+        + f"; {scheduled}"
+    )
+    for stage, items in (("before", plan.before), ("after", plan.after), ("scenario", plan.expectations)):
+        for e in items:
+            lines.append(f"{stage:<9}{_window(e)}")
+    for g in plan.guards:
+        lines.append(f"guard    {g.text}")
+    for c in plan.cleanup:
+        lines.append(f"cleanup  send {c.template or f'{c.method} {c.path}'}")
+    lines.append("")
+    lines.append(rate_chart(plan))
+    for warning in plan_warnings(plan):
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
+
+
+def _window(e: ExpectationPlan) -> str:
+    if e.window == "within" and e.start_s is not None and e.end_s is not None:
+        return f"{e.text} [{_clock(e.start_s)}-{_clock(e.end_s)}]"
+    return e.text
+
+
+def rate_chart(plan: Plan, width: int = 64, height: int = 8) -> str:
+    """Target rate over time as an ASCII chart (bursts shown at their average rate)."""
+    span = plan.phases_end_s
+    if span <= 0:
+        return ""
+    samples = []
+    for column in range(width):
+        lo = span * column / width
+        hi = span * (column + 1) / width
+        points = [plan.rate_at(lo + (hi - lo) * k / 8) for k in range(8)]
+        samples.append(max(points))
+    top = max(samples)
+    if top <= 0:
+        return "target rate: no open-model load"
+    rows = []
+    for level in range(height, 0, -1):
+        threshold = top * (level - 0.5) / height
+        label = f"{top * level / height:>7.1f}/s |" if level in {height, 1} else " " * 9 + " |"
+        rows.append(label + "".join("#" if s >= threshold else " " for s in samples))
+    rows.append(" " * 10 + "+" + "-" * width)
+    rows.append(" " * 11 + "0" + _clock(span).rjust(width - 1))
+    return "target rate over time\n" + "\n".join(rows)

@@ -1,0 +1,612 @@
+"""Compile validated nodes into a `Plan`: pure, JSON-serialisable data with no clock and no I/O.
+
+Offsets are seconds from the start of the first phase. Open-model load is a list of piecewise
+linear rate segments per phase (spikes already applied); request counts are computed with exact
+fractions by the rule of the language page: a phase whose rate integrates to I has ceil(I)
+arrivals, the k-th at the first moment the integral reaches k.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from nimbus_scenarios.language import nodes as n
+from nimbus_scenarios.language.fmt import format_expectation, format_guard, format_shape
+from nimbus_scenarios.language.params import Params
+from nimbus_scenarios.language.validate import DEFAULT_MAX_RATE, subject_kind
+from nimbus_scenarios.plan.arrivals import mix_counts
+
+__all__ = [
+    "SECRET",
+    "CleanupStep",
+    "ExpectationPlan",
+    "GuardPlan",
+    "KillPlan",
+    "PhasePlan",
+    "Plan",
+    "Segment",
+    "Settings",
+    "StressSpec",
+    "Template",
+    "Text",
+    "compile_plan",
+]
+
+SECRET = "***"
+"""How values from `env(...)` and credential headers are shown in plans, results and logs."""
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string that may come from `env("NAME")`: then it is resolved only when a run starts."""
+
+    value: str = ""
+    env: str | None = None
+    secret: bool = False
+
+    def shown(self) -> str:
+        """The text safe to print (secrets masked)."""
+        return SECRET if self.secret or self.env is not None else self.value
+
+
+@dataclass(frozen=True, slots=True)
+class StressSpec:
+    """A stress request's parameters in the consumer's units."""
+
+    cpu_intensity: int
+    memory_mb: int
+    duration_s: int
+    async_mode: bool
+    immediate_cleanup: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A request template: everything needed to build the HTTP request, plus what success is."""
+
+    name: str
+    method: str
+    path: str
+    query: tuple[tuple[str, Text], ...] = ()
+    headers: tuple[tuple[str, Text], ...] = ()
+    body: Text | None = None
+    ok_status: tuple[str, ...] = ("2xx", "3xx")
+    stress: StressSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Open-model load from `start_s` to `end_s` with the rate moving linearly between the two.
+
+    `first` is the index (within the phase) of the first arrival in the segment and `count`
+    how many arrivals fall in it, both computed exactly; `integral_start` is the phase's rate
+    integral at the segment start (arrival k sits where the integral reaches k).
+    """
+
+    start_s: float
+    end_s: float
+    rate_start: float
+    rate_end: float
+    first: int
+    count: int
+    integral_start: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectationPlan:
+    """One expectation with its scope and, for replica windows, the window's offsets."""
+
+    text: str
+    scope: str
+    kind: str  # replicas | latency | errors | achieved | succeeds
+    subject: str
+    comparator: str
+    value: float
+    window: str | None = None  # within | throughout | at end
+    window_s: float | None = None
+    start_s: float | None = None  # None for before/after: relative to the stage start
+    end_s: float | None = None
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPlan:
+    """An `abort when` guard."""
+
+    text: str
+    subject: str
+    comparator: str
+    value: float
+    over_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class KillPlan:
+    """`at T kill N pods`, with T as an offset from the run start."""
+
+    phase: str
+    at_s: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupStep:
+    """A request the cleanup stage sends: a named template or an inline method and path."""
+
+    template: str | None = None
+    method: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PhasePlan:
+    """One phase: where it sits, its load, what it sends and what it expects."""
+
+    name: str
+    index: int
+    start_s: float
+    end_s: float
+    shape: str  # rate | ramp | steps | users | burst | idle
+    shape_text: str
+    segments: tuple[Segment, ...] = ()
+    burst_size: int = 0
+    burst_every_s: float = 0.0
+    burst_count: int = 0
+    users: int = 0
+    think_s: float = 0.0
+    spikes: tuple[str, ...] = ()
+    mix: tuple[tuple[str, float], ...] = ()
+    scheduled: Mapping[str, int] | None = None
+    scheduled_total: int | None = None
+    expectations: tuple[ExpectationPlan, ...] = ()
+    kills: tuple[KillPlan, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        """The phase's length in seconds."""
+        return self.end_s - self.start_s
+
+    @property
+    def open_model(self) -> bool:
+        """Whether arrivals are scheduled in advance (everything but `users`)."""
+        return self.shape != "users"
+
+    def rate_at(self, t: float) -> float:
+        """The target arrival rate at run offset `t` (bursts averaged over their interval)."""
+        if not self.start_s <= t < self.end_s:
+            return 0.0
+        if self.shape == "burst":
+            return self.burst_size / self.burst_every_s
+        for segment in self.segments:
+            if segment.start_s <= t < segment.end_s:
+                width = segment.end_s - segment.start_s
+                share = (t - segment.start_s) / width if width > 0 else 0.0
+                return segment.rate_start + (segment.rate_end - segment.rate_start) * share
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The `settings` block with defaults applied."""
+
+    timeout_s: float = 30.0
+    max_inflight: int = 1000
+    connection_max_age_s: float = 30.0
+    trace_sample: float = 100.0
+    stress_path: str = "/process"
+    headers: tuple[tuple[str, Text], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A compiled scenario: the whole run as data."""
+
+    scenario: str
+    description: str
+    target: Text | None
+    deployment: str | None
+    namespace: str | None
+    settings: Settings
+    templates: Mapping[str, Template]
+    phases: tuple[PhasePlan, ...]
+    before: tuple[ExpectationPlan, ...] = ()
+    after: tuple[ExpectationPlan, ...] = ()
+    expectations: tuple[ExpectationPlan, ...] = ()
+    guards: tuple[GuardPlan, ...] = ()
+    cleanup: tuple[CleanupStep, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    max_rate: float = DEFAULT_MAX_RATE
+
+    @property
+    def phases_end_s(self) -> float:
+        """When the last phase ends."""
+        return self.phases[-1].end_s if self.phases else 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Phases plus the longest replica window that runs past them (the run waits for it)."""
+        windows = [e.end_s for p in self.phases for e in p.expectations if e.end_s is not None]
+        windows += [e.end_s for e in self.expectations if e.end_s is not None]
+        return max([self.phases_end_s, *windows])
+
+    @property
+    def scheduled_total(self) -> int | None:
+        """Requests the open-model phases schedule (None if any phase is closed-model)."""
+        totals = [p.scheduled_total for p in self.phases]
+        if any(t is None for t in totals):
+            return None
+        return sum(t for t in totals if t is not None)
+
+    def rate_at(self, t: float) -> float:
+        """The target rate at run offset `t`."""
+        for phase in self.phases:
+            if phase.start_s <= t < phase.end_s:
+                return phase.rate_at(t)
+        return 0.0
+
+
+# ---------------------------------------------------------------- compile
+
+
+def compile_plan(
+    scenario: n.Scenario, params: Params, *, max_rate: float = DEFAULT_MAX_RATE
+) -> Plan:
+    """Nodes (already validated without errors) to a `Plan`."""
+    c = _Compiler(params)
+    settings = c.settings(scenario.settings[0] if scenario.settings else None)
+    templates = {r.name.text: c.template(r, settings) for r in scenario.requests}
+    phases: list[PhasePlan] = []
+    start = Fraction(0)
+    for index, phase in enumerate(scenario.phases):
+        compiled = c.phase(phase, index, start)
+        phases.append(compiled)
+        start += c.exact(phase.duration)
+    end = start
+    watch = scenario.watches[0] if scenario.watches else None
+    return Plan(
+        scenario=c.string(scenario.name),
+        description=c.string(scenario.descriptions[0]) if scenario.descriptions else "",
+        target=c.text(scenario.targets[0]) if scenario.targets else None,
+        deployment=c.string(watch.deployment) if watch else None,
+        namespace=c.string(watch.namespace) if watch and watch.namespace else None,
+        settings=settings,
+        templates=templates,
+        phases=tuple(phases),
+        before=c.stage(scenario.befores, "before"),
+        after=c.stage(scenario.afters, "after"),
+        expectations=tuple(
+            c.expectation(e, "scenario", Fraction(0), end) for e in scenario.expectations
+        ),
+        guards=tuple(c.guard(a) for a in scenario.aborts),
+        cleanup=tuple(c.cleanup(scenario.cleanups)),
+        params={name: _shown(value) for name, value in params.values.items()},
+        max_rate=max_rate,
+    )
+
+
+def _shown(value: n.Value) -> str:
+    if isinstance(value, n.EnvRef):
+        return SECRET
+    if isinstance(value, n.Literal):
+        return value.string if value.kind is n.Kind.STRING else value.text
+    return getattr(value, "text", "")
+
+
+class _Compiler:
+    def __init__(self, params: Params) -> None:
+        self.params = params
+
+    def literal(self, value: n.Value | None) -> n.Literal:
+        resolved = self.params.resolve(value) if value is not None else None
+        if not isinstance(resolved, n.Literal):
+            raise TypeError(f"compile_plan needs a validated scenario; got {resolved!r}")
+        return resolved
+
+    def exact(self, value: n.Value | None) -> Fraction:
+        return self.literal(value).exact
+
+    def number(self, value: n.Value | None, default: float = 0.0) -> float:
+        return default if value is None else float(self.exact(value))
+
+    def string(self, value: n.Value | None) -> str:
+        return self.literal(value).string
+
+    def text(self, value: n.Value, *, secret: bool = False) -> Text:
+        resolved = self.params.resolve(value)
+        if isinstance(resolved, n.EnvRef):
+            return Text(env=resolved.variable, secret=True)
+        literal = self.literal(resolved)
+        plain = literal.string if literal.kind is n.Kind.STRING else literal.text
+        return Text(plain, secret=secret)
+
+    def settings(self, block: n.Settings | None) -> Settings:
+        if block is None:
+            return Settings()
+        values = {s.key: s.value for s in block.settings}
+        defaults = Settings()
+        return Settings(
+            timeout_s=self.number(values.get("timeout"), defaults.timeout_s),
+            max_inflight=int(self.number(values.get("max_inflight"), defaults.max_inflight)),
+            connection_max_age_s=self.number(
+                values.get("connection_max_age"), defaults.connection_max_age_s
+            ),
+            trace_sample=self.number(values.get("trace_sample"), defaults.trace_sample),
+            stress_path=(
+                self.string(values["stress_path"])
+                if "stress_path" in values
+                else defaults.stress_path
+            ),
+            headers=self.headers(block.headers),
+        )
+
+    def headers(self, headers: Iterable[n.Header]) -> tuple[tuple[str, Text], ...]:
+        result = []
+        for header in headers:
+            name = self.string(header.name)
+            result.append((name, self.text(header.value, secret=name.lower() in SECRET_HEADERS)))
+        return tuple(result)
+
+    def template(self, request: n.Request, settings: Settings) -> Template:
+        if isinstance(request, n.StressRequest):
+            return self.stress(request, settings)
+        statuses = tuple(self.literal(s).text for s in request.expect_status) or ("2xx", "3xx")
+        return Template(
+            name=request.name.text,
+            method=request.method,
+            path=self.string(request.path),
+            query=tuple((q.key.text, self.text(q.value)) for q in request.queries),
+            headers=settings.headers + self.headers(request.headers),
+            body=self.text(request.bodies[0]) if request.bodies else None,
+            ok_status=statuses,
+        )
+
+    def stress(self, request: n.StressRequest, settings: Settings) -> Template:
+        options = {s.option: s for s in request.settings}
+
+        def option(key: n.StressOption, default: Fraction) -> Fraction:
+            setting = options.get(key)
+            return self.exact(setting.value) if setting and setting.value else default
+
+        spec = StressSpec(
+            cpu_intensity=int(option(n.StressOption.CPU, Fraction(1))),
+            memory_mb=int(option(n.StressOption.MEMORY, Fraction(10 * 1024 * 1024)) / 1024**2),
+            duration_s=int(option(n.StressOption.FOR, Fraction(1))),
+            async_mode=n.StressOption.SYNC not in options,
+            immediate_cleanup=n.StressOption.KEEP not in options,
+        )
+        query = [
+            ("cpu_intensity", Text(str(spec.cpu_intensity))),
+            ("memory_size", Text(str(spec.memory_mb))),
+            ("duration", Text(str(spec.duration_s))),
+            ("async_mode", Text("true" if spec.async_mode else "false")),
+        ]
+        if not spec.immediate_cleanup:
+            query.append(("immediate_cleanup", Text("false")))
+        return Template(
+            name=request.name.text,
+            method="POST",
+            path=settings.stress_path,
+            query=tuple(query),
+            headers=settings.headers,
+            stress=spec,
+        )
+
+    # -------------------------------------------------------- phases
+    def phase(self, phase: n.Phase, index: int, start: Fraction) -> PhasePlan:
+        name = self.string(phase.name)
+        length = self.exact(phase.duration)
+        end = start + length
+        shape = phase.shapes[0]
+        base = PhasePlan(
+            name=name,
+            index=index,
+            start_s=float(start),
+            end_s=float(end),
+            shape=str(shape.kind),
+            shape_text=format_shape(
+                replace(shape, args=tuple(self.params.resolve(a) if a else a for a in shape.args))
+            ),
+            spikes=tuple(
+                f"spike {self.literal(s.rate).text} for {self.literal(s.duration).text} "
+                f"at {self.literal(s.at).text}"
+                for s in phase.spikes
+            ),
+            mix=self.mix(phase),
+            expectations=tuple(self.expectation(e, name, start, end) for e in phase.expectations),
+            kills=tuple(
+                KillPlan(name, float(start + self.exact(k.at)), int(self.exact(k.count)))
+                for k in phase.kills
+            ),
+        )
+        kind = shape.kind
+        if kind is n.ShapeKind.USERS:
+            return replace(
+                base,
+                users=int(self.exact(shape.args[0])),
+                think_s=self.number(shape.args[1]),
+            )
+        if kind is n.ShapeKind.BURST:
+            size = int(self.exact(shape.args[0]))
+            every = self.exact(shape.args[1])
+            count = math.ceil(length / every)
+            return self._counted(
+                replace(base, burst_size=size, burst_every_s=float(every), burst_count=count),
+                size * count,
+            )
+        pieces = self.rate_pieces(shape, length)
+        pieces = self.apply_spikes(pieces, phase.spikes)
+        segments, total = _segments(pieces, start)
+        return self._counted(replace(base, segments=tuple(segments)), total)
+
+    def _counted(self, phase: PhasePlan, total: int) -> PhasePlan:
+        weights = [Fraction(w).limit_denominator(10**6) for _, w in phase.mix]
+        counts = mix_counts(weights, total) if phase.mix else []
+        scheduled = {name: count for (name, _), count in zip(phase.mix, counts, strict=True)}
+        return replace(phase, scheduled=scheduled, scheduled_total=total)
+
+    def mix(self, phase: n.Phase) -> tuple[tuple[str, float], ...]:
+        if not phase.sends:
+            return ()
+        send = phase.sends[0]
+        return tuple(
+            (w.request.text, float(self.exact(w.weight)) if w.weight is not None else 100.0)
+            for w in send.mix
+        )
+
+    def rate_pieces(
+        self, shape: n.Shape, length: Fraction
+    ) -> list[tuple[Fraction, Fraction, Fraction, Fraction]]:
+        """(start, end, rate at start, rate at end) relative to the phase start."""
+        match shape.kind:
+            case n.ShapeKind.RATE:
+                r = self.exact(shape.args[0])
+                return [(Fraction(0), length, r, r)]
+            case n.ShapeKind.RAMP:
+                return [(Fraction(0), length, self.exact(shape.args[0]), self.exact(shape.args[1]))]
+            case n.ShapeKind.STEPS:
+                first, last = self.exact(shape.args[0]), self.exact(shape.args[1])
+                count = int(self.exact(shape.args[2]))
+                width = length / count
+                pieces = []
+                for j in range(count):
+                    r = first if count == 1 else first + (last - first) * j / (count - 1)
+                    pieces.append((width * j, width * (j + 1), r, r))
+                return pieces
+            case _:
+                return [(Fraction(0), length, Fraction(0), Fraction(0))]
+
+    def apply_spikes(
+        self,
+        pieces: list[tuple[Fraction, Fraction, Fraction, Fraction]],
+        spikes: Iterable[n.Spike],
+    ) -> list[tuple[Fraction, Fraction, Fraction, Fraction]]:
+        for spike in spikes:
+            at = self.exact(spike.at)
+            until = at + self.exact(spike.duration)
+            rate = self.exact(spike.rate)
+            result: list[tuple[Fraction, Fraction, Fraction, Fraction]] = []
+            for start, end, r0, r1 in pieces:
+                for lo, hi in ((start, min(end, at)), (max(start, until), end)):
+                    if lo < hi:
+                        result.append((lo, hi, _lerp(start, end, r0, r1, lo), _lerp(start, end, r0, r1, hi)))
+            result.append((at, until, rate, rate))
+            pieces = sorted(result)
+        return pieces
+
+    # -------------------------------------------------------- expectations
+    def expectation(
+        self, item: n.Expectation, scope: str, start: Fraction, end: Fraction
+    ) -> ExpectationPlan:
+        text = format_expectation(item)
+        if isinstance(item, n.Succeeds):
+            within = self.number(item.within) if item.within is not None else None
+            return ExpectationPlan(
+                text=text,
+                scope=scope,
+                kind="succeeds",
+                subject="succeeds",
+                comparator="==",
+                value=1.0,
+                window="within" if within is not None else None,
+                window_s=within,
+                request=item.request.text,
+            )
+        subject = " ".join(name.text for name in item.subject)
+        kind = subject_kind(subject)
+        if kind == "replicas" and subject == "replicas":
+            subject = "ready replicas"
+        plan = ExpectationPlan(
+            text=text,
+            scope=scope,
+            kind=kind,
+            subject=subject,
+            comparator=str(item.comparator),
+            value=float(self.exact(item.value)),
+        )
+        if item.window is None:
+            return plan
+        staged = scope in {"before", "after"}
+        window = item.window
+        if window.kind is n.WindowKind.WITHIN:
+            width = self.exact(window.duration)
+            return replace(
+                plan,
+                window="within",
+                window_s=float(width),
+                start_s=None if staged else float(start),
+                end_s=None if staged else float(start + width),
+            )
+        return replace(
+            plan,
+            window=str(window.kind),
+            start_s=float(start),
+            end_s=float(end),
+        )
+
+    def stage(self, blocks: Iterable[n.Block], scope: str) -> tuple[ExpectationPlan, ...]:
+        return tuple(
+            self.expectation(item, scope, Fraction(0), Fraction(0))
+            for block in blocks
+            for item in block.items
+            if isinstance(item, n.Compare | n.Succeeds)
+        )
+
+    def guard(self, abort: n.Abort) -> GuardPlan:
+        return GuardPlan(
+            text=format_guard(abort),
+            subject=" ".join(name.text for name in abort.subject),
+            comparator=str(abort.comparator),
+            value=float(self.exact(abort.value)),
+            over_s=self.number(abort.over) if abort.over is not None else None,
+        )
+
+    def cleanup(self, blocks: Iterable[n.Block]) -> list[CleanupStep]:
+        steps = []
+        for block in blocks:
+            for item in block.items:
+                if not isinstance(item, n.Send):
+                    continue
+                if item.method is not None:
+                    steps.append(CleanupStep(method=item.method, path=self.string(item.path)))
+                else:
+                    steps.append(CleanupStep(template=item.mix[0].request.text))
+        return steps
+
+
+def _lerp(start: Fraction, end: Fraction, r0: Fraction, r1: Fraction, at: Fraction) -> Fraction:
+    if end == start:
+        return r0
+    return r0 + (r1 - r0) * (at - start) / (end - start)
+
+
+def _segments(
+    pieces: list[tuple[Fraction, Fraction, Fraction, Fraction]], offset: Fraction
+) -> tuple[list[Segment], int]:
+    """Segments with exact arrival counts: arrival k lies in the piece whose integral covers it."""
+    segments = []
+    cumulative = Fraction(0)
+    for start, end, r0, r1 in pieces:
+        area = (r0 + r1) * (end - start) / 2
+        first = math.ceil(cumulative)
+        integral_start = float(cumulative)
+        cumulative += area
+        count = math.ceil(cumulative) - first
+        segments.append(
+            Segment(
+                start_s=float(offset + start),
+                end_s=float(offset + end),
+                rate_start=float(r0),
+                rate_end=float(r1),
+                first=first,
+                count=count,
+                integral_start=integral_start,
+            )
+        )
+    return segments, math.ceil(cumulative)
+
+
