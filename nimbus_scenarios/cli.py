@@ -1,4 +1,4 @@
-"""The command line: argument parsing, the seed's `--test` form, and exit codes; no logic of its own.
+"""The command line: argument parsing, the seed's `--test` form and exit codes; no logic of its own.
 
 Imports are lazy so that `validate` and `plan` start fast (no httpx, kubernetes or OpenTelemetry).
 """
@@ -9,21 +9,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["ExitCode", "build_parser", "main"]
+from nimbus_scenarios.exit_codes import ExitCode
 
-
-class ExitCode(IntEnum):
-    """Exit codes, as in the language page (precedence: 2, then 3, then 1, then 4)."""
-
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    ABORTED = 3
-    INFRASTRUCTURE = 4
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,11 +47,66 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="list the built-in scenarios")
 
+    run = commands.add_parser("run", help="play a scenario against a service and judge it")
+    run.add_argument("scenario", metavar="FILE|NAME")
+    _add_run_options(run)
+
     fmt = commands.add_parser("fmt", help="print a scenario file in canonical form")
     fmt.add_argument("files", nargs="+", metavar="FILE")
     fmt.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted")
     fmt.add_argument("--write", "-w", action="store_true", help="rewrite the files in place")
     return parser
+
+
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    _add_sets(run)
+    run.add_argument("--url", help="the service's base URL (overrides the scenario's `target`)")
+    run.add_argument(
+        "--monitor", action="store_true", help="show live progress (a status line every 10 s)"
+    )
+    run.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="also send the consumer's DELETE /process/cleanup at the end",
+    )
+    run.add_argument(
+        "--results", metavar="PATH", help="results file (default results/<scenario>-<run id>.json)"
+    )
+    run.add_argument(
+        "--local",
+        action="store_true",
+        help="start a local reference consumer on loopback and run against it",
+    )
+    run.add_argument(
+        "--transport",
+        choices=("aiohttp", "httpx-aiohttp", "httpx"),
+        default="aiohttp",
+        help="HTTP client for the load (default aiohttp, the fastest measured)",
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, wait this long for requests in flight (default 10)",
+    )
+    run.add_argument(
+        "--max-duration",
+        type=_duration_arg,
+        default=None,
+        metavar="D",
+        help="abort the run after this long (e.g. 15m), exit 3 with results kept",
+    )
+
+
+def _duration_arg(text: str) -> float:
+    from nimbus_scenarios.language.literals import parse_value
+    from nimbus_scenarios.language.nodes import Kind, Literal
+
+    value = parse_value(text)
+    if isinstance(value, Literal) and value.kind is Kind.DURATION and value.exact > 0:
+        return value.number
+    raise argparse.ArgumentTypeError(f"expected a duration such as 90s or 15m, got {text!r}")
 
 
 def _add_sets(parser: argparse.ArgumentParser) -> None:
@@ -81,9 +127,43 @@ def _add_sets(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_COMMANDS = ("validate", "plan", "list", "fmt", "run")
+
+
+def seed_form(argv: list[str]) -> list[str]:
+    """The seed generator's form `--url=U --test=heavy --monitor --cleanup` as `run heavy ...`.
+
+    An unknown `--test` name is a usage error listing the built-in names.
+    """
+    if not argv or argv[0] in _COMMANDS or not any(a.split("=")[0] == "--test" for a in argv):
+        return argv
+    rest: list[str] = []
+    test: str | None = None
+    items = iter(argv)
+    for item in items:
+        if item == "--test":
+            test = next(items, "")
+        elif item.startswith("--test="):
+            test = item.split("=", 1)[1]
+        else:
+            rest.append(item)
+    from nimbus_scenarios.catalog import builtin_names
+
+    names = builtin_names()
+    if test not in names:
+        _usage(f"--test: unknown test type {test!r}; built-in scenarios: {', '.join(names)}")
+    return ["run", str(test), *rest]
+
+
+def _usage(message: str) -> NoReturn:
+    print(f"nimbus-scenarios: error: {message}", file=sys.stderr)
+    raise SystemExit(ExitCode.USAGE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    arguments = seed_form(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(arguments)
     from nimbus_scenarios.language.errors import ScenarioError
 
     try:
@@ -96,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _list()
             case "fmt":
                 return _fmt(args)
+            case "run":
+                from nimbus_scenarios.cli_run import run_command
+
+                return run_command(args)
             case _:
                 build_parser().print_help(sys.stderr)
                 return ExitCode.USAGE

@@ -125,7 +125,9 @@ class _Printer:
     def close(self, depth: int, end: n.Span) -> None:
         self.lines.append(_Line("}", depth, end.line, closes=True))
 
-    def block(self, head: str, depth: int, span: n.Span, end: n.Span, body: list[tuple[str, n.Span]]) -> None:
+    def block(
+        self, head: str, depth: int, span: n.Span, end: n.Span, body: list[tuple[str, n.Span]]
+    ) -> None:
         self.line(f"{head} {{", depth, span)
         for text, anchor in body:
             self.line(text, depth + 1, anchor)
@@ -166,8 +168,10 @@ def format_scenario(scenario: n.Scenario, source: Source | None = None) -> str:
         body = [(format_shape(x), x.span) for x in phase.shapes]
         body += [
             (
-                f"spike {format_value(x.rate)} for {format_value(x.duration)} "
-                f"at {format_value(x.at)}",
+                (
+                    f"spike {format_value(x.rate)} for {format_value(x.duration)} "
+                    f"at {format_value(x.at)}"
+                ),
                 x.span,
             )
             for x in phase.spikes

@@ -134,8 +134,7 @@ def parse_string(token: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
             if escaped is None:
                 return BadLiteral(
                     token,
-                    f"unknown escape `\\{body[index + 1]}` in a string "
-                    '(use \\", \\\\, \\n or \\t)',
+                    f'unknown escape `\\{body[index + 1]}` in a string (use \\", \\\\, \\n or \\t)',
                     span=span,
                 )
             out.append(escaped)

@@ -24,10 +24,6 @@ class Span:
 NO_SPAN = Span(0, 0, 0, 0)
 
 
-def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)
-
-
 class Kind(StrEnum):
     """The kinds of value the language knows; `--set` overrides must keep a param's kind."""
 
@@ -53,7 +49,7 @@ class Literal:
     text: str
     exact: Fraction = Fraction(0)
     string: str = ""
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
     @property
     def number(self) -> float:
@@ -68,7 +64,7 @@ class BadLiteral:
     text: str
     message: str
     hint: str | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +72,7 @@ class ParamRef:
     """`$name`: the value of a param, resolved by `params` before validation's kind checks."""
 
     name: str
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +80,7 @@ class EnvRef:
     """`env("NAME")`: an environment variable read when the run starts; always a secret string."""
 
     variable: str
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 Value = Literal | BadLiteral | ParamRef | EnvRef
@@ -122,7 +118,7 @@ class Name:
     """An identifier as written, with where it was written."""
 
     text: str
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- requests
@@ -134,7 +130,7 @@ class Header:
 
     name: Value
     value: Value
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +139,7 @@ class Query:
 
     key: Name
     value: Value
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +153,7 @@ class HttpRequest:
     headers: tuple[Header, ...] = ()
     bodies: tuple[Value, ...] = ()
     expect_status: tuple[Value, ...] = ()
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 class StressOption(StrEnum):
@@ -177,7 +173,7 @@ class StressSetting:
 
     option: StressOption
     value: Value | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +182,7 @@ class StressRequest:
 
     name: Name
     settings: tuple[StressSetting, ...]
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 Request = HttpRequest | StressRequest
@@ -209,7 +205,7 @@ class Window:
 
     kind: WindowKind
     duration: Value | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +216,7 @@ class Compare:
     comparator: Comparator
     value: Value
     window: Window | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +225,7 @@ class Succeeds:
 
     request: Name
     within: Value | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 Expectation = Compare | Succeeds
@@ -243,7 +239,7 @@ class Abort:
     comparator: Comparator
     value: Value
     over: Value | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- phases
@@ -266,7 +262,7 @@ class Shape:
 
     kind: ShapeKind
     args: tuple[Value | None, ...] = ()
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +272,7 @@ class Spike:
     rate: Value
     duration: Value
     at: Value
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +281,7 @@ class Weighted:
 
     weight: Value | None
     request: Name
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +291,7 @@ class Send:
     mix: tuple[Weighted, ...] = ()
     method: str | None = None
     path: Value | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +300,7 @@ class Kill:
 
     at: Value
     count: Value
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,8 +314,8 @@ class Phase:
     sends: tuple[Send, ...] = ()
     expectations: tuple[Expectation, ...] = ()
     kills: tuple[Kill, ...] = ()
-    span: Span = _span()
-    end: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    end: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- scenario
@@ -331,7 +327,7 @@ class Param:
 
     name: Name
     value: Value
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +336,7 @@ class Setting:
 
     key: str
     value: Value
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,8 +345,8 @@ class Settings:
 
     settings: tuple[Setting, ...] = ()
     headers: tuple[Header, ...] = ()
-    span: Span = _span()
-    end: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    end: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +355,7 @@ class Watch:
 
     deployment: Value
     namespace: Value | None = None
-    span: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,8 +363,8 @@ class Block:
     """A `before`, `after` or `cleanup` block: its statements in order, and where it ends."""
 
     items: tuple[Expectation, ...] | tuple[Send, ...] = ()
-    span: Span = _span()
-    end: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    end: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,5 +387,5 @@ class Scenario:
     expectations: tuple[Expectation, ...] = ()
     aborts: tuple[Abort, ...] = ()
     cleanups: tuple[Block, ...] = ()
-    span: Span = _span()
-    end: Span = _span()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    end: Span = field(default=NO_SPAN, compare=False, repr=False)

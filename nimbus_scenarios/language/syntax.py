@@ -87,7 +87,11 @@ def parse(source: Source) -> n.Scenario:
     if not source.text.strip() or _only_comments(source.text):
         raise ScenarioError(
             source,
-            [Diagnostic('the file is empty: expected `scenario "NAME" { ... }`', n.Span(1, 1, 1, 1))],
+            [
+                Diagnostic(
+                    'the file is empty: expected `scenario "NAME" { ... }`', n.Span(1, 1, 1, 1)
+                )
+            ],
         )
     from lark.exceptions import UnexpectedInput
 
@@ -135,9 +139,11 @@ def _unexpected_character(source: Source, exc: Any) -> Diagnostic:
     char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
     span = n.Span(line, column, line, column + 1)
     if char == '"':
-        return Diagnostic("unterminated string: add the closing `\"` on this line", span)
+        return Diagnostic('unterminated string: add the closing `"` on this line', span)
     if char == "-":
-        return Diagnostic("unexpected `-`: negative values are not allowed (use `->` in ramps)", span)
+        return Diagnostic(
+            "unexpected `-`: negative values are not allowed (use `->` in ramps)", span
+        )
     if char == "$":
         return Diagnostic("`$` must be followed by a param name, as in `$peak`", span)
     shown = char if char.isprintable() and not char.isspace() else repr(char)
@@ -197,7 +203,9 @@ def _terminal_patterns() -> dict[str, str]:
     """Terminal name to the literal text of string terminals (keywords and punctuation)."""
     from lark.lexer import PatternStr
 
-    return {t.name: t.pattern.value for t in parser().terminals if isinstance(t.pattern, PatternStr)}
+    return {
+        t.name: t.pattern.value for t in parser().terminals if isinstance(t.pattern, PatternStr)
+    }
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -208,7 +216,7 @@ def _is_keyword(terminal: str) -> bool:
     return text is not None and _IDENTIFIER.fullmatch(text) is not None
 
 
-def _KEYWORD_TYPES() -> set[str]:  # noqa: N802 - reads as the constant set it is
+def _KEYWORD_TYPES() -> set[str]:
     return {name for name in _terminal_patterns() if _is_keyword(name)}
 
 

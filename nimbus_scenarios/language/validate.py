@@ -46,12 +46,79 @@ STRESS_RANGES = {
 }
 
 RESERVED = frozenset(
-    """scenario description target watch deployment namespace param settings request stress
-    cpu memory for sync async keep before after phase expect abort when cleanup rate ramp steps
-    in users think burst every idle spike at send kill pods replicas ready desired within
-    throughout end over succeeds timeout max_inflight connection_max_age trace_sample
-    stress_path header query body status env true false GET POST PUT PATCH DELETE HEAD
-    p50 p90 p95 p99 max mean errors achieved""".split()
+    [
+        "scenario",
+        "description",
+        "target",
+        "watch",
+        "deployment",
+        "namespace",
+        "param",
+        "settings",
+        "request",
+        "stress",
+        "cpu",
+        "memory",
+        "for",
+        "sync",
+        "async",
+        "keep",
+        "before",
+        "after",
+        "phase",
+        "expect",
+        "abort",
+        "when",
+        "cleanup",
+        "rate",
+        "ramp",
+        "steps",
+        "in",
+        "users",
+        "think",
+        "burst",
+        "every",
+        "idle",
+        "spike",
+        "at",
+        "send",
+        "kill",
+        "pods",
+        "replicas",
+        "ready",
+        "desired",
+        "within",
+        "throughout",
+        "end",
+        "over",
+        "succeeds",
+        "timeout",
+        "max_inflight",
+        "connection_max_age",
+        "trace_sample",
+        "stress_path",
+        "header",
+        "query",
+        "body",
+        "status",
+        "env",
+        "true",
+        "false",
+        "GET",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "HEAD",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "mean",
+        "errors",
+        "achieved",
+    ]
 )
 _SETTING_KINDS = {
     "timeout": n.Kind.DURATION,
@@ -162,8 +229,7 @@ class _Checker:
             return None
         if literal.exact > MAX_DURATION_S:
             self.error(
-                f"{what} of `{literal.text}` is longer than the limit of "
-                f"{MAX_DURATION_S // 3600}h",
+                f"{what} of `{literal.text}` is longer than the limit of {MAX_DURATION_S // 3600}h",
                 value.span,
             )
             return None
@@ -263,7 +329,10 @@ class _Checker:
             )
 
     def watch(self, watch: n.Watch) -> None:
-        for value, what in ((watch.deployment, "the deployment name"), (watch.namespace, "the namespace")):
+        for value, what in (
+            (watch.deployment, "the deployment name"),
+            (watch.namespace, "the namespace"),
+        ):
             text = self.text(value, what)
             if text is not None and value is not None and not _is_dns_label(text):
                 self.error(
@@ -509,10 +578,15 @@ class _Checker:
                 pass
 
     def spikes(self, phase: n.Phase, shape: n.Shape | None, length: Fraction | None) -> None:
-        if phase.spikes and shape is not None and shape.kind in {
-            n.ShapeKind.USERS,
-            n.ShapeKind.BURST,
-        }:
+        if (
+            phase.spikes
+            and shape is not None
+            and shape.kind
+            in {
+                n.ShapeKind.USERS,
+                n.ShapeKind.BURST,
+            }
+        ):
             self.error(
                 f"`spike` works with `rate`, `ramp`, `steps` and `idle`, not `{shape.kind}`",
                 phase.spikes[0].span,
@@ -534,9 +608,7 @@ class _Checker:
                 continue
             for start, end, other in windows:
                 if at < end and start < at + span_d:
-                    self.error(
-                        f"this spike overlaps the one at line {other.span.line}", spike.span
-                    )
+                    self.error(f"this spike overlaps the one at line {other.span.line}", spike.span)
             windows.append((at, at + span_d, spike))
 
     def sends(self, phase: n.Phase, shape: n.Shape | None) -> None:
@@ -596,12 +668,10 @@ class _Checker:
         at = self.duration(kill.at, "a kill's time (`at`)", positive=False)
         self.integer(kill.count, "the number of pods to kill", 1, 1000)
         if at is not None and length is not None and at >= length:
-            self.error(
-                f"`at {_secs(at)}` is not inside its {_secs(length)} phase", kill.at.span
-            )
+            self.error(f"`at {_secs(at)}` is not inside its {_secs(length)} phase", kill.at.span)
         if not self.has_watch:
             self.error(
-                "`kill` needs `watch deployment \"NAME\"` to know which pods to delete", kill.span
+                '`kill` needs `watch deployment "NAME"` to know which pods to delete', kill.span
             )
 
     # ------------------------------------------------------------ expectations
@@ -624,9 +694,7 @@ class _Checker:
     ) -> None:
         if isinstance(item, n.Succeeds):
             if scope not in {"before", "after"}:
-                self.error(
-                    "`expect NAME succeeds` belongs in `before` or `after`", item.span
-                )
+                self.error("`expect NAME succeeds` belongs in `before` or `after`", item.span)
             self.known_request(item.request)
             if item.within is not None:
                 self.duration(item.within, "`within`")
@@ -661,7 +729,7 @@ class _Checker:
         self.integer(item.value, "a replica count", 0, 10_000)
         if not self.has_watch:
             self.error(
-                "a replica expectation needs `watch deployment \"NAME\"` (or --deployment)",
+                'a replica expectation needs `watch deployment "NAME"` (or --deployment)',
                 item.span,
             )
         window = item.window
@@ -686,9 +754,7 @@ class _Checker:
             else:
                 self.percent(abort.value, "`errors`")
             if abort.over is None:
-                self.error(
-                    f"`abort when {subject} ...` needs a window: `over 30s`", abort.span
-                )
+                self.error(f"`abort when {subject} ...` needs a window: `over 30s`", abort.span)
             else:
                 self.duration(abort.over, "`over`")
             return
@@ -697,9 +763,7 @@ class _Checker:
             if abort.over is not None:
                 self.error("`abort when replicas ...` takes no window", abort.over.span)
             if not self.has_watch:
-                self.error(
-                    "`abort when replicas` needs `watch deployment \"NAME\"`", abort.span
-                )
+                self.error('`abort when replicas` needs `watch deployment "NAME"`', abort.span)
             return
         guards = ("errors", *LATENCY_SUBJECTS, "replicas")
         self.error(

@@ -8,7 +8,14 @@ from typing import Any
 
 from nimbus_scenarios.plan.timeline import ExpectationPlan, PhasePlan, Plan, Template, Text
 
-__all__ = ["MEMORY_WARN_MB", "memory_in_flight_mb", "plan_json", "plan_table", "plan_warnings", "rate_chart"]
+__all__ = [
+    "MEMORY_WARN_MB",
+    "memory_in_flight_mb",
+    "plan_json",
+    "plan_table",
+    "plan_warnings",
+    "rate_chart",
+]
 
 MEMORY_WARN_MB = 1024
 """Planned stress memory in flight above this (one consumer pod's limit) earns a warning."""
@@ -78,7 +85,7 @@ def _phase(p: PhasePlan) -> dict[str, Any]:
         "shape": p.shape,
         "shape_text": p.shape_text,
         "spikes": list(p.spikes),
-        "mix": {name: weight for name, weight in p.mix},
+        "mix": dict(p.mix),
         "scheduled": dict(p.scheduled) if p.scheduled is not None else None,
         "scheduled_total": p.scheduled_total,
         "segments": [
@@ -178,7 +185,11 @@ def _requests(p: PhasePlan) -> str:
     if not p.scheduled:
         return "0"
     parts = ", ".join(f"{count} {name}" for name, count in p.scheduled.items())
-    return f"{p.scheduled_total} ({parts})" if len(p.scheduled) > 1 else f"{p.scheduled_total} {parts.split(' ', 1)[1]}"
+    return (
+        f"{p.scheduled_total} ({parts})"
+        if len(p.scheduled) > 1
+        else f"{p.scheduled_total} {parts.split(' ', 1)[1]}"
+    )
 
 
 def plan_table(plan: Plan) -> str:
@@ -187,7 +198,9 @@ def plan_table(plan: Plan) -> str:
     if plan.target:
         lines.append(f"target   {plan.target.shown()}")
     if plan.deployment:
-        lines.append(f"watch    deployment {plan.deployment} in {plan.namespace or '(default namespace)'}")
+        lines.append(
+            f"watch    deployment {plan.deployment} in {plan.namespace or '(default namespace)'}"
+        )
     if plan.params:
         lines.append("params   " + ", ".join(f"{k}={v}" for k, v in plan.params.items()))
     lines.append(f"rate cap {plan.max_rate:g}/s per process (--max-rate)")
@@ -214,9 +227,14 @@ def plan_table(plan: Plan) -> str:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     total = plan.scheduled_total
-    scheduled = f"{total:,} requests scheduled" if total is not None else (
-        f"{sum(p.scheduled_total or 0 for p in plan.phases):,} requests scheduled in open-model "
-        "phases, plus closed-model users"
+    scheduled = (
+        f"{total:,} requests scheduled"
+        if total is not None
+        else (
+            f"{sum(p.scheduled_total or 0 for p in plan.phases):,} requests scheduled in "
+            "open-model "
+            "phases, plus closed-model users"
+        )
     )
     lines.append(
         f"total: {_clock(plan.phases_end_s)} of phases"
@@ -227,7 +245,11 @@ def plan_table(plan: Plan) -> str:
         )
         + f"; {scheduled}"
     )
-    for stage, items in (("before", plan.before), ("after", plan.after), ("scenario", plan.expectations)):
+    for stage, items in (
+        ("before", plan.before),
+        ("after", plan.after),
+        ("scenario", plan.expectations),
+    ):
         for e in items:
             lines.append(f"{stage:<9}{_window(e)}")
     for g in plan.guards:

@@ -493,7 +493,9 @@ class _Compiler:
             for start, end, r0, r1 in pieces:
                 for lo, hi in ((start, min(end, at)), (max(start, until), end)):
                     if lo < hi:
-                        result.append((lo, hi, _lerp(start, end, r0, r1, lo), _lerp(start, end, r0, r1, hi)))
+                        result.append(
+                            (lo, hi, _lerp(start, end, r0, r1, lo), _lerp(start, end, r0, r1, hi))
+                        )
             result.append((at, until, rate, rate))
             pieces = sorted(result)
         return pieces
@@ -608,5 +610,3 @@ def _segments(
             )
         )
     return segments, math.ceil(cumulative)
-
-

@@ -1,0 +1,171 @@
+"""The dispatcher: sends one request through the transport and records it, on the hot path.
+
+Shared by the open-model pacer and the closed-model users. It owns the in-flight count and the
+`max_inflight` cap (an open-model arrival over the cap is dropped, never queued), the tasks of
+requests in flight (so a stop can wait for them), and the send-lateness histogram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from nimbus_scenarios.engine.stats import LatencyHistogram, PhaseStats
+from nimbus_scenarios.engine.transport import LoadTransport, Outcome, PreparedRequest, prepare
+from nimbus_scenarios.plan.timeline import Template, Text
+
+__all__ = [
+    "CompiledTemplate",
+    "Dispatcher",
+    "MissingEnvironment",
+    "RequestObserver",
+    "compile_templates",
+    "ok_statuses",
+    "resolve_text",
+]
+
+RequestObserver = Callable[[str, str, float, float, float, Outcome, bool], None]
+"""Called for every finished request: (phase, template, scheduled, sent, done, outcome, ok).
+
+Observers run on the hot path (telemetry's request spans); they must be cheap and never raise.
+"""
+
+
+class MissingEnvironment(Exception):
+    """An `env("NAME")` value whose variable is not set when the run starts (exit 2)."""
+
+    def __init__(self, variable: str) -> None:
+        self.variable = variable
+        super().__init__(
+            f'environment variable `{variable}` is not set (used by env("{variable}"))'
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTemplate:
+    """A template made ready to send: the prepared request and which statuses succeed."""
+
+    name: str
+    request: PreparedRequest
+    ok: tuple[bool, ...]  # indexed by status code 0..599
+
+    def succeeded(self, outcome: Outcome) -> bool:
+        """Whether the outcome counts as a success for this template."""
+        status = outcome.status
+        return status is not None and 0 <= status < 600 and self.ok[status]
+
+
+def ok_statuses(patterns: tuple[str, ...]) -> tuple[bool, ...]:
+    """A lookup table of successful statuses from `200` / `2xx` patterns."""
+    table = [False] * 600
+    for pattern in patterns:
+        if pattern.endswith("xx"):
+            base = int(pattern[0]) * 100
+            for code in range(base, base + 100):
+                table[code] = True
+        else:
+            table[int(pattern)] = True
+    return tuple(table)
+
+
+def resolve_text(text: Text, environ: Mapping[str, str]) -> str:
+    """The value of a `Text`, reading `env("NAME")` from `environ`."""
+    if text.env is None:
+        return text.value
+    value = environ.get(text.env)
+    if value is None:
+        raise MissingEnvironment(text.env)
+    return value
+
+
+def compile_templates(
+    templates: Mapping[str, Template],
+    base_url: str,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, CompiledTemplate]:
+    """Every template prepared against `base_url`, with `env(...)` values read now."""
+    env = os.environ if environ is None else environ
+    compiled = {}
+    for name, t in templates.items():
+        request = prepare(
+            t.method,
+            base_url,
+            t.path,
+            [(k, resolve_text(v, env)) for k, v in t.query],
+            headers=[(k, resolve_text(v, env)) for k, v in t.headers],
+            body=resolve_text(t.body, env).encode("utf-8") if t.body is not None else None,
+        )
+        compiled[name] = CompiledTemplate(name, request, ok_statuses(t.ok_status))
+    return compiled
+
+
+class Dispatcher:
+    """Sends requests for the pacer and the users, counting what is in flight."""
+
+    def __init__(
+        self,
+        transport: LoadTransport,
+        *,
+        max_inflight: int,
+        observers: tuple[RequestObserver, ...] = (),
+    ) -> None:
+        self.transport = transport
+        self.max_inflight = max_inflight
+        self.in_flight = 0
+        self.observers = observers
+        self.lateness = LatencyHistogram(3)
+        """Send lateness (actual send minus scheduled time) of open-model requests, in us."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
+
+    def send_open(self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float) -> bool:
+        """Send an open-model arrival now, or drop it when `max_inflight` are in flight."""
+        if self.in_flight >= self.max_inflight:
+            stats.drop(scheduled_at)
+            return False
+        now = self._loop.time()
+        late = now - scheduled_at
+        self.lateness.record(int(late * 1_000_000.0) if late > 0 else 0)
+        self.in_flight += 1
+        stats.mark_sent(now)
+        task = self._loop.create_task(self._exchange(stats, template, scheduled_at, now))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def send_closed(
+        self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float
+    ) -> None:
+        """Send a closed-model request and wait for it (users are never dropped)."""
+        now = self._loop.time()
+        self.in_flight += 1
+        stats.mark_sent(now)
+        await self._exchange(stats, template, scheduled_at, now)
+
+    async def _exchange(
+        self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float, sent_at: float
+    ) -> None:
+        try:
+            outcome = await self.transport.send(template.request)
+        finally:
+            self.in_flight -= 1
+        done = self._loop.time()
+        ok = template.succeeded(outcome)
+        stats.record(scheduled_at, sent_at, done, outcome.status, ok, error_kind=outcome.error)
+        for observer in self.observers:
+            observer(stats.name, template.name, scheduled_at, sent_at, done, outcome, ok)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for requests in flight; cancel the rest and return how many."""
+        pending = set(self._tasks)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout_s)
+        else:
+            still = set()
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.gather(*still, return_exceptions=True)
+        return len(still)

@@ -1,0 +1,54 @@
+"""The open-model pacer: sends a phase's arrivals at their absolute scheduled times.
+
+Arrival times come from `plan.arrivals` as offsets from the run start, so lateness never
+accumulates: a late wake-up sends everything that is due at once and the next arrival keeps its
+own deadline. The pacer never waits for responses; the dispatcher drops what would pass the
+in-flight cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
+from nimbus_scenarios.engine.stats import PhaseStats
+from nimbus_scenarios.plan.arrivals import arrival_times, smooth_round_robin
+from nimbus_scenarios.plan.timeline import PhasePlan
+
+__all__ = ["YIELD_EVERY", "run_open"]
+
+YIELD_EVERY = 64
+"""When behind schedule, give the loop a turn after this many sends so responses are read."""
+
+
+async def run_open(
+    phase: PhasePlan,
+    mix: Sequence[CompiledTemplate],
+    weights: Sequence[int],
+    dispatcher: Dispatcher,
+    stats: PhaseStats,
+    origin: float,
+) -> None:
+    """Send every arrival of `phase`; `origin` is the loop time of run offset 0.
+
+    Cancelling the task stops scheduling at once: arrivals whose time had not come are never
+    counted as scheduled.
+    """
+    loop = asyncio.get_running_loop()
+    chooser = smooth_round_robin(list(weights))
+    templates = list(mix)
+    burst_since_yield = 0
+    for offset in arrival_times(phase):
+        deadline = origin + offset
+        delay = deadline - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+            burst_since_yield = 0
+        elif burst_since_yield >= YIELD_EVERY:
+            await asyncio.sleep(0)
+            burst_since_yield = 0
+        template = templates[next(chooser)]
+        stats.schedule(deadline)
+        dispatcher.send_open(stats, template, deadline)
+        burst_since_yield += 1

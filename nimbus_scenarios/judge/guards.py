@@ -1,0 +1,87 @@
+"""Abort guards: `abort when errors/pNN ... over D` on the per-second series, and
+`abort when replicas ...` on the latest replica sample. Pure: data in, the guard that fired out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nimbus_scenarios.engine.stats import LatencyHistogram, SecondSeries
+from nimbus_scenarios.language.nodes import Comparator
+from nimbus_scenarios.plan.timeline import GuardPlan
+
+__all__ = ["Fired", "check_guards", "window_errors", "window_latency"]
+
+_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """A guard that fired, with the value that made it fire."""
+
+    guard: GuardPlan
+    observed: float
+    detail: str
+
+
+def window_errors(series: SecondSeries, now_s: float, over_s: float) -> tuple[int, int]:
+    """(failed, completed) over the whole seconds in [now - over, now)."""
+    last = int(now_s)
+    first = max(int(now_s - over_s), 0)
+    failed = sum(series.failed[first:last])
+    done = failed + sum(series.succeeded[first:last])
+    return failed, done
+
+
+def window_latency(series: SecondSeries, now_s: float, over_s: float) -> LatencyHistogram | None:
+    """The merged latency histogram of the whole seconds in [now - over, now)."""
+    merged: LatencyHistogram | None = None
+    for sec in range(max(int(now_s - over_s), 0), int(now_s)):
+        record = series.latency(sec)
+        if record is None:
+            continue
+        histogram = LatencyHistogram.decode(record.encoded, series.significant_digits)
+        if merged is None:
+            merged = histogram
+        else:
+            merged.add(histogram)
+    return merged
+
+
+def check_guards(
+    guards: Sequence[GuardPlan],
+    series: SecondSeries,
+    now_s: float,
+    ready_replicas: int | None,
+) -> Fired | None:
+    """The first guard that fires now, if any. `now_s` is the run offset."""
+    for guard in guards:
+        holds = Comparator(guard.comparator).holds
+        if guard.subject == "replicas":
+            if ready_replicas is not None and holds(ready_replicas, guard.value):
+                return Fired(guard, ready_replicas, f"{ready_replicas} ready replicas")
+            continue
+        over = guard.over_s or 0.0
+        if now_s < min(over, 1.0):
+            continue
+        if guard.subject == "errors":
+            failed, done = window_errors(series, now_s, over)
+            if done == 0:
+                continue
+            share = 100.0 * failed / done
+            if holds(share, guard.value):
+                return Fired(guard, share, f"{failed}/{done} failed over {over:g}s")
+            continue
+        histogram = window_latency(series, now_s, over)
+        if histogram is None or histogram.total_count == 0:
+            continue
+        if guard.subject == "max":
+            micros: float = histogram.max_value()
+        elif guard.subject == "mean":
+            micros = histogram.mean_value()
+        else:
+            micros = histogram.value_at_percentile(_PERCENTILES[guard.subject])
+        seconds = micros / 1_000_000.0
+        if holds(seconds, guard.value):
+            return Fired(guard, seconds, f"{guard.subject} {seconds:.3f}s over {over:g}s")
+    return None

@@ -1,0 +1,64 @@
+"""The replica source seam: where replica counts come from (Kubernetes, the local fleet, a test).
+
+A source records samples with times on the run's clock (the event loop's `loop.time()`); the
+runner turns them into run offsets. A source that loses its connection says so (`lost_at`), so
+that expectations over the time it could not see are "not judged", never passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["ReplicaSample", "ReplicaSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSample:
+    """The Deployment's replica counts at one moment.
+
+    `ready` is status.readyReplicas, `desired` spec.replicas (the autoscaler's decision),
+    `current` status.replicas; `autoscaler` is the HPA's desiredReplicas when one is known.
+    """
+
+    at: float
+    ready: int
+    desired: int
+    current: int
+    autoscaler: int | None = None
+
+
+class ReplicaSource(Protocol):
+    """A running observer of one Deployment's replica counts."""
+
+    @property
+    def description(self) -> str:
+        """What is watched, for results and messages (`deployment nimbusguard/consumer`)."""
+        ...
+
+    @property
+    def samples(self) -> list[ReplicaSample]:
+        """Every sample so far, in time order (a sample is recorded when a count changes)."""
+        ...
+
+    @property
+    def lost_at(self) -> float | None:
+        """When the source stopped seeing the Deployment (None while it sees it)."""
+        ...
+
+    @property
+    def autoscaler(self) -> str | None:
+        """The HPA or ScaledObject found targeting the Deployment, if any."""
+        ...
+
+    async def start(self) -> None:
+        """Begin watching; returns once the first sample is recorded."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop watching and release resources."""
+        ...
+
+    async def kill_pods(self, count: int) -> list[str]:
+        """Delete `count` ready pods of the Deployment; the names deleted."""
+        ...

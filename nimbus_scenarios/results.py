@@ -1,0 +1,95 @@
+"""The results document: a versioned JSON record of one run, written atomically, and read back.
+
+It is the product of a run: the console summary, the HTML and JUnit reports and `merge` read only
+this. Field names listed in `REQUIRED_FIELDS` are a contract with other tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PHASE_FIELDS",
+    "REQUIRED_FIELDS",
+    "SCHEMA_VERSION",
+    "ResultsError",
+    "load_results",
+    "write_results",
+]
+
+SCHEMA_VERSION = 1
+
+REQUIRED_FIELDS = (
+    "schema_version",
+    "run_id",
+    "scenario",
+    "verdict",
+    "exit_code",
+    "trace_id",
+    "phases",
+    "expectations",
+    "replicas",
+)
+PHASE_FIELDS = (
+    "name",
+    "start_s",
+    "end_s",
+    "target_rate",
+    "achieved_rate",
+    "scheduled",
+    "sent",
+    "dropped",
+    "succeeded",
+    "failed",
+    "latency_ms",
+)
+EXPECTATION_FIELDS = ("text", "scope", "verdict", "observed", "met_at_s")
+
+
+class ResultsError(Exception):
+    """A results file that cannot be written or read."""
+
+
+def write_results(document: Mapping[str, Any], path: Path) -> Path:
+    """Write `document` to `path` atomically (a temp file in the same directory, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(document, indent=2, sort_keys=False, allow_nan=False)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read a results file, checking its schema version and required fields."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: not a results file ({exc})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: not a results file (not a JSON object)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: results schema version {version!r} is not supported "
+            f"(expected {SCHEMA_VERSION})"
+        )
+    missing = [name for name in REQUIRED_FIELDS if name not in data]
+    if missing:
+        raise ResultsError(f"{path}: missing fields: {', '.join(missing)}")
+    return data

@@ -1,0 +1,790 @@
+"""The runner: the one place that owns a clock, the event loop and the side effects of a run.
+
+pre-flight -> before -> phases -> pending windows -> after -> cleanup -> results. The load
+engine, the replica source and the listeners come in through small seams; the runner strings
+them together, handles signals and deadlines, and turns what happened into a results document.
+A stopped run keeps every result it gathered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import signal
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from nimbus_scenarios import __version__
+from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, compile_templates
+from nimbus_scenarios.engine.pacer import run_open
+from nimbus_scenarios.engine.stats import PhaseStats, RunStats
+from nimbus_scenarios.engine.transport import LoadTransport, make_transport, prepare
+from nimbus_scenarios.engine.users import run_users
+from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.exit_codes import ExitCode
+from nimbus_scenarios.judge.expectations import (
+    Judgement,
+    Point,
+    Verdict,
+    judge_load,
+    judge_replicas,
+    replica_value,
+)
+from nimbus_scenarios.judge.guards import check_guards
+from nimbus_scenarios.kube.source import ReplicaSample, ReplicaSource
+from nimbus_scenarios.language.nodes import Comparator
+from nimbus_scenarios.plan.arrivals import integer_weights
+from nimbus_scenarios.plan.timeline import ExpectationPlan, PhasePlan, Plan
+from nimbus_scenarios.results import SCHEMA_VERSION
+
+__all__ = ["RunOptions", "RunOutcome", "default_results_path", "exit_code_for", "run_scenario"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run a plan (from the command line)."""
+
+    url: str
+    transport: str = "aiohttp"
+    consumer_cleanup: bool = False
+    grace_s: float = 10.0
+    max_duration_s: float | None = None
+    guard_interval_s: float = 1.0
+    progress_interval_s: float | None = None
+    preflight_timeout_s: float = 5.0
+    install_signal_handlers: bool = True
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: its results document and exit code."""
+
+    document: dict[str, Any]
+    exit_code: int
+
+
+@dataclass
+class _State:
+    abort_reason: str | None = None
+    abort_at_s: float | None = None
+    signals: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    force: asyncio.Event = field(default_factory=asyncio.Event)
+    stage: str = "preflight"
+    phases_run: dict[str, tuple[float, float]] = field(default_factory=dict)
+    kills: list[dict[str, Any]] = field(default_factory=list)
+    decided: dict[int, Judgement] = field(default_factory=dict)
+    cleanup: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def exit_code_for(*, aborted: bool, judgements: Sequence[Judgement], infrastructure: bool) -> int:
+    """The exit code by the language page's precedence (usage errors never get this far)."""
+    if aborted:
+        return ExitCode.ABORTED
+    if any(j.verdict is Verdict.FAILED for j in judgements):
+        return ExitCode.FAILED
+    if infrastructure or any(j.verdict is Verdict.NOT_JUDGED for j in judgements):
+        return ExitCode.INFRASTRUCTURE
+    return ExitCode.OK
+
+
+class _Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        options: RunOptions,
+        *,
+        source: ReplicaSource | None,
+        handlers: Sequence[RunHandler],
+        scenario_text: str,
+        environ: Mapping[str, str] | None,
+        transport: LoadTransport | None,
+    ) -> None:
+        self.plan = plan
+        self.options = options
+        self.source = source
+        self.handlers = list(handlers)
+        self.scenario_text = scenario_text
+        self.environ = environ
+        self.transport = transport
+        self.run_id = uuid.uuid4().hex[:12]
+        self.state = _State()
+        self.loop = asyncio.get_running_loop()
+        self.origin = self.loop.time()
+        self.started = dt.datetime.now(dt.UTC)
+        self.stats = RunStats(self.origin)
+        self.background: set[asyncio.Task[None]] = set()
+        self.dispatcher: Dispatcher | None = None
+        self.templates: dict[str, CompiledTemplate] = {}
+
+    # ------------------------------------------------------------ events
+    def emit(self, name: str, *args: Any) -> None:
+        for handler in self.handlers:
+            try:
+                getattr(handler, name)(*args)
+            except Exception as exc:
+                self.state.notes.append(f"listener {type(handler).__name__}.{name} failed: {exc}")
+
+    def now_s(self) -> float:
+        return self.loop.time() - self.origin
+
+    def request_stop(self, reason: str) -> None:
+        if self.state.abort_reason is None:
+            self.state.abort_reason = reason
+            self.state.abort_at_s = self.now_s()
+            self.emit("aborted", reason, self.state.abort_at_s)
+        self.state.stop.set()
+
+    async def wait_until(self, deadline: float) -> bool:
+        """Sleep until loop time `deadline`; False if the run was stopped first."""
+        delay = deadline - self.loop.time()
+        if self.state.stop.is_set():
+            return False
+        if delay <= 0:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.state.stop.wait(), delay)
+            return False
+        return True
+
+    # ------------------------------------------------------------ the run
+    async def run(self) -> RunOutcome:
+        infrastructure: str | None = None
+        self._install_signals()
+        try:
+            self.templates = compile_templates(self.plan.templates, self.options.url, self.environ)
+            if self.transport is None:
+                self.transport = make_transport(
+                    self.options.transport,
+                    timeout_s=self.plan.settings.timeout_s,
+                    connection_max_age_s=self.plan.settings.connection_max_age_s,
+                    max_connections=self.plan.settings.max_inflight,
+                )
+            self.dispatcher = Dispatcher(
+                self.transport, max_inflight=self.plan.settings.max_inflight
+            )
+            infrastructure = await self.preflight()
+            if infrastructure is None:
+                self.emit("run_started", self.plan, self.run_id)
+                deadline_task = self._start_deadline()
+                progress_task = self._start_progress()
+                before_ok = await self.stage_expectations("before", self.plan.before)
+                if before_ok and not self.state.stop.is_set():
+                    await self.phases()
+                    await self.pending_windows()
+                await self.drain()
+                if before_ok and not self.state.stop.is_set():
+                    await self.stage_expectations("after", self.plan.after)
+                for task in (deadline_task, progress_task):
+                    if task is not None:
+                        task.cancel()
+            await self.cleanup()
+        finally:
+            self._remove_signals()
+            if self.source is not None:
+                with contextlib.suppress(Exception):
+                    await self.source.stop()
+            if self.transport is not None:
+                with contextlib.suppress(Exception):
+                    await self.transport.aclose()
+        return self.finish(infrastructure)
+
+    def _install_signals(self) -> None:
+        if not self.options.install_signal_handlers:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self.loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signals(self) -> None:
+        if not self.options.install_signal_handlers:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self.loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.state.signals += 1
+        if self.state.signals == 1:
+            self.request_stop(f"{sig.name} received")
+        else:
+            # A second signal: stop waiting for in-flight requests and cleanup; still write results.
+            self.state.force.set()
+
+    def _start_deadline(self) -> asyncio.Task[None] | None:
+        limit = self.options.max_duration_s
+        if limit is None:
+            return None
+
+        async def deadline() -> None:
+            if await self.wait_until(self.loop.time() + limit):
+                self.request_stop(f"--max-duration of {limit:g}s reached")
+
+        return self.loop.create_task(deadline())
+
+    def _start_progress(self) -> asyncio.Task[None] | None:
+        interval = self.options.progress_interval_s
+        if interval is None:
+            return None
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                self.emit("progress", self.status())
+
+        return self.loop.create_task(progress())
+
+    def status(self) -> dict[str, Any]:
+        """Live progress for `--monitor`: cheap to compute, plain data."""
+        now = self.now_s()
+        phase = (
+            next((p for p in self.plan.phases if p.start_s <= now < p.end_s), None)
+            if self.state.stage == "phases"
+            else None
+        )
+        series = self.stats.series
+        last = int(now) - 1
+        sent_last = series.sent[last] if 0 <= last < len(series.sent) else 0
+        snapshot = self.stats.snapshot(self.loop.time())
+        done = snapshot.succeeded + snapshot.failed
+        latest = self.source.samples[-1] if self.source and self.source.samples else None
+        return {
+            "stage": self.state.stage,
+            "phase": phase.name if phase else None,
+            "elapsed_s": now,
+            "remaining_s": max(self.plan.duration_s - now, 0.0),
+            "target_rate": phase.rate_at(now) if phase else 0.0,
+            "achieved_rate": float(sent_last),
+            "in_flight": self.dispatcher.in_flight if self.dispatcher else 0,
+            "p95_ms": snapshot.recent_p95_ms,
+            "sent": snapshot.sent,
+            "dropped": snapshot.dropped,
+            "errors_pct": 100.0 * snapshot.failed / done if done else 0.0,
+            "ready": latest.ready if latest else None,
+            "desired": latest.desired if latest else None,
+            "expectations": self.expectation_states(),
+        }
+
+    def expectation_states(self) -> list[tuple[str, str]]:
+        """(text, state) of replica windows so far: passed, failed, open or waiting."""
+        states = []
+        now = self.now_s()
+        for e in self._replica_expectations():
+            if e.start_s is not None and e.start_s > now:
+                states.append((e.text, "waiting"))
+                continue
+            verdict = self.judge_replica(e, seen_until=now).verdict
+            closed = e.end_s is not None and e.end_s <= now
+            states.append((e.text, str(verdict) if closed or verdict is Verdict.PASSED else "open"))
+        return states
+
+    async def preflight(self) -> str | None:
+        """None if the target answers and the replica source starts; else what is wrong."""
+        self.state.stage = "preflight"
+        assert self.transport is not None
+        request = prepare("GET", self.options.url, "/")
+        try:
+            outcome = await asyncio.wait_for(
+                self.transport.send(request), self.options.preflight_timeout_s
+            )
+        except TimeoutError:
+            wait = self.options.preflight_timeout_s
+            return f"target {self.options.url} does not answer (no response in {wait:g}s)"
+        if outcome.status is None:
+            return f"target {self.options.url} does not answer ({outcome.error} error)"
+        if self.source is not None:
+            try:
+                await self.source.start()
+            except Exception as exc:
+                return f"replica source {self.source.description}: {exc}"
+        return None
+
+    # ------------------------------------------------------------ stages
+    async def stage_expectations(self, stage: str, items: Sequence[ExpectationPlan]) -> bool:
+        """Check `before`/`after` expectations; False if any failed."""
+        if not items:
+            return True
+        self.state.stage = stage
+        self.emit("stage_started", stage)
+        results = await asyncio.gather(*(self.hypothesis(e) for e in items))
+        for e, judgement in zip(items, results, strict=True):
+            self.decide(e, judgement)
+        return all(j.verdict is not Verdict.FAILED for j in results)
+
+    async def hypothesis(self, e: ExpectationPlan) -> Judgement:
+        started = self.loop.time()
+        window = e.window_s or 0.0
+        if e.kind == "succeeds":
+            template = self.templates[e.request or ""]
+            assert self.transport is not None
+            attempts = 0
+            last = ""
+            while True:
+                attempts += 1
+                outcome = await self.transport.send(template.request)
+                if template.succeeded(outcome):
+                    return Judgement(
+                        e,
+                        Verdict.PASSED,
+                        1.0,
+                        self.loop.time() - started,
+                        f"succeeded after {attempts} attempt{'s' if attempts > 1 else ''}",
+                    )
+                last = str(outcome.status) if outcome.status is not None else str(outcome.error)
+                if self.loop.time() + 1.0 - started > window or not await self.wait_until(
+                    self.loop.time() + 1.0
+                ):
+                    return Judgement(
+                        e, Verdict.FAILED, 0.0, None, f"{attempts} attempts, last: {last}"
+                    )
+        # replicas within D, relative to the stage start
+        if self.source is None:
+            return Judgement(e, Verdict.NOT_JUDGED, detail=_NO_SOURCE)
+        comparator = Comparator(e.comparator)
+        while True:
+            latest = self.source.samples[-1] if self.source.samples else None
+            if self.source.lost_at is not None:
+                return Judgement(e, Verdict.NOT_JUDGED, detail="the replica source was lost")
+            if latest is not None:
+                value = replica_value(e, _point(latest, self.origin))
+                if comparator.holds(value, e.value):
+                    return Judgement(
+                        e, Verdict.PASSED, value, self.loop.time() - started, f"{value} replicas"
+                    )
+            if self.loop.time() - started >= window or not await self.wait_until(
+                min(self.loop.time() + 0.25, started + window)
+            ):
+                observed = None if latest is None else replica_value(e, _point(latest, self.origin))
+                return Judgement(e, Verdict.FAILED, observed, None, "never held in the window")
+
+    async def phases(self) -> None:
+        self.state.stage = "phases"
+        self.emit("stage_started", "phases")
+        self.origin = self.loop.time()
+        self.stats = RunStats(self.origin)
+        guard_task = self.loop.create_task(self.guard_loop())
+        try:
+            for phase in self.plan.phases:
+                if not await self.wait_until(self.origin + phase.start_s):
+                    break
+                await self.run_phase(phase)
+                if self.state.stop.is_set():
+                    break
+        finally:
+            guard_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await guard_task
+
+    async def run_phase(self, phase: PhasePlan) -> None:
+        assert self.dispatcher is not None
+        stats = self.stats.phase(phase.name)
+        started = self.now_s()
+        self.emit("phase_started", phase, started)
+        tasks: list[asyncio.Task[Any]] = []
+        if phase.mix:
+            mix = [self.templates[name] for name, _ in phase.mix]
+            weights = integer_weights([Fraction(w).limit_denominator(10**6) for _, w in phase.mix])
+            if phase.open_model:
+                tasks.append(
+                    self.loop.create_task(
+                        run_open(phase, mix, weights, self.dispatcher, stats, self.origin)
+                    )
+                )
+            else:
+                tasks.append(
+                    self.loop.create_task(
+                        run_users(
+                            phase,
+                            mix,
+                            weights,
+                            self.dispatcher,
+                            stats,
+                            self.origin,
+                            self.background,
+                        )
+                    )
+                )
+        for kill in phase.kills:
+            tasks.append(self.loop.create_task(self.kill(kill.at_s, kill.count, phase.name)))
+        finished = await self.wait_until(self.origin + phase.end_s)
+        for task in tasks:
+            if not finished or not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        ended = self.now_s()
+        self.state.phases_run[phase.name] = (started, ended)
+        self.emit("phase_ended", phase, ended)
+
+    async def kill(self, at_s: float, count: int, phase: str) -> None:
+        if not await self.wait_until(self.origin + at_s):
+            return
+        record: dict[str, Any] = {"phase": phase, "at_s": round(self.now_s(), 3), "count": count}
+        if self.source is None:
+            record["error"] = _NO_SOURCE
+        else:
+            try:
+                record["pods"] = await self.source.kill_pods(count)
+                self.emit("pods_killed", record["pods"], record["at_s"])
+            except Exception as exc:
+                record["error"] = str(exc)
+        self.state.kills.append(record)
+
+    async def guard_loop(self) -> None:
+        interval = self.options.guard_interval_s
+        while not self.state.stop.is_set():
+            await asyncio.sleep(interval)
+            ready = None
+            if self.source is not None and self.source.samples:
+                ready = self.source.samples[-1].ready
+            fired = check_guards(self.plan.guards, self.stats.series, self.now_s(), ready)
+            if fired is not None:
+                self.request_stop(f"guard `{fired.guard.text}` fired: {fired.detail}")
+
+    async def pending_windows(self) -> None:
+        """Wait, without load, for replica windows that run past the last phase."""
+        if self.state.stop.is_set() or self.source is None:
+            return
+        windows = self._replica_expectations()
+        end = max((e.end_s for e in windows if e.end_s is not None), default=0.0)
+        if end <= self.now_s():
+            return
+        self.state.stage = "pending"
+        self.emit("stage_started", "pending")
+        guard_task = self.loop.create_task(self.guard_loop())
+        try:
+            while self.now_s() < end:
+                open_windows = [
+                    e
+                    for e in windows
+                    if e.end_s is not None
+                    and e.end_s > self.now_s()
+                    and self.judge_replica(e, seen_until=self.now_s()).verdict is not Verdict.PASSED
+                ]
+                if not open_windows or self.source.lost_at is not None:
+                    break
+                if not await self.wait_until(self.loop.time() + 0.5):
+                    break
+        finally:
+            guard_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await guard_task
+
+    async def drain(self) -> None:
+        assert self.dispatcher is not None
+        grace = (
+            self.options.grace_s if self.state.stop.is_set() else self.plan.settings.timeout_s + 1
+        )
+        drain = self.loop.create_task(self.dispatcher.drain(grace))
+        force = self.loop.create_task(self.state.force.wait())
+        await asyncio.wait({drain, force}, return_when=asyncio.FIRST_COMPLETED)
+        force.cancel()
+        if not drain.done():
+            drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+
+    async def cleanup(self) -> None:
+        self.state.stage = "cleanup"
+        steps: list[tuple[str, Any]] = []
+        for step in self.plan.cleanup:
+            if step.template is not None and step.template in self.templates:
+                steps.append((step.template, self.templates[step.template].request))
+            elif step.method is not None and step.path is not None:
+                steps.append(
+                    (
+                        f"{step.method} {step.path}",
+                        prepare(step.method, self.options.url, step.path),
+                    )
+                )
+        if self.options.consumer_cleanup and not any(
+            request.method == "DELETE" and request.url.endswith("/process/cleanup")
+            for _, request in steps
+        ):
+            steps.append(
+                ("DELETE /process/cleanup", prepare("DELETE", self.options.url, "/process/cleanup"))
+            )
+        if not steps or self.transport is None:
+            return
+        self.emit("stage_started", "cleanup")
+        for name, request in steps:
+            if self.state.force.is_set():
+                self.state.cleanup.append({"request": name, "error": "skipped (forced exit)"})
+                continue
+            try:
+                outcome = await asyncio.wait_for(
+                    self.transport.send(request), self.plan.settings.timeout_s + 1
+                )
+                self.state.cleanup.append(
+                    {
+                        "request": name,
+                        "status": outcome.status,
+                        "error": None if outcome.error is None else str(outcome.error),
+                    }
+                )
+            except TimeoutError:
+                self.state.cleanup.append({"request": name, "error": "timeout"})
+
+    # ------------------------------------------------------------ judging
+    def decide(self, e: ExpectationPlan, judgement: Judgement) -> None:
+        self.state.decided[id(e)] = judgement
+        self.emit("expectation_decided", judgement, judgement.met_at_s)
+
+    def _replica_expectations(self) -> list[ExpectationPlan]:
+        found = [e for p in self.plan.phases for e in p.expectations if e.kind == "replicas"]
+        return found + [e for e in self.plan.expectations if e.kind == "replicas"]
+
+    def points(self) -> list[Point]:
+        if self.source is None:
+            return []
+        return [_point(s, self.origin) for s in self.source.samples]
+
+    def judge_replica(self, e: ExpectationPlan, *, seen_until: float) -> Judgement:
+        if self.source is None:
+            return Judgement(e, Verdict.NOT_JUDGED, detail=_NO_SOURCE)
+        if e.scope != "scenario" and e.scope not in self.state.phases_run:
+            return Judgement(e, Verdict.NOT_JUDGED, detail="the phase did not run")
+        start = e.start_s or 0.0
+        end = e.end_s if e.end_s is not None else self.plan.phases_end_s
+        if e.window in {"throughout", "at end"} and e.scope in self.state.phases_run:
+            ran = self.state.phases_run[e.scope]
+            if ran[1] + 1e-6 < end and self.state.abort_reason is not None:
+                end = ran[1]
+                return Judgement(
+                    e, Verdict.NOT_JUDGED, detail="the run stopped before the phase end"
+                )
+        lost = self.source.lost_at
+        seen = seen_until if lost is None else min(seen_until, lost - self.origin)
+        return judge_replicas(e, self.points(), start_s=start, end_s=end, seen_until_s=seen)
+
+    def judge_all(self) -> list[Judgement]:
+        judgements: list[Judgement] = []
+        for e in self.plan.before:
+            judgements.append(self.state.decided.get(id(e)) or _not_run(e, "before"))
+        seen_until = self.now_s()
+        for phase in self.plan.phases:
+            stats = self.stats.phases.get(phase.name)
+            for e in phase.expectations:
+                if e.kind == "replicas":
+                    judgements.append(self.judge_replica(e, seen_until=seen_until))
+                elif stats is None:
+                    judgements.append(_not_run(e, "phase"))
+                else:
+                    judgements.append(judge_load(e, stats, scheduled=self._planned(phase, stats)))
+        total = self.stats.total()
+        planned_total = sum(
+            self._planned(p, self.stats.phases[p.name]) or self.stats.phases[p.name].scheduled
+            for p in self.plan.phases
+            if p.name in self.stats.phases
+        )
+        for e in self.plan.expectations:
+            if e.kind == "replicas":
+                judgements.append(self.judge_replica(e, seen_until=seen_until))
+            elif not self.stats.phases:
+                judgements.append(_not_run(e, "run"))
+            else:
+                judgements.append(judge_load(e, total, scheduled=planned_total))
+        for e in self.plan.after:
+            judgements.append(self.state.decided.get(id(e)) or _not_run(e, "after"))
+        return judgements
+
+    def _planned(self, phase: PhasePlan, stats: PhaseStats) -> int | None:
+        """What the plan scheduled for the part of the phase that ran (open model only)."""
+        if phase.scheduled_total is None:
+            return None
+        ran = self.state.phases_run.get(phase.name)
+        if ran is None or ran[1] + 1e-6 >= phase.end_s or self.state.abort_reason is None:
+            return phase.scheduled_total
+        return stats.scheduled  # stopped early: judge against what was due before the stop
+
+    # ------------------------------------------------------------ results
+    def finish(self, infrastructure: str | None) -> RunOutcome:
+        judgements = [] if infrastructure else self.judge_all()
+        lost = self.source is not None and self.source.lost_at is not None
+        aborted = self.state.abort_reason is not None
+        code: int
+        if infrastructure:
+            code = ExitCode.INFRASTRUCTURE
+        else:
+            code = exit_code_for(aborted=aborted, judgements=judgements, infrastructure=lost)
+        verdicts: dict[int, str] = {
+            ExitCode.OK: "passed",
+            ExitCode.FAILED: "failed",
+            ExitCode.ABORTED: "aborted",
+        }
+        verdict = verdicts.get(code, "error")
+        document = self.document(judgements, code, verdict, infrastructure)
+        self.emit("run_ended", document)
+        return RunOutcome(document, code)
+
+    def document(
+        self, judgements: list[Judgement], code: int, verdict: str, infrastructure: str | None
+    ) -> dict[str, Any]:
+        ended = dt.datetime.now(dt.UTC)
+        lateness = self.dispatcher.lateness if self.dispatcher else None
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "scenario": self.plan.scenario,
+            "verdict": verdict,
+            "exit_code": code,
+            "trace_id": None,
+            "error": infrastructure,
+            "abort": (
+                {"reason": self.state.abort_reason, "at_s": _round(self.state.abort_at_s)}
+                if self.state.abort_reason
+                else None
+            ),
+            "tool_version": __version__,
+            "scenario_hash": hashlib.sha256(self.scenario_text.encode("utf-8")).hexdigest(),
+            "scenario_source": self.scenario_text,
+            "params": dict(self.plan.params),
+            "target": self.options.url,
+            "started_at": self.started.isoformat(),
+            "ended_at": ended.isoformat(),
+            "duration_s": round((ended - self.started).total_seconds(), 3),
+            "stage_reached": self.state.stage,
+            "phases": [self.phase_doc(p) for p in self.plan.phases],
+            "expectations": [_judgement_doc(j) for j in judgements],
+            "replicas": [[_round(p.t_s), p.ready, p.desired] for p in self.points()],
+            "replica_source": self._source_doc(),
+            "kills": self.state.kills,
+            "cleanup": self.state.cleanup,
+            "totals": _counts(self.stats.total()),
+            "send_lateness_ms": (
+                lateness.summary_ms() if lateness is not None and lateness.total_count else None
+            ),
+            "seconds": self.stats.series.to_json(),
+            "stats": self.stats.to_json(),
+            "notes": self.state.notes,
+        }
+
+    def phase_doc(self, phase: PhasePlan) -> dict[str, Any]:
+        stats = self.stats.phases.get(phase.name)
+        ran = self.state.phases_run.get(phase.name)
+        target = (
+            phase.scheduled_total / phase.duration_s
+            if phase.scheduled_total is not None and phase.duration_s > 0
+            else None
+        )
+        elapsed = (ran[1] - ran[0]) if ran else 0.0
+        doc: dict[str, Any] = {
+            "name": phase.name,
+            "start_s": _round(phase.start_s),
+            "end_s": _round(phase.end_s),
+            "shape": phase.shape_text,
+            "ran": ran is not None,
+            "ran_s": [_round(ran[0]), _round(ran[1])] if ran else None,
+            "target_rate": _round(target),
+            "achieved_rate": _round(stats.sent / elapsed) if stats and elapsed > 0 else None,
+            "planned": phase.scheduled_total,
+        }
+        if stats is None:
+            doc.update(
+                dict.fromkeys(
+                    ("scheduled", "sent", "dropped", "succeeded", "failed", "timed_out"), 0
+                )
+            )
+            doc["latency_ms"] = None
+            doc["service_ms"] = None
+            return doc
+        doc.update(_counts(stats))
+        return doc
+
+    def _source_doc(self) -> dict[str, Any] | None:
+        if self.source is None:
+            return None
+        lost = self.source.lost_at
+        return {
+            "description": self.source.description,
+            "autoscaler": self.source.autoscaler,
+            "lost_at_s": None if lost is None else _round(lost - self.origin),
+            "samples": [
+                {
+                    "t_s": _round(s.at - self.origin),
+                    "ready": s.ready,
+                    "desired": s.desired,
+                    "current": s.current,
+                    "autoscaler": s.autoscaler,
+                }
+                for s in self.source.samples
+            ],
+        }
+
+
+_NO_SOURCE = "no replica source: run in the cluster (watch) or with --local"
+
+
+def _point(sample: ReplicaSample, origin: float) -> Point:
+    return Point(sample.at - origin, sample.ready, sample.desired)
+
+
+def _not_run(e: ExpectationPlan, what: str) -> Judgement:
+    return Judgement(e, Verdict.NOT_JUDGED, detail=f"the {what} did not run")
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _counts(stats: PhaseStats) -> dict[str, Any]:
+    data: dict[str, Any] = dict(stats.counts())
+    data["errors_by_kind"] = dict(stats.errors_by_kind)
+    data["status_counts"] = {str(k): v for k, v in sorted(stats.status_counts.items())}
+    data["latency_ms"] = stats.latency.summary_ms() if stats.latency.total_count else None
+    data["service_ms"] = stats.service_time.summary_ms() if stats.service_time.total_count else None
+    return data
+
+
+def _judgement_doc(j: Judgement) -> dict[str, Any]:
+    e = j.expectation
+    return {
+        "text": e.text,
+        "scope": e.scope,
+        "kind": e.kind,
+        "verdict": str(j.verdict),
+        "observed": None if j.observed is None else round(j.observed, 6),
+        "expected": f"{e.comparator} {e.value:g}",
+        "met_at_s": _round(j.met_at_s),
+        "window": e.window,
+        "window_s": [_round(e.start_s), _round(e.end_s)] if e.start_s is not None else None,
+        "detail": j.detail,
+    }
+
+
+async def run_scenario(
+    plan: Plan,
+    options: RunOptions,
+    *,
+    source: ReplicaSource | None = None,
+    handlers: Sequence[RunHandler] = (),
+    scenario_text: str = "",
+    environ: Mapping[str, str] | None = None,
+    transport: LoadTransport | None = None,
+) -> RunOutcome:
+    """Play `plan` against `options.url` and return the results document and exit code."""
+    runner = _Runner(
+        plan,
+        options,
+        source=source,
+        handlers=handlers,
+        scenario_text=scenario_text,
+        environ=environ,
+        transport=transport,
+    )
+    return await runner.run()
+
+
+def default_results_path(document: Mapping[str, Any]) -> Path:
+    """`results/<scenario>-<run id>.json`."""
+    return Path("results") / f"{document['scenario']}-{document['run_id']}.json"
