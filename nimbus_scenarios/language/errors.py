@@ -101,8 +101,11 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     if len(text) > _MAX_SHOWN_LINE:
         # A huge line (minified or binary input) is cut around the spot so output stays readable.
         left = max(start - 40, 0)
-        text = "..." + text[left : left + _MAX_SHOWN_LINE] + "..."
-        start = start - left + 3
+        right = left + _MAX_SHOWN_LINE
+        prefix = "..." if left > 0 else ""
+        suffix = "..." if right < len(text) else ""
+        text = prefix + text[left:right] + suffix
+        start = start - left + len(prefix)
         width = min(width, _MAX_SHOWN_LINE)
     gutter = str(span.line)
     pad = " " * len(gutter)

@@ -118,6 +118,7 @@ _DESCRIBED = {
     "NAME": "a name",
     "_NL": "end of line",
     "$END": "end of file",
+    "<END-OF-FILE>": "end of file",  # lark's name when nothing may follow (text after the `}`)
 }
 
 

@@ -260,7 +260,16 @@ class _Checker:
             return None
         return literal.exact
 
-    def text(self, value: n.Value | None, what: str) -> str | None:
+    def text(self, value: n.Value | None, what: str, *, secret_ok: bool = False) -> str | None:
+        """A string literal; `env(...)` only where the run reads it (`secret_ok`), not in names
+        and paths the plan needs before the run starts."""
+        if not secret_ok and value is not None and isinstance(self.params.resolve(value), n.EnvRef):
+            self.error(
+                f"{what} cannot come from `env(...)`: it is needed before the run starts "
+                "(use `env(...)` for target, header values, query values and bodies)",
+                value.span,
+            )
+            return None
         literal = self.value(value, [n.Kind.STRING], what)
         return None if literal is None else literal.string
 
@@ -319,7 +328,7 @@ class _Checker:
             self.cleanup(block)
 
     def url(self, value: n.Value) -> None:
-        url = self.text(value, "`target`")
+        url = self.text(value, "`target`", secret_ok=True)
         if url is None or url == "***":
             return
         parts = urlsplit(url)
@@ -386,7 +395,7 @@ class _Checker:
         name = self.text(header.name, "a header name")
         if name is not None and not _HEADER_NAME.fullmatch(name):
             self.error(f"`{_short(name)}` is not a valid HTTP header name", header.name.span)
-        value = self.text(header.value, "a header value")
+        value = self.text(header.value, "a header value", secret_ok=True)
         if value is not None and ("\n" in value or "\r" in value):
             self.error("a header value must not contain a line break", header.value.span)
 
@@ -422,7 +431,7 @@ class _Checker:
             self.header(header)
         self.once([b.span for b in request.bodies], "`body`")
         for body in request.bodies:
-            self.text(body, "`body`")
+            self.text(body, "`body`", secret_ok=True)
         for status in request.expect_status:
             literal = self.value(status, [n.Kind.NUMBER, n.Kind.STATUS], "`expect status`")
             if (
@@ -633,7 +642,7 @@ class _Checker:
                 send.span,
             )
             return
-        if not sends_load:
+        if shape is not None and not sends_load:
             self.warn("this idle phase has no spike, so its `send` sends nothing", send.span)
         self.mix(send)
 
@@ -641,6 +650,7 @@ class _Checker:
         seen: set[str] = set()
         total = Fraction(0)
         weighted = [w for w in send.mix if w.weight is not None]
+        readable = True  # every weight is a percentage, so their sum means something
         for item in send.mix:
             self.known_request(item.request)
             if item.request.text in seen:
@@ -655,10 +665,11 @@ class _Checker:
                     )
                 continue
             weight = self.percent(item.weight, "a weight")
+            readable = readable and weight is not None
             if weight is not None and weight <= 0:
                 self.error("a weight must be above 0%", item.weight.span)
             total += weight or 0
-        if weighted and len(weighted) == len(send.mix) and total != 100:
+        if readable and weighted and len(weighted) == len(send.mix) and total != 100:
             self.error(
                 f"the weights add up to {float(total):g}%, not 100%",
                 send.span,

@@ -268,6 +268,7 @@ def compile_plan(
         start += c.exact(phase.duration)
     end = start
     watch = scenario.watches[0] if scenario.watches else None
+    secret = _secret_params(scenario, params)
     return Plan(
         scenario=c.string(scenario.name),
         description=c.string(scenario.descriptions[0]) if scenario.descriptions else "",
@@ -284,9 +285,28 @@ def compile_plan(
         ),
         guards=tuple(c.guard(a) for a in scenario.aborts),
         cleanup=tuple(c.cleanup(scenario.cleanups)),
-        params={name: _shown(value) for name, value in params.values.items()},
+        params={
+            name: SECRET if name in secret else _shown(value)
+            for name, value in params.values.items()
+        },
         max_rate=max_rate,
     )
+
+
+def _secret_params(scenario: n.Scenario, params: Params) -> set[str]:
+    """Params sent as a credential header's value: the plan masks them like the header."""
+    headers = [h for block in scenario.settings for h in block.headers]
+    headers += [h for r in scenario.requests if isinstance(r, n.HttpRequest) for h in r.headers]
+    names = set()
+    for header in headers:
+        name = params.resolve(header.name)
+        if (
+            isinstance(header.value, n.ParamRef)
+            and isinstance(name, n.Literal)
+            and name.string.lower() in SECRET_HEADERS
+        ):
+            names.add(header.value.name)
+    return names
 
 
 def _shown(value: n.Value) -> str:

@@ -1,0 +1,91 @@
+"""Regenerate the golden files of the scenario-language corpora.
+
+Run from anywhere: `.venv/bin/python tests/data/regen.py`. It rewrites
+
+- `valid/<name>.plan.json`: what `nimbus-scenarios plan --json valid/<name>.scn` prints,
+- `valid/<name>.warn`: what `validate` prints on stderr for a valid file with warnings (removed
+  when there are none),
+- `invalid/<name>.err`: what `validate` prints on stderr for an invalid file,
+
+and the two byte-level inputs that are awkward to edit by hand (`invalid/binary.scn` with a NUL
+byte, `invalid/invalid_utf8.scn`). Commands run from the repository root with paths relative to
+it, exactly as `tests/language/test_corpus.py` runs them.
+
+The output is only a starting point: every changed golden file must be checked by hand against
+the language page (docs: /work/shared/design/scenario-language.md) before it is committed, and
+the hand-derived counts in `tests/plan/test_corpus_arithmetic.py` must still hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+VALID = HERE / "valid"
+INVALID = HERE / "invalid"
+
+# Inputs that are not text, written here so that they never pass through an editor.
+BYTE_INPUTS = {
+    "binary.scn": b'scenario "x" {\n  target "http://svc.example"\x00\n}\n',
+    "invalid_utf8.scn": b'scenario "x" {\n  description "caf\xc3\xa9 ok"\n  target "http://\xff\xfe"\n}\n',
+}
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """Run the CLI in-process from the repository root: exit code, stdout, stderr."""
+    from nimbus_scenarios.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+    finally:
+        os.chdir(previous)
+    return code, out.getvalue(), err.getvalue()
+
+
+def relative(path: Path) -> str:
+    """A corpus path as the golden files spell it: relative to the repository root."""
+    return path.relative_to(ROOT).as_posix()
+
+
+def regenerate() -> list[str]:
+    """Rewrite every golden file; return the problems that need a person (bad exit codes)."""
+    problems: list[str] = []
+    for name, data in BYTE_INPUTS.items():
+        (INVALID / name).write_bytes(data)
+    for scn in sorted(VALID.glob("*.scn")):
+        code, out, _ = run_cli(["plan", "--json", relative(scn)])
+        if code != 0:
+            problems.append(f"{relative(scn)}: plan exited {code}")
+            continue
+        scn.with_suffix(".plan.json").write_text(out, encoding="utf-8")
+        code, _, err = run_cli(["validate", relative(scn)])
+        if code != 0:
+            problems.append(f"{relative(scn)}: validate exited {code}")
+        warn = scn.with_suffix(".warn")
+        if err:
+            warn.write_text(err, encoding="utf-8")
+        elif warn.exists():
+            warn.unlink()
+    for scn in sorted(INVALID.glob("*.scn")):
+        code, _, err = run_cli(["validate", relative(scn)])
+        if code != 2:
+            problems.append(f"{relative(scn)}: validate exited {code}, expected 2")
+        scn.with_suffix(".err").write_text(err, encoding="utf-8")
+    return problems
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    found = regenerate()
+    for problem in found:
+        print(problem, file=sys.stderr)
+    sys.exit(1 if found else 0)

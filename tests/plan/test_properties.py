@@ -1,0 +1,439 @@
+"""Properties of the exact arithmetic: arrivals, phase tiling and send mixes (Hypothesis).
+
+The integral of the rate is computed here independently, with fractions, from the language
+page's definitions of the shapes and spikes; the plan must agree with it exactly.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import islice, pairwise
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from nimbus_scenarios.language import compile_source
+from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.plan.arrivals import (
+    arrival_times,
+    integer_weights,
+    mix_counts,
+    smooth_round_robin,
+)
+from nimbus_scenarios.plan.timeline import Plan
+
+# ---------------------------------------------------------------- values as text and exactly
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate literal and its exact value per second."""
+
+    text: str
+    per_s: Fraction
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration literal and its exact value in seconds."""
+
+    text: str
+    s: Fraction
+
+
+@st.composite
+def rates(draw: st.DrawFn, *, zero: bool = False) -> Rate:
+    """Rates such as `3/s`, `0.3/s`, `1.25/s` or `90/m`; zero only when `zero`."""
+    unit = draw(st.sampled_from(["s", "s", "m"]))
+    top = 2000 if unit == "s" else 60000
+    low = 0 if zero else 1
+    # tenths (0.1/s, 0.3/s) often: their floats are inexact, so they catch float arithmetic
+    hundredths = draw(st.integers(low, top) | st.integers(low, top // 10).map(lambda t: t * 10))
+    whole, frac = divmod(hundredths, 100)
+    text = f"{whole}" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0")
+    value = Fraction(hundredths, 100) / (60 if unit == "m" else 1)
+    return Rate(f"{text}/{unit}", value)
+
+
+def duration_text(ms: int) -> str:
+    """A duration of `ms` milliseconds in one of the spellings the language allows."""
+    if ms % 60000 == 0:
+        return f"{ms // 60000}m"
+    if ms > 60000 and ms % 1000 == 0:
+        return f"{ms // 60000}m{ms % 60000 // 1000}s"
+    if ms % 1000 == 0:
+        return f"{ms // 1000}s"
+    if ms % 100 == 0:
+        return f"{ms / 1000:g}s"
+    return f"{ms}ms"
+
+
+def duration(ms: int) -> Duration:
+    """A `Duration` of `ms` milliseconds."""
+    return Duration(duration_text(ms), Fraction(ms, 1000))
+
+
+# ---------------------------------------------------------------- open-model phases
+
+
+@dataclass(frozen=True)
+class Spike:
+    """`spike R for D at T` in exact terms."""
+
+    rate: Rate
+    at: Duration
+    length: Duration
+
+    def text(self) -> str:
+        """The spike statement."""
+        return f"spike {self.rate.text} for {self.length.text} at {self.at.text}"
+
+
+@dataclass(frozen=True)
+class OpenPhase:
+    """An open-model phase: its shape (rate, ramp, steps or idle), length and spikes."""
+
+    shape: str
+    first: Rate
+    last: Rate
+    stairs: int
+    length: Duration
+    spikes: tuple[Spike, ...]
+
+    def text(self, index: int) -> str:
+        """The phase block."""
+        shape = {
+            "rate": f"rate {self.first.text}",
+            "ramp": f"ramp {self.first.text} -> {self.last.text}",
+            "steps": f"steps {self.first.text} -> {self.last.text} in {self.stairs}",
+            "idle": "idle",
+        }[self.shape]
+        lines = [f'  phase "p{index}" {self.length.text} {{', f"    {shape}"]
+        lines += [f"    {s.text()}" for s in self.spikes]
+        lines += ["    send work", "  }"]
+        return "\n".join(lines)
+
+    def base_rate_integral(self, a: Fraction, b: Fraction) -> Fraction:
+        """The integral of the shape's own rate (no spikes) over [a, b] of the phase."""
+        if b <= a:
+            return Fraction(0)
+        length = self.length.s
+        r1, r2 = self.first.per_s, self.last.per_s
+        match self.shape:
+            case "rate":
+                return r1 * (b - a)
+            case "ramp":
+
+                def at(t: Fraction) -> Fraction:
+                    return r1 + (r2 - r1) * t / length
+
+                return (at(a) + at(b)) / 2 * (b - a)
+            case "steps":
+                total = Fraction(0)
+                width = length / self.stairs
+                for j in range(self.stairs):
+                    lo, hi = max(a, width * j), min(b, width * (j + 1))
+                    if lo < hi:
+                        rate = r1 if self.stairs == 1 else r1 + (r2 - r1) * j / (self.stairs - 1)
+                        total += rate * (hi - lo)
+                return total
+            case _:
+                return Fraction(0)
+
+    def integral(self, t: Fraction) -> Fraction:
+        """The integral of the phase's rate, spikes included, from its start to `t`."""
+        t = min(max(t, Fraction(0)), self.length.s)
+        total = self.base_rate_integral(Fraction(0), t)
+        for spike in self.spikes:
+            lo, hi = spike.at.s, min(spike.at.s + spike.length.s, t)
+            if lo < hi:
+                total += spike.rate.per_s * (hi - lo) - self.base_rate_integral(lo, hi)
+        return total
+
+
+@st.composite
+def spike_lists(draw: st.DrawFn, length_ms: int, *, at_least: int) -> tuple[Spike, ...]:
+    """Up to three spikes that fit in the phase and do not overlap (they may touch)."""
+    count = draw(st.integers(at_least, 3))
+    cuts = sorted(draw(st.lists(st.integers(0, length_ms), min_size=2 * count, max_size=2 * count)))
+    spikes = []
+    for i in range(count):
+        start, end = cuts[2 * i], cuts[2 * i + 1]
+        if end == start:
+            continue
+        spikes.append(Spike(draw(rates()), duration(start), duration(end - start)))
+    if len(spikes) < at_least:
+        spikes.append(Spike(draw(rates()), duration(0), duration(length_ms)))
+    order = draw(st.permutations(range(len(spikes))))
+    return tuple(spikes[i] for i in order)
+
+
+@st.composite
+def open_phases(draw: st.DrawFn) -> OpenPhase:
+    """A random open-model phase of at most 20 s with rates of at most 20/s."""
+    shape = draw(st.sampled_from(["rate", "ramp", "steps", "idle"]))
+    # whole seconds often, so that integrals are often whole numbers (where ceil is sharpest)
+    length_ms = draw(st.integers(1, 20000) | st.integers(1, 20).map(lambda s: s * 1000))
+    first = draw(rates(zero=shape in {"ramp", "steps"}))
+    last = draw(rates(zero=True))
+    if shape in {"ramp", "steps"} and first.per_s == 0 and last.per_s == 0:
+        last = Rate("1/s", Fraction(1))
+    stairs = draw(st.integers(1, 6))
+    with_spikes = draw(st.booleans())
+    at_least = 1 if shape == "idle" else 0
+    spikes = draw(spike_lists(length_ms, at_least=at_least)) if with_spikes or at_least else ()
+    return OpenPhase(shape, first, last, stairs, duration(length_ms), spikes)
+
+
+def scenario_text(phase_blocks: list[str]) -> str:
+    """A complete scenario around the given phase blocks."""
+    return "\n".join(
+        [
+            'scenario "property" {',
+            '  target "http://svc.example"',
+            '  request work = GET "/work"',
+            '  request other = GET "/other"',
+            *phase_blocks,
+            "}",
+            "",
+        ]
+    )
+
+
+def compile_text(text: str) -> Plan:
+    """A plan from scenario text."""
+    return compile_source(Source("property.scn", text))
+
+
+TOLERANCE = 1e-6
+NUDGE = Fraction(1, 10**6)  # a microsecond
+
+
+# Whole integrals from rates whose floats are inexact: float arithmetic gets their ceil wrong.
+TENTH = Rate("0.1/s", Fraction(1, 10))
+ZERO = Rate("0/s", Fraction(0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(open_phases(), min_size=1, max_size=3))
+@example([OpenPhase("rate", TENTH, ZERO, 1, duration(30000), ())])
+@example([OpenPhase("rate", Rate("1.1/s", Fraction(11, 10)), ZERO, 1, duration(10000), ())])
+@example([OpenPhase("ramp", TENTH, Rate("0.3/s", Fraction(3, 10)), 1, duration(10000), ())])
+@example(
+    [
+        OpenPhase(
+            "idle",
+            ZERO,
+            ZERO,
+            1,
+            duration(10000),
+            (
+                Spike(Rate("2/s", Fraction(2)), duration(0), duration(1000)),
+                Spike(Rate("2/s", Fraction(2)), duration(5000), duration(1000)),
+            ),
+        )
+    ]
+)
+def test_open_model_arrivals_follow_the_integral(phases: list[OpenPhase]) -> None:
+    """Arrivals number ceil(integral), lie in the phase, are ordered, and track the integral."""
+    plan = compile_text(scenario_text([p.text(i) for i, p in enumerate(phases)]))
+    start = Fraction(0)
+    for spec, compiled in zip(phases, plan.phases, strict=True):
+        total = spec.integral(spec.length.s)
+        assert compiled.scheduled_total == math.ceil(total)
+        arrivals = list(arrival_times(compiled))
+        assert len(arrivals) == compiled.scheduled_total
+        assert arrivals == sorted(arrivals)
+        assert all(compiled.start_s <= a < compiled.end_s for a in arrivals)
+        for k, at in enumerate(arrivals):
+            offset = Fraction(at) - start
+            # arrival k is where the integral reaches k ...
+            assert abs(float(spec.integral(offset)) - k) <= TOLERANCE
+            # ... and the integral passes k right after it (no arrival where the rate is zero)
+            assert spec.integral(offset + NUDGE) > k
+            # the number of arrivals before a moment stays within 1 of the integral up to it
+            before = bisect.bisect_left(arrivals, at)
+            assert abs(before - float(spec.integral(offset))) <= 1 + TOLERANCE
+        for probe in range(11):
+            offset = spec.length.s * probe / 10
+            moment = float(start + offset)
+            before = bisect.bisect_left(arrivals, moment)
+            assert abs(before - float(spec.integral(offset))) <= 1 + TOLERANCE
+        start += spec.length.s
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 50), st.integers(100, 60000), st.integers(1, 60000), st.integers(0, 60000))
+def test_burst_arrivals(size: int, every_ms: int, length_ms: int, lead_ms: int) -> None:
+    """`burst N every D` sends N at each offset 0, D, 2D, ... strictly before the phase end."""
+    every, length = duration(every_ms), duration(length_ms)
+    blocks = []
+    if lead_ms:
+        blocks.append(f'  phase "lead" {duration_text(lead_ms)} {{\n    idle\n  }}')
+    blocks.append(
+        f'  phase "b" {length.text} {{\n    burst {size} every {every.text}\n    send work\n  }}'
+    )
+    plan = compile_text(scenario_text(blocks))
+    burst = plan.phases[-1]
+    start = Fraction(lead_ms, 1000)
+    instants = [start + every.s * j for j in range(math.ceil(length.s / every.s))]
+    assert all(t - start < length.s for t in instants)
+    assert burst.scheduled_total == size * len(instants)
+    got = list(arrival_times(burst))
+    expected = [float(t) for t in instants for _ in range(size)]
+    assert got == pytest.approx(expected, rel=0, abs=1e-9)
+
+
+@st.composite
+def any_phase(draw: st.DrawFn) -> tuple[str, Fraction]:
+    """Any phase block (every shape) and its exact length."""
+    length_ms = draw(st.integers(1, 3_600_000))
+    length = duration(length_ms)
+    shape = draw(
+        st.sampled_from(
+            [
+                "rate 1/s",
+                "ramp 0/s -> 2/s",
+                "steps 1/s -> 3/s in 3",
+                "users 3 think 1s",
+                "users 1",
+                "burst 2 every 7s",
+                "idle",
+            ]
+        )
+    )
+    send = "" if shape == "idle" else "\n    send work"
+    return f'  phase "{{name}}" {length.text} {{\n    {shape}{send}\n  }}', length.s
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(any_phase(), min_size=1, max_size=8))
+def test_phases_tile_the_timeline(phases: list[tuple[str, Fraction]]) -> None:
+    """The first phase starts at 0, each next one where the previous ended, the last at the sum."""
+    blocks = [block.replace("{name}", f"p{i}") for i, (block, _) in enumerate(phases)]
+    plan = compile_text(scenario_text(blocks))
+    assert plan.phases[0].start_s == 0
+    for previous, current in pairwise(plan.phases):
+        assert current.start_s == previous.end_s
+    ends = [sum((length for _, length in phases[: i + 1]), Fraction(0)) for i in range(len(phases))]
+    assert [p.end_s for p in plan.phases] == [float(e) for e in ends]
+    assert plan.phases_end_s == float(ends[-1])
+    assert [p.index for p in plan.phases] == list(range(len(phases)))
+
+
+# ---------------------------------------------------------------- send mixes
+
+
+def reference_swrr(weights: list[int], picks: int) -> list[int]:
+    """nginx's smooth weighted round robin, written out here: the first highest wins a tie."""
+    current = [0] * len(weights)
+    chosen = []
+    for _ in range(picks):
+        current = [c + w for c, w in zip(current, weights, strict=True)]
+        best = max(range(len(weights)), key=lambda i: (current[i], -i))
+        current[best] -= sum(weights)
+        chosen.append(best)
+    return chosen
+
+
+@st.composite
+def weight_lists(draw: st.DrawFn) -> list[Fraction]:
+    """2 to 5 positive percentages with one decimal (33.3%) that add up to exactly 100%."""
+    count = draw(st.integers(1, 5))
+    cuts = sorted(draw(st.sets(st.integers(1, 999), min_size=count - 1, max_size=count - 1)))
+    bounds = [0, *cuts, 1000]
+    return [Fraction(hi - lo, 10) for lo, hi in pairwise(bounds)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(weight_lists(), st.integers(0, 2500))
+def test_mix_counts_follow_smooth_round_robin(weights: list[Fraction], total: int) -> None:
+    """mix_counts equals counting smooth_round_robin's choices one by one."""
+    ints = integer_weights(weights)
+    picks = list(islice(smooth_round_robin(ints), total))
+    assert picks == reference_swrr(ints, total)
+    counts = Counter(picks)
+    assert mix_counts(weights, total) == [counts[i] for i in range(len(weights))]
+
+
+@settings(max_examples=100, deadline=None)
+@given(weight_lists(), st.integers(1, 3))
+def test_every_full_cycle_holds_the_weights(weights: list[Fraction], cycles: int) -> None:
+    """Each full cycle of the reduced weights holds every weight exactly."""
+    ints = integer_weights(weights)
+    assert all(i > 0 for i in ints)
+    assert [Fraction(i, sum(ints)) for i in ints] == [w / 100 for w in weights]
+    cycle = sum(ints)
+    picks = list(islice(smooth_round_robin(ints), cycle * cycles))
+    for c in range(cycles):
+        counts = Counter(picks[c * cycle : (c + 1) * cycle])
+        assert [counts[i] for i in range(len(ints))] == ints
+    assert mix_counts(weights, cycle * cycles) == [i * cycles for i in ints]
+
+
+@settings(max_examples=40, deadline=None)
+@given(weight_lists(), st.integers(1, 400))
+def test_phase_mix_counts_through_the_compiler(weights: list[Fraction], per_second: int) -> None:
+    """A compiled phase splits its scheduled arrivals by smooth weighted round robin."""
+    names = [f"t{i}" for i in range(len(weights))]
+    requests = [f'  request {name} = GET "/{name}"' for name in names]
+    mix = ", ".join(f"{float(w):g}% {name}" for w, name in zip(weights, names, strict=True))
+    if len(names) == 1:
+        mix = names[0]
+    text = "\n".join(
+        [
+            'scenario "mix" {',
+            *requests,
+            '  phase "p" 1s {',
+            f"    rate {per_second}/s",
+            f"    send {mix}",
+            "  }",
+            "}",
+            "",
+        ]
+    )
+    phase = compile_text(text).phases[0]
+    assert phase.scheduled_total == per_second
+    counts = Counter(reference_swrr(integer_weights(weights), per_second))
+    assert phase.scheduled == {name: counts[i] for i, name in enumerate(names)}
+
+
+# ---------------------------------------------------------------- worked examples
+
+
+def arrivals_of(body: str, length: str = "10s") -> list[float]:
+    """Arrival offsets of a one-phase scenario whose phase holds `body`."""
+    text = scenario_text([f'  phase "p" {length} {{\n{body}\n    send work\n  }}'])
+    return list(arrival_times(compile_text(text).phases[0]))
+
+
+def test_constant_rate_arrivals() -> None:
+    """2/s for 30s is 60 arrivals every half second; 0.3/s for 10s is 3, every 10/3 s."""
+    assert arrivals_of("    rate 2/s", "30s") == pytest.approx([k / 2 for k in range(60)])
+    assert arrivals_of("    rate 0.3/s") == pytest.approx([0, 10 / 3, 20 / 3])
+
+
+def test_ramp_arrivals_solve_the_quadratic() -> None:
+    """A ramp 0 -> 10/s over 10s has 50 arrivals; the integral t^2 / 2 reaches k at sqrt(2k)."""
+    got = arrivals_of("    ramp 0/s -> 10/s")
+    assert got == pytest.approx([math.sqrt(2 * k) for k in range(50)], abs=1e-9)
+
+
+def test_no_arrival_where_the_rate_is_zero() -> None:
+    """Zero-rate stretches hold no arrival: the first one is where the load starts.
+
+    The language page says the k-th arrival is at "the first moment the integral reaches k";
+    read literally that puts arrival 0 of an idle phase with a later spike at the phase start
+    (the integral is 0 there), and an arrival at the end of a spike whose integral is whole.
+    The plan instead places arrival k where the integral passes k, so that every arrival falls
+    where the rate is above zero, as the spike and idle rules require.
+    """
+    assert arrivals_of("    idle\n    spike 2/s for 2s at 6s") == pytest.approx([6, 6.5, 7, 7.5])
+    assert arrivals_of("    steps 0/s -> 1/s in 2")[:2] == pytest.approx([5, 6])
+    two_spikes = arrivals_of("    idle\n    spike 2/s for 1s at 0s\n    spike 2/s for 1s at 5s")
+    assert two_spikes == pytest.approx([0, 0.5, 5, 5.5])
