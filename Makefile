@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv test lint typecheck unit demo bench fmt clean
+.PHONY: all venv system-deps test lint typecheck unit demo bench fmt clean
 
 all: test
 
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Debian packages the tests use: chromium (the HTML report is opened headless), nginx (bench).
+system-deps:
+	@if ! command -v chromium >/dev/null || ! test -x /usr/sbin/nginx; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx-light >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,80 @@
+// The HTML report's hover read-out (inlined into each report; see report/html.py).
+// It only reads the page: a JSON block of per-second data, the charts, the tooltip.
+(function () {
+  "use strict";
+  var holder = document.getElementById("nimbus-data");
+  var tip = document.getElementById("tip");
+  if (!holder || !tip) { return; }
+  var data = JSON.parse(holder.textContent);
+  var charts = Array.prototype.slice.call(document.querySelectorAll("svg.chart"));
+  if (!charts.length || !data.end) { return; }
+  function fmtMs(v) {
+    if (v === null || v === undefined) { return "–"; }
+    return v < 1000 ? (v < 10 ? v.toFixed(2) : v.toFixed(0)) + "ms" : (v / 1000).toFixed(2) + "s";
+  }
+  function at(list, t) {
+    for (var i = 0; i < list.length; i++) {
+      if (t >= list[i][1] && t < list[i][2]) { return list[i]; }
+    }
+    return null;
+  }
+  function replicasAt(t) {
+    var found = null;
+    for (var i = 0; i < data.replicas.length; i++) {
+      if (data.replicas[i][0] <= t) { found = data.replicas[i]; } else { break; }
+    }
+    return found;
+  }
+  function line(text, cls) {
+    var div = document.createElement("div");
+    if (cls) { div.className = cls; }
+    div.textContent = text;
+    return div;
+  }
+  function hide() {
+    tip.style.visibility = "hidden";
+    charts.forEach(function (c) {
+      var cur = c.querySelector(".cursor");
+      if (cur) { cur.setAttribute("visibility", "hidden"); }
+    });
+  }
+  function show(ev, svg) {
+    var box = svg.getBoundingClientRect();
+    var x = (ev.clientX - box.left) * (data.width / box.width);
+    if (x < data.left || x > data.left + data.plot) { hide(); return; }
+    var t = (x - data.left) / data.plot * data.end;
+    var sec = Math.floor(t);
+    charts.forEach(function (c) {
+      var cur = c.querySelector(".cursor");
+      if (cur) {
+        cur.setAttribute("x1", x); cur.setAttribute("x2", x);
+        cur.setAttribute("visibility", "visible");
+      }
+    });
+    var phase = at(data.phases, t);
+    var target = at(data.targets, t);
+    var s = data.seconds[String(sec)];
+    var rows = [line("+" + t.toFixed(1) + "s" + (phase ? " · " + phase[0] : ""), "th")];
+    var tr = target && target[0] !== null ? target[0].toFixed(1) : "–";
+    if (s) {
+      rows.push(line("target " + tr + "/s · scheduled " + s[0] + " · sent " + s[1]));
+      rows.push(line("p50 " + fmtMs(s[4]) + " · p95 " + fmtMs(s[5]) +
+        " · p99 " + fmtMs(s[6])));
+      rows.push(line("failed " + s[2] + " · dropped " + s[3]));
+    } else {
+      rows.push(line("target " + tr + "/s (no requests this second)"));
+    }
+    var r = replicasAt(t);
+    if (r) { rows.push(line("replicas " + r[1] + " ready / " + r[2] + " desired")); }
+    tip.replaceChildren.apply(tip, rows);
+    tip.style.visibility = "visible";
+    var left = ev.clientX + 14;
+    if (left + tip.offsetWidth > window.innerWidth - 8) { left = ev.clientX - tip.offsetWidth - 14; }
+    tip.style.left = left + "px";
+    tip.style.top = Math.max(ev.clientY - tip.offsetHeight - 10, 8) + "px";
+  }
+  charts.forEach(function (svg) {
+    svg.addEventListener("mousemove", function (ev) { show(ev, svg); });
+    svg.addEventListener("mouseleave", hide);
+  });
+})();

@@ -1,0 +1,159 @@
+"""The HTML report in headless Chromium: charts render, no errors, no requests, screenshots kept.
+
+Each test writes a report to a temp file, opens it over `file://` through the DevTools protocol
+and checks what the browser saw: console errors, uncaught exceptions, error log entries (CSP
+violations), dialogs, and every request the page made (only the file itself is allowed). The
+full-page screenshots go to `tests/artifacts/` for people to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from nimbus_scenarios.report.html import render_html
+from tests.report.cdp import Chromium, PageReport, open_page
+from tests.report.conftest import hostile_document, load_document
+
+# What the page drew: charts by key with their series paths (that have a `d`), markers, dots.
+_FACTS = """
+(() => {
+  const charts = Array.from(document.querySelectorAll("svg.chart"));
+  const box = (el) => { const r = el.getBoundingClientRect();
+    return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+  return {
+    charts: charts.map((svg) => ({
+      key: svg.dataset.chart,
+      series: Array.from(svg.querySelectorAll("path.series"))
+        .filter((p) => (p.getAttribute("d") || "").length > 10).length,
+      box: box(svg),
+      plotted: Array.from(svg.querySelectorAll("path.series"))
+        .some((p) => p.getBBox().width > 100),
+    })),
+    strips: document.querySelectorAll("svg.strip").length,
+    kills: document.querySelectorAll("svg.chart line.marker.kill").length,
+    aborts: document.querySelectorAll("svg.chart line.marker.abort").length,
+    held: document.querySelectorAll("svg.chart circle.held").length,
+    scripts: document.scripts.length,
+    images: document.images.length,
+    pwned: window.__pwned === undefined ? null : String(window.__pwned),
+    title: document.title,
+    heading: document.querySelector("h1").textContent,
+  };
+})()
+"""
+
+_TIP = """
+(() => {
+  const tip = document.getElementById("tip");
+  const cursors = Array.from(document.querySelectorAll("svg.chart line.cursor"));
+  return {
+    visible: getComputedStyle(tip).visibility,
+    text: tip.innerText,
+    cursors: cursors.filter((c) => c.getAttribute("visibility") === "visible").length,
+  };
+})()
+"""
+
+
+async def _inspect(
+    ws_url: str, path: Path, screenshot: Path | None, *, hover: bool
+) -> tuple[PageReport, dict[str, Any]]:
+    async with open_page(ws_url, path.as_uri()) as page:
+        await page.fit()
+        facts: dict[str, Any] = await page.evaluate(_FACTS)
+        if hover and facts["charts"]:
+            box = facts["charts"][-1]["box"]  # the replica chart, two thirds along
+            await page.hover(box["x"] + box["width"] * 0.66, box["y"] + box["height"] * 0.5)
+            await page.settle()
+            facts["tip"] = await page.evaluate(_TIP)
+        if screenshot is not None:
+            await page.screenshot(screenshot)
+    return page.report, facts
+
+
+def _open(
+    chromium: Chromium, tmp_path: Path, name: str, document: dict[str, Any], shot: Path | None
+) -> tuple[PageReport, dict[str, Any]]:
+    path = tmp_path / f"{name}.html"
+    path.write_text(render_html(document), encoding="utf-8")
+    return asyncio.run(
+        asyncio.wait_for(_inspect(chromium.ws_url, path, shot, hover=True), timeout=60)
+    )
+
+
+def _assert_clean(report: PageReport) -> None:
+    assert report.errors == [], report.errors
+    assert report.foreign_requests == [], report.foreign_requests
+    assert report.url in report.requests  # the page itself was loaded and seen
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_full_report_in_chromium(chromium: Chromium, tmp_path: Path, artifacts: Path) -> None:
+    """The full report draws four aligned charts with data, hovers cleanly and fetches nothing."""
+    shot = artifacts / "report-full.png"
+    report, facts = _open(chromium, tmp_path, "full", load_document("run_full"), shot)
+    _assert_clean(report)
+    charts = {c["key"]: c for c in facts["charts"]}
+    assert list(charts) == ["rate", "latency", "errors", "replicas"]
+    assert charts["rate"]["series"] == 3  # target, scheduled, sent
+    assert charts["latency"]["series"] == 3  # p50, p95, p99
+    assert charts["errors"]["series"] >= 1  # failed bars
+    assert charts["replicas"]["series"] == 2  # ready, desired
+    assert all(c["plotted"] for c in facts["charts"])
+    # one time axis: the charts are laid out exactly above each other
+    assert len({(round(c["box"]["x"]), round(c["box"]["width"])) for c in facts["charts"]}) == 1
+    assert facts["strips"] == 1
+    assert facts["kills"] == 4
+    assert facts["held"] == 3
+    assert facts["images"] == 0
+    assert facts["tip"]["visible"] == "visible"
+    tip = facts["tip"]["text"]
+    assert tip.startswith("+38.8s \u00b7 hold\ntarget 9.6/s"), tip  # just after the kill at +38s
+    assert "replicas 2 ready / 3 desired" in tip
+    assert facts["tip"]["cursors"] == 4
+    width, height = _png_size(shot)
+    assert width == 1280
+    assert height > 1500
+
+
+def test_hostile_report_runs_nothing_injected(
+    chromium: Chromium, tmp_path: Path, artifacts: Path
+) -> None:
+    """Markup in every string shows as text: no injected script runs and no image is fetched."""
+    document = hostile_document()
+    report, facts = _open(chromium, tmp_path, "hostile", document, artifacts / "report-hostile.png")
+    _assert_clean(report)
+    assert facts["pwned"] is None
+    assert facts["scripts"] == 2  # the JSON data block and the hover program
+    assert facts["images"] == 0
+    assert facts["heading"] == document["scenario"]
+    assert len(facts["charts"]) == 4
+    assert facts["aborts"] == 4
+
+
+def test_aborted_and_failed_runs_in_chromium(
+    chromium: Chromium, tmp_path: Path, artifacts: Path
+) -> None:
+    """An aborted run and a run stopped at pre-flight both render without an error."""
+    report, facts = _open(
+        chromium,
+        tmp_path,
+        "aborted",
+        load_document("run_aborted"),
+        artifacts / "report-aborted.png",
+    )
+    _assert_clean(report)
+    assert [c["key"] for c in facts["charts"]] == ["rate", "latency", "errors", "replicas"]
+    assert facts["aborts"] == 4
+    assert facts["charts"][-1]["series"] == 0  # no replica data
+    report, facts = _open(chromium, tmp_path, "infra", load_document("run_infra"), None)
+    _assert_clean(report)
+    assert facts["charts"] == []
+    assert facts["scripts"] == 0
