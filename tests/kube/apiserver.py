@@ -1,0 +1,370 @@
+"""kmock's KubernetesEmulator, extended where the tests need a real API server's behaviour.
+
+kmock keeps objects in memory and serves list/get/create/patch/delete and a watch stream, but
+it has no resourceVersions, ignores field and label selectors, replays every object as ADDED
+on each watch, never answers 410 Gone, has no RBAC and stores SelfSubjectAccessReviews as
+plain objects. `ApiServer` adds, on top of it and only for these tests:
+
+- a global resourceVersion stamped on every write and an event log, so a watch resumes from a
+  resourceVersion (replaying what happened since) and the list carries the collection's version;
+- `compact()`, after which a watch from an older version gets an ERROR event with code 410;
+- `fieldSelector` (`metadata.name`, `metadata.namespace`) and `labelSelector` (`k=v`, `k!=v`,
+  `k`, `!k`, `k in (…)`, `k notin (…)`) on list and watch, and `timeoutSeconds` on watch;
+- a denied set of (verb, group, resource): such requests get 403, and SelfSubjectAccessReviews
+  are answered from the same set;
+- `drop_watches()` (abruptly or cleanly) and `watch_gate` (hold new watch requests), to cut the
+  stream and change things while the client is disconnected; `go_down()` to play a dead server.
+
+docs/kmock.md lists the differences from a real API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp.web
+import kmock
+from kubernetes import client as k8s
+
+BUILTIN_GROUPS = frozenset({"", "apps", "autoscaling"})
+VERBS = {
+    kmock.action.LIST: "list",
+    kmock.action.WATCH: "watch",
+    kmock.action.FETCH: "get",
+    kmock.action.CREATE: "create",
+    kmock.action.UPDATE: "patch",
+    kmock.action.DELETE: "delete",
+}
+WRITES = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
+Denied = tuple[str, str, str]  # (verb, group, resource)
+
+
+@dataclass
+class _Stream:
+    """One open watch request."""
+
+    request: kmock.Request
+    dropped: bool = False
+    abrupt: bool = False
+
+
+@dataclass
+class _Event:
+    version: int
+    group: str
+    resource: str
+    namespace: str | None
+    body: dict[str, Any]
+
+
+@dataclass
+class ApiState:
+    """What `ApiServer` adds to kmock's state."""
+
+    version: int = 0
+    compacted: int = 0
+    log: list[_Event] = field(default_factory=list)
+    denied: set[Denied] = field(default_factory=set)
+    crds: set[tuple[str, str]] = field(default_factory=set)
+    watch_params: list[dict[str, str]] = field(default_factory=list)
+    list_params: list[dict[str, str]] = field(default_factory=list)
+    down: bool = False
+    open_streams: dict[int, _Stream] = field(default_factory=dict)
+
+
+class ApiServer(kmock.KubernetesEmulator):
+    """kmock's emulator with resourceVersions, 410, selectors, RBAC and stream control."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.state = ApiState()
+        self.watch_gate = asyncio.Event()
+        self.watch_gate.set()
+        self._tick = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ test controls
+    def compact(self) -> None:
+        """Forget history: a watch from any version before now gets 410 Gone."""
+        self.state.compacted = self.state.version
+        self.state.log.clear()
+
+    def drop_watches(self, *, abrupt: bool = True) -> int:
+        """End every open watch: cut the connection (abrupt) or end the stream cleanly."""
+        streams = list(self.state.open_streams.values())
+        for stream in streams:
+            stream.dropped = True
+            stream.abrupt = abrupt
+        self._wake()
+        return len(streams)
+
+    @property
+    def open_watches(self) -> int:
+        """How many watch requests are streaming now."""
+        return len(self.state.open_streams)
+
+    def go_down(self) -> None:
+        """Behave like a dead server: cut every open watch and every new connection."""
+        self.state.down = True
+        self.drop_watches(abrupt=True)
+
+    def deny(self, verb: str, group: str, resource: str) -> None:
+        """Forbid `verb` on `group`/`resource` from now on (403; reviews say not allowed)."""
+        self.state.denied.add((verb, group, resource))
+
+    # ------------------------------------------------------------ request handling
+    def _wake(self) -> None:
+        tick, self._tick = self._tick, asyncio.Event()
+        tick.set()
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if self.state.down:
+            _abort(request)
+            return aiohttp.web.Response(status=503)
+        resource = request.resource
+        if resource is None or resource.plural is None:
+            return await super()._handle(request)
+        group = resource.group or ""
+        if resource.plural == "selfsubjectaccessreviews":
+            return self._review(request)
+        verb = VERBS.get(request.action) if request.action is not None else None
+        if verb is not None and (verb, group, resource.plural) in self.state.denied:
+            return _forbidden(verb, group, resource.plural, request.namespace)
+        if request.action not in WRITES:
+            return await super()._handle(request)
+        async with self._write_lock:
+            self.state.version += 1
+            version = self.state.version
+            if request.action != kmock.action.DELETE and isinstance(request.data, dict):
+                metadata = request.data.setdefault("metadata", {})
+                metadata["resourceVersion"] = str(version)
+            response = await super()._handle(request)
+            if response.status < 300:
+                self._record(request, group, resource.plural, version)
+            return response
+
+    def _record(self, request: kmock.Request, group: str, plural: str, version: int) -> None:
+        data = request.data if isinstance(request.data, Mapping) else {}
+        name = request.name or data.get("metadata", {}).get("name")
+        namespace = request.namespace or data.get("metadata", {}).get("namespace")
+        obj = self._find(group, plural, namespace, name)
+        if obj is None:
+            return
+        if obj.deleted:
+            body = copy.deepcopy(obj.last.raw)
+            body.setdefault("metadata", {})["resourceVersion"] = str(version)
+            kind = "DELETED"
+        else:
+            body = copy.deepcopy(obj.raw)
+            kind = "ADDED" if request.action == kmock.action.CREATE else "MODIFIED"
+        event = _Event(version, group, plural, namespace, {"type": kind, "object": body})
+        self.state.log.append(event)
+        self._wake()
+
+    def _find(
+        self, group: str, plural: str, namespace: str | None, name: str | None
+    ) -> kmock.Object | None:
+        for (resource, ns, obj_name), obj in self.objects.items():
+            if (resource.group or "", resource.plural) == (group, plural) and (ns, obj_name) == (
+                namespace,
+                name,
+            ):
+                return obj
+        return None
+
+    def _live(self, request: kmock.Request) -> list[dict[str, Any]]:
+        assert request.resource is not None
+        group, plural = request.resource.group or "", request.resource.plural
+        found = []
+        for (resource, ns, _), obj in self.objects.items():
+            if (resource.group or "", resource.plural) != (group, plural) or obj.deleted:
+                continue
+            if request.namespace is not None and ns != request.namespace:
+                continue
+            if _selected(obj.raw, request.params):
+                found.append(copy.deepcopy(obj.raw))
+        return found
+
+    def _known(self, request: kmock.Request) -> bool:
+        assert request.resource is not None
+        group, plural = request.resource.group or "", request.resource.plural
+        return group in BUILTIN_GROUPS or (group, plural) in self.state.crds
+
+    async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
+        if not self._known(request):
+            raise kmock.KubernetesResourceNotFoundError()
+        self.state.list_params.append(dict(request.params))
+        return {
+            "apiVersion": "v1",
+            "kind": "List",
+            "metadata": {"resourceVersion": str(self.state.version)},
+            "items": self._live(request),
+        }
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[kmock.Payload]:
+        self.state.watch_params.append(dict(request.params))
+        await self.watch_gate.wait()
+        yield b""  # the headers go out: the stream is open
+        stream = _Stream(request)
+        key = id(stream)
+        self.state.open_streams[key] = stream
+        try:
+            async for event in self._events(request, stream):
+                yield event
+        finally:
+            self.state.open_streams.pop(key, None)
+        if stream.abrupt:
+            _abort(request)  # cut the connection mid-stream: no final chunk
+
+    async def _events(self, request: kmock.Request, stream: _Stream) -> AsyncIterator[Any]:
+        assert request.resource is not None
+        group, plural = request.resource.group or "", request.resource.plural
+        params = request.params
+        loop = asyncio.get_running_loop()
+        timeout = float(params.get("timeoutSeconds") or 3600)
+        deadline = loop.time() + timeout
+        since = params.get("resourceVersion") or "0"
+        if since == "0":  # no version: the current state first, as synthetic ADDED events
+            cursor = self.state.version
+            for body in self._live(request):
+                yield {"type": "ADDED", "object": body}
+        else:
+            cursor = int(since)
+            if cursor < self.state.compacted:
+                yield _expired(cursor, self.state.compacted)
+                return
+        while not stream.dropped:
+            tick = self._tick
+            for event in [e for e in self.state.log if e.version > cursor]:
+                cursor = event.version
+                if (event.group, event.resource) != (group, plural):
+                    continue
+                if request.namespace is not None and event.namespace != request.namespace:
+                    continue
+                if _selected(event.body["object"], params):
+                    yield event.body
+            left = deadline - loop.time()
+            if left <= 0 or stream.dropped:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tick.wait(), left)
+
+    def _review(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        data = request.data if isinstance(request.data, Mapping) else {}
+        attributes = data.get("spec", {}).get("resourceAttributes", {})
+        asked = (attributes.get("verb"), attributes.get("group") or "", attributes.get("resource"))
+        allowed = asked not in self.state.denied
+        reason = "" if allowed else "denied by the test's RBAC table"
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "metadata": {},
+                "spec": data.get("spec", {}),
+                "status": {"allowed": allowed, "reason": reason},
+            },
+            status=201,
+        )
+
+
+def _abort(request: kmock.Request) -> None:
+    raw = request._raw_request
+    if raw is not None and raw.transport is not None:
+        raw.transport.abort()
+
+
+def _forbidden(
+    verb: str, group: str, plural: str, namespace: str | None
+) -> aiohttp.web.StreamResponse:
+    qualified = f"{plural}.{group}" if group else plural
+    message = (
+        f'{qualified} is forbidden: User "system:serviceaccount:test:runner" cannot {verb}'
+        f' resource "{plural}" in API group "{group}" in the namespace "{namespace}"'
+    )
+    status = {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Forbidden",
+        "details": {"group": group, "kind": plural},
+        "code": 403,
+    }
+    return aiohttp.web.json_response(status, status=403)
+
+
+def _expired(version: int, compacted: int) -> dict[str, Any]:
+    return {
+        "type": "ERROR",
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Status",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"too old resource version: {version} ({compacted})",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
+
+
+_REQUIREMENT = re.compile(r"\s*([^,(]+?(?:\s+(?:in|notin)\s+\([^)]*\))?)\s*(?:,|$)")
+
+
+def _selected(obj: Mapping[str, Any], params: Mapping[str, str]) -> bool:
+    """Whether `obj` passes the request's fieldSelector and labelSelector."""
+    metadata = obj.get("metadata", {})
+    fields = {
+        "metadata.name": metadata.get("name"),
+        "metadata.namespace": metadata.get("namespace"),
+    }
+    for term in filter(None, (params.get("fieldSelector") or "").split(",")):
+        key, negate, value = _split_equality(term)
+        if (fields.get(key) == value) == negate:
+            return False
+    labels: Mapping[str, str] = metadata.get("labels") or {}
+    return all(
+        _label_ok(labels, term) for term in _REQUIREMENT.findall(params.get("labelSelector") or "")
+    )
+
+
+def _split_equality(term: str) -> tuple[str, bool, str]:
+    if "!=" in term:
+        key, value = term.split("!=", 1)
+        return key.strip(), True, value.strip()
+    key, value = term.replace("==", "=").split("=", 1)
+    return key.strip(), False, value.strip()
+
+
+def _label_ok(labels: Mapping[str, str], term: str) -> bool:
+    term = term.strip()
+    match = re.fullmatch(r"(\S+)\s+(in|notin)\s+\(([^)]*)\)", term)
+    if match:
+        key, operator, values = match.groups()
+        inside = labels.get(key) in {v.strip() for v in values.split(",")}
+        return inside if operator == "in" else not inside
+    if "=" in term:
+        key, negate, value = _split_equality(term)
+        return (labels.get(key) == value) != negate
+    if term.startswith("!"):
+        return term[1:] not in labels
+    return term in labels
+
+
+def api_client(url: str) -> k8s.ApiClient:
+    """The official client pointed at a test server (plain HTTP on 127.0.0.1, no retries)."""
+    configuration = k8s.Configuration(host=url.rstrip("/"))
+    configuration.retries = 0
+    return k8s.ApiClient(configuration)
+
+
+def close(api: k8s.ApiClient) -> None:
+    """Release the client's connection pool."""
+    api.close()  # type: ignore[no-untyped-call]  # the client's close() is unannotated
