@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("files", nargs="+", metavar="FILE")
     fmt.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted")
     fmt.add_argument("--write", "-w", action="store_true", help="rewrite the files in place")
+
+    wait = commands.add_parser("wait", help="poll a URL until it answers 2xx (init containers)")
+    wait.add_argument("url", metavar="URL")
+    wait.add_argument(
+        "--timeout", type=_duration_arg, default=None, metavar="D", help="give up after D (5m)"
+    )
+    wait.add_argument(
+        "--interval", type=_duration_arg, default=None, metavar="D", help="poll every D (2s)"
+    )
     return parser
 
 
@@ -180,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from nimbus_scenarios.cli_run import run_command
 
                 return run_command(args)
+            case "wait":
+                from nimbus_scenarios.wait import wait_command
+
+                return wait_command(args)
             case _:
                 build_parser().print_help(sys.stderr)
                 return ExitCode.USAGE

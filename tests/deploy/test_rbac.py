@@ -1,0 +1,102 @@
+"""RBAC: the Roles grant exactly the API calls the runner makes, pod kill only when opted in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from tests.deploy.support import CHAOS, COMPONENT, SERVICE_ACCOUNT, Manifest, load_documents
+
+Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# What Kubernetes' default ClusterRole `system:basic-user` grants every authenticated user (RBAC
+# bootstrap policy); cluster-scoped, so no namespaced Role can grant it anyway.
+BASIC_USER: frozenset[Triple] = frozenset(
+    {
+        ("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews", "create"),
+    }
+)
+READ_VERBS = {"get", "list", "watch"}
+
+
+def triples(rules: Iterable[dict[str, Any]]) -> set[Triple]:
+    """RBAC rules as the set of single permissions they grant."""
+    found: set[Triple] = set()
+    for rule in rules:
+        assert not rule.get("resourceNames"), "resourceNames are not expected"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    found.add((group, resource, verb))
+    return found
+
+
+def role(path: str, name: str) -> tuple[Manifest, Manifest]:
+    """The Role `name` in a manifest file and the RoleBinding of the same name."""
+    directory = {"base": COMPONENT, "chaos": CHAOS}[path]
+    objects = load_documents(directory / "rbac.yaml")
+    (found,) = [o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == name]
+    (binding,) = [
+        o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == name
+    ]
+    return found, binding
+
+
+def required(kills: bool) -> set[Triple]:
+    """`required_rbac_rules(kills)` from the runner, or a skip while it cannot be imported."""
+    cluster = pytest.importorskip(
+        "nimbus_scenarios.kube.cluster",
+        reason="nimbus_scenarios.kube.cluster (the Kubernetes source) is not importable yet",
+    )
+    rules = getattr(cluster, "required_rbac_rules", None)
+    if rules is None:
+        pytest.skip("nimbus_scenarios.kube.cluster.required_rbac_rules does not exist yet")
+    return triples(rules(kills=kills))
+
+
+def test_base_role_matches_required_rbac_rules() -> None:
+    """The base Role grants exactly required_rbac_rules(kills=False); SSAR comes from basic-user."""
+    needed = required(kills=False)
+    granted = triples(role("base", "load-generator")[0]["rules"])
+    namespaced = needed - BASIC_USER
+    assert granted == namespaced, (
+        f"missing: {sorted(namespaced - granted)}; extra: {sorted(granted - namespaced)}"
+    )
+
+
+def test_chaos_role_adds_exactly_the_kill_permissions() -> None:
+    """The opt-in chaos Role grants required(kills=True) minus required(kills=False), no more."""
+    extra = required(kills=True) - required(kills=False)
+    assert extra, "killing pods should need permissions of its own"
+    granted = triples(role("chaos", "load-generator-chaos")[0]["rules"])
+    assert granted == extra, f"missing: {sorted(extra - granted)}; extra: {sorted(granted - extra)}"
+
+
+def test_roles_are_read_only_except_pod_delete() -> None:
+    """No wildcards, no secrets; the base Role only reads, the chaos Role only touches pods."""
+    base = triples(role("base", "load-generator")[0]["rules"])
+    chaos = triples(role("chaos", "load-generator-chaos")[0]["rules"])
+    for group, resource, verb in base | chaos:
+        assert "*" not in (group, resource, verb)
+        assert resource != "secrets"
+    assert {verb for _, _, verb in base} <= READ_VERBS
+    assert {(group, resource) for group, resource, _ in chaos} == {("", "pods")}
+
+
+@pytest.mark.parametrize(
+    ("path", "name"), [("base", "load-generator"), ("chaos", "load-generator-chaos")]
+)
+def test_bindings_bind_the_jobs_service_account(path: str, name: str) -> None:
+    """Each RoleBinding binds its own Role to the load-generator ServiceAccount only."""
+    found, binding = role(path, name)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": found["metadata"]["name"],
+    }
+    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [
+        ("ServiceAccount", SERVICE_ACCOUNT)
+    ]
