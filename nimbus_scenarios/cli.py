@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", metavar="FILE|NAME")
     _add_run_options(run)
 
+    merge = commands.add_parser("merge", help="merge shard results into one and judge it")
+    merge.add_argument("results", nargs="+", metavar="RESULTS")
+    merge.add_argument("-o", "--output", required=True, metavar="PATH", help="merged results file")
+    _add_report_options(merge)
+
+    report = commands.add_parser("report", help="write HTML and JUnit reports of a results file")
+    report.add_argument("results", metavar="RESULTS")
+    _add_report_options(report)
+
     fmt = commands.add_parser("fmt", help="print a scenario file in canonical form")
     fmt.add_argument("files", nargs="+", metavar="FILE")
     fmt.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted")
@@ -67,8 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    parser.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
+
+
+def _shard_arg(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, e.g. 0/4; got {text!r}")
+    return i, n
+
+
 def _add_run_options(run: argparse.ArgumentParser) -> None:
     _add_sets(run)
+    _add_report_options(run)
     run.add_argument("--url", help="the service's base URL (overrides the scenario's `target`)")
     run.add_argument(
         "--monitor", action="store_true", help="show live progress (a status line every 10 s)"
@@ -106,6 +132,51 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         metavar="D",
         help="abort the run after this long (e.g. 15m), exit 3 with results kept",
     )
+    kube = run.add_argument_group("replica source (Kubernetes)")
+    kube.add_argument("--deployment", help="the Deployment to watch (overrides `watch`)")
+    kube.add_argument("--namespace", help="its namespace (default: in-cluster, else `default`)")
+    kube.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster)")
+    kube.add_argument("--context", help="kubeconfig context")
+    kube.add_argument(
+        "--allow-chaos",
+        action="store_true",
+        help="allow `at T kill N pods` to delete pods (needs the opt-in chaos Role)",
+    )
+    local = run.add_argument_group("local fleet (--local)")
+    local.add_argument(
+        "--replicas-max", type=int, default=5, metavar="N", help="most replicas (default 5)"
+    )
+    local.add_argument(
+        "--autoscaler",
+        choices=("quick", "keda"),
+        default="quick",
+        help="autoscaler timings: quick (demo: 5 s polls, 30 s stabilization) or keda "
+        "(KEDA/HPA defaults: 15 s polls, 5 min stabilization)",
+    )
+    telemetry = run.add_argument_group("telemetry")
+    telemetry.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="OTLP endpoint (default OTEL_EXPORTER_OTLP_ENDPOINT; none: no export)",
+    )
+    telemetry.add_argument(
+        "--grafana-url", metavar="URL", help="print a Grafana Explore link to the run's trace"
+    )
+    shards = run.add_argument_group("sharding (Indexed Jobs)")
+    shards.add_argument(
+        "--shard", type=_shard_arg, metavar="I/N", help="run shard I of N (0-based)"
+    )
+    shards.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="run as one of N shards; the index comes from JOB_COMPLETION_INDEX",
+    )
+    shards.add_argument(
+        "--start-at",
+        metavar="TIME",
+        help="wall-clock start of the first phase (ISO 8601 or Unix seconds) shared by shards",
+    )
 
 
 def _duration_arg(text: str) -> float:
@@ -136,7 +207,7 @@ def _add_sets(parser: argparse.ArgumentParser) -> None:
     )
 
 
-_COMMANDS = ("validate", "plan", "list", "fmt", "run")
+_COMMANDS = ("validate", "plan", "list", "fmt", "run", "merge", "report", "wait")
 
 
 def seed_form(argv: list[str]) -> list[str]:
@@ -189,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from nimbus_scenarios.cli_run import run_command
 
                 return run_command(args)
+            case "merge":
+                return _merge(args)
+            case "report":
+                return _report(args)
             case "wait":
                 from nimbus_scenarios.wait import wait_command
 
@@ -276,6 +351,49 @@ def _list() -> int:
     for name, duration, description in rows:
         print(f"{name.ljust(width)}  {duration:>7}  {description}")
     return ExitCode.OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from nimbus_scenarios.merge import merge_documents
+    from nimbus_scenarios.report.console import format_summary
+    from nimbus_scenarios.results import ResultsError, load_results, write_results
+
+    try:
+        documents = [load_results(Path(path)) for path in args.results]
+        merged = merge_documents(documents)
+        written = write_results(merged, Path(args.output))
+        _write_reports(merged, args)
+    except (ResultsError, OSError) as exc:
+        print(f"nimbus-scenarios merge: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    print(format_summary(merged, str(written)), file=sys.stderr)
+    return int(merged["exit_code"])
+
+
+def _report(args: argparse.Namespace) -> int:
+    from nimbus_scenarios.results import ResultsError, load_results
+
+    if not args.html and not args.junit:
+        print("nimbus-scenarios report: give --html PATH and/or --junit PATH", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        document = load_results(Path(args.results))
+        for path in _write_reports(document, args):
+            print(f"wrote {path}", file=sys.stderr)
+    except (ResultsError, OSError) as exc:
+        print(f"nimbus-scenarios report: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    return ExitCode.OK
+
+
+def _write_reports(document: dict[str, object], args: argparse.Namespace) -> list[Path]:
+    from nimbus_scenarios.report.html import write_reports
+
+    html = Path(args.html) if args.html else None
+    junit = Path(args.junit) if args.junit else None
+    if html is None and junit is None:
+        return []
+    return write_reports(document, html, junit)
 
 
 def _fmt(args: argparse.Namespace) -> int:

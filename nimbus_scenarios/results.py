@@ -62,6 +62,8 @@ def write_results(document: Mapping[str, Any], path: Path) -> Path:
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            # mkstemp makes the file 0600; give it the mode open() would (0666 & ~umask).
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             handle.write(text)
             handle.write("\n")
             handle.flush()
@@ -71,6 +73,12 @@ def write_results(document: Mapping[str, Any], path: Path) -> Path:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_results(path: Path) -> dict[str, Any]:

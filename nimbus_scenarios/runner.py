@@ -40,10 +40,18 @@ from nimbus_scenarios.judge.guards import check_guards
 from nimbus_scenarios.kube.source import ReplicaSample, ReplicaSource
 from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.plan.arrivals import integer_weights
-from nimbus_scenarios.plan.timeline import ExpectationPlan, PhasePlan, Plan
+from nimbus_scenarios.plan.timeline import SECRET, ExpectationPlan, PhasePlan, Plan
 from nimbus_scenarios.results import SCHEMA_VERSION
 
-__all__ = ["RunOptions", "RunOutcome", "default_results_path", "exit_code_for", "run_scenario"]
+__all__ = [
+    "RunOptions",
+    "RunOutcome",
+    "counts_doc",
+    "default_results_path",
+    "exit_code_for",
+    "judgement_doc",
+    "run_scenario",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,9 +346,9 @@ class _Runner:
                         f"succeeded after {attempts} attempt{'s' if attempts > 1 else ''}",
                     )
                 last = str(outcome.status) if outcome.status is not None else str(outcome.error)
-                if self.loop.time() + 1.0 - started > window or not await self.wait_until(
-                    self.loop.time() + 1.0
-                ):
+                # Retry every second, and once more at the window's end.
+                left = started + window - self.loop.time()
+                if left <= 0 or not await self.wait_until(self.loop.time() + min(1.0, left)):
                     return Judgement(
                         e, Verdict.FAILED, 0.0, None, f"{attempts} attempts, last: {last}"
                     )
@@ -481,6 +489,12 @@ class _Runner:
         grace = (
             self.options.grace_s if self.state.stop.is_set() else self.plan.settings.timeout_s + 1
         )
+        # Closed-model users start no request from here on; the requests they have in flight
+        # are the dispatcher's, and are drained with the open-model ones.
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
         drain = self.loop.create_task(self.dispatcher.drain(grace))
         force = self.loop.create_task(self.state.force.wait())
         await asyncio.wait({drain, force}, return_when=asyncio.FIRST_COMPLETED)
@@ -489,10 +503,9 @@ class _Runner:
             drain.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await drain
-        for task in list(self.background):
-            task.cancel()
-        if self.background:
-            await asyncio.gather(*self.background, return_exceptions=True)
+        # After a forced exit, abandon what is still in flight now (counted as failed) rather
+        # than leaving it half counted in the results.
+        await self.dispatcher.drain(0.0)
 
     async def cleanup(self) -> None:
         self.state.stage = "cleanup"
@@ -632,6 +645,7 @@ class _Runner:
     ) -> dict[str, Any]:
         ended = dt.datetime.now(dt.UTC)
         lateness = self.dispatcher.lateness if self.dispatcher else None
+        secrets = _secret_values(self.plan)
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -647,20 +661,20 @@ class _Runner:
             ),
             "tool_version": __version__,
             "scenario_hash": hashlib.sha256(self.scenario_text.encode("utf-8")).hexdigest(),
-            "scenario_source": self.scenario_text,
-            "params": dict(self.plan.params),
+            "scenario_source": _masked(self.scenario_text, secrets),
+            "params": {name: _masked(value, secrets) for name, value in self.plan.params.items()},
             "target": self.options.url,
             "started_at": self.started.isoformat(),
             "ended_at": ended.isoformat(),
             "duration_s": round((ended - self.started).total_seconds(), 3),
             "stage_reached": self.state.stage,
             "phases": [self.phase_doc(p) for p in self.plan.phases],
-            "expectations": [_judgement_doc(j) for j in judgements],
+            "expectations": [judgement_doc(j) for j in judgements],
             "replicas": [[_round(p.t_s), p.ready, p.desired] for p in self.points()],
             "replica_source": self._source_doc(),
             "kills": self.state.kills,
             "cleanup": self.state.cleanup,
-            "totals": _counts(self.stats.total()),
+            "totals": counts_doc(self.stats.total()),
             "send_lateness_ms": (
                 lateness.summary_ms() if lateness is not None and lateness.total_count else None
             ),
@@ -698,7 +712,7 @@ class _Runner:
             doc["latency_ms"] = None
             doc["service_ms"] = None
             return doc
-        doc.update(_counts(stats))
+        doc.update(counts_doc(stats))
         return doc
 
     def _source_doc(self) -> dict[str, Any] | None:
@@ -725,6 +739,23 @@ class _Runner:
 _NO_SOURCE = "no replica source: run in the cluster (watch) or with --local"
 
 
+def _secret_values(plan: Plan) -> list[str]:
+    """Literal values of credential headers (`Authorization`, ...), longest first."""
+    pairs = [*plan.settings.headers]
+    for template in plan.templates.values():
+        pairs.extend(template.headers)
+    values = {text.value for _, text in pairs if text.secret and text.env is None and text.value}
+    return sorted(values, key=len, reverse=True)
+
+
+def _masked(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret value (as written, or escaped in a string literal) masked."""
+    for value in secrets:
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        text = text.replace(escaped, SECRET).replace(value, SECRET)
+    return text
+
+
 def _point(sample: ReplicaSample, origin: float) -> Point:
     return Point(sample.at - origin, sample.ready, sample.desired)
 
@@ -737,7 +768,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _counts(stats: PhaseStats) -> dict[str, Any]:
+def counts_doc(stats: PhaseStats) -> dict[str, Any]:
     data: dict[str, Any] = dict(stats.counts())
     data["errors_by_kind"] = dict(stats.errors_by_kind)
     data["status_counts"] = {str(k): v for k, v in sorted(stats.status_counts.items())}
@@ -746,7 +777,7 @@ def _counts(stats: PhaseStats) -> dict[str, Any]:
     return data
 
 
-def _judgement_doc(j: Judgement) -> dict[str, Any]:
+def judgement_doc(j: Judgement) -> dict[str, Any]:
     e = j.expectation
     return {
         "text": e.text,

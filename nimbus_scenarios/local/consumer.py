@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -52,6 +52,7 @@ __all__ = [
     "allocate_strings",
     "burn_cpu",
     "check_loopback_host",
+    "cpu_work",
     "main",
     "parse_process_query",
 ]
@@ -105,6 +106,10 @@ class ConsumerConfig:
     port: int = 0
     ready_delay_s: float = 0.0
     name: str = "consumer"
+    cpu_scale: float = 1.0
+    """Fraction of a request's `duration` spent busy-spinning; the rest is slept (see `cpu_work`).
+    1.0 is faithful; the local fleet's tests use a small value so that several consumers and the
+    load generator fit on a small machine. Requests still take `duration` seconds."""
 
     def __post_init__(self) -> None:
         check_loopback_host(self.host)
@@ -114,6 +119,8 @@ class ConsumerConfig:
             raise ValueError(
                 f"ready_delay_s must be a finite number >= 0, not {self.ready_delay_s}"
             )
+        if not (math.isfinite(self.cpu_scale) and 0.0 < self.cpu_scale <= 1.0):
+            raise ValueError(f"cpu_scale must be in (0, 1], not {self.cpu_scale}")
 
     @property
     def bind_host(self) -> str:
@@ -318,6 +325,21 @@ def burn_cpu(intensity: int, duration: float, stop: threading.Event | None = Non
         passes += int(finished)
     elapsed = time.monotonic() - started
     return CpuResult(intensity, primes, passes, elapsed, time.thread_time() - cpu_started)
+
+
+# -- cpu_scale (added for the local fleet): spin only a fraction of `duration`, sleep the rest --
+
+
+def cpu_work(
+    intensity: int, duration: float, stop: threading.Event, cpu_scale: float = 1.0
+) -> CpuResult:
+    """`burn_cpu` for `duration * cpu_scale` s, then wait out the rest of `duration`."""
+    if cpu_scale >= 1.0:
+        return burn_cpu(intensity, duration, stop)
+    started = time.monotonic()
+    result = burn_cpu(intensity, duration * cpu_scale, stop)
+    stop.wait(max(0.0, started + duration - time.monotonic()))
+    return replace(result, elapsed_seconds=time.monotonic() - started)
 
 
 def allocate_strings(size_mb: int) -> list[str]:
@@ -844,7 +866,12 @@ class ReferenceConsumer:
     def _start_async(self, request: ProcessRequest, record: _TaskRecord) -> web.Response:
         def work() -> None:
             try:
-                burn_cpu(request.cpu_intensity, request.duration, self._workers.stop)
+                cpu_work(
+                    request.cpu_intensity,
+                    request.duration,
+                    self._workers.stop,
+                    self.config.cpu_scale,
+                )
                 if not self._workers.stop.is_set():
                     _memory_work(request, record.task_id, self._store, self._workers.stop)
             except Exception as exc:
@@ -870,7 +897,7 @@ class ReferenceConsumer:
         started = time.monotonic()
         cpu = self._workers.submit(
             f"cpu-{record.task_id[:8]}",
-            lambda: burn_cpu(request.cpu_intensity, request.duration, stop),
+            lambda: cpu_work(request.cpu_intensity, request.duration, stop, self.config.cpu_scale),
         )
         memory = self._workers.submit(
             f"memory-{record.task_id[:8]}",
@@ -942,9 +969,16 @@ def _parse_args(argv: Sequence[str] | None) -> ConsumerConfig:
         "--ready-delay", type=float, default=0.0, metavar="S", help="/ready 503 for S s"
     )
     parser.add_argument("--name", default="consumer", help="name shown in /process/status")
+    parser.add_argument(
+        "--cpu-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="spin F of each request's duration and sleep the rest (default 1.0: faithful)",
+    )
     args = parser.parse_args(argv)
     try:
-        return ConsumerConfig(args.host, args.port, args.ready_delay, args.name)
+        return ConsumerConfig(args.host, args.port, args.ready_delay, args.name, args.cpu_scale)
     except ValueError as exc:
         parser.error(str(exc))
 

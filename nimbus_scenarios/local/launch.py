@@ -39,9 +39,19 @@ class ConsumerProcess:
 
 
 async def start_consumer(
-    *, port: int = 0, ready_delay_s: float = 0.0, name: str = "consumer", timeout_s: float = 15.0
+    *,
+    port: int = 0,
+    ready_delay_s: float = 0.0,
+    name: str = "consumer",
+    timeout_s: float = 15.0,
+    cpu_scale: float = 1.0,
 ) -> ConsumerProcess:
-    """Start `python -m nimbus_scenarios.local.consumer` and wait for its listening line."""
+    """Start `python -m nimbus_scenarios.local.consumer` and wait for its listening line.
+
+    `cpu_scale` < 1 passes `--cpu-scale` (spin only that fraction of each request's duration, as
+    the local fleet's tests do to fit on a small machine); 1.0 (the default) is faithful.
+    """
+    extra = () if cpu_scale == 1.0 else ("--cpu-scale", repr(cpu_scale))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -54,6 +64,7 @@ async def start_consumer(
         str(ready_delay_s),
         "--name",
         name,
+        *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )

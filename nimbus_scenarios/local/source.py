@@ -1,0 +1,99 @@
+"""The replica source of a local run: the `ReplicaSource` seam over a `local.fleet.Fleet`.
+
+Its place: the `local` stage, plugged into the runner where the cluster's Deployment watcher
+would be. It records a `ReplicaSample` (on the event loop's clock, like every source) when the
+fleet's ready, desired or current count changes, plus one when it starts; `autoscaler` in each
+sample is the fleet's desired count (the local autoscaler's decision). A local fleet is never
+"lost". `kill_pods` delegates to the fleet (SIGKILL; the fleet replaces the replicas).
+
+The fleet is normally started by the caller (the load generator needs its URL first) and then
+only observed; if it is not started yet, `start()` starts it and `stop()` stops it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from nimbus_scenarios.kube.source import ReplicaSample
+from nimbus_scenarios.local.fleet import Fleet, FleetCounts
+
+__all__ = ["LocalReplicaSource"]
+
+
+class LocalReplicaSource:
+    """A `ReplicaSource` over a local fleet of reference consumers."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self._samples: list[ReplicaSample] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._owns_fleet = False
+
+    @property
+    def description(self) -> str:
+        """`local fleet at http://127.0.0.1:PORT (autoscaler: ...)`."""
+        where = f" at {self.fleet.url}" if self.fleet.started else ""
+        return f"local fleet{where} (autoscaler: {self.fleet.config.describe()})"
+
+    @property
+    def samples(self) -> list[ReplicaSample]:
+        """Every sample so far, in time order."""
+        return list(self._samples)
+
+    @property
+    def lost_at(self) -> float | None:
+        """Always None: a local fleet cannot be lost from sight."""
+        return None
+
+    @property
+    def autoscaler(self) -> str | None:
+        """The local autoscaler and its triggers."""
+        return self.fleet.autoscaler_description
+
+    async def start(self) -> None:
+        """Start the fleet if needed, record the first sample, then follow every change."""
+        if self._unsubscribe is not None:
+            return
+        if not self.fleet.started:
+            self._owns_fleet = True
+            await self.fleet.start()
+        self._unsubscribe = self.fleet.subscribe(self._record)
+        counts = self.fleet.counts()
+        self._append(asyncio.get_running_loop().time(), counts)
+
+    async def stop(self) -> None:
+        """Stop following the fleet; stop the fleet too if `start()` started it."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._owns_fleet:
+            self._owns_fleet = False
+            await self.fleet.stop()
+
+    async def kill_pods(self, count: int) -> list[str]:
+        """SIGKILL `count` ready replicas; the fleet replaces them. The names killed."""
+        return await self.fleet.kill_pods(count)
+
+    def _record(self, counts: FleetCounts) -> None:
+        last = self._samples[-1] if self._samples else None
+        if last is not None and (last.ready, last.desired, last.current) == (
+            counts.ready,
+            counts.desired,
+            counts.current,
+        ):
+            return
+        self._append(counts.at, counts)
+
+    def _append(self, at: float, counts: FleetCounts) -> None:
+        if self._samples and at < self._samples[-1].at:
+            at = self._samples[-1].at  # keep time order
+        self._samples.append(
+            ReplicaSample(
+                at=at,
+                ready=counts.ready,
+                desired=counts.desired,
+                current=counts.current,
+                autoscaler=counts.desired,
+            )
+        )

@@ -1,0 +1,154 @@
+"""The engine when the service is slow: the in-flight cap drops arrivals, timeouts fail requests,
+and requests still in flight when a run ends are waited for or counted, never lost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nimbus_scenarios.runner import RunOutcome
+from tests.conftest import HttpServer
+
+Run = Callable[..., RunOutcome]
+
+
+def expectation(document: dict[str, Any], text: str) -> dict[str, Any]:
+    """The results entry of the expectation written as `text`."""
+    found = [e for e in document["expectations"] if e["text"] == text]
+    assert len(found) == 1, document["expectations"]
+    return found[0]
+
+
+def assert_reconciles(item: dict[str, Any]) -> None:
+    assert item["scheduled"] == item["sent"] + item["dropped"], item
+    assert item["sent"] == item["succeeded"] + item["failed"], item
+
+
+def test_stalled_server_drops_over_max_inflight(http_server: HttpServer, run: Run) -> None:
+    """Arrivals over `max_inflight` are dropped, not errors, and lower `achieved`."""
+    outcome = run(
+        """
+scenario "stall" {
+  settings {
+    max_inflight 5
+    timeout 2s
+  }
+  request slow = GET "/delay/1000"
+  phase "stall" 3s {
+    rate 50/s
+    send slow
+  }
+  expect errors == 0%
+  expect achieved < 50%
+}
+""",
+        http_server.url,
+    )
+    document = outcome.document
+    phase = document["phases"][0]
+    assert phase["scheduled"] == 150
+    assert phase["dropped"] > 100
+    # five at a time, each held for one second: about 5/s get through
+    assert 10 <= phase["sent"] <= 25, phase
+    assert_reconciles(phase)
+    assert_reconciles(document["totals"])
+    assert phase["failed"] == 0
+    assert phase["errors_by_kind"] == {}
+    assert len(http_server.paths("/delay")) == phase["sent"]
+    errors = expectation(document, "expect errors == 0%")
+    assert errors["verdict"] == "passed"
+    assert errors["observed"] == 0.0
+    achieved = expectation(document, "expect achieved < 50%")
+    assert achieved["verdict"] == "passed"
+    assert achieved["observed"] == 100.0 * phase["sent"] / 150
+    assert outcome.exit_code == 0
+
+
+def test_slow_responses_time_out_and_fail_the_errors_expectation(
+    http_server: HttpServer, run: Run
+) -> None:
+    """A server slower than `timeout` gives failed requests of kind timeout and exit 1."""
+    outcome = run(
+        """
+scenario "timeouts" {
+  settings {
+    timeout 1s
+  }
+  request slow = GET "/delay/3000"
+  phase "slow" 1s {
+    rate 10/s
+    send slow
+  }
+  expect errors < 10%
+}
+""",
+        http_server.url,
+    )
+    document = outcome.document
+    phase = document["phases"][0]
+    assert phase["sent"] == 10
+    assert phase["failed"] == 10
+    assert phase["timed_out"] == 10
+    assert phase["errors_by_kind"] == {"timeout": 10}
+    assert_reconciles(phase)
+    # a timed-out request's latency is about the timeout, not the server's 3 s
+    assert 900 <= phase["latency_ms"]["max"] < 2500
+    errors = expectation(document, "expect errors < 10%")
+    assert errors["verdict"] == "failed"
+    assert errors["observed"] == 100.0
+    assert outcome.exit_code == 1
+    assert document["verdict"] == "failed"
+
+
+def test_closed_model_requests_in_flight_at_the_end_are_waited_for(
+    http_server: HttpServer, run: Run
+) -> None:
+    """Users' last requests, in flight when the last phase ends, complete and are counted."""
+    outcome = run(
+        """
+scenario "users" {
+  request slow = GET "/delay/300"
+  phase "users" 1s {
+    users 5
+    send slow
+  }
+}
+""",
+        http_server.url,
+    )
+    phase = outcome.document["phases"][0]
+    assert 15 <= phase["sent"] <= 25, phase
+    assert phase["scheduled"] == phase["sent"]
+    assert phase["succeeded"] == phase["sent"], phase
+    assert phase["failed"] == 0
+    assert len(http_server.paths("/delay")) == phase["sent"]
+    assert outcome.exit_code == 0
+
+
+def test_requests_abandoned_after_the_grace_count_as_failed(
+    http_server: HttpServer, run: Run
+) -> None:
+    """When a stopped run's grace runs out, requests still in flight are failed (cancelled)."""
+    outcome = run(
+        """
+scenario "grace" {
+  request slow = GET "/delay/3000"
+  phase "p" 3s {
+    rate 20/s
+    send slow
+  }
+}
+""",
+        http_server.url,
+        max_duration_s=1.0,
+        grace_s=0.3,
+    )
+    document = outcome.document
+    phase = document["phases"][0]
+    assert outcome.exit_code == 3
+    assert phase["sent"] > 0
+    assert phase["succeeded"] == 0
+    assert phase["failed"] == phase["sent"]
+    assert phase["errors_by_kind"] == {"cancelled": phase["sent"]}
+    assert_reconciles(phase)
+    assert_reconciles(document["totals"])
