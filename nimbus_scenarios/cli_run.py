@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.engine.dispatch import MissingEnvironment
 from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.kube.source import ReplicaSample, ReplicaSource
 from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
 from nimbus_scenarios.language.params import parse_overrides
@@ -41,12 +43,104 @@ def run_command(args: argparse.Namespace) -> int:
     if max_rate <= 0:
         raise _fail("--max-rate must be above zero")
     source = read_source(locate(args.scenario))
-    plan = compile_source(source, parse_overrides(args.sets), max_rate=max_rate)
+    plan = compile_source(
+        source,
+        parse_overrides(args.sets),
+        max_rate=max_rate,
+        watch_given=bool(args.deployment) or args.local,
+    )
     url = _target(plan, args)
+    shard = _shard(args)
+    if plan_kills(plan) and not args.allow_chaos:
+        raise _fail(
+            "this scenario deletes pods (`at T kill N pods`); pass --allow-chaos to allow it "
+            "(the ServiceAccount also needs the opt-in chaos Role)"
+        )
+    if args.local and shard != (0, 1):
+        raise _fail("--local runs one process; it cannot be sharded")
     try:
-        return asyncio.run(_run(plan, source.text, url, args))
+        return asyncio.run(_run(plan, source.text, url, args, shard))
     except MissingEnvironment as exc:
         raise _fail(str(exc)) from None
+
+
+def plan_kills(plan: Plan) -> bool:
+    """Whether the scenario deletes pods."""
+    return any(phase.kills for phase in plan.phases)
+
+
+def needs_replicas(plan: Plan) -> bool:
+    """Whether anything in the scenario reads replica counts (or kills pods)."""
+    expectations = [e for p in plan.phases for e in p.expectations]
+    expectations += [*plan.expectations, *plan.before, *plan.after]
+    return (
+        any(e.kind == "replicas" for e in expectations)
+        or any(g.subject == "replicas" for g in plan.guards)
+        or plan_kills(plan)
+    )
+
+
+def _shard(args: argparse.Namespace) -> tuple[int, int]:
+    if args.shard is not None:
+        shard: tuple[int, int] = args.shard
+        return shard
+    if args.shards is None:
+        return (0, 1)
+    if args.shards < 1:
+        raise _fail("--shards must be at least 1")
+    index = os.environ.get("JOB_COMPLETION_INDEX")
+    if index is None or not index.isdigit() or int(index) >= args.shards:
+        raise _fail(
+            f"--shards {args.shards} needs JOB_COMPLETION_INDEX (0..{args.shards - 1}), as an "
+            "Indexed Job sets it; or give --shard I/N"
+        )
+    return (int(index), args.shards)
+
+
+def parse_start_at(text: str) -> float:
+    """`--start-at`: Unix seconds or an ISO 8601 time (with a zone, or UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    import datetime as dt
+
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(
+            f"--start-at: expected Unix seconds or an ISO 8601 time, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+SHARD_START_DELAY_S = 30.0
+"""A sharded Job's phases start this long after the Job was created: time for every pod to
+pull the image and start."""
+
+
+def _start_at(args: argparse.Namespace, shard: tuple[int, int]) -> float | None:
+    if args.start_at is not None:
+        return parse_start_at(args.start_at)
+    if shard[1] == 1:
+        return None
+    job = os.environ.get("JOB_NAME")
+    if not job:
+        raise _fail(
+            "a sharded run needs a common start: --start-at TIME, or JOB_NAME (the Indexed "
+            "Job's name, from the downward API) so the Job's creation time can be read"
+        )
+    from nimbus_scenarios.kube.cluster import ClusterError, KubeConfig, job_created_at
+
+    try:
+        config = KubeConfig.load(args.kubeconfig, args.context)
+        namespace = args.namespace or config.namespace
+        with config.api_client() as api:
+            return job_created_at(api, namespace, job) + SHARD_START_DELAY_S
+    except ClusterError as exc:
+        raise _fail(f"cannot find the shards' common start: {exc}; give --start-at") from None
 
 
 def _target(plan: Plan, args: argparse.Namespace) -> str | None:
@@ -70,17 +164,32 @@ def _target(plan: Plan, args: argparse.Namespace) -> str | None:
     return url
 
 
-async def _run(plan: Plan, text: str, url: str | None, args: argparse.Namespace) -> int:
+LOCAL_CPU_SCALE = 0.05
+"""Share of each stress request's CPU seconds the local fleet really spins (see docs)."""
+
+
+async def _run(
+    plan: Plan, text: str, url: str | None, args: argparse.Namespace, shard: tuple[int, int]
+) -> int:
     handlers: list[RunHandler] = []
     if args.monitor:
         handlers.append(make_monitor())
-    consumer = None
+    start_at = _start_at(args, shard)
+    fleet = None
+    source: ReplicaSource | None = None
     if url is None:
-        from nimbus_scenarios.local.launch import start_consumer
+        from nimbus_scenarios.local.autoscaler import AutoscalerConfig
+        from nimbus_scenarios.local.fleet import Fleet
+        from nimbus_scenarios.local.source import LocalReplicaSource
 
-        consumer = await start_consumer()
-        url = consumer.url
-        print(f"local reference consumer at {url}", file=sys.stderr)
+        base = AutoscalerConfig.quick() if args.autoscaler == "quick" else AutoscalerConfig()
+        config = dataclasses.replace(base, max_replicas=max(args.replicas_max, 1))
+        fleet = Fleet(config, cpu_scale=LOCAL_CPU_SCALE)
+        url = await fleet.start()
+        source = LocalReplicaSource(fleet)
+        print(source.description, file=sys.stderr)
+    elif shard[0] == 0 and (needs_replicas(plan) or args.deployment):
+        source = _cluster_source(plan, args)
     try:
         options = RunOptions(
             url=url,
@@ -89,15 +198,68 @@ async def _run(plan: Plan, text: str, url: str | None, args: argparse.Namespace)
             grace_s=args.grace,
             max_duration_s=args.max_duration,
             progress_interval_s=MONITOR_INTERVAL_S if args.monitor else None,
+            shard=shard,
+            start_at=start_at,
         )
-        outcome = await run_scenario(plan, options, handlers=handlers, scenario_text=text)
+        outcome = await run_scenario(
+            plan, options, source=source, handlers=handlers, scenario_text=text
+        )
     finally:
-        if consumer is not None:
-            await consumer.stop()
+        if fleet is not None:
+            await fleet.stop()
     path = Path(args.results) if args.results else default_results_path(outcome.document)
     written = _write(outcome.document, path)
+    if args.html or args.junit:
+        from nimbus_scenarios.report.html import write_reports
+
+        html = Path(args.html) if args.html else None
+        junit = Path(args.junit) if args.junit else None
+        try:
+            write_reports(outcome.document, html, junit)
+        except OSError as exc:
+            print(f"nimbus-scenarios: cannot write a report: {exc}", file=sys.stderr)
     print(format_summary(outcome.document, str(written) if written else None), file=sys.stderr)
     return outcome.exit_code
+
+
+class _UnavailableSource:
+    """A replica source that could not even be configured: pre-flight reports it (exit 4)."""
+
+    def __init__(self, description: str, error: str) -> None:
+        self.description = description
+        self.error = error
+        self.samples: list[ReplicaSample] = []
+        self.lost_at: float | None = None
+        self.autoscaler: str | None = None
+
+    async def start(self) -> None:
+        raise RuntimeError(self.error)
+
+    async def stop(self) -> None:
+        return None
+
+    async def kill_pods(self, count: int) -> list[str]:
+        raise RuntimeError(self.error)
+
+
+def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
+    """The Deployment watch for this run; configuration problems surface at pre-flight."""
+    deployment = args.deployment or plan.deployment
+    if deployment is None:
+        raise _fail('replica expectations need `watch deployment "NAME"` or --deployment')
+    from nimbus_scenarios.kube.cluster import ClusterError, ClusterReplicaSource, KubeConfig
+
+    try:
+        config = KubeConfig.load(args.kubeconfig, args.context)
+    except ClusterError as exc:
+        where = f"deployment {args.namespace or plan.namespace or '?'}/{deployment}"
+        return _UnavailableSource(where, f"no Kubernetes API configuration: {exc}")
+    namespace = args.namespace or plan.namespace or config.namespace
+    print(
+        f"replica source: deployment {namespace}/{deployment} via {config.origin}",
+        file=sys.stderr,
+    )
+    return ClusterReplicaSource(deployment, namespace, config.api_client(), kills=plan_kills(plan))
 
 
 def _write(document: dict[str, Any], path: Path) -> Path | None:

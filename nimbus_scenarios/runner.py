@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import signal
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 from nimbus_scenarios import __version__
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, compile_templates
-from nimbus_scenarios.engine.pacer import run_open
+from nimbus_scenarios.engine.pacer import Shard, run_open, shard_share
 from nimbus_scenarios.engine.stats import PhaseStats, RunStats
 from nimbus_scenarios.engine.transport import LoadTransport, make_transport, prepare
 from nimbus_scenarios.engine.users import run_users
@@ -65,6 +66,10 @@ class RunOptions:
     max_duration_s: float | None = None
     guard_interval_s: float = 1.0
     progress_interval_s: float | None = None
+    shard: Shard = (0, 1)
+    """(index, count): this process sends its exact share; shard 0 alone judges replicas."""
+    start_at: float | None = None
+    """Wall-clock (Unix) time of run offset 0, shared by the shards of one run."""
     preflight_timeout_s: float = 5.0
     install_signal_handlers: bool = True
 
@@ -132,6 +137,11 @@ class _Runner:
         self.dispatcher: Dispatcher | None = None
         self.templates: dict[str, CompiledTemplate] = {}
 
+    @property
+    def primary(self) -> bool:
+        """Shard 0 (or an unsharded run): the one that judges replicas, kills and cleans up."""
+        return self.options.shard[0] == 0
+
     # ------------------------------------------------------------ events
     def emit(self, name: str, *args: Any) -> None:
         for handler in self.handlers:
@@ -183,17 +193,20 @@ class _Runner:
                 self.emit("run_started", self.plan, self.run_id)
                 deadline_task = self._start_deadline()
                 progress_task = self._start_progress()
-                before_ok = await self.stage_expectations("before", self.plan.before)
+                before_ok = not self.primary or await self.stage_expectations(
+                    "before", self.plan.before
+                )
                 if before_ok and not self.state.stop.is_set():
                     await self.phases()
                     await self.pending_windows()
                 await self.drain()
-                if before_ok and not self.state.stop.is_set():
+                if before_ok and not self.state.stop.is_set() and self.primary:
                     await self.stage_expectations("after", self.plan.after)
                 for task in (deadline_task, progress_task):
                     if task is not None:
                         task.cancel()
-            await self.cleanup()
+            if self.primary:
+                await self.cleanup()
         finally:
             self._remove_signals()
             if self.source is not None:
@@ -376,6 +389,15 @@ class _Runner:
         self.state.stage = "phases"
         self.emit("stage_started", "phases")
         self.origin = self.loop.time()
+        if self.options.start_at is not None:
+            late = time.time() - self.options.start_at
+            self.origin -= late
+            if late > 0:
+                self.state.notes.append(
+                    f"started {late:.1f}s after --start-at; arrivals already due were sent at once"
+                )
+            elif not await self.wait_until(self.origin):
+                return
         self.stats = RunStats(self.origin)
         guard_task = self.loop.create_task(self.guard_loop())
         try:
@@ -402,7 +424,15 @@ class _Runner:
             if phase.open_model:
                 tasks.append(
                     self.loop.create_task(
-                        run_open(phase, mix, weights, self.dispatcher, stats, self.origin)
+                        run_open(
+                            phase,
+                            mix,
+                            weights,
+                            self.dispatcher,
+                            stats,
+                            self.origin,
+                            self.options.shard,
+                        )
                     )
                 )
             else:
@@ -416,10 +446,11 @@ class _Runner:
                             stats,
                             self.origin,
                             self.background,
+                            self.options.shard,
                         )
                     )
                 )
-        for kill in phase.kills:
+        for kill in phase.kills if self.primary else ():
             tasks.append(self.loop.create_task(self.kill(kill.at_s, kill.count, phase.name)))
         finished = await self.wait_until(self.origin + phase.end_s)
         for task in tasks:
@@ -582,6 +613,8 @@ class _Runner:
 
     def judge_all(self) -> list[Judgement]:
         judgements: list[Judgement] = []
+        if not self.primary:
+            return self.judge_load_only()
         for e in self.plan.before:
             judgements.append(self.state.decided.get(id(e)) or _not_run(e, "before"))
         seen_until = self.now_s()
@@ -611,13 +644,40 @@ class _Runner:
             judgements.append(self.state.decided.get(id(e)) or _not_run(e, "after"))
         return judgements
 
+    def judge_load_only(self) -> list[Judgement]:
+        """A shard other than 0 judges its own load; replicas and hypotheses are shard 0's."""
+        judgements = []
+        for phase in self.plan.phases:
+            stats = self.stats.phases.get(phase.name)
+            for e in phase.expectations:
+                if e.kind == "replicas":
+                    continue
+                if stats is None:
+                    judgements.append(_not_run(e, "phase"))
+                else:
+                    judgements.append(judge_load(e, stats, scheduled=self._planned(phase, stats)))
+        total = self.stats.total()
+        planned = sum(
+            self._planned(p, self.stats.phases[p.name]) or self.stats.phases[p.name].scheduled
+            for p in self.plan.phases
+            if p.name in self.stats.phases
+        )
+        for e in self.plan.expectations:
+            if e.kind == "replicas":
+                continue
+            if not self.stats.phases:
+                judgements.append(_not_run(e, "run"))
+            else:
+                judgements.append(judge_load(e, total, scheduled=planned))
+        return judgements
+
     def _planned(self, phase: PhasePlan, stats: PhaseStats) -> int | None:
-        """What the plan scheduled for the part of the phase that ran (open model only)."""
+        """This shard's share of what the plan scheduled for the part of the phase that ran."""
         if phase.scheduled_total is None:
             return None
         ran = self.state.phases_run.get(phase.name)
         if ran is None or ran[1] + 1e-6 >= phase.end_s or self.state.abort_reason is None:
-            return phase.scheduled_total
+            return shard_share(phase.scheduled_total, self.options.shard)
         return stats.scheduled  # stopped early: judge against what was due before the stop
 
     # ------------------------------------------------------------ results
@@ -660,6 +720,7 @@ class _Runner:
                 else None
             ),
             "tool_version": __version__,
+            "shard": {"index": self.options.shard[0], "count": self.options.shard[1]},
             "scenario_hash": hashlib.sha256(self.scenario_text.encode("utf-8")).hexdigest(),
             "scenario_source": _masked(self.scenario_text, secrets),
             "params": {name: _masked(value, secrets) for name, value in self.plan.params.items()},
@@ -687,7 +748,7 @@ class _Runner:
         stats = self.stats.phases.get(phase.name)
         ran = self.state.phases_run.get(phase.name)
         target = (
-            phase.scheduled_total / phase.duration_s
+            shard_share(phase.scheduled_total, self.options.shard) / phase.duration_s
             if phase.scheduled_total is not None and phase.duration_s > 0
             else None
         )
@@ -701,7 +762,11 @@ class _Runner:
             "ran_s": [_round(ran[0]), _round(ran[1])] if ran else None,
             "target_rate": _round(target),
             "achieved_rate": _round(stats.sent / elapsed) if stats and elapsed > 0 else None,
-            "planned": phase.scheduled_total,
+            "planned": (
+                shard_share(phase.scheduled_total, self.options.shard)
+                if phase.scheduled_total is not None
+                else None
+            ),
         }
         if stats is None:
             doc.update(

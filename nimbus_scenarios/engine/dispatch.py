@@ -17,8 +17,11 @@ from nimbus_scenarios.engine.transport import LoadTransport, Outcome, PreparedRe
 from nimbus_scenarios.plan.timeline import Template, Text
 
 __all__ = [
+    "CANCELLED",
     "CompiledTemplate",
     "Dispatcher",
+    "ExtraHeaders",
+    "HeadersFor",
     "MissingEnvironment",
     "RequestObserver",
     "compile_templates",
@@ -26,10 +29,25 @@ __all__ = [
     "resolve_text",
 ]
 
-RequestObserver = Callable[[str, str, float, float, float, Outcome, bool], None]
-"""Called for every finished request: (phase, template, scheduled, sent, done, outcome, ok).
+CANCELLED = "cancelled"
+"""The error kind of a request abandoned in flight when the run stopped (not an `ErrorKind`)."""
 
-Observers run on the hot path (telemetry's request spans); they must be cheap and never raise.
+ExtraHeaders = tuple[tuple[str, str], ...]
+"""Per-request headers sent after a template's own (telemetry's `traceparent`)."""
+
+HeadersFor = Callable[[str, str], ExtraHeaders | None]
+"""Called before every send with (phase, template); returns extra headers for it, or None."""
+
+RequestObserver = Callable[
+    [str, str, float, float, float, Outcome, bool, ExtraHeaders | None], None
+]
+"""Called for every finished request: (phase, template, scheduled, sent, done, outcome, ok,
+extra_headers), times on the loop clock.
+
+`extra_headers` is exactly what the dispatcher's `headers_for` returned for this request (None
+without one): the token that lets telemetry end the request span whose id its `traceparent`
+carried. Requests abandoned in flight (cancelled) reach no observer. Observers run on the hot
+path; they must be cheap and never raise.
 """
 
 
@@ -110,11 +128,14 @@ class Dispatcher:
         *,
         max_inflight: int,
         observers: tuple[RequestObserver, ...] = (),
+        headers_for: HeadersFor | None = None,
     ) -> None:
         self.transport = transport
         self.max_inflight = max_inflight
         self.in_flight = 0
         self.observers = observers
+        self.headers_for = headers_for
+        """Extra headers per request; None (no extra headers) costs one `is None` check."""
         self.lateness = LatencyHistogram(3)
         """Send lateness (actual send minus scheduled time) of open-model requests, in us."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -138,24 +159,43 @@ class Dispatcher:
     async def send_closed(
         self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float
     ) -> None:
-        """Send a closed-model request and wait for it (users are never dropped)."""
+        """Send a closed-model request and wait for it (users are never dropped).
+
+        The exchange is a task of its own, shielded: cancelling the user stops its loop but the
+        request it has in flight finishes (and is drained) like an open-model one.
+        """
         now = self._loop.time()
         self.in_flight += 1
         stats.mark_sent(now)
-        await self._exchange(stats, template, scheduled_at, now)
+        task = self._loop.create_task(self._exchange(stats, template, scheduled_at, now))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(task)
 
     async def _exchange(
         self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float, sent_at: float
     ) -> None:
+        headers_for = self.headers_for
+        extra = None if headers_for is None else headers_for(stats.name, template.name)
         try:
-            outcome = await self.transport.send(template.request)
+            if extra is None:
+                outcome = await self.transport.send(template.request)
+            else:
+                outcome = await self.transport.send(template.request, extra)
+        except asyncio.CancelledError:
+            # Abandoned in flight (the stop's grace ran out, or a forced exit): still a sent
+            # request, so it counts as failed and `sent == succeeded + failed` keeps holding.
+            stats.record(
+                scheduled_at, sent_at, self._loop.time(), None, False, error_kind=CANCELLED
+            )
+            raise
         finally:
             self.in_flight -= 1
         done = self._loop.time()
         ok = template.succeeded(outcome)
         stats.record(scheduled_at, sent_at, done, outcome.status, ok, error_kind=outcome.error)
         for observer in self.observers:
-            observer(stats.name, template.name, scheduled_at, sent_at, done, outcome, ok)
+            observer(stats.name, template.name, scheduled_at, sent_at, done, outcome, ok, extra)
 
     async def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for requests in flight; cancel the rest and return how many."""

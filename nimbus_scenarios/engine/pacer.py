@@ -16,7 +16,17 @@ from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import arrival_times, smooth_round_robin
 from nimbus_scenarios.plan.timeline import PhasePlan
 
-__all__ = ["YIELD_EVERY", "run_open"]
+__all__ = ["YIELD_EVERY", "Shard", "run_open", "shard_share"]
+
+Shard = tuple[int, int]
+"""(index, count): shard `index` of `count` sends the arrivals k with k % count == index."""
+
+
+def shard_share(total: int, shard: Shard) -> int:
+    """How many of `total` arrivals (numbered 0..total-1) shard `shard` sends."""
+    index, count = shard
+    return (total - index + count - 1) // count if total > index else 0
+
 
 YIELD_EVERY = 64
 """When behind schedule, give the loop a turn after this many sends so responses are read."""
@@ -29,9 +39,12 @@ async def run_open(
     dispatcher: Dispatcher,
     stats: PhaseStats,
     origin: float,
+    shard: Shard = (0, 1),
 ) -> None:
     """Send every arrival of `phase`; `origin` is the loop time of run offset 0.
 
+    With `shard` (I, N), only arrivals k with k % N == I are sent, and the template chooser still
+    steps through every arrival: the N shards together send exactly the plan, mix included.
     Cancelling the task stops scheduling at once: arrivals whose time had not come are never
     counted as scheduled.
     """
@@ -39,7 +52,11 @@ async def run_open(
     chooser = smooth_round_robin(list(weights))
     templates = list(mix)
     burst_since_yield = 0
-    for offset in arrival_times(phase):
+    index, count = shard
+    for k, offset in enumerate(arrival_times(phase)):
+        if count > 1 and k % count != index:
+            next(chooser)
+            continue
         deadline = origin + offset
         delay = deadline - loop.time()
         if delay > 0:

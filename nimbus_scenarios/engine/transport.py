@@ -298,9 +298,15 @@ class LoadTransport(Protocol):
         """TCP connections attempted so far (sockets opened, including failed connects)."""
         ...
 
-    async def send(self, request: PreparedRequest) -> Outcome:
+    async def send(
+        self,
+        request: PreparedRequest,
+        extra_headers: tuple[tuple[str, str], ...] | None = None,
+    ) -> Outcome:
         """Send ``request``, read and discard the whole response, return its outcome.
 
+        ``extra_headers`` (per-request headers such as telemetry's ``traceparent``) are sent
+        after the prepared ones; None (the default) costs nothing.
         Never raises for network problems (they become ``Outcome(None, ErrorKind...)``);
         cancellation propagates.
         """
@@ -462,8 +468,13 @@ class AiohttpTransport(_RecyclingTransport[aiohttp.ClientSession]):
     async def _close_client(self, client: aiohttp.ClientSession) -> None:
         await client.close()
 
-    async def send(self, request: PreparedRequest) -> Outcome:
+    async def send(
+        self,
+        request: PreparedRequest,
+        extra_headers: tuple[tuple[str, str], ...] | None = None,
+    ) -> Outcome:
         """Send ``request`` and return its outcome; see `LoadTransport.send`."""
+        headers = request.headers if extra_headers is None else request.headers + extra_headers
         gen = self._gen
         if gen is None or _monotonic() >= self._rotate_at:
             gen = self._rotate(_monotonic())
@@ -472,7 +483,7 @@ class AiohttpTransport(_RecyclingTransport[aiohttp.ClientSession]):
             async with gen.client.request(
                 request.method,
                 request.url,
-                headers=request.headers or None,
+                headers=headers or None,
                 data=request.body,
                 allow_redirects=False,
             ) as response:
@@ -581,8 +592,13 @@ class HttpxTransport(_RecyclingTransport[httpx.AsyncClient]):
     async def _close_client(self, client: httpx.AsyncClient) -> None:
         await client.aclose()
 
-    async def send(self, request: PreparedRequest) -> Outcome:
+    async def send(
+        self,
+        request: PreparedRequest,
+        extra_headers: tuple[tuple[str, str], ...] | None = None,
+    ) -> Outcome:
         """Send ``request`` and return its outcome; see `LoadTransport.send`."""
+        headers = request.headers if extra_headers is None else request.headers + extra_headers
         gen = self._gen
         if gen is None or _monotonic() >= self._rotate_at:
             gen = self._rotate(_monotonic())
@@ -592,7 +608,7 @@ class HttpxTransport(_RecyclingTransport[httpx.AsyncClient]):
                 response = await gen.client.request(
                     request.method,
                     request.url,
-                    headers=request.headers or None,
+                    headers=headers or None,
                     content=request.body,
                 )
             status = response.status_code

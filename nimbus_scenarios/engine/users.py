@@ -23,8 +23,12 @@ async def run_users(
     stats: PhaseStats,
     origin: float,
     background: set[asyncio.Task[None]],
+    shard: tuple[int, int] = (0, 1),
 ) -> None:
-    """Run the phase's users until its end; their last requests go on in `background`."""
+    """Run the phase's users until its end; their last requests go on in `background`.
+
+    With `shard` (I, N) this process runs users u with u % N == I, so N shards run all N users.
+    """
     loop = asyncio.get_running_loop()
     end = origin + phase.end_s
     chooser = smooth_round_robin(list(weights))
@@ -38,7 +42,8 @@ async def run_users(
             if phase.think_s > 0 and left > 0:
                 await asyncio.sleep(min(phase.think_s, left))
 
-    tasks = [loop.create_task(user()) for _ in range(phase.users)]
+    index, count = shard
+    tasks = [loop.create_task(user()) for _ in range(index, phase.users, count)]
     background.update(tasks)
     for task in tasks:
         task.add_done_callback(background.discard)

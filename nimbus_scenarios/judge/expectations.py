@@ -125,14 +125,14 @@ def judge_replicas(
     if e.window == "throughout":
         for t, value in moments:
             if not _holds(e, value):
-                return Judgement(e, Verdict.FAILED, value, None, f"{value} at +{t - start_s:.0f}s")
+                return Judgement(e, Verdict.FAILED, value, None, _at(e, value, t - start_s))
         if seen_until_s < end_s or not moments:
             return _unseen(e, seen_until_s)
         lowest = min(v for _, v in moments)
         return Judgement(e, Verdict.PASSED, lowest, start_s, "held throughout")
     for t, value in moments:  # within
         if _holds(e, value):
-            return Judgement(e, Verdict.PASSED, value, t, f"{value} at +{t - start_s:.0f}s")
+            return Judgement(e, Verdict.PASSED, value, t, _at(e, value, t - start_s))
     if seen_until_s < end_s:
         return _unseen(e, seen_until_s)
     last = moments[-1][1] if moments else None
@@ -166,3 +166,9 @@ def _unseen(e: ExpectationPlan, seen_until_s: float) -> Judgement:
         Verdict.NOT_JUDGED,
         detail=f"the replica source was lost at +{seen_until_s:.0f}s, before the window closed",
     )
+
+
+def _at(e: ExpectationPlan, value: int, into_s: float) -> str:
+    """`ready replicas 3 at +74s into ramp`: a replica count and when, in its scope's terms."""
+    where = "the run" if e.scope == "scenario" else e.scope
+    return f"{e.subject} {value} at +{into_s:.0f}s into {where}"

@@ -42,6 +42,7 @@ __all__ = [
     "DELETE_PODS",
     "GET_DEPLOYMENT",
     "GET_HPA",
+    "GET_JOB",
     "GET_SCALEDOBJECT",
     "LIST_DEPLOYMENTS",
     "LIST_HPAS",
@@ -60,6 +61,7 @@ __all__ = [
     "Permission",
     "SourceTiming",
     "check_access",
+    "job_created_at",
     "label_selector",
     "needed_permissions",
     "required_rbac_rules",
@@ -170,6 +172,10 @@ LIST_SCALEDOBJECTS: Final = Permission(
     "list", "keda.sh", "scaledobjects", f"{_CUSTOM}.list_namespaced_custom_object",
     "find the KEDA ScaledObject targeting the Deployment", required=False,
 )  # fmt: skip
+GET_JOB: Final = Permission(
+    "get", "batch", "jobs", "BatchV1Api.read_namespaced_job",
+    "the Job's creation time: the common start of a sharded run's phases", required=False,
+)  # fmt: skip
 
 PERMISSIONS: Final[tuple[Permission, ...]] = (
     GET_DEPLOYMENT,
@@ -181,6 +187,7 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
     LIST_HPAS,
     GET_SCALEDOBJECT,
     LIST_SCALEDOBJECTS,
+    GET_JOB,
 )
 
 
@@ -940,3 +947,15 @@ class ClusterReplicaSource:
                 raise _Gone from None
             raise
         self._post(self._observe, _counts(deployment))
+
+
+def job_created_at(api: k8s.ApiClient, namespace: str, job: str) -> float:
+    """The Unix time a Job was created (sharded runs start their phases relative to it)."""
+    try:
+        found = GET_JOB.method(api)(job, namespace, _request_timeout=10)
+    except Exception as exc:
+        raise ClusterError(f"cannot read Job {namespace}/{job}: {exc}") from None
+    created = found.metadata.creation_timestamp
+    if created is None:
+        raise ClusterError(f"Job {namespace}/{job} has no creationTimestamp")
+    return float(created.timestamp())

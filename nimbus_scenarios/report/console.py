@@ -85,7 +85,7 @@ def format_summary(document: dict[str, Any], results_path: str | None = None) ->
         mark = _MARKS.get(e["verdict"], e["verdict"])
         detail = e.get("detail") or ""
         met = (
-            f" (met at +{e['met_at_s']:.0f}s)"
+            f" (run offset {e['met_at_s']:.0f}s)"
             if e.get("met_at_s") is not None and e["kind"] == "replicas"
             else ""
         )
