@@ -57,6 +57,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _scheduled(stats: RunStats, phase: str) -> int:
+    found = stats.phases.get(phase)
+    return found.scheduled if found is not None else 0
+
+
 def _plan(document: dict[str, Any]) -> Plan:
     overrides = {k: v for k, v in (document.get("params") or {}).items() if v != SECRET}
     try:
@@ -104,7 +109,10 @@ def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
             continue
         e = found
         if e.scope == "scenario":
-            scheduled: int | None = sum(planned.values())
+            scheduled: int | None = sum(
+                planned[p["name"]] if p.get("planned") is not None else _scheduled(stats, p["name"])
+                for p in primary["phases"]
+            )
             judged = judge_load(e, total, scheduled=scheduled or None)
         else:
             phase_stats = stats.phases.get(e.scope)

@@ -1,0 +1,213 @@
+"""Sharded runs and `merge`: N processes send exactly the plan together, and merge judges once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from nimbus_scenarios.cli import main
+from nimbus_scenarios.engine.pacer import shard_share
+from nimbus_scenarios.engine.stats import LatencyHistogram
+from nimbus_scenarios.language import compile_source
+from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.merge import merge_documents
+from nimbus_scenarios.plan.arrivals import mix_counts
+from nimbus_scenarios.results import ResultsError
+from tests.conftest import HttpServer
+
+SCENARIO = """\
+scenario "sharded" {
+  request hit = GET "/hit"
+  request other = GET "/other"
+  phase "steady" 2s {
+    rate 61/s
+    send 70% hit, 30% other
+  }
+  phase "ramp" 2s {
+    ramp 10/s -> 40/s
+    send hit
+  }
+  phase "bursts" 2s {
+    burst 7 every 1s
+    send hit
+  }
+  phase "users" 1s {
+    users 5 think 100ms
+    send other
+  }
+  expect achieved >= 99%
+  expect errors < 1%
+}
+"""
+SHARDS = 3
+
+
+@pytest.fixture(scope="module")
+def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[HttpServer, list[Path]]:
+    """Three shard processes of one scenario against one recording server, from one start."""
+    server = HttpServer().start()
+    folder = tmp_path_factory.mktemp("shards")
+    scenario = folder / "sharded.scn"
+    scenario.write_text(SCENARIO)
+    start_at = time.time() + 4.0
+    results = [folder / f"shard-{i}.json" for i in range(SHARDS)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nimbus_scenarios",
+                "run",
+                str(scenario),
+                "--url",
+                server.url,
+                "--shard",
+                f"{i}/{SHARDS}",
+                "--start-at",
+                f"{start_at:.3f}",
+                "--results",
+                str(results[i]),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(SHARDS)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr.decode()
+    yield server, results
+    server.stop()
+
+
+def _plan_totals() -> dict[str, int | None]:
+    plan = compile_source(Source("sharded.scn", SCENARIO))
+    return {p.name: p.scheduled_total for p in plan.phases}
+
+
+def test_shard_share_splits_exactly() -> None:
+    """Shard shares of every total add up to the total and differ by at most one."""
+    for total in range(40):
+        for count in range(1, 6):
+            shares = [shard_share(total, (i, count)) for i in range(count)]
+            assert sum(shares) == total
+            assert max(shares) - min(shares) <= 1
+
+
+def test_shards_together_send_the_plan(sharded_run: tuple[HttpServer, list[Path]]) -> None:
+    """Open-model phases: the shards' sent counts add up exactly to the plan's, per phase."""
+    _, results = sharded_run
+    documents = [json.loads(path.read_text()) for path in results]
+    for name, planned in _plan_totals().items():
+        if planned is None:
+            continue
+        sent = sum(p["sent"] for d in documents for p in d["phases"] if p["name"] == name)
+        assert sent == planned, name
+
+
+def test_server_saw_the_plan_and_the_mix(sharded_run: tuple[HttpServer, list[Path]]) -> None:
+    """The server received the plan's requests within 1%, with the 70/30 mix of the whole run."""
+    server, results = sharded_run
+    documents = [json.loads(path.read_text()) for path in results]
+    totals = _plan_totals()
+    users_sent = sum(p["sent"] for d in documents for p in d["phases"] if p["name"] == "users")
+    steady, ramp, bursts = totals["steady"], totals["ramp"], totals["bursts"]
+    assert steady is not None
+    assert ramp is not None
+    assert bursts is not None
+    hit_share, other_share = mix_counts([Fraction(70), Fraction(30)], steady)
+    hits, others = len(server.paths("/hit")), len(server.paths("/other"))
+    assert abs(hits - (hit_share + ramp + bursts)) <= 0.01 * hits
+    assert abs(others - (other_share + users_sent)) <= 0.01 * others
+    assert hits == hit_share + ramp + bursts  # nothing failed, so exactly
+
+
+def test_users_are_split_between_shards(sharded_run: tuple[HttpServer, list[Path]]) -> None:
+    """Closed-model users: 5 users over 3 shards run as 2, 2 and 1."""
+    _, results = sharded_run
+    documents = sorted(
+        (json.loads(path.read_text()) for path in results), key=lambda d: d["shard"]["index"]
+    )
+    sent = [next(p["sent"] for p in d["phases"] if p["name"] == "users") for d in documents]
+    # Each user sends about 1s / (think 0.1s + a fast answer) requests.
+    per_user = [s / n for s, n in zip(sent, (2, 2, 1), strict=True)]
+    assert max(per_user) <= 2 * min(per_user)
+
+
+def test_merge_adds_counts_and_judges_the_whole(
+    sharded_run: tuple[HttpServer, list[Path]], tmp_path: Path
+) -> None:
+    """`merge` writes one document whose counts are the plan's and whose verdict is judged anew."""
+    _, results = sharded_run
+    merged_path = tmp_path / "merged.json"
+    code = main(["merge", *map(str, results), "-o", str(merged_path)])
+    merged = json.loads(merged_path.read_text())
+    assert code == 0
+    assert merged["verdict"] == "passed"
+    for name, planned in _plan_totals().items():
+        phase = next(p for p in merged["phases"] if p["name"] == name)
+        assert phase["sent"] == phase["succeeded"] + phase["failed"]
+        if planned is not None:
+            assert phase["scheduled"] == planned
+            assert phase["sent"] + phase["dropped"] == planned
+    achieved = next(e for e in merged["expectations"] if e["text"] == "expect achieved >= 99%")
+    assert achieved["verdict"] == "passed"
+    assert achieved["observed"] == pytest.approx(100.0)
+    assert len(merged["merged_from"]) == SHARDS
+
+
+def test_merged_percentiles_equal_one_histogram_of_all_data(
+    sharded_run: tuple[HttpServer, list[Path]],
+) -> None:
+    """Merged latency percentiles are those of one histogram holding every shard's requests."""
+    _, results = sharded_run
+    documents = [json.loads(path.read_text()) for path in results]
+    merged = merge_documents(documents)
+    for name in ("steady", "ramp"):
+        union = LatencyHistogram(3)
+        for d in documents:
+            shard_phase = next(p for p in d["stats"]["phases"] if p["name"] == name)
+            union.add(LatencyHistogram.decode(shard_phase["histograms"]["latency_us"]))
+        expected = union.summary_ms()
+        got = next(p for p in merged["phases"] if p["name"] == name)["latency_ms"]
+        for key in ("p50", "p90", "p95", "p99", "max"):
+            assert got[key] == expected[key], (name, key)
+
+
+def test_merge_refuses_different_scenarios(
+    sharded_run: tuple[HttpServer, list[Path]],
+) -> None:
+    """Results of another scenario, or the same shard twice, are refused with a clear error."""
+    _, results = sharded_run
+    first = json.loads(results[0].read_text())
+    other = dict(json.loads(results[1].read_text()))
+    other["scenario"] = "another"
+    with pytest.raises(ResultsError, match="different scenarios"):
+        merge_documents([first, other])
+    changed = dict(json.loads(results[1].read_text()))
+    changed["scenario_hash"] = "0" * 64
+    with pytest.raises(ResultsError, match="different scenario sources"):
+        merge_documents([first, changed])
+    with pytest.raises(ResultsError, match="same shard"):
+        merge_documents([first, first])
+
+
+def test_merge_command_exit_code_on_mismatch(
+    sharded_run: tuple[HttpServer, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI exits 2 and names the problem when the inputs do not belong together."""
+    _, results = sharded_run
+    other = json.loads(results[1].read_text())
+    other["scenario"] = "another"
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps(other))
+    code = main(["merge", str(results[0]), str(bad), "-o", str(tmp_path / "m.json")])
+    assert code == 2
+    assert "different scenarios" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
