@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,8 @@ from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
 from nimbus_scenarios.language.params import parse_overrides
 from nimbus_scenarios.language.syntax import read_source
-from nimbus_scenarios.language.validate import DEFAULT_MAX_RATE
-from nimbus_scenarios.plan.timeline import Plan
+from nimbus_scenarios.language.validate import DEFAULT_MAX_RATE, url_problem
+from nimbus_scenarios.plan.timeline import SECRET, Plan
 from nimbus_scenarios.report.console import format_summary, make_monitor
 from nimbus_scenarios.results import write_results
 from nimbus_scenarios.runner import RunOptions, default_results_path, run_scenario
@@ -40,8 +42,11 @@ def _fail(message: str) -> ScenarioError:
 def run_command(args: argparse.Namespace) -> int:
     """Run a scenario from parsed command-line arguments; return the exit code."""
     max_rate = DEFAULT_MAX_RATE if args.max_rate is None else args.max_rate
-    if max_rate <= 0:
-        raise _fail("--max-rate must be above zero")
+    # nan and inf are floats too, but would switch the cap off: refuse them like zero.
+    if not math.isfinite(max_rate) or max_rate <= 0:
+        raise _fail("--max-rate must be above zero and finite")
+    if not math.isfinite(args.grace) or args.grace < 0:
+        raise _fail(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
     source = read_source(locate(args.scenario))
     plan = compile_source(
         source,
@@ -49,7 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
         max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
     )
-    url = _target(plan, args)
+    url, secret_target = _target(plan, args)
     shard = _shard(args)
     if plan_kills(plan) and not args.allow_chaos:
         raise _fail(
@@ -59,7 +64,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.local and shard != (0, 1):
         raise _fail("--local runs one process; it cannot be sharded")
     try:
-        return asyncio.run(_run(plan, source.text, url, args, shard))
+        return asyncio.run(_run(plan, source.text, url, args, shard, secret_target))
     except MissingEnvironment as exc:
         raise _fail(str(exc)) from None
 
@@ -143,25 +148,29 @@ def _start_at(args: argparse.Namespace, shard: tuple[int, int]) -> float | None:
         raise _fail(f"cannot find the shards' common start: {exc}; give --start-at") from None
 
 
-def _target(plan: Plan, args: argparse.Namespace) -> str | None:
+def _target(plan: Plan, args: argparse.Namespace) -> tuple[str | None, bool]:
+    """The target URL (None with --local) and whether it is secret (it came from `env(...)`)."""
     if args.local:
-        return None
+        return None, False
     url: str | None = args.url
+    what = "--url"
+    secret = False
     if url is None and plan.target is not None:
         if plan.target.env is not None:
             url = os.environ.get(plan.target.env)
             if url is None:
                 raise _fail(f"environment variable `{plan.target.env}` (the target) is not set")
+            what = f'the target (env("{plan.target.env}"))'
+            secret = True
         else:
             url = plan.target.value
+            what = "`target`"
     if url is None:
         raise _fail('no target: give `target "URL"` in the scenario or --url')
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise _fail(f"--url must be an http:// or https:// URL; got {url!r}")
-    return url
+    problem = url_problem(url)
+    if problem is not None:
+        raise _fail(f"{what} {problem}; got {SECRET if secret else repr(url)}")
+    return url, secret
 
 
 LOCAL_CPU_SCALE = 0.05
@@ -169,8 +178,16 @@ LOCAL_CPU_SCALE = 0.05
 
 
 async def _run(
-    plan: Plan, text: str, url: str | None, args: argparse.Namespace, shard: tuple[int, int]
+    plan: Plan,
+    text: str,
+    url: str | None,
+    args: argparse.Namespace,
+    shard: tuple[int, int],
+    secret_target: bool = False,
 ) -> int:
+    from nimbus_scenarios.telemetry import Telemetry, configure_logging, explore_link
+
+    configure_logging()
     handlers: list[RunHandler] = []
     if args.monitor:
         handlers.append(make_monitor())
@@ -190,6 +207,13 @@ async def _run(
         print(source.description, file=sys.stderr)
     elif shard[0] == 0 and (needs_replicas(plan) or args.deployment):
         source = _cluster_source(plan, args)
+    telemetry = Telemetry.start(
+        plan,
+        url=url,
+        run_id=uuid.uuid4().hex[:12],
+        otlp_endpoint=args.otlp_endpoint,
+        environ=os.environ,
+    )
     try:
         options = RunOptions(
             url=url,
@@ -197,16 +221,24 @@ async def _run(
             consumer_cleanup=args.cleanup,
             grace_s=args.grace,
             max_duration_s=args.max_duration,
-            progress_interval_s=MONITOR_INTERVAL_S if args.monitor else None,
+            progress_interval_s=MONITOR_INTERVAL_S,
             shard=shard,
             start_at=start_at,
+            target_shown=SECRET if secret_target else None,
         )
         outcome = await run_scenario(
-            plan, options, source=source, handlers=handlers, scenario_text=text
+            plan,
+            options,
+            source=source,
+            handlers=handlers,
+            scenario_text=text,
+            telemetry=telemetry,
         )
     finally:
+        counters = await asyncio.to_thread(telemetry.shutdown, 5.0)
         if fleet is not None:
             await fleet.stop()
+    outcome.document["telemetry"] = counters
     path = Path(args.results) if args.results else default_results_path(outcome.document)
     written = _write(outcome.document, path)
     if args.html or args.junit:
@@ -219,6 +251,9 @@ async def _run(
         except OSError as exc:
             print(f"nimbus-scenarios: cannot write a report: {exc}", file=sys.stderr)
     print(format_summary(outcome.document, str(written) if written else None), file=sys.stderr)
+    trace_id = outcome.document.get("trace_id")
+    if args.grafana_url and trace_id:
+        print(f"trace: {explore_link(args.grafana_url, trace_id)}", file=sys.stderr)
     return outcome.exit_code
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import signal
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nimbus_scenarios import __version__
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, compile_templates
@@ -43,6 +44,11 @@ from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.plan.arrivals import integer_weights
 from nimbus_scenarios.plan.timeline import SECRET, ExpectationPlan, PhasePlan, Plan
 from nimbus_scenarios.results import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from nimbus_scenarios.telemetry import Telemetry
+
+_T = TypeVar("_T")
 
 __all__ = [
     "RunOptions",
@@ -72,6 +78,9 @@ class RunOptions:
     """Wall-clock (Unix) time of run offset 0, shared by the shards of one run."""
     preflight_timeout_s: float = 5.0
     install_signal_handlers: bool = True
+    target_shown: str | None = None
+    """How the target appears in results and messages (`***` for one read from `env(...)`);
+    None: the URL itself."""
 
 
 @dataclass
@@ -86,6 +95,7 @@ class RunOutcome:
 class _State:
     abort_reason: str | None = None
     abort_at_s: float | None = None
+    abort_stage: str | None = None
     signals: int = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     force: asyncio.Event = field(default_factory=asyncio.Event)
@@ -119,15 +129,17 @@ class _Runner:
         scenario_text: str,
         environ: Mapping[str, str] | None,
         transport: LoadTransport | None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.plan = plan
         self.options = options
+        self.telemetry = telemetry
         self.source = source
-        self.handlers = list(handlers)
+        self.handlers = ([telemetry.handler] if telemetry is not None else []) + list(handlers)
         self.scenario_text = scenario_text
         self.environ = environ
         self.transport = transport
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = (telemetry.run_id if telemetry is not None else None) or uuid.uuid4().hex[:12]
         self.state = _State()
         self.loop = asyncio.get_running_loop()
         self.origin = self.loop.time()
@@ -136,6 +148,11 @@ class _Runner:
         self.background: set[asyncio.Task[None]] = set()
         self.dispatcher: Dispatcher | None = None
         self.templates: dict[str, CompiledTemplate] = {}
+
+    @property
+    def shown_url(self) -> str:
+        """The target as results and messages may show it."""
+        return self.options.target_shown or self.options.url
 
     @property
     def primary(self) -> bool:
@@ -157,6 +174,7 @@ class _Runner:
         if self.state.abort_reason is None:
             self.state.abort_reason = reason
             self.state.abort_at_s = self.now_s()
+            self.state.abort_stage = self.state.stage
             self.emit("aborted", reason, self.state.abort_at_s)
         self.state.stop.set()
 
@@ -185,14 +203,19 @@ class _Runner:
                     connection_max_age_s=self.plan.settings.connection_max_age_s,
                     max_connections=self.plan.settings.max_inflight,
                 )
+            observer = self.telemetry.observer if self.telemetry is not None else None
             self.dispatcher = Dispatcher(
-                self.transport, max_inflight=self.plan.settings.max_inflight
+                self.transport,
+                max_inflight=self.plan.settings.max_inflight,
+                observers=(observer,) if observer is not None else (),
+                headers_for=self.telemetry.headers_for if self.telemetry is not None else None,
             )
             infrastructure = await self.preflight()
             if infrastructure is None:
                 self.emit("run_started", self.plan, self.run_id)
                 deadline_task = self._start_deadline()
                 progress_task = self._start_progress()
+                replica_task = self._start_replica_events()
                 before_ok = not self.primary or await self.stage_expectations(
                     "before", self.plan.before
                 )
@@ -202,7 +225,7 @@ class _Runner:
                 await self.drain()
                 if before_ok and not self.state.stop.is_set() and self.primary:
                     await self.stage_expectations("after", self.plan.after)
-                for task in (deadline_task, progress_task):
+                for task in (deadline_task, progress_task, replica_task):
                     if task is not None:
                         task.cancel()
             if self.primary:
@@ -249,6 +272,23 @@ class _Runner:
                 self.request_stop(f"--max-duration of {limit:g}s reached")
 
         return self.loop.create_task(deadline())
+
+    def _start_replica_events(self) -> asyncio.Task[None] | None:
+        """Tell listeners about every replica sample the source records (telemetry, monitor)."""
+        source = self.source
+        if source is None:
+            return None
+
+        async def watch() -> None:
+            seen = 0
+            while True:
+                samples = source.samples
+                for sample in samples[seen:]:
+                    self.emit("replica_sample", sample, sample.at - self.origin)
+                seen = len(samples)
+                await asyncio.sleep(0.25)
+
+        return self.loop.create_task(watch())
 
     def _start_progress(self) -> asyncio.Task[None] | None:
         interval = self.options.progress_interval_s
@@ -317,9 +357,9 @@ class _Runner:
             )
         except TimeoutError:
             wait = self.options.preflight_timeout_s
-            return f"target {self.options.url} does not answer (no response in {wait:g}s)"
+            return f"target {self.shown_url} does not answer (no response in {wait:g}s)"
         if outcome.status is None:
-            return f"target {self.options.url} does not answer ({outcome.error} error)"
+            return f"target {self.shown_url} does not answer ({outcome.error} error)"
         if self.source is not None:
             try:
                 await self.source.start()
@@ -348,23 +388,29 @@ class _Runner:
             attempts = 0
             last = ""
             while True:
+                # A stop abandons the probe in flight: the hypothesis is not judged either way.
+                try:
+                    outcome = await _unless(self.state.stop, self.transport.send(template.request))
+                except _Interrupted:
+                    return _stopped(e, f"after {_plural(attempts, 'attempt')}", last)
                 attempts += 1
-                outcome = await self.transport.send(template.request)
                 if template.succeeded(outcome):
                     return Judgement(
                         e,
                         Verdict.PASSED,
                         1.0,
                         self.loop.time() - started,
-                        f"succeeded after {attempts} attempt{'s' if attempts > 1 else ''}",
+                        f"succeeded after {_plural(attempts, 'attempt')}",
                     )
                 last = str(outcome.status) if outcome.status is not None else str(outcome.error)
                 # Retry every second, and once more at the window's end.
                 left = started + window - self.loop.time()
-                if left <= 0 or not await self.wait_until(self.loop.time() + min(1.0, left)):
+                if left <= 0:
                     return Judgement(
                         e, Verdict.FAILED, 0.0, None, f"{attempts} attempts, last: {last}"
                     )
+                if not await self.wait_until(self.loop.time() + min(1.0, left)):
+                    return _stopped(e, f"after {_plural(attempts, 'attempt')}", last)
         # replicas within D, relative to the stage start
         if self.source is None:
             return Judgement(e, Verdict.NOT_JUDGED, detail=_NO_SOURCE)
@@ -379,11 +425,12 @@ class _Runner:
                     return Judgement(
                         e, Verdict.PASSED, value, self.loop.time() - started, f"{value} replicas"
                     )
-            if self.loop.time() - started >= window or not await self.wait_until(
-                min(self.loop.time() + 0.25, started + window)
-            ):
-                observed = None if latest is None else replica_value(e, _point(latest, self.origin))
+            observed = None if latest is None else replica_value(e, _point(latest, self.origin))
+            if self.loop.time() - started >= window:
                 return Judgement(e, Verdict.FAILED, observed, None, "never held in the window")
+            if not await self.wait_until(min(self.loop.time() + 0.25, started + window)):
+                last = "" if observed is None else f"{observed} replicas"
+                return _stopped(e, "before the window closed", last)
 
     async def phases(self) -> None:
         self.state.stage = "phases"
@@ -539,7 +586,6 @@ class _Runner:
         await self.dispatcher.drain(0.0)
 
     async def cleanup(self) -> None:
-        self.state.stage = "cleanup"
         steps: list[tuple[str, Any]] = []
         for step in self.plan.cleanup:
             if step.template is not None and step.template in self.templates:
@@ -560,15 +606,16 @@ class _Runner:
             )
         if not steps or self.transport is None:
             return
+        self.state.stage = "cleanup"
         self.emit("stage_started", "cleanup")
         for name, request in steps:
             if self.state.force.is_set():
                 self.state.cleanup.append({"request": name, "error": "skipped (forced exit)"})
                 continue
             try:
-                outcome = await asyncio.wait_for(
-                    self.transport.send(request), self.plan.settings.timeout_s + 1
-                )
+                limit = self.plan.settings.timeout_s + 1
+                sending = asyncio.wait_for(self.transport.send(request), limit)
+                outcome = await _unless(self.state.force, sending)
                 self.state.cleanup.append(
                     {
                         "request": name,
@@ -578,6 +625,8 @@ class _Runner:
                 )
             except TimeoutError:
                 self.state.cleanup.append({"request": name, "error": "timeout"})
+            except _Interrupted:
+                self.state.cleanup.append({"request": name, "error": "abandoned (forced exit)"})
 
     # ------------------------------------------------------------ judging
     def decide(self, e: ExpectationPlan, judgement: Judgement) -> None:
@@ -609,7 +658,16 @@ class _Runner:
                 )
         lost = self.source.lost_at
         seen = seen_until if lost is None else min(seen_until, lost - self.origin)
-        return judge_replicas(e, self.points(), start_s=start, end_s=end, seen_until_s=seen)
+        judgement = judge_replicas(e, self.points(), start_s=start, end_s=end, seen_until_s=seen)
+        if (
+            judgement.verdict is Verdict.NOT_JUDGED
+            and lost is None
+            and seen < end
+            and self.state.abort_reason is not None
+        ):
+            detail = f"the run was stopped at +{max(seen, 0.0):.0f}s, before the window closed"
+            return dataclasses.replace(judgement, detail=detail)
+        return judgement
 
     def judge_all(self) -> list[Judgement]:
         judgements: list[Judgement] = []
@@ -712,10 +770,14 @@ class _Runner:
             "scenario": self.plan.scenario,
             "verdict": verdict,
             "exit_code": code,
-            "trace_id": None,
+            "trace_id": self.telemetry.trace_id if self.telemetry is not None else None,
             "error": infrastructure,
             "abort": (
-                {"reason": self.state.abort_reason, "at_s": _round(self.state.abort_at_s)}
+                {
+                    "reason": self.state.abort_reason,
+                    "at_s": _round(self.state.abort_at_s),
+                    "stage": self.state.abort_stage,
+                }
                 if self.state.abort_reason
                 else None
             ),
@@ -724,7 +786,7 @@ class _Runner:
             "scenario_hash": hashlib.sha256(self.scenario_text.encode("utf-8")).hexdigest(),
             "scenario_source": _masked(self.scenario_text, secrets),
             "params": {name: _masked(value, secrets) for name, value in self.plan.params.items()},
-            "target": self.options.url,
+            "target": self.shown_url,
             "started_at": self.started.isoformat(),
             "ended_at": ended.isoformat(),
             "duration_s": round((ended - self.started).total_seconds(), 3),
@@ -829,6 +891,40 @@ def _not_run(e: ExpectationPlan, what: str) -> Judgement:
     return Judgement(e, Verdict.NOT_JUDGED, detail=f"the {what} did not run")
 
 
+def _stopped(e: ExpectationPlan, when: str, last: str) -> Judgement:
+    """A `before`/`after` expectation the run was stopped in the middle of: not judged."""
+    seen = f"; last: {last}" if last else ""
+    return Judgement(e, Verdict.NOT_JUDGED, detail=f"the run was stopped {when}{seen}")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+class _Interrupted(Exception):
+    """The event some work was raced against (`_unless`) was set first."""
+
+
+async def _unless(event: asyncio.Event, work: Coroutine[Any, Any, _T]) -> _T:
+    """The result of `work`, unless `event` is set first: then `work` is cancelled and
+    `_Interrupted` raised. Exceptions of `work` propagate."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        waiter.cancel()
+        raise
+    waiter.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise _Interrupted
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -867,6 +963,7 @@ async def run_scenario(
     scenario_text: str = "",
     environ: Mapping[str, str] | None = None,
     transport: LoadTransport | None = None,
+    telemetry: Telemetry | None = None,
 ) -> RunOutcome:
     """Play `plan` against `options.url` and return the results document and exit code."""
     runner = _Runner(
@@ -877,6 +974,7 @@ async def run_scenario(
         scenario_text=scenario_text,
         environ=environ,
         transport=transport,
+        telemetry=telemetry,
     )
     return await runner.run()
 

@@ -435,10 +435,11 @@ def test_required_rbac_rules_are_the_calls_the_module_makes() -> None:
             "verbs": ["get", "list"],
         },
         {"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": ["get", "list"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
     ]
     with_kills = required_rbac_rules(kills=True)
     assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]} in with_kills
-    assert len(with_kills) == 4
+    assert len(with_kills) == 5
 
 
 def test_permission_table_names_real_client_methods() -> None:

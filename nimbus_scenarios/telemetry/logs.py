@@ -1,0 +1,270 @@
+"""Structured logs with structlog: JSON lines off a TTY, readable console lines on one.
+
+Configure once with `configure_logging()`. Every line carries the run id, the scenario, the phase
+and (while tracing is on) the run's trace id and the current phase's (or the root's) span id,
+added by `add_run_context` from the process-wide `RunContext`; anything bound with
+`structlog.contextvars.bind_contextvars` is merged in too. When telemetry runs, the same records
+also go out as OTLP logs (`forward_to_sink` hands them to the sink telemetry registers).
+
+Events are names, not sentences: ``log.info("phase_started", phase="warmup", target_rate=5.0)``.
+`LoggingHandler` logs the run's events that way, and a `progress` line for every progress event.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any, TextIO
+
+import structlog
+
+from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.telemetry.context import current
+
+if TYPE_CHECKING:
+    from nimbus_scenarios.judge.expectations import Judgement
+    from nimbus_scenarios.kube.source import ReplicaSample
+    from nimbus_scenarios.plan.timeline import PhasePlan, Plan
+
+__all__ = [
+    "LoggingHandler",
+    "add_run_context",
+    "configure_logging",
+    "ensure_logging",
+    "forward_to_sink",
+    "get_logger",
+]
+
+LOGGER_NAME = "nimbus_scenarios"
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_VERDICT_LEVEL = {"passed": "info", "failed": "warning", "aborted": "warning", "error": "error"}
+
+
+def add_run_context(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Add run_id, scenario, phase, trace_id and span_id where known and not given explicitly."""
+    ctx = current()
+    for key, value in (
+        ("run_id", ctx.run_id),
+        ("scenario", ctx.scenario),
+        ("phase", ctx.phase),
+        ("trace_id", ctx.trace_id),
+        ("span_id", ctx.span_id),
+    ):
+        if value is not None and key not in event_dict:
+            event_dict[key] = value
+    return event_dict
+
+
+def forward_to_sink(
+    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Hand the record to the registered sink (OTLP logs); a failing sink is ignored."""
+    sink = current().sink
+    if sink is not None:
+        level = str(event_dict.get("level", method))
+        try:
+            sink(level, str(event_dict.get("event", "")), event_dict)
+        except Exception:  # telemetry never breaks a log line, let alone a run
+            return event_dict
+    return event_dict
+
+
+def configure_logging(
+    *,
+    level: str = "info",
+    stream: TextIO | None = None,
+    json: bool | None = None,
+) -> None:
+    """Configure structlog for the process: JSON lines when `stream` is not a TTY.
+
+    `stream` defaults to stdout (what Alloy tails into Loki); `json` forces a renderer. Lines
+    below `level` (debug, info, warning, error) are dropped before any processing.
+    """
+    out = sys.stdout if stream is None else stream
+    tty = _isatty(out)
+    as_json = not tty if json is None else json
+    renderer: Any
+    if as_json:
+        renderer = structlog.processors.JSONRenderer(default=str)
+        tail: list[Any] = [structlog.processors.dict_tracebacks, renderer]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=tty)
+        tail = [renderer]
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            add_run_context,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            forward_to_sink,
+            *tail,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level.lower(), 20)),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def get_logger() -> Any:
+    """The project's structlog logger."""
+    return structlog.get_logger(LOGGER_NAME)
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _known(**fields: Any) -> dict[str, Any]:
+    """The fields that have a value (a line shows what is known, not a row of None)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def ensure_logging() -> None:
+    """`configure_logging()` with its defaults unless structlog was configured already."""
+    if not structlog.is_configured():
+        configure_logging()
+
+
+class LoggingHandler(RunHandler):
+    """Logs a run's events as structured lines (and keeps the run context of every line)."""
+
+    def __init__(self, logger: Any = None) -> None:
+        self.log = get_logger() if logger is None else logger
+        self._logged: set[tuple[str, str]] = set()
+
+    def run_started(self, plan: Plan, run_id: str) -> None:
+        """Log `run_started` and make the run id and scenario part of every line."""
+        ctx = current()
+        ctx.run_id = run_id
+        ctx.scenario = plan.scenario
+        self._logged.clear()
+        self.log.info(
+            "run_started",
+            run_id=run_id,
+            scenario=plan.scenario,
+            phases=[p.name for p in plan.phases],
+            planned_duration_s=_r(plan.duration_s),
+            scheduled=plan.scheduled_total,
+            trace_sample=plan.settings.trace_sample,
+        )
+
+    def stage_started(self, stage: str) -> None:
+        """Log `stage_started`."""
+        self.log.info("stage_started", stage=stage)
+
+    def phase_started(self, phase: PhasePlan, at_s: float) -> None:
+        """Log `phase_started` with the phase's shape and target; the phase joins every line."""
+        current().phase = phase.name
+        self.log.info(
+            "phase_started",
+            **_known(
+                phase=phase.name,
+                at_s=_r(at_s),
+                shape=phase.shape_text,
+                duration_s=_r(phase.duration_s),
+                target_rate=_r(phase.rate_at(phase.start_s)) if phase.open_model else None,
+                users=phase.users if not phase.open_model else None,
+                scheduled=phase.scheduled_total,
+            ),
+        )
+
+    def phase_ended(self, phase: PhasePlan, at_s: float) -> None:
+        """Log `phase_ended`; lines after it carry no phase."""
+        self.log.info("phase_ended", phase=phase.name, at_s=_r(at_s))
+        ctx = current()
+        if ctx.phase == phase.name:
+            ctx.phase = None
+
+    def replica_sample(self, sample: ReplicaSample, at_s: float) -> None:
+        """Log `replicas_changed`."""
+        self.log.info(
+            "replicas_changed",
+            **_known(
+                ready=sample.ready,
+                desired=sample.desired,
+                current=sample.current,
+                autoscaler=sample.autoscaler,
+                at_s=_r(at_s),
+            ),
+        )
+
+    def pods_killed(self, names: list[str], at_s: float) -> None:
+        """Log `pods_killed`."""
+        self.log.warning("pods_killed", count=len(names), pods=list(names), at_s=_r(at_s))
+
+    def expectation_decided(self, judgement: Judgement, at_s: float | None) -> None:
+        """Log `expectation_decided` (before/after expectations, as they are decided)."""
+        e = judgement.expectation
+        self._logged.add((e.scope, e.text))
+        verdict = str(judgement.verdict)
+        getattr(self.log, "warning" if verdict == "failed" else "info")(
+            "expectation_decided",
+            **_known(
+                expectation=e.text,
+                scope=e.scope,
+                verdict=verdict,
+                observed=judgement.observed,
+                detail=judgement.detail or None,
+                at_s=_r(at_s),
+            ),
+        )
+
+    def aborted(self, reason: str, at_s: float) -> None:
+        """Log `run_aborted`."""
+        self.log.warning("run_aborted", reason=reason, at_s=_r(at_s))
+
+    def progress(self, status: dict[str, Any]) -> None:
+        """Log a `progress` line with the live status (expectation states summed up)."""
+        fields = {k: v for k, v in status.items() if k != "expectations"}
+        states = [state for _, state in status.get("expectations") or ()]
+        for name in ("passed", "failed", "open", "waiting"):
+            fields[f"expectations_{name}"] = states.count(name)
+        for key in ("elapsed_s", "remaining_s", "target_rate", "p95_ms", "errors_pct"):
+            if isinstance(fields.get(key), float):
+                fields[key] = round(fields[key], 3)
+        self.log.info("progress", **_known(**fields))
+
+    def run_ended(self, document: dict[str, Any]) -> None:
+        """Log every verdict not logged yet, then `run_ended` with the run's verdict."""
+        for e in document.get("expectations") or ():
+            if (e.get("scope"), e.get("text")) in self._logged:
+                continue
+            getattr(self.log, "warning" if e.get("verdict") == "failed" else "info")(
+                "expectation_decided",
+                **_known(
+                    expectation=e.get("text"),
+                    scope=e.get("scope"),
+                    verdict=e.get("verdict"),
+                    observed=e.get("observed"),
+                    detail=e.get("detail") or None,
+                    at_s=e.get("met_at_s"),
+                ),
+            )
+        totals = document.get("totals") or {}
+        code = document.get("exit_code")
+        fields = _known(
+            verdict=document.get("verdict"),
+            exit_code=None if code is None else int(code),
+            duration_s=document.get("duration_s"),
+            sent=totals.get("sent"),
+            succeeded=totals.get("succeeded"),
+            failed=totals.get("failed"),
+            dropped=totals.get("dropped"),
+        )
+        if document.get("error"):
+            fields["error"] = document["error"]
+        if document.get("abort"):
+            fields["abort_reason"] = document["abort"].get("reason")
+        if document.get("trace_id"):
+            fields["trace_id"] = document["trace_id"]
+        level = _VERDICT_LEVEL.get(str(document.get("verdict")), "info")
+        getattr(self.log, level)("run_ended", **fields)

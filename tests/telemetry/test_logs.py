@@ -1,0 +1,166 @@
+"""Tests of the structlog output: `LoggingHandler` events, renderers, a real stdout pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from nimbus_scenarios.runner import RunOptions, run_scenario
+from nimbus_scenarios.telemetry import context as run_context
+from nimbus_scenarios.telemetry.logs import LoggingHandler, add_run_context, configure_logging
+from tests.conftest import HttpServer
+from tests.telemetry.conftest import compile_text, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+SHORT = """\
+scenario "logged" {
+  request ok = GET "/ok"
+  request bad = GET "/status/500"
+  before {
+    expect ok succeeds
+  }
+  phase "first" 0.6s {
+    rate 20/s
+    send ok
+    expect errors == 0%
+  }
+  phase "second" 0.6s {
+    rate 20/s
+    send bad
+    expect errors < 10%
+  }
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults and an empty run context."""
+    structlog.reset_defaults()
+    run_context.reset()
+    yield
+    structlog.reset_defaults()
+    run_context.reset()
+
+
+def test_logging_handler_events(http_server: HttpServer) -> None:
+    """A run logs named events with fields, every line with run id, scenario and phase."""
+    plan = compile_text(SHORT)
+    options = RunOptions(
+        url=http_server.url, install_signal_handlers=False, progress_interval_s=0.25
+    )
+    with capture_logs(processors=[add_run_context]) as logs:
+        outcome = asyncio.run(
+            run_scenario(plan, options, handlers=[LoggingHandler()], scenario_text=SHORT)
+        )
+    run_id = outcome.document["run_id"]
+    events = [e["event"] for e in logs]
+    assert events[0] == "run_started"
+    assert events[-1] == "run_ended"
+    assert events.count("phase_started") == events.count("phase_ended") == 2
+    assert "progress" in events
+    assert all(e["run_id"] == run_id and e["scenario"] == "logged" for e in logs)
+    first = next(e for e in logs if e["event"] == "phase_started")
+    assert first["phase"] == "first"
+    assert first["target_rate"] == 20.0
+    assert first["shape"] == "rate 20/s"
+    progress = next(e for e in logs if e["event"] == "progress")
+    assert {"target_rate", "achieved_rate", "in_flight", "sent"} <= set(progress)
+    assert progress["phase"] in ("first", "second")
+    verdicts = {
+        e["expectation"]: (e["verdict"], e["log_level"])
+        for e in logs
+        if e["event"] == "expectation_decided"
+    }
+    assert verdicts == {
+        "expect ok succeeds": ("passed", "info"),
+        "expect errors == 0%": ("passed", "info"),
+        "expect errors < 10%": ("failed", "warning"),
+    }
+    ended = logs[-1]
+    assert (ended["verdict"], ended["exit_code"], ended["log_level"]) == ("failed", 1, "warning")
+    assert ended["sent"] == 24
+    assert "phase" not in ended
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_renderers_follow_the_stream() -> None:
+    """JSON lines off a TTY, readable key=value console lines on one."""
+    ctx = run_context.current()
+    ctx.run_id, ctx.scenario, ctx.phase = "r1", "s1", "p1"
+    pipe = io.StringIO()
+    configure_logging(stream=pipe)
+    structlog.get_logger().info("phase_started", target_rate=5.0)
+    line = json.loads(pipe.getvalue())
+    assert line["event"] == "phase_started"
+    assert (line["run_id"], line["scenario"], line["phase"]) == ("r1", "s1", "p1")
+    assert line["level"] == "info"
+    assert line["timestamp"].endswith("Z")
+    tty = _Tty()
+    configure_logging(stream=tty, level="warning")
+    structlog.get_logger().info("hidden")
+    structlog.get_logger().warning("shown", target_rate=5.0)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", tty.getvalue())  # colours on a terminal
+    assert "hidden" not in text
+    assert "shown" in text
+    assert "target_rate=5.0" in text
+    assert not text.lstrip().startswith("{")
+
+
+SUBPROCESS_RUN = """
+import asyncio, sys
+from nimbus_scenarios.runner import RunOptions, run_scenario
+from nimbus_scenarios.telemetry import Telemetry, configure_logging
+from tests.telemetry.conftest import compile_text, wired
+
+configure_logging()
+text, url, endpoint = sys.argv[1], sys.argv[2], sys.argv[3]
+plan = compile_text(text)
+env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_TIMEOUT": "300"}
+telemetry = Telemetry.start(plan, url=url, run_id="sub", environ=env)
+with wired(telemetry) as kwargs:
+    options = RunOptions(url=url, install_signal_handlers=False)
+    asyncio.run(run_scenario(plan, options, scenario_text=text, **kwargs))
+print(telemetry.trace_id, file=sys.stderr)
+telemetry.shutdown(timeout_s=1.0)
+"""
+
+
+def test_json_lines_on_a_real_stdout_pipe(http_server: HttpServer) -> None:
+    """Through a real pipe every stdout line is JSON with run_id and the run's trace_id."""
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: ids exist all the same
+    done = subprocess.run(
+        [sys.executable, "-c", SUBPROCESS_RUN, SHORT, http_server.url, endpoint],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    trace_id = done.stderr.strip().splitlines()[-1]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    events = [line["event"] for line in lines]
+    assert "run_started" in events
+    assert "run_ended" in events
+    assert all(line["trace_id"] == trace_id for line in lines)
+    assert all("run_id" in line and len(line["span_id"]) == 16 for line in lines)
+    run_id = next(line["run_id"] for line in lines if line["event"] == "run_ended")
+    assert all(line["run_id"] == run_id for line in lines[events.index("run_started") :])
+    phase_lines = [line for line in lines if line["event"] == "phase_started"]
+    assert [line["phase"] for line in phase_lines] == ["first", "second"]
+    assert len({line["span_id"] for line in phase_lines}) == 2
