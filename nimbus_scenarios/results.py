@@ -19,6 +19,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ResultsError",
     "load_results",
+    "write_atomic",
     "write_results",
 ]
 
@@ -56,16 +57,29 @@ class ResultsError(Exception):
 
 
 def write_results(document: Mapping[str, Any], path: Path) -> Path:
-    """Write `document` to `path` atomically (a temp file in the same directory, then rename)."""
+    """Write `document` to `path` atomically (a temp file in the same directory, then rename).
+
+    A path that exists and is not a regular file (`/dev/stdout`, a FIFO, a device) is written
+    to directly: renaming a temp file over it would replace the device node itself.
+    """
+    text = json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with path.open("w", encoding="utf-8") as stream:
+            stream.write(text)
+        return path
+    return write_atomic(path, text)
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temp file in the same directory and a rename, so a
+    reader never sees half a file and a failed write leaves the old one in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=2, sort_keys=False, allow_nan=False)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as handle:
             # mkstemp makes the file 0600; give it the mode open() would (0666 & ~umask).
             os.fchmod(handle.fileno(), 0o666 & ~_umask())
             handle.write(text)
-            handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
         Path(temp).replace(path)

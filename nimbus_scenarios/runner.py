@@ -670,17 +670,20 @@ class _Runner:
         return judgement
 
     def judge_all(self) -> list[Judgement]:
+        """Every verdict, in plan order. A shard other than 0 judges only its own load:
+        replica windows and the `before`/`after` hypotheses are shard 0's."""
+        primary = self.primary
         judgements: list[Judgement] = []
-        if not self.primary:
-            return self.judge_load_only()
-        for e in self.plan.before:
-            judgements.append(self.state.decided.get(id(e)) or _not_run(e, "before"))
+        if primary:
+            for e in self.plan.before:
+                judgements.append(self.state.decided.get(id(e)) or _not_run(e, "before"))
         seen_until = self.now_s()
         for phase in self.plan.phases:
             stats = self.stats.phases.get(phase.name)
             for e in phase.expectations:
                 if e.kind == "replicas":
-                    judgements.append(self.judge_replica(e, seen_until=seen_until))
+                    if primary:
+                        judgements.append(self.judge_replica(e, seen_until=seen_until))
                 elif stats is None:
                     judgements.append(_not_run(e, "phase"))
                 else:
@@ -693,40 +696,15 @@ class _Runner:
         )
         for e in self.plan.expectations:
             if e.kind == "replicas":
-                judgements.append(self.judge_replica(e, seen_until=seen_until))
+                if primary:
+                    judgements.append(self.judge_replica(e, seen_until=seen_until))
             elif not self.stats.phases:
                 judgements.append(_not_run(e, "run"))
             else:
                 judgements.append(judge_load(e, total, scheduled=planned_total))
-        for e in self.plan.after:
-            judgements.append(self.state.decided.get(id(e)) or _not_run(e, "after"))
-        return judgements
-
-    def judge_load_only(self) -> list[Judgement]:
-        """A shard other than 0 judges its own load; replicas and hypotheses are shard 0's."""
-        judgements = []
-        for phase in self.plan.phases:
-            stats = self.stats.phases.get(phase.name)
-            for e in phase.expectations:
-                if e.kind == "replicas":
-                    continue
-                if stats is None:
-                    judgements.append(_not_run(e, "phase"))
-                else:
-                    judgements.append(judge_load(e, stats, scheduled=self._planned(phase, stats)))
-        total = self.stats.total()
-        planned = sum(
-            self._planned(p, self.stats.phases[p.name]) or self.stats.phases[p.name].scheduled
-            for p in self.plan.phases
-            if p.name in self.stats.phases
-        )
-        for e in self.plan.expectations:
-            if e.kind == "replicas":
-                continue
-            if not self.stats.phases:
-                judgements.append(_not_run(e, "run"))
-            else:
-                judgements.append(judge_load(e, total, scheduled=planned))
+        if primary:
+            for e in self.plan.after:
+                judgements.append(self.state.decided.get(id(e)) or _not_run(e, "after"))
         return judgements
 
     def _planned(self, phase: PhasePlan, stats: PhaseStats) -> int | None:

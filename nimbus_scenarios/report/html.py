@@ -28,14 +28,14 @@ import hashlib
 import html
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from nimbus_scenarios.results import write_atomic
 
 __all__ = ["render_html", "write_reports"]
 
@@ -1271,29 +1271,6 @@ def render_html(document: Mapping[str, Any]) -> str:
 # Files
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` by a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8", "replace"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).chmod(0o666 & ~_umask())  # mkstemp made it 0600; give it open()'s mode
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_reports(
     document: Mapping[str, Any],
     html_path: Path | None,
@@ -1310,4 +1287,4 @@ def write_reports(
         outputs.append((Path(html_path), render_html(document)))
     if junit_path is not None:
         outputs.append((Path(junit_path), render_junit(document)))
-    return [_write_atomic(path, text) for path, text in outputs]
+    return [write_atomic(path, text) for path, text in outputs]
