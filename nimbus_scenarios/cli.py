@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -286,10 +287,12 @@ def _max_rate(args: argparse.Namespace) -> float:
     value: float | None = args.max_rate
     if value is None:
         return DEFAULT_MAX_RATE
-    if value <= 0:
+    # `nan` and `inf` parse as floats but would switch the cap off (every comparison with nan
+    # is false): refuse them like zero.
+    if not math.isfinite(value) or value <= 0:
         from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
 
-        raise ScenarioError(Source("--max-rate", ""), [Diagnostic("must be above zero")])
+        raise ScenarioError(Source("--max-rate", ""), [Diagnostic("must be above zero and finite")])
     return value
 
 

@@ -57,22 +57,23 @@ class ResultsError(Exception):
 
 
 def write_results(document: Mapping[str, Any], path: Path) -> Path:
-    """Write `document` to `path` atomically (a temp file in the same directory, then rename).
-
-    A path that exists and is not a regular file (`/dev/stdout`, a FIFO, a device) is written
-    to directly: renaming a temp file over it would replace the device node itself.
-    """
+    """Write `document` to `path` atomically (a temp file in the same directory, then rename)."""
     text = json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    if path.exists() and not path.is_file() and not path.is_dir():
-        with path.open("w", encoding="utf-8") as stream:
-            stream.write(text)
-        return path
     return write_atomic(path, text)
 
 
 def write_atomic(path: Path, text: str) -> Path:
     """Write `text` to `path` through a temp file in the same directory and a rename, so a
-    reader never sees half a file and a failed write leaves the old one in place."""
+    reader never sees half a file and a failed write leaves the old one in place.
+
+    A path that exists and is not a regular file (`/dev/stdout`, a FIFO, a device such as
+    `/dev/full`) is written to directly: renaming a temp file over it would replace the device
+    node itself (as root, in /dev).
+    """
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with path.open("w", encoding="utf-8", errors="replace") as stream:
+            stream.write(text)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -164,7 +164,11 @@ def _unseen(e: ExpectationPlan, seen_until_s: float) -> Judgement:
     return Judgement(
         e,
         Verdict.NOT_JUDGED,
-        detail=f"the replica source was lost at +{seen_until_s:.0f}s, before the window closed",
+        # The last contact may precede the run's offset 0 (the pre-flight list): never "+-0s".
+        detail=(
+            f"the replica source was lost at +{max(seen_until_s, 0.0):.0f}s, "
+            "before the window closed"
+        ),
     )
 
 

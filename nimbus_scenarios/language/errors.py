@@ -11,6 +11,7 @@ Every stage that reads user input reports problems as `Diagnostic`s pointing int
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,6 +99,7 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     start = max(span.column - 1, 0)
     width = span.end_column - span.column if span.end_line == span.line else len(text) - start
     width = max(width, 1)
+    text, start, width = _mask_credentials(text, start, width)
     if len(text) > _MAX_SHOWN_LINE:
         # A huge line (minified or binary input) is cut around the spot so output stays readable.
         left = max(start - 40, 0)
@@ -113,6 +115,34 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     if diagnostic.hint:
         caret += f" {_did_you_mean(diagnostic.hint)}"
     return f"{head}\n {gutter} | {text}\n {pad} | {caret}"
+
+
+# A credential header written with a literal value (`header "Cookie" = "..."`), as far as one
+# line shows it; the value may be unterminated (the error may be about that very string).
+_CREDENTIAL = re.compile(
+    r'(?i)\bheader\s+"(?:authorization|proxy-authorization|cookie)"\s*=\s*'
+    r'(?P<value>"(?:[^"\\]|\\.)*"?)'
+)
+_MASK = '"***"'
+
+
+def _mask_credentials(text: str, start: int, width: int) -> tuple[str, int, int]:
+    """The source line with literal credential header values shown as `"***"`, and the
+    caret's start and width moved to match (a caret inside a value points at the mask)."""
+    end = start + width
+    for match in reversed(list(_CREDENTIAL.finditer(text))):  # right to left: spans stay valid
+        low, high = match.span("value")
+        shift = (high - low) - len(_MASK)
+        text = text[:low] + _MASK + text[high:]
+        if start >= high:
+            start -= shift
+        elif start > low:
+            start = low
+        if end >= high:
+            end -= shift
+        elif end > low:
+            end = low + len(_MASK)
+    return text, start, max(end - start, 1)
 
 
 def _did_you_mean(hint: str) -> str:

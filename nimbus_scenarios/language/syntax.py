@@ -93,6 +93,7 @@ def parse(source: Source) -> n.Scenario:
                 )
             ],
         )
+    _refuse_too_many_phases(source)
     from lark.exceptions import UnexpectedInput
 
     try:
@@ -102,6 +103,33 @@ def parse(source: Source) -> n.Scenario:
     result = _Builder().transform(tree)
     assert isinstance(result, n.Scenario)
     return result
+
+
+_PHASE_LINE = re.compile(r'^[ \t]*phase[ \t]+"', re.MULTILINE)
+
+
+def _refuse_too_many_phases(source: Source) -> None:
+    """Refuse more phases than validation allows before lark parses them all (10,000 phases
+    take about a second to parse). Counts only lines that start with `phase "`, which in a file
+    are always phase statements (strings hold no line breaks, comments start with `#`), so it
+    never refuses a file validation would accept; validation counts the rest exactly."""
+    from nimbus_scenarios.language.validate import MAX_PHASES
+
+    starts = [m.start() for m in _PHASE_LINE.finditer(source.text)]
+    if len(starts) <= MAX_PHASES:
+        return
+    line = source.text.count("\n", 0, starts[MAX_PHASES]) + 1  # each match starts a line
+    text = source.line(line)
+    column = len(text) - len(text.lstrip()) + 1
+    raise ScenarioError(
+        source,
+        [
+            Diagnostic(
+                f"the scenario has {len(starts):,} phases; the limit is {MAX_PHASES:,}",
+                n.Span(line, column, line + 1, 1),
+            )
+        ],
+    )
 
 
 def _only_comments(text: str) -> bool:

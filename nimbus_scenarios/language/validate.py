@@ -21,9 +21,11 @@ __all__ = [
     "LATENCY_SUBJECTS",
     "MAX_DURATION_S",
     "MAX_PHASES",
+    "MAX_STAIRS",
     "RESERVED",
     "STRESS_RANGES",
     "subject_kind",
+    "url_problem",
     "validate",
 ]
 
@@ -31,6 +33,9 @@ DEFAULT_MAX_RATE = 10_000
 """Requests per second one process may be asked for unless `--max-rate` raises it."""
 
 MAX_PHASES = 10_000
+MAX_STAIRS = 20_000
+"""Stairs of all `steps` shapes together: each is a piece of the compiled timeline, and
+10,000 phases of `steps ... in 10000` would take minutes and gigabytes to compile."""
 MAX_DURATION_S = 7 * 24 * 3600
 """A run longer than a week is a mistake (`1000h`), refused before anything is scheduled."""
 
@@ -165,6 +170,7 @@ class _Checker:
         self.has_watch = bool(scenario.watches) or watch_given
         self.problems: list[Diagnostic] = []
         self.requests = {r.name.text: r for r in scenario.requests}
+        self.stairs = 0
 
     # ------------------------------------------------------------ helpers
     def error(self, message: str, span: n.Span, hint: str | None = None) -> None:
@@ -331,11 +337,9 @@ class _Checker:
         url = self.text(value, "`target`", secret_ok=True)
         if url is None or url == "***":
             return
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            self.error(
-                f"`target` must be an http:// or https:// URL; found `{_short(url)}`", value.span
-            )
+        problem = url_problem(url)
+        if problem is not None:
+            self.error(f"`target` {problem}; found `{_short(url)}`", value.span)
 
     def watch(self, watch: n.Watch) -> None:
         for value, what in (
@@ -567,7 +571,14 @@ class _Checker:
             case n.ShapeKind.STEPS:
                 start = self.rate(args[0], "the first step", positive=False)
                 end = self.rate(args[1], "the last step", positive=False)
-                self.integer(args[2], "the number of steps", 1, 10_000)
+                stairs = self.integer(args[2], "the number of steps", 1, 10_000)
+                self.stairs += stairs or 0
+                if stairs is not None and self.stairs > MAX_STAIRS >= self.stairs - stairs:
+                    self.error(
+                        f"the `steps` shapes reach {self.stairs:,} stairs in all here; the limit "
+                        f"is {MAX_STAIRS:,} for a scenario",
+                        shape.span if args[2] is None else args[2].span,
+                    )
                 if start == 0 and end == 0:
                     self.error("steps from zero to zero send nothing (use `idle`)", shape.span)
             case n.ShapeKind.USERS:
@@ -809,6 +820,27 @@ def _subject_span(names: tuple[n.Name, ...]) -> n.Span:
 
 def _kinds(kinds: Sequence[n.Kind]) -> str:
     return " or ".join(KIND_EXAMPLES[kind] for kind in kinds)
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with `url` as a target (a base URL to send requests to), or None.
+
+    Shared by `target "URL"` and `run --url`, so that nothing the runner cannot use gets past
+    validation: only http and https, a host, a valid port, and no query or fragment (request
+    paths are appended to it).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return "must be an http:// or https:// URL"
+    if port == 0:
+        return "has port 0"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "must not have a query or fragment (request paths and queries are added to it)"
+    return None
 
 
 def _short(text: str) -> str:

@@ -1,0 +1,157 @@
+"""Inputs built to exhaust memory or time: a million phases, 10,001 phases, 30,000 stairs, a
+rate of 10^12/s, 1000 h, a 10 MB `--set` value, braces nested 100,000 deep, a cap switched off
+with `--max-rate nan`. Each is refused quickly (exit 2) with a message naming the limit, before
+anything is sent, and without a traceback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nimbus_scenarios.cli import main
+from nimbus_scenarios.language.params import MAX_OVERRIDE_CHARS
+from nimbus_scenarios.language.validate import MAX_PHASES
+from tests.faults.conftest import assert_no_traceback, closed_port, run_cli, write_scenario
+
+Refused = Callable[..., str]
+# Nothing listens here: an input that slipped through would fail at pre-flight (exit 4), not 2.
+URL = f"http://127.0.0.1:{closed_port()}"
+COMMANDS = ("validate", "plan", "run")
+
+
+def phases(count: int, *, compact: bool = False) -> str:
+    """A scenario with `count` idle phases (one line each when `compact`)."""
+    body = (
+        [f'  phase "p{i}" 1s {{ idle }}' for i in range(count)]
+        if compact
+        else [f'  phase "p{i}" 1s {{\n    idle\n  }}' for i in range(count)]
+    )
+    return "\n".join(['scenario "many" {', *body, "}"]) + "\n"
+
+
+def one_phase(shape: str, duration: str = "10s", extra: str = "") -> str:
+    """A scenario with one phase of `shape` sending GET /h."""
+    return (
+        f'scenario "hostile" {{\n{extra}  request h = GET "/h"\n'
+        f'  phase "p" {duration} {{\n    {shape}\n    send h\n  }}\n}}\n'
+    )
+
+
+@pytest.fixture
+def refused(capsys: pytest.CaptureFixture[str]) -> Refused:
+    """`refused(command, *args, limit_s=2)`: runs the CLI in this process, asserts exit 2 within
+    `limit_s` and no traceback, and returns stderr."""
+
+    def check(command: str, *args: str, limit_s: float = 2.0) -> str:
+        extra = ("--url", URL, "--results", "/dev/null") if command == "run" else ()
+        started = time.perf_counter()
+        code = main([command, *args, *extra])
+        elapsed = time.perf_counter() - started
+        out, err = capsys.readouterr()
+        assert code == 2, err
+        assert elapsed < limit_s, f"{command} took {elapsed:.2f}s"
+        assert_no_traceback(out + err)
+        return err
+
+    return check
+
+
+def test_a_million_phases_exceed_the_file_limit(refused: Refused, tmp_path: Path) -> None:
+    """A million phases (about 30 MB, generated in memory) are refused by size, unread."""
+    text = phases(1_000_000, compact=True)
+    assert len(text) > 20 * 1024 * 1024
+    path = write_scenario(tmp_path, text)
+    for command in COMMANDS:
+        err = refused(command, str(path))
+        assert "scenario files are limited to 1 MB" in err
+    finished = run_cli("validate", str(path))  # the same through a fresh interpreter
+    assert finished.code == 2
+    assert "limited to 1 MB" in finished.stderr
+    assert finished.elapsed_s < 5
+
+
+def test_ten_thousand_and_one_phases_are_refused(refused: Refused, tmp_path: Path) -> None:
+    """10,001 phases under 1 MB: the phase limit, named with the line of the one too many."""
+    text = phases(MAX_PHASES + 1)
+    assert len(text.encode()) < 1024 * 1024
+    path = write_scenario(tmp_path, text)
+    for command in COMMANDS:
+        err = refused(command, str(path))
+        assert "the scenario has 10,001 phases; the limit is 10,000" in err
+        assert f"{path}:{3 * MAX_PHASES + 2}:3:" in err
+    ten_thousand = write_scenario(tmp_path, phases(MAX_PHASES), "limit.scn")
+    started = time.perf_counter()
+    assert main(["validate", str(ten_thousand)]) == 0  # exactly the limit is fine
+    assert time.perf_counter() - started < 5
+
+
+def test_stairs_beyond_the_scenario_limit_are_refused(refused: Refused, tmp_path: Path) -> None:
+    """Three phases of `steps ... in 10000` (30,000 stairs; minutes to compile at scale)."""
+    body = "\n".join(
+        f'  phase "p{i}" 1m {{\n    steps 1/s -> 2/s in 10000\n    send h\n  }}' for i in range(3)
+    )
+    text = f'scenario "stairs" {{\n  request h = GET "/h"\n{body}\n}}\n'
+    path = write_scenario(tmp_path, text)
+    for command in COMMANDS:
+        err = refused(command, str(path))
+        assert "stairs in all here; the limit is 20,000" in err
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_rate_of_a_trillion_per_second_is_refused(
+    refused: Refused, tmp_path: Path, command: str
+) -> None:
+    """`rate 1000000000000/s`, in the file or by `--set`: over the 10,000/s per-process cap."""
+    path = write_scenario(tmp_path, one_phase("rate 1000000000000/s"))
+    assert "is above the limit of 10000/s per process" in refused(command, str(path))
+    param = write_scenario(tmp_path, one_phase("rate $r", extra="  param r = 1/s\n"), "p.scn")
+    err = refused(command, str(param), "--set", "r=1000000000000/s")
+    assert "is above the limit of 10000/s per process" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5"])
+def test_max_rate_cannot_switch_the_cap_off(refused: Refused, tmp_path: Path, value: str) -> None:
+    """`--max-rate nan|inf|0|-5` is a usage error, never a cap that lets 10^12/s through."""
+    path = write_scenario(tmp_path, one_phase("rate 1000000000000/s"))
+    for command in COMMANDS:
+        assert "must be above zero and finite" in refused(command, str(path), f"--max-rate={value}")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_thousand_hours_are_refused(refused: Refused, tmp_path: Path, command: str) -> None:
+    """A 1000 h phase, in the file or by `--set`: over the one-week limit."""
+    path = write_scenario(tmp_path, one_phase("rate 1/s", duration="1000h"))
+    assert "is longer than the limit of 168h" in refused(command, str(path))
+    param = write_scenario(tmp_path, one_phase("rate 1/s", "$d", "  param d = 1s\n"), "p.scn")
+    assert "is longer than the limit of 168h" in refused(command, str(param), "--set", "d=1000h")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_ten_megabyte_set_value_is_refused_at_once(
+    refused: Refused, tmp_path: Path, command: str
+) -> None:
+    """A 10 MB `--set` value (standing in for 1 GB) is refused by length in well under 1 s."""
+    path = write_scenario(tmp_path, one_phase("rate 1/s", extra='  param v = "x"\n'))
+    value = "v=" + "x" * 10_000_000
+    err = refused(command, str(path), "--set", value, limit_s=1.0)
+    assert f"values are limited to {MAX_OVERRIDE_CHARS:,}" in err
+    assert len(err) < 2000  # the value is not echoed back
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_braces_nested_a_hundred_thousand_deep(
+    refused: Refused, tmp_path: Path, command: str
+) -> None:
+    """`{` x 100,000 (closed or not) is a syntax error at the first stray brace, no recursion."""
+    depth = 100_000
+    closed = write_scenario(tmp_path, 'scenario "x" {\n' + "{" * depth + "}" * depth + "\n}\n")
+    err = refused(command, str(closed))
+    assert f"{closed}:2:1: error: unexpected `{{`" in err
+    assert len(err) < 2000  # the 100,000-character line is shown cut short
+    bare = write_scenario(tmp_path, "{" * depth, "bare.scn")
+    assert "unexpected `{`" in refused(command, str(bare))
+    unclosed = write_scenario(tmp_path, 'scenario "x" {\n' + "  settings {\n" * depth, "open.scn")
+    assert "error:" in refused(command, str(unclosed))
