@@ -209,7 +209,8 @@ async def _run(
         source = _cluster_source(plan, args)
     telemetry = Telemetry.start(
         plan,
-        url=url,
+        # A target from env() is a secret: its spans carry no URL at all.
+        url=None if secret_target else without_password(url),
         run_id=uuid.uuid4().hex[:12],
         otlp_endpoint=args.otlp_endpoint,
         environ=os.environ,
@@ -224,7 +225,7 @@ async def _run(
             progress_interval_s=MONITOR_INTERVAL_S,
             shard=shard,
             start_at=start_at,
-            target_shown=SECRET if secret_target else None,
+            target_shown=SECRET if secret_target else without_password(url),
         )
         outcome = await run_scenario(
             plan,
@@ -312,3 +313,17 @@ def _write(document: dict[str, Any], path: Path) -> Path | None:
             sys.stdout.write(json.dumps(document) + "\n")
             sys.stdout.flush()
         return None
+
+
+def without_password(url: str) -> str:
+    """The URL with any password in it (`http://user:pass@host`) shown as `***`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}:{SECRET}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

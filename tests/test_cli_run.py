@@ -306,3 +306,13 @@ def test_unknown_seed_test_exits_2_listing_the_built_ins(
     assert "light" in names
     for name in names:
         assert name in stderr
+
+
+def test_passwords_in_urls_are_masked() -> None:
+    """`http://user:pass@host` is shown as `http://user:***@host`; other URLs are unchanged."""
+    from nimbus_scenarios.cli_run import without_password
+
+    assert without_password("http://u:s3cret@example:8000/x") == "http://u:***@example:8000/x"
+    assert without_password("http://u:s3cret@[::1]/") == "http://u:***@[::1]/"
+    assert without_password("http://example:8000") == "http://example:8000"
+    assert without_password("http://u@example") == "http://u@example"

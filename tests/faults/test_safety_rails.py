@@ -318,11 +318,6 @@ def replica_source_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="telemetry gets the real URL (Telemetry.start(url=...)): request spans carry it in "
-    "url.full, server.address and server.port; remove this mark once they show it masked",
-)
 def test_a_target_from_env_is_masked_in_spans(server: RecordingServer, tmp_path: Path) -> None:
     """`target env("...")` does not reach the exported spans either."""
     scenario = write_scenario(
