@@ -109,6 +109,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--results", metavar="PATH", help="results file (default results/<scenario>-<run id>.json)"
     )
     run.add_argument(
+        "--print-results",
+        action="store_true",
+        help="also print the results document as the last line of stdout (for `kubectl logs`)",
+    )
+    run.add_argument(
         "--local",
         action="store_true",
         help="start a local reference consumer on loopback and run against it",
@@ -145,7 +150,31 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     )
     local = run.add_argument_group("local fleet (--local)")
     local.add_argument(
+        "--replicas-min", type=int, default=None, metavar="N", help="fewest replicas (default 1)"
+    )
+    local.add_argument(
         "--replicas-max", type=int, default=5, metavar="N", help="most replicas (default 5)"
+    )
+    local.add_argument(
+        "--poll-interval",
+        type=_duration_arg,
+        default=None,
+        metavar="D",
+        help="how often the autoscaler reads metrics and decides (quick 5s, keda 15s)",
+    )
+    local.add_argument(
+        "--stabilization",
+        type=_duration_arg,
+        default=None,
+        metavar="D",
+        help="scale-down stabilization window (quick 30s, keda 5m)",
+    )
+    local.add_argument(
+        "--readiness-delay",
+        type=_duration_arg,
+        default=None,
+        metavar="D",
+        help="how long a new replica takes to become ready (quick 2s, keda 5s)",
     )
     local.add_argument(
         "--autoscaler",
@@ -359,10 +388,10 @@ def _list() -> int:
 def _merge(args: argparse.Namespace) -> int:
     from nimbus_scenarios.merge import merge_documents
     from nimbus_scenarios.report.console import format_summary
-    from nimbus_scenarios.results import ResultsError, load_results, write_results
+    from nimbus_scenarios.results import ResultsError, load_documents, write_results
 
     try:
-        documents = [load_results(Path(path)) for path in args.results]
+        documents = [d for path in args.results for d in load_documents(Path(path))]
         merged = merge_documents(documents)
         written = write_results(merged, Path(args.output))
         _write_reports(merged, args)

@@ -14,12 +14,15 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.engine.dispatch import MissingEnvironment
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.kube.source import ReplicaSample, ReplicaSource
+
+if TYPE_CHECKING:
+    from nimbus_scenarios.local.autoscaler import AutoscalerConfig
 from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
 from nimbus_scenarios.language.params import parse_overrides
@@ -200,7 +203,7 @@ async def _run(
         from nimbus_scenarios.local.source import LocalReplicaSource
 
         base = AutoscalerConfig.quick() if args.autoscaler == "quick" else AutoscalerConfig()
-        config = dataclasses.replace(base, max_replicas=max(args.replicas_max, 1))
+        config = _autoscaler_config(base, args)
         fleet = Fleet(config, cpu_scale=LOCAL_CPU_SCALE)
         url = await fleet.start()
         source = LocalReplicaSource(fleet)
@@ -242,6 +245,10 @@ async def _run(
     outcome.document["telemetry"] = counters
     path = Path(args.results) if args.results else default_results_path(outcome.document)
     written = _write(outcome.document, path)
+    if args.print_results and written is not None:
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.write(json.dumps(outcome.document) + "\n")
+            sys.stdout.flush()
     if args.html or args.junit:
         from nimbus_scenarios.report.html import write_reports
 
@@ -327,3 +334,20 @@ def without_password(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{parts.username}:{SECRET}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _autoscaler_config(base: AutoscalerConfig, args: argparse.Namespace) -> AutoscalerConfig:
+    """The local autoscaler's settings: a preset with the command line's overrides."""
+    changes: dict[str, Any] = {"max_replicas": args.replicas_max}
+    if args.replicas_min is not None:
+        changes["min_replicas"] = args.replicas_min
+    if args.poll_interval is not None:
+        changes["poll_interval_s"] = args.poll_interval
+    if args.stabilization is not None:
+        changes["scale_down_stabilization_s"] = args.stabilization
+    if args.readiness_delay is not None:
+        changes["readiness_delay_s"] = args.readiness_delay
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as exc:
+        raise _fail(f"local autoscaler: {exc}") from None

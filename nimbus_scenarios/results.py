@@ -18,6 +18,7 @@ __all__ = [
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
     "ResultsError",
+    "load_documents",
     "load_results",
     "write_atomic",
     "write_results",
@@ -104,6 +105,10 @@ def load_results(path: Path) -> dict[str, Any]:
         raise ResultsError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultsError(f"{path}: not a results file ({exc})") from None
+    return _checked(path, data)
+
+
+def _checked(path: Path, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: not a results file (not a JSON object)")
     version = data.get("schema_version")
@@ -116,3 +121,29 @@ def load_results(path: Path) -> dict[str, Any]:
     if missing:
         raise ResultsError(f"{path}: missing fields: {', '.join(missing)}")
     return data
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    """The results in a file: a results file, or a log (`kubectl logs` of sharded pods run with
+    `--print-results`) holding one results document per line among other lines."""
+    try:
+        return [load_results(path)]
+    except ResultsError as exc:
+        if "not a results file" not in str(exc):
+            raise
+        first = exc
+    documents = []
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            text = line.strip()
+            if not (text.startswith("{") and '"schema_version"' in text):
+                continue
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(data, dict) and "run_id" in data and "phases" in data:
+                documents.append(_checked(path, data))
+    if not documents:
+        raise first
+    return documents

@@ -73,17 +73,27 @@ def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[HttpServer, l
                 f"{start_at:.3f}",
                 "--results",
                 str(results[i]),
+                "--print-results",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for i in range(SHARDS)
     ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr.decode()
+    logs = folder / "kubectl-logs.txt"
+    with logs.open("wb") as log:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=60)
+            assert process.returncode == 0, stderr.decode()
+            log.write(stdout)
     yield server, results
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def shard_logs(sharded_run: tuple[HttpServer, list[Path]]) -> Path:
+    """Every shard's stdout, concatenated as `kubectl logs` of the pods would show it."""
+    return sharded_run[1][0].parent / "kubectl-logs.txt"
 
 
 def _plan_totals() -> dict[str, int | None]:
@@ -211,3 +221,15 @@ def test_merge_command_exit_code_on_mismatch(
     assert code == 2
     assert "different scenarios" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()
+
+
+def test_merge_reads_results_printed_in_pod_logs(shard_logs: Path, tmp_path: Path) -> None:
+    """`--print-results` puts each document on its last stdout line; merge finds them in logs."""
+    lines = shard_logs.read_text().splitlines()
+    assert sum('"schema_version"' in line for line in lines) == SHARDS
+    merged_path = tmp_path / "from-logs.json"
+    assert main(["merge", str(shard_logs), "-o", str(merged_path)]) == 0
+    merged = json.loads(merged_path.read_text())
+    assert len(merged["merged_from"]) == SHARDS
+    steady = next(p for p in merged["phases"] if p["name"] == "steady")
+    assert steady["sent"] == _plan_totals()["steady"]
