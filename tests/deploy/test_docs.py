@@ -40,6 +40,7 @@ from tests.deploy.support import (
 )
 
 DOC = REPO / "docs" / "cluster.md"
+DOCS = (DOC, REPO / "README.md")  # the README's cluster section repeats the core steps
 # Read-only views of the consumer's side, which this repository does not define.
 CONSUMER_LABELS = {"app.kubernetes.io/name=consumer"}
 CONSUMER_RESOURCES = {"hpa", "scaledobjects"}
@@ -49,8 +50,8 @@ Pipeline = list[list[str]]
 
 
 def doc_commands() -> list[str]:
-    """Each command line in the doc's ```bash blocks: comments dropped, continuations joined."""
-    text = DOC.read_text(encoding="utf-8")
+    """Each command line in the docs' ```bash blocks: comments dropped, continuations joined."""
+    text = "\n".join(doc.read_text(encoding="utf-8") for doc in DOCS)
     commands: list[str] = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
         pending = ""
