@@ -109,17 +109,18 @@ def _status_line(status: dict[str, Any]) -> str:
     passed = sum(1 for _, s in states if s == "passed")
     failed = sum(1 for _, s in states if s == "failed")
     where = status.get("phase") or status.get("stage")
-    return (
-        (
-            f"[{_clock(status['elapsed_s'])} +{_clock(status['remaining_s'])} left] {where}  "
-            f"target {status['target_rate']:.1f}/s  achieved {status['achieved_rate']:.0f}/s  "
-            f"in flight {status['in_flight']}  p95 {_ms(status.get('p95_ms'))}  "
-            f"errors {status['errors_pct']:.1f}%  dropped {status['dropped']}  {replicas}  "
-            f"expectations {passed} passed, {failed} failed, {open_count} open"
-        )
-        .replace("  ", " ")
-        .replace(" ", " ")
-    )
+    fields = [
+        f"[{_clock(status['elapsed_s'])} +{_clock(status['remaining_s'])} left] {where}",
+        f"target {status['target_rate']:.1f}/s",
+        f"achieved {status['achieved_rate']:.0f}/s",
+        f"in flight {status['in_flight']}",
+        f"p95 {_ms(status.get('p95_ms'))}",
+        f"errors {status['errors_pct']:.1f}%",
+        f"dropped {status['dropped']}",
+        replicas,
+        f"expectations {passed} passed, {failed} failed, {open_count} open",
+    ]
+    return "  ".join(field for field in fields if field)
 
 
 class LineMonitor(RunHandler):
