@@ -393,6 +393,14 @@ class _RecyclingTransport(Generic[ClientT]):
                 self._close_later(old)
         return gen
 
+    def _acquire(self) -> _Generation[ClientT]:
+        """The generation a new request uses (starting a fresh one when its age is up)."""
+        gen = self._gen
+        if gen is None or _monotonic() >= self._rotate_at:
+            gen = self._rotate(_monotonic())
+        gen.in_flight += 1
+        return gen
+
     def _release(self, gen: _Generation[ClientT]) -> None:
         """Called when the last in-flight request of a retired generation finished."""
         if gen in self._draining:
@@ -475,10 +483,7 @@ class AiohttpTransport(_RecyclingTransport[aiohttp.ClientSession]):
     ) -> Outcome:
         """Send ``request`` and return its outcome; see `LoadTransport.send`."""
         headers = request.headers if extra_headers is None else request.headers + extra_headers
-        gen = self._gen
-        if gen is None or _monotonic() >= self._rotate_at:
-            gen = self._rotate(_monotonic())
-        gen.in_flight += 1
+        gen = self._acquire()
         try:
             async with gen.client.request(
                 request.method,
@@ -599,10 +604,7 @@ class HttpxTransport(_RecyclingTransport[httpx.AsyncClient]):
     ) -> Outcome:
         """Send ``request`` and return its outcome; see `LoadTransport.send`."""
         headers = request.headers if extra_headers is None else request.headers + extra_headers
-        gen = self._gen
-        if gen is None or _monotonic() >= self._rotate_at:
-            gen = self._rotate(_monotonic())
-        gen.in_flight += 1
+        gen = self._acquire()
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await gen.client.request(
