@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import os
 import socket
 import statistics
@@ -29,7 +28,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import rotel
 
@@ -38,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from transports import CLIENT_CPU, SERVER_CPU, cpu_seconds, local_server, pin, wait_for_port
 
-from nimbus_scenarios import runner as runner_module
 from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.runner import RunOptions, run_scenario
@@ -107,36 +104,6 @@ def collector() -> Iterator[str]:
             process.wait(timeout=5)
 
 
-@contextlib.contextmanager
-def wired(telemetry: Telemetry | None) -> Iterator[dict[str, Any]]:
-    """Wire telemetry into the runner (as the runner will do itself; see docs/telemetry.md)."""
-    if telemetry is None:
-        yield {}
-        return
-    if "telemetry" in inspect.signature(run_scenario).parameters:
-        yield {"telemetry": telemetry}
-        return
-    real = runner_module.Dispatcher
-
-    def make(transport: Any, *, max_inflight: int, **kwargs: Any) -> Any:
-        observers = tuple(kwargs.pop("observers", ()))
-        if telemetry.observer is not None:
-            observers += (telemetry.observer,)
-        return real(
-            transport,
-            max_inflight=max_inflight,
-            observers=observers,
-            headers_for=telemetry.headers_for,
-            **kwargs,
-        )
-
-    runner_module.Dispatcher = make  # type: ignore[assignment,misc]
-    try:
-        yield {"handlers": [telemetry.handler]}
-    finally:
-        runner_module.Dispatcher = real  # type: ignore[misc]
-
-
 @dataclass
 class Result:
     mode: str
@@ -167,11 +134,10 @@ def play(
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "5000"}
         telemetry = Telemetry.start(plan, url=url, environ=env)
     cpu0, t0 = cpu_seconds(), time.perf_counter()
-    with wired(telemetry) as kwargs:
-        options = RunOptions(url=url, install_signal_handlers=False)
-        outcome = asyncio.run(
-            asyncio.wait_for(run_scenario(plan, options, scenario_text=text, **kwargs), 120)
-        )
+    options = RunOptions(url=url, install_signal_handlers=False)
+    outcome = asyncio.run(
+        asyncio.wait_for(run_scenario(plan, options, scenario_text=text, telemetry=telemetry), 120)
+    )
     counters = telemetry.shutdown(timeout_s=5.0) if telemetry is not None else {}
     cpu, elapsed = cpu_seconds() - cpu0, time.perf_counter() - t0
     document = outcome.document

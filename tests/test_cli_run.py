@@ -3,15 +3,11 @@ stderr, results that cannot be written, and the seed generator's `--test` form."
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,64 +214,6 @@ def test_max_duration_option_aborts(
     assert code == 3
     assert "--max-duration" in stderr
     assert load_results(results)["verdict"] == "aborted"
-
-
-def writable(directory: Path) -> bool:
-    """Whether this process can create a file in `directory`."""
-    try:
-        handle, name = tempfile.mkstemp(dir=directory)
-    except OSError:
-        return False
-    os.close(handle)
-    Path(name).unlink()
-    return True
-
-
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A directory this process cannot write to: a 0555 one, or for root (whom modes do not
-    stop) a read-only system directory such as /sys."""
-    made = tmp_path / "read-only"
-    made.mkdir()
-    made.chmod(0o555)
-    try:
-        if not writable(made):
-            yield made
-            return
-        for system in (Path("/sys"), Path("/proc")):
-            if system.is_dir() and not writable(system):
-                yield system
-                return
-        pytest.skip("no unwritable directory available")
-    finally:
-        made.chmod(0o755)
-
-
-def test_results_into_a_read_only_directory_go_to_stdout(
-    http_server: HttpServer, tmp_path: Path, read_only_dir: Path
-) -> None:
-    """An unwritable --results directory: a clear stderr message and the JSON on stdout."""
-    scenario = tmp_path / "ro.scn"
-    scenario.write_text(
-        'scenario "ro" {\n  request h = GET "/h"\n  phase "p" 1s {\n    rate 5/s\n'
-        "    send h\n  }\n}\n",
-        encoding="utf-8",
-    )
-    results = read_only_dir / "nimbus-results.json"
-    process = start_run(scenario, http_server.url, results)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    assert f"cannot write results to {results}" in stderr
-    assert "printing them to stdout instead" in stderr
-    # stdout also carries the run's JSON log lines (what Alloy ships to Loki); the results
-    # document is the last line.
-    document = json.loads(stdout.strip().splitlines()[-1])
-    assert "schema_version" in document
-    assert document["scenario"] == "ro"
-    assert document["phases"][0]["sent"] == 5
-    assert not results.exists()
-    assert not [p for p in read_only_dir.iterdir() if p.name.startswith(".nimbus-results")]
 
 
 def test_seed_form_becomes_a_run_command() -> None:

@@ -401,9 +401,10 @@ class _RecyclingTransport(Generic[ClientT]):
         gen.in_flight += 1
         return gen
 
-    def _release(self, gen: _Generation[ClientT]) -> None:
-        """Called when the last in-flight request of a retired generation finished."""
-        if gen in self._draining:
+    def _finish(self, gen: _Generation[ClientT]) -> None:
+        """A request of `gen` ended; a retired generation closes after its last one."""
+        gen.in_flight -= 1
+        if gen.retired and not gen.in_flight and gen in self._draining:
             self._close_later(gen)
 
     def _close_later(self, gen: _Generation[ClientT]) -> None:
@@ -499,12 +500,8 @@ class AiohttpTransport(_RecyclingTransport[aiohttp.ClientSession]):
         except Exception as exc:
             return _ERROR_OUTCOMES[classify_exception(exc)]
         finally:
-            gen.in_flight -= 1
-            if gen.retired and not gen.in_flight:
-                self._release(gen)
-        if 0 <= status < 600:
-            return _STATUS_OUTCOMES[status]
-        return Outcome(status, None)
+            self._finish(gen)
+        return status_outcome(status)
 
 
 # --------------------------------------------------------------------------------------------
@@ -617,12 +614,8 @@ class HttpxTransport(_RecyclingTransport[httpx.AsyncClient]):
         except Exception as exc:
             return _ERROR_OUTCOMES[classify_exception(exc)]
         finally:
-            gen.in_flight -= 1
-            if gen.retired and not gen.in_flight:
-                self._release(gen)
-        if 0 <= status < 600:
-            return _STATUS_OUTCOMES[status]
-        return Outcome(status, None)
+            self._finish(gen)
+        return status_outcome(status)
 
 
 # --------------------------------------------------------------------------------------------

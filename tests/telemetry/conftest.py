@@ -10,8 +10,6 @@ loopback ports, exporting OTLP/HTTP to the sink. `run_traced` plays scenario tex
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import socket
 import subprocess
 import threading
@@ -31,7 +29,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from nimbus_scenarios import runner as runner_module
 from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.plan.timeline import Plan
@@ -336,38 +333,6 @@ def compile_text(text: str) -> Plan:
     return compile_source(Source("telemetry-test.scn", text))
 
 
-@contextlib.contextmanager
-def wired(telemetry: Telemetry) -> Iterator[dict[str, Any]]:
-    """Wire `telemetry` into the runner as the runner will (until it does so itself).
-
-    Yields the keyword arguments for `run_scenario`. Once `run_scenario` takes `telemetry=`,
-    that is used and nothing is patched; until then the runner's `Dispatcher` is given the
-    observer and the header source, and the handler goes in `handlers`.
-    """
-    if "telemetry" in inspect.signature(run_scenario).parameters:
-        yield {"telemetry": telemetry}
-        return
-    real = runner_module.Dispatcher
-
-    def make(transport: Any, *, max_inflight: int, **kwargs: Any) -> Any:
-        observers = tuple(kwargs.pop("observers", ()))
-        if telemetry.observer is not None:
-            observers += (telemetry.observer,)
-        return real(
-            transport,
-            max_inflight=max_inflight,
-            observers=observers,
-            headers_for=telemetry.headers_for,
-            **kwargs,
-        )
-
-    runner_module.Dispatcher = make  # type: ignore[assignment,misc]
-    try:
-        yield {"handlers": [telemetry.handler]}
-    finally:
-        runner_module.Dispatcher = real  # type: ignore[misc]
-
-
 @dataclass
 class TracedRun:
     """A finished traced run: its outcome, telemetry, counters and the shutdown's duration."""
@@ -400,25 +365,24 @@ def run_traced(
     if started is not None:
         started(telemetry)
     timer = threading.Timer(during_at_s, during) if during is not None else None
-    with wired(telemetry) as kwargs:
-        if timer is not None:
-            timer.start()
-        try:
-            outcome = asyncio.run(
-                asyncio.wait_for(
-                    run_scenario(
-                        plan,
-                        RunOptions(url=url, install_signal_handlers=False, **options),
-                        scenario_text=text,
-                        source=source,
-                        **kwargs,
-                    ),
-                    limit_s,
-                )
+    if timer is not None:
+        timer.start()
+    try:
+        outcome = asyncio.run(
+            asyncio.wait_for(
+                run_scenario(
+                    plan,
+                    RunOptions(url=url, install_signal_handlers=False, **options),
+                    scenario_text=text,
+                    source=source,
+                    telemetry=telemetry,
+                ),
+                limit_s,
             )
-        finally:
-            if timer is not None:
-                timer.join()
+        )
+    finally:
+        if timer is not None:
+            timer.join()
     started = time.monotonic()
     counters = telemetry.shutdown(timeout_s=shutdown_timeout_s)
     return TracedRun(outcome, telemetry, counters, time.monotonic() - started)

@@ -126,16 +126,15 @@ SUBPROCESS_RUN = """
 import asyncio, sys
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry import Telemetry, configure_logging
-from tests.telemetry.conftest import compile_text, wired
+from tests.telemetry.conftest import compile_text
 
 configure_logging()
 text, url, endpoint = sys.argv[1], sys.argv[2], sys.argv[3]
 plan = compile_text(text)
 env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_TIMEOUT": "300"}
 telemetry = Telemetry.start(plan, url=url, run_id="sub", environ=env)
-with wired(telemetry) as kwargs:
-    options = RunOptions(url=url, install_signal_handlers=False)
-    asyncio.run(run_scenario(plan, options, scenario_text=text, **kwargs))
+options = RunOptions(url=url, install_signal_handlers=False)
+asyncio.run(run_scenario(plan, options, scenario_text=text, telemetry=telemetry))
 print(telemetry.trace_id, file=sys.stderr)
 telemetry.shutdown(timeout_s=1.0)
 """
