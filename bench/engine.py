@@ -61,8 +61,8 @@ def _rss_mb() -> float:
 
 async def child_ours(url: str, rate: float, duration: float) -> dict[str, Any]:
     """The real runner on a one-phase scenario."""
-    from nimbus_scenarios.language import compile_source
     from nimbus_scenarios.language.errors import Source
+    from nimbus_scenarios.pipeline import compile_source
     from nimbus_scenarios.runner import RunOptions, run_scenario
 
     text = textwrap.dedent(

@@ -254,10 +254,10 @@ class Oracle:
     the atheris engine can instrument it first)."""
 
     def __init__(self, crash_dir: Path | None) -> None:
-        from nimbus_scenarios.language import check, compile_source
         from nimbus_scenarios.language.errors import ScenarioError, render_all
         from nimbus_scenarios.language.fmt import format_scenario
         from nimbus_scenarios.language.syntax import decode
+        from nimbus_scenarios.pipeline import check, compile_source
         from nimbus_scenarios.plan.render import plan_json
 
         self.check, self.compile_source = check, compile_source

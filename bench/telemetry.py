@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from transports import CLIENT_CPU, SERVER_CPU, cpu_seconds, local_server, pin, wait_for_port
 
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry import Telemetry, configure_logging
 

@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _max_rate(args: argparse.Namespace) -> float:
-    from nimbus_scenarios.language.validate import DEFAULT_MAX_RATE
+    from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE
 
     value: float | None = args.max_rate
     if value is None:
@@ -355,9 +355,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from nimbus_scenarios.catalog import locate
-    from nimbus_scenarios.language import compile_source
     from nimbus_scenarios.language.params import parse_overrides
     from nimbus_scenarios.language.syntax import read_source
+    from nimbus_scenarios.pipeline import compile_source
     from nimbus_scenarios.plan.render import plan_json, plan_table
 
     source = read_source(locate(args.scenario))
@@ -371,8 +371,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _list() -> int:
     from nimbus_scenarios.catalog import builtin_names, builtin_path
-    from nimbus_scenarios.language import compile_source
     from nimbus_scenarios.language.syntax import read_source
+    from nimbus_scenarios.pipeline import compile_source
     from nimbus_scenarios.plan.render import _clock
 
     rows = []

@@ -19,19 +19,21 @@ from typing import TYPE_CHECKING, Any
 from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.engine.dispatch import MissingEnvironment
 from nimbus_scenarios.events import RunHandler
-from nimbus_scenarios.kube.source import ReplicaSample, ReplicaSource
+from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 
 if TYPE_CHECKING:
     from nimbus_scenarios.local.autoscaler import AutoscalerConfig
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
 from nimbus_scenarios.language.params import parse_overrides
 from nimbus_scenarios.language.syntax import read_source
-from nimbus_scenarios.language.validate import DEFAULT_MAX_RATE, url_problem
-from nimbus_scenarios.plan.timeline import SECRET, Plan
+from nimbus_scenarios.language.validate import url_problem
+from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE
+from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.report.console import format_summary, make_monitor
 from nimbus_scenarios.results import write_results
 from nimbus_scenarios.runner import RunOptions, default_results_path, run_scenario
+from nimbus_scenarios.secrets import MASK as SECRET
 
 __all__ = ["run_command"]
 

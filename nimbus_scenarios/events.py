@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nimbus_scenarios.judge.expectations import Judgement
-    from nimbus_scenarios.kube.source import ReplicaSample
-    from nimbus_scenarios.plan.timeline import PhasePlan, Plan
+    from nimbus_scenarios.plan.model import PhasePlan, Plan
+    from nimbus_scenarios.replicas import ReplicaSample
 
 __all__ = ["RunHandler"]
 

@@ -16,10 +16,11 @@ from typing import Any
 from nimbus_scenarios.engine.stats import RunStats, merge
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.judge.expectations import Judgement, Verdict, judge_load
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import ScenarioError, Source
-from nimbus_scenarios.plan.timeline import SECRET, ExpectationPlan, Plan
+from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.plan.model import ExpectationPlan, Plan
 from nimbus_scenarios.results import SCHEMA_VERSION, ResultsError
+from nimbus_scenarios.secrets import MASK as SECRET
 
 __all__ = ["merge_documents"]
 

@@ -39,11 +39,12 @@ from nimbus_scenarios.judge.expectations import (
     replica_value,
 )
 from nimbus_scenarios.judge.guards import check_guards
-from nimbus_scenarios.kube.source import ReplicaSample, ReplicaSource
 from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.plan.arrivals import integer_weights
-from nimbus_scenarios.plan.timeline import SECRET, ExpectationPlan, PhasePlan, Plan
+from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan
+from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.results import SCHEMA_VERSION
+from nimbus_scenarios.secrets import MASK as SECRET
 
 if TYPE_CHECKING:
     from nimbus_scenarios.telemetry import Telemetry

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
 
 MAX_DELAY_S = 30.0

@@ -12,7 +12,7 @@ import pytest
 
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.judge.expectations import Judgement, Verdict
-from nimbus_scenarios.plan.timeline import ExpectationPlan
+from nimbus_scenarios.plan.model import ExpectationPlan
 from nimbus_scenarios.runner import RunOutcome, exit_code_for
 from tests.conftest import HttpServer
 

@@ -14,9 +14,9 @@ import pytest
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.engine.pacer import shard_share
 from nimbus_scenarios.engine.stats import LatencyHistogram
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.merge import merge_documents
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.arrivals import mix_counts
 from nimbus_scenarios.results import ResultsError
 from tests.conftest import HttpServer

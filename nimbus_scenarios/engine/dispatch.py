@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nimbus_scenarios.engine.stats import LatencyHistogram, PhaseStats
 from nimbus_scenarios.engine.transport import LoadTransport, Outcome, PreparedRequest, prepare
-from nimbus_scenarios.plan.timeline import Template, Text
+from nimbus_scenarios.plan.model import Template, Text
 
 __all__ = [
     "CANCELLED",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import arrival_times, smooth_round_robin
-from nimbus_scenarios.plan.timeline import PhasePlan
+from nimbus_scenarios.plan.model import PhasePlan
 
 __all__ = ["YIELD_EVERY", "Shard", "run_open", "shard_share"]
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import smooth_round_robin
-from nimbus_scenarios.plan.timeline import PhasePlan
+from nimbus_scenarios.plan.model import PhasePlan
 
 __all__ = ["run_users"]
 

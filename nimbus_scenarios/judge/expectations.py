@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.language.nodes import Comparator
-from nimbus_scenarios.plan.timeline import ExpectationPlan
+from nimbus_scenarios.plan.model import ExpectationPlan
 
 __all__ = ["Judgement", "Point", "Verdict", "judge_load", "judge_replicas", "replica_value"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from nimbus_scenarios.engine.stats import LatencyHistogram, SecondSeries
 from nimbus_scenarios.language.nodes import Comparator
-from nimbus_scenarios.plan.timeline import GuardPlan
+from nimbus_scenarios.plan.model import GuardPlan
 
 __all__ = ["Fired", "check_guards", "window_errors", "window_latency"]
 

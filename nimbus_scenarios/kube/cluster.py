@@ -36,7 +36,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 
-from nimbus_scenarios.kube.source import ReplicaSample
+from nimbus_scenarios.replicas import ReplicaSample
 
 __all__ = [
     "DELETE_PODS",

@@ -17,6 +17,7 @@ from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source, closest
 from nimbus_scenarios.language.grammar import parser
 from nimbus_scenarios.language.literals import parse_string, parse_value
+from nimbus_scenarios.language.vocabulary import MAX_PHASES
 
 if TYPE_CHECKING:
     from lark import Token
@@ -113,8 +114,6 @@ def _refuse_too_many_phases(source: Source) -> None:
     take about a second to parse). Counts only lines that start with `phase "`, which in a file
     are always phase statements (strings hold no line breaks, comments start with `#`), so it
     never refuses a file validation would accept; validation counts the rest exactly."""
-    from nimbus_scenarios.language.validate import MAX_PHASES
-
     starts = [m.start() for m in _PHASE_LINE.finditer(source.text)]
     if len(starts) <= MAX_PHASES:
         return

@@ -15,116 +15,22 @@ from urllib.parse import urlsplit
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.errors import Diagnostic, Severity, closest
 from nimbus_scenarios.language.params import KIND_EXAMPLES, Params, kind_article
-
-__all__ = [
-    "DEFAULT_MAX_RATE",
-    "LATENCY_SUBJECTS",
-    "MAX_DURATION_S",
-    "MAX_PHASES",
-    "MAX_STAIRS",
-    "RESERVED",
-    "STRESS_RANGES",
-    "subject_kind",
-    "url_problem",
-    "validate",
-]
-
-DEFAULT_MAX_RATE = 10_000
-"""Requests per second one process may be asked for unless `--max-rate` raises it."""
-
-MAX_PHASES = 10_000
-MAX_STAIRS = 20_000
-"""Stairs of all `steps` shapes together: each is a piece of the compiled timeline, and
-10,000 phases of `steps ... in 10000` would take minutes and gigabytes to compile."""
-MAX_DURATION_S = 7 * 24 * 3600
-"""A run longer than a week is a mistake (`1000h`), refused before anything is scheduled."""
-
-LATENCY_SUBJECTS = ("p50", "p90", "p95", "p99", "max", "mean")
-_METRIC_SUBJECTS = (*LATENCY_SUBJECTS, "errors", "achieved")
-_REPLICA_SUBJECTS = ("replicas", "ready replicas", "desired replicas")
-
-# The consumer's own ranges (consumer-api.md): outside them it answers 422.
-STRESS_RANGES = {
-    n.StressOption.CPU: (1, 10),
-    n.StressOption.MEMORY: (10, 500),
-    n.StressOption.FOR: (1, 60),
-}
-
-RESERVED = frozenset(
-    [
-        "scenario",
-        "description",
-        "target",
-        "watch",
-        "deployment",
-        "namespace",
-        "param",
-        "settings",
-        "request",
-        "stress",
-        "cpu",
-        "memory",
-        "for",
-        "sync",
-        "async",
-        "keep",
-        "before",
-        "after",
-        "phase",
-        "expect",
-        "abort",
-        "when",
-        "cleanup",
-        "rate",
-        "ramp",
-        "steps",
-        "in",
-        "users",
-        "think",
-        "burst",
-        "every",
-        "idle",
-        "spike",
-        "at",
-        "send",
-        "kill",
-        "pods",
-        "replicas",
-        "ready",
-        "desired",
-        "within",
-        "throughout",
-        "end",
-        "over",
-        "succeeds",
-        "timeout",
-        "max_inflight",
-        "connection_max_age",
-        "trace_sample",
-        "stress_path",
-        "header",
-        "query",
-        "body",
-        "status",
-        "env",
-        "true",
-        "false",
-        "GET",
-        "POST",
-        "PUT",
-        "PATCH",
-        "DELETE",
-        "HEAD",
-        "p50",
-        "p90",
-        "p95",
-        "p99",
-        "max",
-        "mean",
-        "errors",
-        "achieved",
-    ]
+from nimbus_scenarios.language.vocabulary import (
+    DEFAULT_MAX_RATE,
+    GUARD_SUBJECTS,
+    MAX_DURATION_S,
+    MAX_PHASES,
+    MAX_STAIRS,
+    METRIC_SUBJECTS,
+    REPLICA_SUBJECTS,
+    RESERVED,
+    STRESS_RANGES,
+    ExpectationKind,
+    subject_kind,
 )
+
+__all__ = ["url_problem", "validate"]
+
 _SETTING_KINDS = {
     "timeout": n.Kind.DURATION,
     "max_inflight": n.Kind.NUMBER,
@@ -134,17 +40,6 @@ _SETTING_KINDS = {
 }
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def subject_kind(subject: str) -> str:
-    """`replicas`, `latency`, `errors`, `achieved` or `unknown` for an expectation subject."""
-    if subject in _REPLICA_SUBJECTS:
-        return "replicas"
-    if subject in LATENCY_SUBJECTS:
-        return "latency"
-    if subject in {"errors", "achieved"}:
-        return subject
-    return "unknown"
 
 
 def validate(
@@ -701,7 +596,7 @@ class _Checker:
         for item in block.items:
             if isinstance(item, n.Compare):
                 kind = subject_kind(_subject(item.subject))
-                if kind not in {"replicas", "unknown"}:
+                if kind not in {ExpectationKind.REPLICAS, None}:
                     self.error(
                         f"`{where}` holds replica expectations and `NAME succeeds` checks; "
                         f"`{_subject(item.subject)}` is judged over phases (put it in a phase or "
@@ -723,16 +618,16 @@ class _Checker:
             return
         subject = _subject(item.subject)
         kind = subject_kind(subject)
-        if kind == "unknown":
-            hint = closest(subject, (*_METRIC_SUBJECTS, *_REPLICA_SUBJECTS))
+        if kind is None:
+            hint = closest(subject, (*METRIC_SUBJECTS, *REPLICA_SUBJECTS))
             self.error(
                 f"unknown expectation `{subject}`; expected one of "
-                + ", ".join(f"`{s}`" for s in (*_METRIC_SUBJECTS, *_REPLICA_SUBJECTS)),
+                + ", ".join(f"`{s}`" for s in (*METRIC_SUBJECTS, *REPLICA_SUBJECTS)),
                 _subject_span(item.subject),
                 hint,
             )
             return
-        if kind == "replicas":
+        if kind is ExpectationKind.REPLICAS:
             self.replica_expectation(item, scope, phase_length)
             return
         if item.window is not None:
@@ -740,7 +635,7 @@ class _Checker:
                 f"`{subject}` is judged over all requests in its scope and takes no window",
                 item.window.span,
             )
-        if kind == "latency":
+        if kind is ExpectationKind.LATENCY:
             self.duration(item.value, f"`{subject}`", positive=False)
         else:
             self.percent(item.value, f"`{subject}`")
@@ -770,8 +665,8 @@ class _Checker:
     def abort(self, abort: n.Abort) -> None:
         subject = _subject(abort.subject)
         kind = subject_kind(subject)
-        if subject == "errors" or kind == "latency":
-            if kind == "latency":
+        if subject == "errors" or kind is ExpectationKind.LATENCY:
+            if kind is ExpectationKind.LATENCY:
                 self.duration(abort.value, f"`{subject}`", positive=False)
             else:
                 self.percent(abort.value, "`errors`")
@@ -787,11 +682,10 @@ class _Checker:
             if not self.has_watch:
                 self.error('`abort when replicas` needs `watch deployment "NAME"`', abort.span)
             return
-        guards = ("errors", *LATENCY_SUBJECTS, "replicas")
         self.error(
             f"`abort when` takes errors, p50..p99, max, mean or replicas; found `{subject}`",
             _subject_span(abort.subject),
-            closest(subject, guards),
+            closest(subject, GUARD_SUBJECTS),
         )
 
     def cleanup(self, block: n.Block) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from nimbus_scenarios.kube.source import ReplicaSample
 from nimbus_scenarios.local.fleet import Fleet, FleetCounts
+from nimbus_scenarios.replicas import ReplicaSample
 
 __all__ = ["LocalReplicaSource"]
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from nimbus_scenarios.plan.timeline import PhasePlan, Segment
+from nimbus_scenarios.language.nodes import ShapeKind
+from nimbus_scenarios.plan.model import PhasePlan, Segment
 
 __all__ = [
     "arrival_times",
@@ -29,7 +28,7 @@ def arrival_times(phase: PhasePlan) -> Iterator[float]:
 
     Bursts yield `burst_size` equal offsets per instant.
     """
-    if phase.shape == "burst":
+    if phase.shape is ShapeKind.BURST:
         for j in range(phase.burst_count):
             at = phase.start_s + j * phase.burst_every_s
             for _ in range(phase.burst_size):

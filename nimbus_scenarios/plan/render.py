@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from nimbus_scenarios.plan.timeline import ExpectationPlan, PhasePlan, Plan, Template, Text
+from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan, Template, Text
 
 __all__ = [
     "MEMORY_WARN_MB",

@@ -1,4 +1,4 @@
-"""Compile validated nodes into a `Plan`: pure, JSON-serialisable data with no clock and no I/O.
+"""Compile validated nodes into a `Plan`: pure data with no clock and no I/O.
 
 Offsets are seconds from the start of the first phase. Open-model load is a list of piecewise
 linear rate segments per phase (spikes already applied); request counts are computed with exact
@@ -9,248 +9,37 @@ arrivals, the k-th at the first moment the integral reaches k.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from fractions import Fraction
 
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.fmt import format_expectation, format_guard, format_shape
 from nimbus_scenarios.language.params import Params
-from nimbus_scenarios.language.validate import DEFAULT_MAX_RATE, subject_kind
-from nimbus_scenarios.plan.arrivals import mix_counts
+from nimbus_scenarios.language.vocabulary import (
+    DEFAULT_MAX_RATE,
+    ExpectationKind,
+    GuardSubject,
+    Subject,
+    subject_kind,
+)
+from nimbus_scenarios.plan.arrivals import integer_weights, mix_counts
+from nimbus_scenarios.plan.model import (
+    CleanupStep,
+    ExpectationPlan,
+    GuardPlan,
+    KillPlan,
+    PhasePlan,
+    Plan,
+    Segment,
+    Settings,
+    StressSpec,
+    Template,
+    Text,
+)
+from nimbus_scenarios.secrets import MASK, is_secret_header
 
-__all__ = [
-    "SECRET",
-    "CleanupStep",
-    "ExpectationPlan",
-    "GuardPlan",
-    "KillPlan",
-    "PhasePlan",
-    "Plan",
-    "Segment",
-    "Settings",
-    "StressSpec",
-    "Template",
-    "Text",
-    "compile_plan",
-]
-
-SECRET = "***"
-"""How values from `env(...)` and credential headers are shown in plans, results and logs."""
-
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    """A string that may come from `env("NAME")`: then it is resolved only when a run starts."""
-
-    value: str = ""
-    env: str | None = None
-    secret: bool = False
-
-    def shown(self) -> str:
-        """The text safe to print (secrets masked)."""
-        return SECRET if self.secret or self.env is not None else self.value
-
-
-@dataclass(frozen=True, slots=True)
-class StressSpec:
-    """A stress request's parameters in the consumer's units."""
-
-    cpu_intensity: int
-    memory_mb: int
-    duration_s: int
-    async_mode: bool
-    immediate_cleanup: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A request template: everything needed to build the HTTP request, plus what success is."""
-
-    name: str
-    method: str
-    path: str
-    query: tuple[tuple[str, Text], ...] = ()
-    headers: tuple[tuple[str, Text], ...] = ()
-    body: Text | None = None
-    ok_status: tuple[str, ...] = ("2xx", "3xx")
-    stress: StressSpec | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """Open-model load from `start_s` to `end_s` with the rate moving linearly between the two.
-
-    `first` is the index (within the phase) of the first arrival in the segment and `count`
-    how many arrivals fall in it, both computed exactly; `integral_start` is the phase's rate
-    integral at the segment start (arrival k sits where the integral reaches k).
-    """
-
-    start_s: float
-    end_s: float
-    rate_start: float
-    rate_end: float
-    first: int
-    count: int
-    integral_start: float
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectationPlan:
-    """One expectation with its scope and, for replica windows, the window's offsets."""
-
-    text: str
-    scope: str
-    kind: str  # replicas | latency | errors | achieved | succeeds
-    subject: str
-    comparator: str
-    value: float
-    window: str | None = None  # within | throughout | at end
-    window_s: float | None = None
-    start_s: float | None = None  # None for before/after: relative to the stage start
-    end_s: float | None = None
-    request: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GuardPlan:
-    """An `abort when` guard."""
-
-    text: str
-    subject: str
-    comparator: str
-    value: float
-    over_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class KillPlan:
-    """`at T kill N pods`, with T as an offset from the run start."""
-
-    phase: str
-    at_s: float
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class CleanupStep:
-    """A request the cleanup stage sends: a named template or an inline method and path."""
-
-    template: str | None = None
-    method: str | None = None
-    path: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PhasePlan:
-    """One phase: where it sits, its load, what it sends and what it expects."""
-
-    name: str
-    index: int
-    start_s: float
-    end_s: float
-    shape: str  # rate | ramp | steps | users | burst | idle
-    shape_text: str
-    segments: tuple[Segment, ...] = ()
-    burst_size: int = 0
-    burst_every_s: float = 0.0
-    burst_count: int = 0
-    users: int = 0
-    think_s: float = 0.0
-    spikes: tuple[str, ...] = ()
-    mix: tuple[tuple[str, float], ...] = ()
-    scheduled: Mapping[str, int] | None = None
-    scheduled_total: int | None = None
-    expectations: tuple[ExpectationPlan, ...] = ()
-    kills: tuple[KillPlan, ...] = ()
-
-    @property
-    def duration_s(self) -> float:
-        """The phase's length in seconds."""
-        return self.end_s - self.start_s
-
-    @property
-    def open_model(self) -> bool:
-        """Whether arrivals are scheduled in advance (everything but `users`)."""
-        return self.shape != "users"
-
-    def rate_at(self, t: float) -> float:
-        """The target arrival rate at run offset `t` (bursts averaged over their interval)."""
-        if not self.start_s <= t < self.end_s:
-            return 0.0
-        if self.shape == "burst":
-            return self.burst_size / self.burst_every_s
-        for segment in self.segments:
-            if segment.start_s <= t < segment.end_s:
-                width = segment.end_s - segment.start_s
-                share = (t - segment.start_s) / width if width > 0 else 0.0
-                return segment.rate_start + (segment.rate_end - segment.rate_start) * share
-        return 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """The `settings` block with defaults applied."""
-
-    timeout_s: float = 30.0
-    max_inflight: int = 1000
-    connection_max_age_s: float = 30.0
-    trace_sample: float = 100.0
-    stress_path: str = "/process"
-    headers: tuple[tuple[str, Text], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A compiled scenario: the whole run as data."""
-
-    scenario: str
-    description: str
-    target: Text | None
-    deployment: str | None
-    namespace: str | None
-    settings: Settings
-    templates: Mapping[str, Template]
-    phases: tuple[PhasePlan, ...]
-    before: tuple[ExpectationPlan, ...] = ()
-    after: tuple[ExpectationPlan, ...] = ()
-    expectations: tuple[ExpectationPlan, ...] = ()
-    guards: tuple[GuardPlan, ...] = ()
-    cleanup: tuple[CleanupStep, ...] = ()
-    params: Mapping[str, str] = field(default_factory=dict)
-    max_rate: float = DEFAULT_MAX_RATE
-
-    @property
-    def phases_end_s(self) -> float:
-        """When the last phase ends."""
-        return self.phases[-1].end_s if self.phases else 0.0
-
-    @property
-    def duration_s(self) -> float:
-        """Phases plus the longest replica window that runs past them (the run waits for it)."""
-        windows = [e.end_s for p in self.phases for e in p.expectations if e.end_s is not None]
-        windows += [e.end_s for e in self.expectations if e.end_s is not None]
-        return max([self.phases_end_s, *windows])
-
-    @property
-    def scheduled_total(self) -> int | None:
-        """Requests the open-model phases schedule (None if any phase is closed-model)."""
-        totals = [p.scheduled_total for p in self.phases]
-        if any(t is None for t in totals):
-            return None
-        return sum(t for t in totals if t is not None)
-
-    def rate_at(self, t: float) -> float:
-        """The target rate at run offset `t`."""
-        for phase in self.phases:
-            if phase.start_s <= t < phase.end_s:
-                return phase.rate_at(t)
-        return 0.0
-
-
-# ---------------------------------------------------------------- compile
+__all__ = ["compile_plan"]
 
 
 def compile_plan(
@@ -286,8 +75,7 @@ def compile_plan(
         guards=tuple(c.guard(a) for a in scenario.aborts),
         cleanup=tuple(c.cleanup(scenario.cleanups)),
         params={
-            name: SECRET if name in secret else _shown(value)
-            for name, value in params.values.items()
+            name: MASK if name in secret else _shown(value) for name, value in params.values.items()
         },
         max_rate=max_rate,
     )
@@ -303,7 +91,7 @@ def _secret_params(scenario: n.Scenario, params: Params) -> set[str]:
         if (
             isinstance(header.value, n.ParamRef)
             and isinstance(name, n.Literal)
-            and name.string.lower() in SECRET_HEADERS
+            and is_secret_header(name.string)
         ):
             names.add(header.value.name)
     return names
@@ -311,7 +99,7 @@ def _secret_params(scenario: n.Scenario, params: Params) -> set[str]:
 
 def _shown(value: n.Value) -> str:
     if isinstance(value, n.EnvRef):
-        return SECRET
+        return MASK
     if isinstance(value, n.Literal):
         return value.string if value.kind is n.Kind.STRING else value.text
     return getattr(value, "text", "")
@@ -368,7 +156,7 @@ class _Compiler:
         result = []
         for header in headers:
             name = self.string(header.name)
-            result.append((name, self.text(header.value, secret=name.lower() in SECRET_HEADERS)))
+            result.append((name, self.text(header.value, secret=is_secret_header(name))))
         return tuple(result)
 
     def template(self, request: n.Request, settings: Settings) -> Template:
@@ -422,12 +210,13 @@ class _Compiler:
         length = self.exact(phase.duration)
         end = start + length
         shape = phase.shapes[0]
+        mix = self.mix(phase)
         base = PhasePlan(
             name=name,
             index=index,
             start_s=float(start),
             end_s=float(end),
-            shape=str(shape.kind),
+            shape=shape.kind,
             shape_text=format_shape(
                 replace(shape, args=tuple(self.params.resolve(a) if a else a for a in shape.args))
             ),
@@ -436,7 +225,8 @@ class _Compiler:
                 f"at {self.literal(s.at).text}"
                 for s in phase.spikes
             ),
-            mix=self.mix(phase),
+            mix=mix,
+            weights=tuple(integer_weights(_exact_weights(mix))) if mix else (),
             expectations=tuple(self.expectation(e, name, start, end) for e in phase.expectations),
             kills=tuple(
                 KillPlan(name, float(start + self.exact(k.at)), int(self.exact(k.count)))
@@ -464,8 +254,7 @@ class _Compiler:
         return self._counted(replace(base, segments=tuple(segments)), total)
 
     def _counted(self, phase: PhasePlan, total: int) -> PhasePlan:
-        weights = [Fraction(w).limit_denominator(10**6) for _, w in phase.mix]
-        counts = mix_counts(weights, total) if phase.mix else []
+        counts = mix_counts(_exact_weights(phase.mix), total) if phase.mix else []
         scheduled = {name: count for (name, _), count in zip(phase.mix, counts, strict=True)}
         return replace(phase, scheduled=scheduled, scheduled_total=total)
 
@@ -530,24 +319,25 @@ class _Compiler:
             return ExpectationPlan(
                 text=text,
                 scope=scope,
-                kind="succeeds",
-                subject="succeeds",
-                comparator="==",
+                kind=ExpectationKind.SUCCEEDS,
+                subject=Subject.SUCCEEDS,
+                comparator=n.Comparator.EQ,
                 value=1.0,
-                window="within" if within is not None else None,
+                window=n.WindowKind.WITHIN if within is not None else None,
                 window_s=within,
                 request=item.request.text,
             )
-        subject = " ".join(name.text for name in item.subject)
-        kind = subject_kind(subject)
-        if kind == "replicas" and subject == "replicas":
-            subject = "ready replicas"
+        written = " ".join(name.text for name in item.subject)
+        kind = subject_kind(written)
+        if kind is None:
+            raise TypeError(f"compile_plan needs a validated scenario; got subject {written!r}")
+        subject = Subject.READY_REPLICAS if written == "replicas" else Subject(written)
         plan = ExpectationPlan(
             text=text,
             scope=scope,
             kind=kind,
             subject=subject,
-            comparator=str(item.comparator),
+            comparator=item.comparator,
             value=float(self.exact(item.value)),
         )
         if item.window is None:
@@ -558,14 +348,14 @@ class _Compiler:
             width = self.exact(window.duration)
             return replace(
                 plan,
-                window="within",
+                window=n.WindowKind.WITHIN,
                 window_s=float(width),
                 start_s=None if staged else float(start),
                 end_s=None if staged else float(start + width),
             )
         return replace(
             plan,
-            window=str(window.kind),
+            window=window.kind,
             start_s=float(start),
             end_s=float(end),
         )
@@ -581,8 +371,8 @@ class _Compiler:
     def guard(self, abort: n.Abort) -> GuardPlan:
         return GuardPlan(
             text=format_guard(abort),
-            subject=" ".join(name.text for name in abort.subject),
-            comparator=str(abort.comparator),
+            subject=GuardSubject(" ".join(name.text for name in abort.subject)),
+            comparator=abort.comparator,
             value=float(self.exact(abort.value)),
             over_s=self.number(abort.over) if abort.over is not None else None,
         )
@@ -598,6 +388,11 @@ class _Compiler:
                 else:
                     steps.append(CleanupStep(template=item.mix[0].request.text))
         return steps
+
+
+def _exact_weights(mix: tuple[tuple[str, float], ...]) -> list[Fraction]:
+    """The mix's percentages as exact fractions (as written: at most six decimals matter)."""
+    return [Fraction(weight).limit_denominator(10**6) for _, weight in mix]
 
 
 def _lerp(start: Fraction, end: Fraction, r0: Fraction, r1: Fraction, at: Fraction) -> Fraction:

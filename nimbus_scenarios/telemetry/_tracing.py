@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Span
 
     from nimbus_scenarios.judge.expectations import Judgement
-    from nimbus_scenarios.kube.source import ReplicaSample
-    from nimbus_scenarios.plan.timeline import PhasePlan, Plan, Template
+    from nimbus_scenarios.plan.model import PhasePlan, Plan, Template
+    from nimbus_scenarios.replicas import ReplicaSample
 
 __all__ = ["RunTelemetry"]
 

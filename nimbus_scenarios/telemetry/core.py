@@ -24,8 +24,8 @@ from nimbus_scenarios.telemetry.config import TelemetryConfig, resolve_config
 
 if TYPE_CHECKING:
     from nimbus_scenarios.judge.expectations import Judgement
-    from nimbus_scenarios.kube.source import ReplicaSample
-    from nimbus_scenarios.plan.timeline import PhasePlan, Plan
+    from nimbus_scenarios.plan.model import PhasePlan, Plan
+    from nimbus_scenarios.replicas import ReplicaSample
     from nimbus_scenarios.telemetry._pipeline import Pipeline, SdkLogBridge
     from nimbus_scenarios.telemetry._tracing import RunTelemetry
 

@@ -15,8 +15,8 @@ import pytest
 from nimbus_scenarios.catalog import builtin_path
 from nimbus_scenarios.cli import build_parser, main, seed_form
 from nimbus_scenarios.exit_codes import ExitCode
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.syntax import read_source
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.render import _clock
 from tests.deploy.support import (
     COMPONENT,

@@ -10,10 +10,10 @@ import pytest
 
 from nimbus_scenarios.catalog import builtin_names, builtin_path
 from nimbus_scenarios.cli import build_parser, seed_form
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.language.syntax import read_source
-from nimbus_scenarios.plan.timeline import Plan
+from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.plan.model import Plan
 from tests.deploy.support import (
     COMPONENT,
     CONSUMER_URL,

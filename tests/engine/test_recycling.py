@@ -12,9 +12,9 @@ from typing import TypeVar
 import aiohttp
 import pytest
 
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.local.launch import ConsumerProcess, start_consumer
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ import pytest
 
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.language.params import MAX_OVERRIDE_CHARS
-from nimbus_scenarios.language.validate import MAX_PHASES
+from nimbus_scenarios.language.vocabulary import MAX_PHASES
 from tests.faults.conftest import assert_no_traceback, closed_port, run_cli, write_scenario
 
 Refused = Callable[..., str]

@@ -15,9 +15,9 @@ from nimbus_scenarios.judge.expectations import (
     judge_load,
     judge_replicas,
 )
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
-from nimbus_scenarios.plan.timeline import ExpectationPlan
+from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.plan.model import ExpectationPlan
 
 SCENARIO = """
 scenario "judge" {

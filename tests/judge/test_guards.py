@@ -7,9 +7,9 @@ from functools import cache
 
 from nimbus_scenarios.engine.stats import SecondSeries
 from nimbus_scenarios.judge.guards import check_guards, window_errors
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
-from nimbus_scenarios.plan.timeline import GuardPlan
+from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.plan.model import GuardPlan
 
 SCENARIO = """
 scenario "guards" {

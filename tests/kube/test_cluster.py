@@ -624,7 +624,7 @@ def test_in_cluster_config_uses_the_service_account(tmp_path: Path) -> None:
 def test_kube_package_does_not_import_the_cluster_module() -> None:
     """validate and plan stay fast: importing the kube package loads no kubernetes client."""
     code = (
-        "import sys, nimbus_scenarios.kube, nimbus_scenarios.kube.source;"
+        "import sys, nimbus_scenarios.kube, nimbus_scenarios.replicas;"
         "assert 'kubernetes' not in sys.modules, 'kubernetes imported';"
         "assert 'nimbus_scenarios.kube.cluster' not in sys.modules"
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from nimbus_scenarios.cli import main
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.language.fmt import format_scenario
 from nimbus_scenarios.language.syntax import parse, read_source
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.render import plan_json
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from nimbus_scenarios.language import check, compile_source
 from nimbus_scenarios.language.errors import ScenarioError, Source, render_all
 from nimbus_scenarios.language.fmt import format_scenario
 from nimbus_scenarios.language.grammar import grammar_text
 from nimbus_scenarios.language.syntax import decode, parse
+from nimbus_scenarios.pipeline import check, compile_source
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = [

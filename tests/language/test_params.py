@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from nimbus_scenarios.cli import main
-from nimbus_scenarios.language import check, compile_source
 from nimbus_scenarios.language.errors import ScenarioError, Source
 from nimbus_scenarios.language.params import MAX_OVERRIDE_CHARS, parse_overrides
+from nimbus_scenarios.pipeline import check, compile_source
 
 ROOT = Path(__file__).resolve().parents[2]
 

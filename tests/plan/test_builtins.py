@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nimbus_scenarios.catalog import builtin_names, builtin_path
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.syntax import read_source
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.render import MEMORY_WARN_MB, memory_in_flight_mb, plan_warnings
 
 

@@ -17,15 +17,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.arrivals import (
     arrival_times,
     integer_weights,
     mix_counts,
     smooth_round_robin,
 )
-from nimbus_scenarios.plan.timeline import Plan
+from nimbus_scenarios.plan.model import Plan
 
 # ---------------------------------------------------------------- values as text and exactly
 

@@ -29,9 +29,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from nimbus_scenarios.language import compile_source
 from nimbus_scenarios.language.errors import Source
-from nimbus_scenarios.plan.timeline import Plan
+from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
 from nimbus_scenarios.telemetry.core import Telemetry
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import structlog
 
-from nimbus_scenarios.kube.source import ReplicaSample
 from nimbus_scenarios.local.consumer import ReferenceConsumer
+from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry.logs import configure_logging
 from tests.conftest import HttpServer

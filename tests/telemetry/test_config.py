@@ -141,7 +141,7 @@ def test_validate_plan_and_disabled_run_never_import_opentelemetry(tmp_path: Pat
     loaded = _modules_after(cli)
     assert not any(m.startswith(("opentelemetry", "structlog")) for m in loaded)
     disabled = (
-        "from nimbus_scenarios.language import compile_source\n"
+        "from nimbus_scenarios.pipeline import compile_source\n"
         "from nimbus_scenarios.language.errors import Source\n"
         "from nimbus_scenarios.telemetry import Telemetry\n"
         f"plan = compile_source(Source('c.scn', {SCENARIO!r}))\n"

@@ -1,4 +1,5 @@
 """The replica source seam: where replica counts come from (Kubernetes, the local fleet, a test).
+Both real sources implement it, and the runner and its tests depend only on it.
 
 A source records samples with times on the run's clock (the event loop's `loop.time()`); the
 runner turns them into run offsets. A source that loses its connection says so (`lost_at`), so

@@ -1,0 +1,203 @@
+"""The language's vocabulary: its closed sets of words, their meanings and its limits.
+
+Every stage that needs to know what a subject means, which words are reserved or how far a value
+may go imports it from here: validation checks against it, the plan keeps its enums, the judge
+and the runner act on them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from nimbus_scenarios.language import nodes as n
+
+__all__ = [
+    "DEFAULT_MAX_RATE",
+    "GUARD_SUBJECTS",
+    "LATENCY_SUBJECTS",
+    "MAX_DURATION_S",
+    "MAX_PHASES",
+    "MAX_STAIRS",
+    "METRIC_SUBJECTS",
+    "REPLICA_SUBJECTS",
+    "RESERVED",
+    "STRESS_RANGES",
+    "ExpectationKind",
+    "GuardSubject",
+    "Subject",
+    "subject_kind",
+]
+
+DEFAULT_MAX_RATE = 10_000
+"""Requests per second one process may be asked for unless `--max-rate` raises it."""
+
+MAX_PHASES = 10_000
+MAX_STAIRS = 20_000
+"""Stairs of all `steps` shapes together: each is a piece of the compiled timeline, and
+10,000 phases of `steps ... in 10000` would take minutes and gigabytes to compile."""
+MAX_DURATION_S = 7 * 24 * 3600
+"""A run longer than a week is a mistake (`1000h`), refused before anything is scheduled."""
+
+LATENCY_SUBJECTS = ("p50", "p90", "p95", "p99", "max", "mean")
+METRIC_SUBJECTS = (*LATENCY_SUBJECTS, "errors", "achieved")
+REPLICA_SUBJECTS = ("replicas", "ready replicas", "desired replicas")
+GUARD_SUBJECTS = ("errors", *LATENCY_SUBJECTS, "replicas")
+
+# The consumer's own ranges (consumer-api.md): outside them it answers 422.
+STRESS_RANGES = {
+    n.StressOption.CPU: (1, 10),
+    n.StressOption.MEMORY: (10, 500),
+    n.StressOption.FOR: (1, 60),
+}
+
+RESERVED = frozenset(
+    [
+        "scenario",
+        "description",
+        "target",
+        "watch",
+        "deployment",
+        "namespace",
+        "param",
+        "settings",
+        "request",
+        "stress",
+        "cpu",
+        "memory",
+        "for",
+        "sync",
+        "async",
+        "keep",
+        "before",
+        "after",
+        "phase",
+        "expect",
+        "abort",
+        "when",
+        "cleanup",
+        "rate",
+        "ramp",
+        "steps",
+        "in",
+        "users",
+        "think",
+        "burst",
+        "every",
+        "idle",
+        "spike",
+        "at",
+        "send",
+        "kill",
+        "pods",
+        "replicas",
+        "ready",
+        "desired",
+        "within",
+        "throughout",
+        "end",
+        "over",
+        "succeeds",
+        "timeout",
+        "max_inflight",
+        "connection_max_age",
+        "trace_sample",
+        "stress_path",
+        "header",
+        "query",
+        "body",
+        "status",
+        "env",
+        "true",
+        "false",
+        "GET",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "HEAD",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "mean",
+        "errors",
+        "achieved",
+    ]
+)
+
+
+class ExpectationKind(StrEnum):
+    """What an expectation is judged on."""
+
+    REPLICAS = "replicas"
+    LATENCY = "latency"
+    ERRORS = "errors"
+    ACHIEVED = "achieved"
+    SUCCEEDS = "succeeds"
+
+    @property
+    def over_load(self) -> bool:
+        """Judged over the requests in scope (latency, errors, achieved)."""
+        return self in {ExpectationKind.LATENCY, ExpectationKind.ERRORS, ExpectationKind.ACHIEVED}
+
+
+class Subject(StrEnum):
+    """What an expectation looks at (`replicas` alone is compiled to `ready replicas`)."""
+
+    P50 = "p50"
+    P90 = "p90"
+    P95 = "p95"
+    P99 = "p99"
+    MAX = "max"
+    MEAN = "mean"
+    ERRORS = "errors"
+    ACHIEVED = "achieved"
+    READY_REPLICAS = "ready replicas"
+    DESIRED_REPLICAS = "desired replicas"
+    SUCCEEDS = "succeeds"
+
+    @property
+    def kind(self) -> ExpectationKind:
+        """The kind of expectation this subject makes."""
+        found = subject_kind(self.value)
+        return ExpectationKind.SUCCEEDS if found is None else found
+
+    @property
+    def percentile(self) -> float | None:
+        """50.0 for `p50` ...; None for `max`, `mean` and subjects that are no latency."""
+        return _PERCENTILES.get(self.value)
+
+
+class GuardSubject(StrEnum):
+    """What an `abort when` guard watches."""
+
+    ERRORS = "errors"
+    P50 = "p50"
+    P90 = "p90"
+    P95 = "p95"
+    P99 = "p99"
+    MAX = "max"
+    MEAN = "mean"
+    REPLICAS = "replicas"
+
+    @property
+    def percentile(self) -> float | None:
+        """50.0 for `p50` ...; None for the others."""
+        return _PERCENTILES.get(self.value)
+
+
+_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+
+
+def subject_kind(subject: str) -> ExpectationKind | None:
+    """The kind of expectation a subject (as written) makes; None for an unknown subject."""
+    if subject in REPLICA_SUBJECTS:
+        return ExpectationKind.REPLICAS
+    if subject in LATENCY_SUBJECTS:
+        return ExpectationKind.LATENCY
+    if subject == "errors":
+        return ExpectationKind.ERRORS
+    if subject == "achieved":
+        return ExpectationKind.ACHIEVED
+    return None
