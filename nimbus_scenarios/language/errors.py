@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
+from nimbus_scenarios.errors import UsageError
 from nimbus_scenarios.language.nodes import NO_SPAN, Span
 
 __all__ = [
@@ -65,8 +66,8 @@ class Diagnostic:
     severity: Severity = Severity.ERROR
 
 
-class ScenarioError(Exception):
-    """Bad input: a scenario, a `--set` value or a command line that cannot be used (exit 2)."""
+class ScenarioError(UsageError):
+    """An invalid scenario or `--set` value, with every diagnostic (exit 2)."""
 
     def __init__(self, source: Source, diagnostics: Sequence[Diagnostic]) -> None:
         self.source = source

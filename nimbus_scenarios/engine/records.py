@@ -1,0 +1,140 @@
+"""What the engine recorded, frozen: the counters, latency summaries and encoded histograms of a
+run, by phase, by request template and by second.
+
+`engine.stats` records into mutable counters on the hot path and hands these out at the end
+(`RunStats.freeze`); `merge` turns them back into counters (`RunStats.thaw`) to add shards up.
+The results document embeds them as they are, under `stats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "STATS_FORMAT",
+    "Counts",
+    "Histograms",
+    "LatencySummary",
+    "PhaseRecord",
+    "RequestRecord",
+    "SecondLatencySummary",
+    "SecondRecord",
+    "StatsRecord",
+]
+
+STATS_FORMAT: Final = "nimbus-stats/2"
+"""Version 2 adds per-request-template counts (`PhaseRecord.requests`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """p50, p90, p95, p99, max and mean of a latency histogram, in milliseconds."""
+
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+    mean: float
+
+
+@dataclass(frozen=True, slots=True)
+class SecondLatencySummary:
+    """The latency of the requests completed in one second, in milliseconds."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Request counters. Accounting: scheduled = sent + dropped, sent = succeeded + failed (once
+    nothing is pending or in flight); timed_out is part of failed."""
+
+    scheduled: int = 0
+    sent: int = 0
+    dropped: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.scheduled + other.scheduled,
+            self.sent + other.sent,
+            self.dropped + other.dropped,
+            self.succeeded + other.succeeded,
+            self.failed + other.failed,
+            self.timed_out + other.timed_out,
+        )
+
+    @property
+    def completed(self) -> int:
+        """Requests that got an outcome: succeeded + failed."""
+        return self.succeeded + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class Histograms:
+    """hdrhistogram's compressed base64 encodings, in microseconds."""
+
+    latency_us: str
+    """From the scheduled time to completion (no coordinated omission)."""
+    service_time_us: str
+    """From the actual send to completion."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request template's share of a phase (or of the run)."""
+
+    name: str
+    counts: Counts = field(default_factory=Counts)
+    errors_by_kind: Mapping[str, int] = field(default_factory=dict)
+    status_counts: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseRecord:
+    """Everything recorded for one phase (or, as `StatsRecord.total`, the whole run)."""
+
+    name: str
+    counts: Counts
+    errors_by_kind: Mapping[str, int]
+    status_counts: Mapping[int, int]
+    latency_ms: LatencySummary
+    service_time_ms: LatencySummary
+    histograms: Histograms
+    requests: tuple[RequestRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SecondRecord:
+    """One whole second of run offset: scheduled and dropped by scheduled time, sent by send
+    time, succeeded, failed and latency by completion time."""
+
+    second: int
+    scheduled: int
+    sent: int
+    dropped: int
+    succeeded: int
+    failed: int
+    latency_ms: SecondLatencySummary | None
+    histogram: str | None
+    """The second's latency histogram (2 significant digits), so seconds can be merged."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsRecord:
+    """A run's statistics, frozen: what `merge` needs to add shards up exactly."""
+
+    format: str = STATS_FORMAT
+    latency_unit: str = "us"
+    phases: tuple[PhaseRecord, ...]
+    total: PhaseRecord
+    seconds: tuple[SecondRecord, ...]
