@@ -7,7 +7,7 @@ results embed them, and `plan.render` prints them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nimbus_scenarios.language.nodes import Comparator, ShapeKind, WindowKind
 from nimbus_scenarios.language.vocabulary import (
@@ -16,7 +16,7 @@ from nimbus_scenarios.language.vocabulary import (
     GuardSubject,
     Subject,
 )
-from nimbus_scenarios.secrets import MASK
+from nimbus_scenarios.secrets import MASK, mask_url
 
 __all__ = [
     "CleanupStep",
@@ -44,6 +44,13 @@ class Text:
     def shown(self) -> str:
         """The text safe to print (secrets masked)."""
         return MASK if self.secret or self.env is not None else self.value
+
+    def masked(self) -> Text:
+        """This text with a literal secret value replaced by the mask (`env` names are kept:
+        they are not secret, their values are)."""
+        if self.secret and self.env is None and self.value:
+            return replace(self, value=MASK)
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +235,22 @@ class Plan:
         windows += [e.end_s for e in self.expectations if e.end_s is not None]
         return max([self.phases_end_s, *windows])
 
+    def masked(self) -> Plan:
+        """The plan safe to store: credential header values masked, a password in the target
+        URL masked. Phases and expectations are the same objects."""
+        target = self.target
+        if target is not None and target.env is None:
+            target = replace(target, value=mask_url(target.value))
+        return replace(
+            self,
+            target=target,
+            settings=replace(self.settings, headers=_masked(self.settings.headers)),
+            templates={
+                name: replace(t, headers=_masked(t.headers), query=_masked(t.query))
+                for name, t in self.templates.items()
+            },
+        )
+
     @property
     def all_expectations(self) -> tuple[ExpectationPlan, ...]:
         """Every expectation in judging order: `before`, each phase's, the scenario's, `after`."""
@@ -248,3 +271,7 @@ class Plan:
             if phase.start_s <= t < phase.end_s:
                 return phase.rate_at(t)
         return 0.0
+
+
+def _masked(pairs: tuple[tuple[str, Text], ...]) -> tuple[tuple[str, Text], ...]:
+    return tuple((name, text.masked()) for name, text in pairs)
