@@ -1,0 +1,79 @@
+"""Building a results document from a run's records: phases placed by the plan and counted by
+the engine, a shard's share of the plan, rounding, and secrets masked."""
+
+from __future__ import annotations
+
+from nimbus_scenarios.engine.records import Counts
+from nimbus_scenarios.results.build import rounded_judgement
+from nimbus_scenarios.results.model import (
+    Judgement,
+    ReplicaPoint,
+    ReplicaSourceResult,
+    SampleResult,
+    ShardInfo,
+    Verdict,
+)
+from tests.support.results import phase_record, plan_of, results_of, stats_of
+
+
+def test_phases_take_place_from_the_plan_and_counts_from_the_records() -> None:
+    """A phase's offsets and shape come from the plan; its counts and requests from the
+    engine's record; achieved is sent over the time it ran."""
+    results = results_of()
+    warm, ramp = results.phases
+    assert (warm.name, warm.start_s, warm.end_s, warm.shape) == ("warm", 0.0, 10.0, "rate 2/s")
+    assert (warm.planned, warm.target_rate, warm.achieved_rate) == (20, 2.0, 2.0)
+    assert (warm.load.sent, warm.load.failed, warm.load.errors_by_kind) == (20, 1, {"reset": 1})
+    assert [(r.name, r.sent, r.failed) for r in warm.load.requests] == [
+        ("work", 15, 0),
+        ("health", 5, 1),
+    ]
+    assert ramp.shape == "ramp 2/s -> 6/s"
+    assert ramp.planned == 80
+    assert results.totals.sent == 100
+
+
+def test_a_phase_that_never_ran_has_zero_counts_and_no_latency() -> None:
+    """Not run: ran is false, counts are zero and latency is absent, not zero."""
+    stats = stats_of([phase_record("warm", Counts(20, 20, 0, 20, 0, 0))])
+    results = results_of(stats=stats, phases_run={"warm": (0.0, 10.0)})
+    ramp = results.phases[1]
+    assert (ramp.ran, ramp.ran_s, ramp.achieved_rate) == (False, None, None)
+    assert (ramp.load.sent, ramp.load.latency_ms, ramp.load.requests) == (0, None, ())
+
+
+def test_a_shard_plans_its_own_share() -> None:
+    """Shard 1 of 3 plans the arrivals k with k mod 3 == 1: 7 of warm's 20, 27 of ramp's 80."""
+    results = results_of(shard=ShardInfo(1, 3))
+    assert [p.planned for p in results.phases] == [7, 27]
+    assert results.phases[0].target_rate == 0.7
+
+
+def test_values_are_rounded_once_as_written() -> None:
+    """Observed values keep six decimals; offsets and rates three."""
+    e = plan_of().all_expectations[0]
+    judgement = rounded_judgement(Judgement(e, Verdict.PASSED, 1.23456789, 4.00049, "x"))
+    assert (judgement.observed, judgement.met_at_s) == (1.234568, 4.0)
+    results = results_of(phases_run={"warm": (0.0, 10.00049), "ramp": (10.00049, 30.0)})
+    assert results.phases[0].ran_s == (0.0, 10.0)
+
+
+def test_replicas_are_the_source_samples_seen_as_points() -> None:
+    """`replicas` lists (t, ready, desired) of every sample the source recorded."""
+    source = ReplicaSourceResult(
+        "deployment default/consumer",
+        None,
+        None,
+        (SampleResult(0.0, 1, 1, 1), SampleResult(4.5, 1, 3, 2, 3)),
+    )
+    results = results_of(replica_source=source)
+    assert results.replicas == (ReplicaPoint(0.0, 1, 1), ReplicaPoint(4.5, 1, 3))
+
+
+def test_secret_header_values_are_masked_everywhere() -> None:
+    """The literal `Authorization` value is masked in the source and in the embedded plan."""
+    results = results_of()
+    assert "s3cret" not in results.scenario_source
+    assert '"***"' in results.scenario_source
+    header = dict(results.plan.templates["health"].headers)["Authorization"]
+    assert header.value == "***"

@@ -1,0 +1,172 @@
+"""The results document on disk: written atomically, read back equal, refused when it is not
+a results document of this schema version, with the JSON path of the first wrong field."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from nimbus_scenarios.errors import ResultsError
+from nimbus_scenarios.results import io
+from nimbus_scenarios.results.io import (
+    REQUIRED_FIELDS,
+    SCHEMA_VERSION,
+    from_json,
+    load_documents,
+    load_results,
+    to_json,
+    write_results,
+)
+from nimbus_scenarios.results.model import Judgement, Verdict
+from tests.support.results import plan_of, results_of
+
+
+def judged() -> list[Judgement]:
+    """A verdict on each of the factory plan's expectations."""
+    plan = plan_of()
+    return [Judgement(e, Verdict.PASSED, 1.0, None, "ok") for e in plan.all_expectations]
+
+
+def test_written_document_reads_back_equal(tmp_path: Path) -> None:
+    """write -> load gives an equal document, and writing it again gives the same text."""
+    results = results_of(judgements=judged())
+    path = write_results(results, tmp_path / "r.json")
+    loaded = load_results(path)
+    assert loaded == results
+    assert to_json(loaded) == path.read_text(encoding="utf-8")
+
+
+def test_document_names_its_schema_version_and_required_fields(tmp_path: Path) -> None:
+    """Version 2 first, then every field other tools rely on."""
+    data = json.loads(to_json(results_of(judgements=judged())))
+    assert next(iter(data)) == "schema_version"
+    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert set(REQUIRED_FIELDS) <= set(data)
+    phase = data["phases"][0]
+    assert [phase["name"], phase["sent"], phase["failed"]] == ["warm", 20, 1]
+    assert [r["name"] for r in phase["requests"]] == ["work", "health"]
+    expectation = data["expectations"][0]
+    assert expectation["expected"] == ">= 1"
+    assert expectation["id"] == 0
+
+
+def test_secrets_never_reach_the_file(tmp_path: Path) -> None:
+    """A literal credential header is masked in the source, the params and the embedded plan."""
+    text = to_json(results_of(judgements=judged()))
+    assert "s3cret" not in text
+    assert '"value": "***"' in text
+
+
+def test_expectations_refer_to_the_embedded_plan(tmp_path: Path) -> None:
+    """Read back, each judgement holds the plan's own expectation (comparator, value)."""
+    loaded = from_json(to_json(results_of(judgements=judged())))
+    assert [j.expectation for j in loaded.expectations] == list(loaded.plan.all_expectations)
+    assert str(loaded.expectations[0].expectation.comparator) == ">="
+
+
+def document() -> dict[str, object]:
+    """A valid document as JSON data, to break."""
+    data: dict[str, object] = json.loads(to_json(results_of(judgements=judged())))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(schema_version=1), "version 1 (nimbus-scenarios 0.1) is not read"),
+        (lambda d: d.update(schema_version=7), "schema version 7 is not supported"),
+        (lambda d: d.pop("phases"), "missing fields: phases"),
+        (lambda d: d["phases"][1].update(sent="many"), "$.phases[1].sent: expected a whole"),
+        (lambda d: d.update(phases="p"), "$.phases: expected an array, found a string"),
+        (lambda d: d["totals"].pop("sent") and d["totals"].update(x=1), "$.totals.x: unknown"),
+        (lambda d: d["expectations"][0].update(id=99), "the plan has no expectation 99"),
+        (lambda d: d["expectations"][0].update(text="other"), "does not match the plan's"),
+        (lambda d: d["expectations"][0].update(verdict="maybe"), "expected one of 'passed'"),
+        (lambda d: d.update(exit_code=9), "$.exit_code: expected one of 0, 1, 2, 3, 4"),
+        (lambda d: d["stats"].update(phases={}), "$.stats.phases: expected an array"),
+    ],
+)
+def test_a_wrong_document_is_refused_with_its_path(change: object, message: str) -> None:
+    """Each broken field is a ResultsError naming what is wrong, and where."""
+    data = document()
+    change(data)  # type: ignore[operator]
+    with pytest.raises(ResultsError) as caught:
+        from_json(json.dumps(data), "r.json")
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("r.json: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "not a JSON object"),
+        ("{", "not a results file"),
+        ('{"x": NaN}', "NaN is not a number JSON allows"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"schema_version": 2, "n": ' + "9" * 5000 + "}", "not a results file"),
+    ],
+)
+def test_text_that_is_no_document_is_refused(text: str, message: str) -> None:
+    """Garbage, NaN, deep nesting and huge numbers are usage errors, never crashes."""
+    with pytest.raises(ResultsError, match=message):
+        from_json(text)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A results file larger than the limit is refused before parsing."""
+    monkeypatch.setattr(io, "MAX_RESULTS_BYTES", 100)
+    path = tmp_path / "big.json"
+    path.write_text("{" + " " * 200 + "}", encoding="utf-8")
+    with pytest.raises(ResultsError, match="larger than"):
+        load_results(path)
+
+
+def test_missing_file_is_a_results_error(tmp_path: Path) -> None:
+    """No such file: a ResultsError, not an OSError."""
+    with pytest.raises(ResultsError, match="no such file"):
+        load_results(tmp_path / "nope.json")
+
+
+def test_results_file_mode_follows_the_umask(tmp_path: Path) -> None:
+    """The atomic write's temp file does not leave the file 0600."""
+    old = os.umask(0o022)
+    try:
+        path = write_results(results_of(), tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails midway leaves the previous file as it was and no temp file."""
+    path = write_results(results_of(run_id="old"), tmp_path / "r.json")
+    before = path.read_text(encoding="utf-8")
+
+    def fail(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(OSError, match="No space"):
+        write_results(results_of(run_id="new"), path)
+    assert path.read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_documents_are_found_among_log_lines(tmp_path: Path) -> None:
+    """`kubectl logs` of sharded pods: one document per line among other lines."""
+    first = to_json(results_of(run_id="a"), indent=None)
+    second = to_json(results_of(run_id="b"), indent=None)
+    log = tmp_path / "pods.log"
+    log.write_text(f"starting\n{first}\nnoise {{\n{second}\n", encoding="utf-8")
+    assert [r.run_id for r in load_documents(log)] == ["a", "b"]
+    (tmp_path / "empty.log").write_text("nothing here\n", encoding="utf-8")
+    with pytest.raises(ResultsError, match="no results document"):
+        load_documents(tmp_path / "empty.log")
