@@ -35,6 +35,7 @@ from prometheus_client import (
 __all__ = [
     "CONTENT_TYPE",
     "LATENCY_BUCKETS",
+    "UNMATCHED_HANDLER",
     "ConsumerMetrics",
     "handler_label",
     "status_group",
