@@ -10,11 +10,13 @@ once, by the class's `exit_code`; anything else that escapes is a crash (exit 4,
     │   └── ResultsError           a results file that cannot be read, or results that cannot
     │                              be merged
     └── InfrastructureError        exit 4: what the run needs is not there
-        └── ClusterError           the Kubernetes API
-            ├── ClusterConfigError      no usable kubeconfig or in-cluster configuration
-            ├── ClusterUnreachable      the API server does not answer
-            ├── ClusterForbidden        the ServiceAccount may not do something it must
-            └── DeploymentNotFound      the watched Deployment does not exist
+        ├── ClusterError           the Kubernetes API
+        │   ├── ClusterConfigError      no usable kubeconfig or in-cluster configuration
+        │   ├── ClusterUnreachable      the API server does not answer
+        │   ├── ClusterForbidden        the ServiceAccount may not do something it must
+        │   └── DeploymentNotFound      the watched Deployment does not exist
+        └── LocalFleetError        a local consumer or fleet did not start (defined in
+                                   `local.errors`)
 
 Foreign exceptions are mapped at the boundary where they occur, most specific first, with
 `raise ... from exc`.

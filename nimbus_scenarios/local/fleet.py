@@ -4,12 +4,9 @@ Its place: the `local` stage. In the cluster, the consumer runs as a Deployment 
 behind a Service (kube-proxy balances per connection) and whose replica count a KEDA ScaledObject
 drives through the HPA. For `run --local` and `make demo`, `Fleet` plays all of that on loopback:
 
-- replicas are reference consumer child processes (`launch.start_consumer`), each answering 503
-  on `/ready` for the readiness delay after it starts, like a pod behind a readiness probe;
-- a `proxy.TcpProxy` in front is the Service: `Fleet.url` is what the load generator targets; a
-  replica joins its rotation when `/ready` answers 200 and leaves it when it is scaled down
-  (drained: no new connections, open ones continue up to the drain timeout, then the process is
-  terminated) or dies;
+- replicas are reference consumer child processes, each carried through its life by a
+  `replica.Replica` (start, readiness, drain, stop, death), like pods behind a readiness probe;
+- a `proxy.TcpProxy` in front is the Service: `Fleet.url` is what the load generator targets;
 - every poll interval the fleet scrapes each replica's `/metrics` directly (as Prometheus does),
   feeds an `autoscaler.Autoscaler` (KEDA/HPA arithmetic) and applies its `Decision`: that is the
   `desired` count (the Deployment's `spec.replicas`);
@@ -17,10 +14,11 @@ drives through the HPA. For `run --local` and `make demo`, `Fleet` plays all of 
   starting or ready and retires the newest (not-ready first) while more are, so replicas that
   die or are killed (`kill_pods`, SIGKILL) are replaced.
 
-Counts follow the Deployment's status: `current` is replicas not terminating (starting or ready),
-`ready` those in the proxy's rotation. `events` record every scale decision (with each trigger's
-value) and every replica transition. `stop()` ends every child process, also when start-up fails
-or the caller is cancelled.
+This module is the control loop; `replica` is the lifecycle of one replica. Counts follow the
+Deployment's status: `current` is replicas not terminating (starting or ready), `ready` those in
+the proxy's rotation. `events` record every scale decision (with each trigger's value) and every
+replica transition. `stop()` ends every child process, also when start-up fails or the caller is
+cancelled.
 """
 
 from __future__ import annotations
@@ -31,22 +29,24 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
-from nimbus_scenarios.local.autoscaler import (
-    Autoscaler,
-    AutoscalerConfig,
-    Decision,
-    MetricSample,
-    parse_metrics_text,
+from nimbus_scenarios.local.autoscaler import Autoscaler, AutoscalerConfig, Decision
+from nimbus_scenarios.local.errors import LocalFleetError
+from nimbus_scenarios.local.proxy import Balance, TcpProxy
+from nimbus_scenarios.local.replica import (
+    ACTIVE,
+    LIVE,
+    Replica,
+    ReplicaInfo,
+    ReplicaSettings,
+    ReplicaState,
 )
-from nimbus_scenarios.local.launch import ConsumerProcess, start_consumer
-from nimbus_scenarios.local.proxy import BackendStats, Balance, TcpProxy
+from nimbus_scenarios.local.series import MetricSample
 
+# ReplicaInfo and ReplicaState are re-exported: `replicas()` answers in them.
 __all__ = [
     "Fleet",
     "FleetCounts",
@@ -57,49 +57,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_PROBE_INTERVAL_S: Final = 0.2
 _RETRY_AFTER_FAILURE_S: Final = 1.0
-_PROCESS_STOP_TIMEOUT_S: Final = 5.0
 _KILL_REAP_TIMEOUT_S: Final = 5.0
 _PROMETHEUS_SCRAPE_TIMEOUT_S: Final = 10.0  # Prometheus's default scrape_timeout
-
-
-class ReplicaState(StrEnum):
-    """Where one replica (consumer process) is in its life."""
-
-    STARTING = "starting"
-    """Created: the process is starting or `/ready` does not answer 200 yet."""
-    READY = "ready"
-    """In the proxy's rotation."""
-    DRAINING = "draining"
-    """Scaled down: out of rotation, open connections finishing, then terminated."""
-    STOPPED = "stopped"
-    """Terminated by a scale-down or by the fleet's stop."""
-    KILLED = "killed"
-    """SIGKILLed by `kill_pods`."""
-    FAILED = "failed"
-    """Exited on its own, or never started."""
-
-
-_ACTIVE: Final = frozenset({ReplicaState.STARTING, ReplicaState.READY})
-_LIVE: Final = frozenset({ReplicaState.STARTING, ReplicaState.READY, ReplicaState.DRAINING})
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaInfo:
-    """One replica at one moment (ended replicas stay listed with their last counts)."""
-
-    name: str
-    state: ReplicaState
-    url: str | None
-    pid: int | None
-    requests: int
-    """POST /process requests the replica counted, as of its last scrape."""
-    connections: int
-    """Client connections the proxy gave it."""
-    created_at: float
-    ready_at: float | None
-    ended_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,41 +87,16 @@ class FleetEvent:
     decision: Decision | None = None
 
 
-class _Replica:
-    """The fleet's own record of one replica."""
-
-    def __init__(self, name: str, created_at: float) -> None:
-        self.name = name
-        self.state = ReplicaState.STARTING
-        self.created_at = created_at
-        self.ready_at: float | None = None
-        self.ended_at: float | None = None
-        self.spawn: asyncio.Task[ConsumerProcess] | None = None
-        self.process: ConsumerProcess | None = None
-        self.life: asyncio.Task[None] | None = None
-        self.exit_watch: asyncio.Task[int] | None = None
-        self.retire: asyncio.Task[None] | None = None
-        self.in_proxy = False
-        self.requests = 0
-
-    def spawned(self) -> ConsumerProcess | None:
-        """The process, if the start finished successfully."""
-        spawn = self.spawn
-        if spawn is None or not spawn.done() or spawn.cancelled() or spawn.exception() is not None:
-            return None
-        return spawn.result()
-
-
 class Fleet:
     """Reference consumer processes behind a per-connection proxy, scaled by KEDA/HPA arithmetic.
 
     `await start()` (or `async with`) starts `config.min_replicas` replicas and the proxy and
     returns once they are ready; `url` is then the proxy's URL. `cpu_scale` < 1 makes each
-    consumer spin only that fraction of a request's `duration` (see `consumer.cpu_work`): 1.0
-    is faithful; use less on a small machine, where a saturated consumer (its event loop starved
-    by busy threads under the GIL) answers `/metrics` too late to be scraped, exactly as an
-    overloaded pod would, and the fleet then cannot see the load. `scrape_timeout_s` defaults to
-    Prometheus's 10 s, capped at the poll interval. `drain_timeout_s` bounds how long a
+    consumer spin only that fraction of a request's `duration` (see `consumer.work.cpu_work`):
+    1.0 is faithful; use less on a small machine, where a saturated consumer (its event loop
+    starved by busy threads under the GIL) answers `/metrics` too late to be scraped, exactly as
+    an overloaded pod would, and the fleet then cannot see the load. `scrape_timeout_s` defaults
+    to Prometheus's 10 s, capped at the poll interval. `drain_timeout_s` bounds how long a
     scaled-down replica keeps its open connections before they are cut and it is terminated.
     """
 
@@ -191,7 +126,8 @@ class Fleet:
         self.name = name
         self._proxy = TcpProxy(port=port, balance=balance)
         self._autoscaler = Autoscaler(self.config)
-        self._replicas: dict[str, _Replica] = {}
+        self._host = _Host(self)
+        self._replicas: dict[str, Replica] = {}
         self._ids = itertools.count(1)
         self._desired = 0
         self._events: list[FleetEvent] = []
@@ -232,7 +168,7 @@ class Fleet:
     @property
     def current(self) -> int:
         """Replicas starting or ready, i.e. not terminating (`status.replicas`)."""
-        return self._count(_ACTIVE)
+        return self._count(ACTIVE)
 
     def _count(self, states: frozenset[ReplicaState] | set[ReplicaState]) -> int:
         return sum(1 for r in self._replicas.values() if r.state in states)
@@ -259,21 +195,7 @@ class Fleet:
     def replicas(self) -> list[ReplicaInfo]:
         """Every replica so far, ended ones included, oldest first."""
         stats = {s.name: s for s in self._proxy.backends()}
-        return [self._info(r, stats.get(r.name)) for r in self._replicas.values()]
-
-    def _info(self, replica: _Replica, stats: BackendStats | None) -> ReplicaInfo:
-        process = replica.process or replica.spawned()
-        return ReplicaInfo(
-            replica.name,
-            replica.state,
-            None if process is None else process.url,
-            None if process is None else process.process.pid,
-            replica.requests,
-            0 if stats is None else stats.connections_total,
-            replica.created_at,
-            replica.ready_at,
-            replica.ended_at,
-        )
+        return [r.info(stats.get(r.name)) for r in self._replicas.values()]
 
     def requests_by_replica(self) -> dict[str, int]:
         """POST /process requests each replica counted (as of its last scrape)."""
@@ -308,7 +230,10 @@ class Fleet:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> str:
-        """Start the proxy and `min_replicas` replicas; return the URL once they are ready."""
+        """Start the proxy and `min_replicas` replicas; return the URL once they are ready.
+
+        Raises `LocalFleetError` if they are not ready within `start_timeout_s`.
+        """
         if self._started:
             raise RuntimeError("a Fleet starts once; make a new one")
         self._started = True
@@ -322,7 +247,7 @@ class Fleet:
             self._reconcile()
             wanted = self.config.min_replicas
             if not await self.wait_until(lambda f: f.ready >= wanted, self.start_timeout_s):
-                raise RuntimeError(
+                raise LocalFleetError(
                     f"the local fleet did not get {wanted} ready replica(s) within "
                     f"{self.start_timeout_s:g}s"
                 )
@@ -356,11 +281,7 @@ class Fleet:
             if self._poller is not None:
                 tasks.append(self._poller)
             for replica in self._replicas.values():
-                tasks += [
-                    task
-                    for task in (replica.life, replica.retire, replica.exit_watch)
-                    if task is not None
-                ]
+                tasks += replica.tasks()
             for future in tasks:
                 future.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -370,18 +291,17 @@ class Fleet:
                 await asyncio.wait(pending, timeout=self.start_timeout_s + 1.0)
             stopping = []
             for replica in self._replicas.values():
-                process = replica.spawned()
-                if process is not None:
-                    stopping.append(process.stop(_PROCESS_STOP_TIMEOUT_S))
-                if replica.state in _LIVE:
-                    self._end(replica, ReplicaState.STOPPED, "stopped with the fleet")
+                stopping.append(replica.stop_process())
+                if replica.state in LIVE:
+                    replica.end(ReplicaState.STOPPED, "stopped with the fleet")
             await asyncio.gather(*stopping, return_exceptions=True)
             await self._proxy.stop()
             if self._session is not None:
                 await self._session.close()
         finally:
             self._closed = True
-            self._kill_survivors()
+            for replica in self._replicas.values():
+                replica.kill_if_running()
             self._notify()
 
     async def __aenter__(self) -> Fleet:
@@ -390,14 +310,6 @@ class Fleet:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
-
-    def _kill_survivors(self) -> None:
-        """SIGKILL any child still running (the last resort when `stop` was interrupted)."""
-        for replica in self._replicas.values():
-            process = replica.spawned()
-            if process is not None and process.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.process.kill()
 
     # -- the autoscaler loop ------------------------------------------------------------------
 
@@ -426,27 +338,11 @@ class Fleet:
         return decision
 
     async def _scrape(self) -> list[MetricSample]:
-        live = [r for r in self._replicas.values() if r.state in _LIVE and r.process is not None]
-        results = await asyncio.gather(*(self._scrape_one(r) for r in live))
+        live = [r for r in self._replicas.values() if r.state in LIVE and r.process is not None]
+        results = await asyncio.gather(*(replica.scrape() for replica in live))
         samples = [sample for sample in results if sample is not None]
         self._autoscaler.observe_all(samples)
         return samples
-
-    async def _scrape_one(self, replica: _Replica) -> MetricSample | None:
-        process = replica.process
-        session = self._session
-        if process is None or session is None:
-            return None
-        try:
-            async with session.get(f"{process.url}/metrics") as response:
-                if response.status != 200:
-                    return None
-                text = await response.text()
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return None
-        sample = parse_metrics_text(replica.name, self._now(), text)
-        replica.requests = int(sample.requests)
-        return sample
 
     # -- the ReplicaSet -----------------------------------------------------------------------
 
@@ -454,7 +350,7 @@ class Fleet:
         """Start or retire replicas until `desired` are starting or ready."""
         if self._closing:
             return
-        active = [r for r in self._replicas.values() if r.state in _ACTIVE]
+        active = [r for r in self._replicas.values() if r.state in ACTIVE]
         missing = self._desired - len(active)
         for _ in range(max(0, missing)):
             self._launch()
@@ -469,7 +365,7 @@ class Fleet:
                 ),
             )
             for replica in victims[:-missing]:
-                self._begin_retire(replica)
+                replica.retire()
         self._notify()
 
     def _retry_later(self) -> None:
@@ -481,122 +377,18 @@ class Fleet:
         self._retry = self._loop.call_later(_RETRY_AFTER_FAILURE_S, self._reconcile)
 
     def _launch(self) -> None:
-        loop = self._require_loop()
-        replica = _Replica(f"{self.name}-{next(self._ids)}", loop.time())
-        self._replicas[replica.name] = replica
-        replica.spawn = loop.create_task(
-            start_consumer(
-                ready_delay_s=self.config.readiness_delay_s,
-                name=replica.name,
-                timeout_s=self.start_timeout_s,
-                cpu_scale=self.cpu_scale,
-            ),
-            name=f"fleet-spawn-{replica.name}",
+        if self._loop is None or self._session is None:
+            raise RuntimeError("the fleet is not started")
+        settings = ReplicaSettings(
+            ready_delay_s=self.config.readiness_delay_s,
+            start_timeout_s=self.start_timeout_s,
+            drain_timeout_s=self.drain_timeout_s,
+            cpu_scale=self.cpu_scale,
         )
-        replica.spawn.add_done_callback(self._spawn_done)
-        replica.life = loop.create_task(self._life(replica), name=f"fleet-life-{replica.name}")
-        self._event("replica_started", f"{replica.name} starting", replica.name)
-
-    def _spawn_done(self, task: asyncio.Task[ConsumerProcess]) -> None:
-        """A start finished after the fleet stopped (its stop was cut short): kill the child."""
-        if task.cancelled() or task.exception() is not None or not self._closed:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            task.result().process.kill()
-
-    async def _life(self, replica: _Replica) -> None:
-        """Wait for the process, put it behind the proxy, probe `/ready` until it answers 200."""
-        assert replica.spawn is not None
-        try:
-            process = await asyncio.shield(replica.spawn)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if replica.state in _ACTIVE:
-                self._end(replica, ReplicaState.FAILED, f"did not start: {exc}")
-                self._retry_later()
-            return
-        replica.process = process
-        if replica.state is not ReplicaState.STARTING:
-            return  # retired while starting: the retirement stops the process
-        parts = urlsplit(process.url)
-        assert parts.hostname is not None
-        assert parts.port is not None
-        self._proxy.add_backend(replica.name, parts.hostname, parts.port)
-        replica.in_proxy = True
-        loop = asyncio.get_running_loop()
-        replica.exit_watch = loop.create_task(
-            process.process.wait(), name=f"fleet-exit-{replica.name}"
-        )
-        replica.exit_watch.add_done_callback(lambda _task: self._exited(replica))
-        while replica.state is ReplicaState.STARTING and process.process.returncode is None:
-            if await self._probe_ready(process):
-                if replica.state is not ReplicaState.STARTING:
-                    return
-                replica.state = ReplicaState.READY
-                replica.ready_at = self._now()
-                self._proxy.set_ready(replica.name)
-                self._event("replica_ready", f"{replica.name} ready at {process.url}", replica.name)
-                self._notify()
-                return
-            await asyncio.sleep(_PROBE_INTERVAL_S)
-
-    async def _probe_ready(self, process: ConsumerProcess) -> bool:
-        session = self._session
-        if session is None:
-            return False
-        try:
-            async with session.get(f"{process.url}/ready") as response:
-                await response.read()
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return False
-
-    def _exited(self, replica: _Replica) -> None:
-        """The process ended: if nobody asked for it, the replica failed and is replaced."""
-        if replica.state not in _ACTIVE or self._closing:
-            return
-        process = replica.process
-        code = None if process is None else process.process.returncode
-        if replica.in_proxy:
-            self._proxy.remove_backend(replica.name)
-        was_ready = replica.state is ReplicaState.READY
-        self._end(replica, ReplicaState.FAILED, f"exited unexpectedly (code {code})")
-        if was_ready:
-            self._reconcile()  # a serving replica died: replace it at once
-        else:
-            self._retry_later()  # it died while starting: no tight restart loop
-
-    def _begin_retire(self, replica: _Replica) -> None:
-        """Scale-down of one replica: out of rotation now, then drain and terminate."""
-        replica.state = ReplicaState.DRAINING
-        if replica.in_proxy:
-            self._proxy.start_draining(replica.name)
-        self._event("replica_draining", f"{replica.name} draining (scale-down)", replica.name)
-        replica.retire = self._require_loop().create_task(
-            self._drain_and_stop(replica), name=f"fleet-retire-{replica.name}"
-        )
-
-    async def _drain_and_stop(self, replica: _Replica) -> None:
-        if replica.life is not None and not replica.life.done():
-            replica.life.cancel()
-        assert replica.spawn is not None
-        try:
-            process = await asyncio.shield(replica.spawn)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            process = None
-        if process is not None:
-            if replica.in_proxy:
-                closed = await self._proxy.drain(replica.name, self.drain_timeout_s)
-                if closed:
-                    _log.info(
-                        "%s: %d connection(s) cut after the drain timeout", replica.name, closed
-                    )
-            await self._scrape_one(replica)  # its final request count
-            await process.stop(_PROCESS_STOP_TIMEOUT_S)
-        self._end(replica, ReplicaState.STOPPED, "terminated after draining")
+        name = f"{self.name}-{next(self._ids)}"
+        replica = Replica(name, self._host, self._proxy, self._session, settings)
+        self._replicas[name] = replica
+        replica.launch()
 
     async def kill_pods(self, count: int) -> list[str]:
         """SIGKILL `count` ready replicas (oldest first); replacements start at once."""
@@ -610,29 +402,14 @@ class Fleet:
         )
         victims = ready[:count]
         for replica in victims:
-            self._proxy.remove_backend(replica.name)
-            process = replica.process
-            if process is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.process.kill()
-            self._end(replica, ReplicaState.KILLED, "killed (SIGKILL) by kill_pods")
+            replica.kill()
         self._reconcile()
         watches = [r.exit_watch for r in victims if r.exit_watch is not None]
         if watches:  # return once the kills are real
             await asyncio.wait(watches, timeout=_KILL_REAP_TIMEOUT_S)
         return [r.name for r in victims]
 
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _end(self, replica: _Replica, state: ReplicaState, why: str) -> None:
-        replica.state = state
-        replica.ended_at = self._now()
-        kind = {
-            ReplicaState.STOPPED: "replica_stopped",
-            ReplicaState.KILLED: "replica_killed",
-        }.get(state, "replica_failed")
-        self._event(kind, f"{replica.name} {why}", replica.name)
-        self._notify()
+    # -- events and counts --------------------------------------------------------------------
 
     def _event(
         self, kind: str, message: str, replica: str | None = None, decision: Decision | None = None
@@ -653,10 +430,35 @@ class Fleet:
             except Exception:
                 _log.exception("local fleet: a count listener failed")
 
-    def _require_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise RuntimeError("the fleet is not started")
-        return self._loop
-
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
+
+
+class _Host:
+    """The fleet as its replicas see it (`replica.ReplicaHost`), kept off `Fleet`'s interface."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    @property
+    def closing(self) -> bool:
+        return self._fleet._closing
+
+    @property
+    def closed(self) -> bool:
+        return self._fleet._closed
+
+    def now(self) -> float:
+        return self._fleet._now()
+
+    def record(self, kind: str, message: str, replica: str) -> None:
+        self._fleet._event(kind, message, replica)
+
+    def counts_changed(self) -> None:
+        self._fleet._notify()
+
+    def lost(self, *, replace_now: bool) -> None:
+        if replace_now:
+            self._fleet._reconcile()
+        else:
+            self._fleet._retry_later()

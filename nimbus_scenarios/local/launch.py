@@ -1,6 +1,7 @@
 """Start reference consumers as child processes on loopback (for `run --local` and the tests).
 
-A consumer runs in its own process, as a pod would: its CPU busy-work must not share the load
+Its place: the `local` stage, under `replica` (each fleet replica is one such process). A
+consumer runs in its own process, as a pod would: its CPU busy-work must not share the load
 generator's interpreter (and GIL).
 """
 
@@ -10,6 +11,8 @@ import asyncio
 import contextlib
 import sys
 from dataclasses import dataclass
+
+from nimbus_scenarios.local.errors import LocalFleetError
 
 __all__ = ["ConsumerProcess", "start_consumer"]
 
@@ -50,6 +53,7 @@ async def start_consumer(
 
     `cpu_scale` < 1 passes `--cpu-scale` (spin only that fraction of each request's duration, as
     the local fleet's tests do to fit on a small machine); 1.0 (the default) is faithful.
+    Raises `LocalFleetError` if it does not announce its URL within `timeout_s` or exits first.
     """
     extra = () if cpu_scale == 1.0 else ("--cpu-scale", repr(cpu_scale))
     process = await asyncio.create_subprocess_exec(
@@ -74,9 +78,9 @@ async def start_consumer(
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise RuntimeError(f"the local consumer did not start within {timeout_s:g}s") from None
+        raise LocalFleetError(f"the local consumer did not start within {timeout_s:g}s") from None
     text = line.decode("utf-8", "replace").strip()
     if not text.startswith(_READY_PREFIX):
         await process.wait()
-        raise RuntimeError(f"the local consumer failed to start (exit {process.returncode})")
+        raise LocalFleetError(f"the local consumer failed to start (exit {process.returncode})")
     return ConsumerProcess(process, text.removeprefix(_READY_PREFIX), name)

@@ -3,69 +3,39 @@
 Its place: the `local` stage. `local.fleet.Fleet` puts one `TcpProxy` in front of its reference
 consumer processes; the load generator targets the proxy's URL as it would target the Service.
 Like kube-proxy, the proxy picks a backend once, when a client connection is accepted (round robin
-or random over the READY backends), and then only pipes bytes both ways until either side closes.
-Requests on a keep-alive connection therefore all reach the backend chosen for that connection,
-and a backend added later only receives *new* connections: that is why the load generator
-recycles its connections.
+or random over the READY backends), and then only pipes bytes both ways until either side closes
+(`pump.Connection`). Requests on a keep-alive connection therefore all reach the backend chosen
+for that connection, and a backend added later only receives *new* connections: that is why the
+load generator recycles its connections.
 
-Backends are added not ready (`add_backend`) and receive connections once `set_ready`; a backend
-being removed `drain`s (no new connections, existing ones continue until they close or until the
-drain timeout, after which they are closed); `remove_backend` drops one at once (its process
-died). Connections and bytes are counted per backend (`BackendStats`).
-
-Piping uses asyncio protocols, with no task per connection except the short backend connect:
-received chunks are handed to the peer transport as they come, the peer's write-buffer limits
-pause and resume reading on this side (back-pressure), an EOF is passed on as a half-close
-(`write_eof`) and the connection closes once both directions have ended; a reset or error on
-either side aborts the other. Only loopback addresses are ever bound.
+Backends (`backends.Backend`) are added not ready (`add_backend`) and receive connections once
+`set_ready`; a backend being removed `drain`s (no new connections, existing ones continue until
+they close or until the drain timeout, after which they are closed); `remove_backend` drops one
+at once (its process died). Connections and bytes are counted per backend (`BackendStats`).
+Only loopback addresses are ever bound or connected to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import random
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final, Literal
 
+from nimbus_scenarios.local.backends import Backend, BackendState, BackendStats
+from nimbus_scenarios.local.loopback import check_loopback_host
+from nimbus_scenarios.local.pump import Connection, Connections
+
+# BackendState and BackendStats are re-exported: the proxy's methods answer in them.
 __all__ = ["BackendState", "BackendStats", "Balance", "ProxyStats", "TcpProxy"]
 
+_LISTENER: Final = "the local proxy"
 _DEFAULT_CONNECT_TIMEOUT_S: Final = 5.0
 _DEFAULT_DRAIN_TIMEOUT_S: Final = 10.0
 
 Balance = Literal["round_robin", "random"]
 """How a backend is picked for a new connection."""
-
-
-class BackendState(StrEnum):
-    """Where a backend is in its life behind the proxy."""
-
-    PENDING = "pending"
-    """Added, not ready: gets no connections yet."""
-    READY = "ready"
-    """Gets new connections."""
-    DRAINING = "draining"
-    """Being removed: no new connections; existing ones continue until closed or timed out."""
-    REMOVED = "removed"
-    """Gone: its connections are closed. Kept for its counters."""
-
-
-@dataclass(frozen=True, slots=True)
-class BackendStats:
-    """One backend's counters at one moment."""
-
-    name: str
-    host: str
-    port: int
-    state: BackendState
-    connections_total: int
-    connections_open: int
-    connect_errors: int
-    bytes_to_backend: int
-    bytes_from_backend: int
-    connections_closed_by_drain: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,257 +45,6 @@ class ProxyStats:
     accepted: int
     rejected: int
     connections_open: int
-
-
-def _check_loopback(host: str) -> str:
-    if host == "localhost":
-        return "127.0.0.1"
-    address = ipaddress.ip_address(host)
-    if not address.is_loopback:
-        raise ValueError(f"the local proxy only listens on loopback, not {host!r}")
-    return str(address)
-
-
-class _Backend:
-    """A backend's address, state, live connections and counters."""
-
-    def __init__(self, name: str, host: str, port: int) -> None:
-        self.name = name
-        self.host = host
-        self.port = port
-        self.state = BackendState.PENDING
-        self.connections: set[_Connection] = set()
-        self.idle = asyncio.Event()
-        self.idle.set()
-        self.connections_total = 0
-        self.connect_errors = 0
-        self.bytes_to_backend = 0
-        self.bytes_from_backend = 0
-        self.closed_by_drain = 0
-
-    def attach(self, connection: _Connection) -> None:
-        self.connections.add(connection)
-        self.connections_total += 1
-        self.idle.clear()
-
-    def detach(self, connection: _Connection) -> None:
-        self.connections.discard(connection)
-        if not self.connections:
-            self.idle.set()
-
-    def abort_all(self) -> int:
-        connections = list(self.connections)
-        for connection in connections:
-            connection.abort()
-        return len(connections)
-
-    def stats(self) -> BackendStats:
-        return BackendStats(
-            self.name,
-            self.host,
-            self.port,
-            self.state,
-            self.connections_total,
-            len(self.connections),
-            self.connect_errors,
-            self.bytes_to_backend,
-            self.bytes_from_backend,
-            self.closed_by_drain,
-        )
-
-
-class _Side(asyncio.Protocol):
-    """One end of a proxied connection (the client's or the backend's)."""
-
-    def __init__(self, connection: _Connection, *, client: bool) -> None:
-        self.connection = connection
-        self.client = client
-        self.transport: asyncio.Transport | None = None
-        self.eof = False
-        self.lost = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.connection.side_made(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.connection.forward(self, data)
-
-    def eof_received(self) -> bool:
-        return self.connection.side_eof(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
-        self.connection.side_lost(self, exc)
-
-    def pause_writing(self) -> None:
-        # This side's outgoing buffer is full: stop reading from the peer that fills it.
-        self.connection.pause_reading(self.connection.peer_of(self))
-
-    def resume_writing(self) -> None:
-        self.connection.resume_reading(self.connection.peer_of(self))
-
-
-class _Connection:
-    """A client connection and the backend connection it was paired with."""
-
-    def __init__(self, proxy: TcpProxy) -> None:
-        self.proxy = proxy
-        self.client = _Side(self, client=True)
-        self.upstream: _Side | None = None
-        self.backend: _Backend | None = None
-        self.connect_task: asyncio.Task[None] | None = None
-        self.pending: list[bytes] = []
-        self.finished = False
-
-    # -- set-up -------------------------------------------------------------------------------
-
-    def side_made(self, side: _Side) -> None:
-        if side.client:
-            self.proxy._accepted(self)
-            return
-        # The backend connection is up: send what the client sent meanwhile, then let it flow.
-        self.upstream = side
-        if self.client.lost:
-            self._abort_side(side)
-            return
-        transport = side.transport
-        assert transport is not None
-        for chunk in self.pending:
-            self._count(to_backend=True, size=len(chunk))
-            transport.write(chunk)
-        self.pending.clear()
-        if self.client.eof:
-            self._half_close(side)
-        self.resume_reading(self.client)
-
-    def connect(self, backend: _Backend) -> None:
-        """Pair with `backend`: open the backend connection (the only task per connection)."""
-        self.backend = backend
-        backend.attach(self)
-        self.pause_reading(self.client)
-        self.connect_task = asyncio.get_running_loop().create_task(
-            self._open(backend), name=f"proxy-connect-{backend.name}"
-        )
-        self.proxy._connecting.add(self.connect_task)
-        self.connect_task.add_done_callback(self._connect_done)
-
-    def _connect_done(self, task: asyncio.Task[None]) -> None:
-        self.proxy._connecting.discard(task)
-        self._maybe_finish()
-
-    async def _open(self, backend: _Backend) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.proxy.connect_timeout_s):
-                await loop.create_connection(
-                    lambda: _Side(self, client=False), backend.host, backend.port
-                )
-        except (OSError, TimeoutError):
-            backend.connect_errors += 1
-            self.abort()
-        except asyncio.CancelledError:
-            self.abort()
-            raise
-
-    # -- piping -------------------------------------------------------------------------------
-
-    def peer_of(self, side: _Side) -> _Side | None:
-        return self.upstream if side.client else self.client
-
-    def forward(self, side: _Side, data: bytes) -> None:
-        peer = self.peer_of(side)
-        if peer is None:  # the backend is still connecting
-            self.pending.append(data)
-            return
-        transport = peer.transport
-        if transport is None or transport.is_closing():
-            return
-        self._count(to_backend=side.client, size=len(data))
-        transport.write(data)
-
-    def _count(self, *, to_backend: bool, size: int) -> None:
-        if self.backend is None:
-            return
-        if to_backend:
-            self.backend.bytes_to_backend += size
-        else:
-            self.backend.bytes_from_backend += size
-
-    def side_eof(self, side: _Side) -> bool:
-        """Pass a half-close on; close both once both directions have ended."""
-        side.eof = True
-        peer = self.peer_of(side)
-        if peer is not None:
-            self._half_close(peer)
-            if peer.eof:
-                self._close_both()
-        return True  # keep this side open: the other direction may still carry data
-
-    def _half_close(self, side: _Side) -> None:
-        transport = side.transport
-        if transport is None or transport.is_closing():
-            return
-        if transport.can_write_eof():
-            transport.write_eof()
-        else:
-            transport.close()
-
-    def side_lost(self, side: _Side, exc: Exception | None) -> None:
-        peer = self.peer_of(side)
-        if peer is None:
-            if self.connect_task is not None and not self.connect_task.done():
-                self.connect_task.cancel()
-        elif peer.transport is not None and not peer.transport.is_closing():
-            if exc is not None:
-                peer.transport.abort()  # a reset on one side resets the other
-            else:
-                peer.transport.close()  # flushes what is buffered, then closes
-        self._maybe_finish()
-
-    def pause_reading(self, side: _Side | None) -> None:
-        if side is not None and side.transport is not None and not side.transport.is_closing():
-            side.transport.pause_reading()
-
-    def resume_reading(self, side: _Side | None) -> None:
-        if side is not None and side.transport is not None and not side.transport.is_closing():
-            side.transport.resume_reading()
-
-    # -- tear-down ----------------------------------------------------------------------------
-
-    def _close_both(self) -> None:
-        for side in (self.client, self.upstream):
-            if side is not None and side.transport is not None:
-                side.transport.close()
-
-    @staticmethod
-    def _abort_side(side: _Side | None) -> None:
-        if side is not None and side.transport is not None:
-            side.transport.abort()
-
-    def abort(self) -> None:
-        """Close both sides at once (reset), whatever is buffered."""
-        self._abort_side(self.client)
-        self._abort_side(self.upstream)
-
-    def _maybe_finish(self) -> None:
-        """Finish once the client side is gone and the backend side is gone or never came."""
-        if self.finished or not self.client.lost:
-            return
-        if self.upstream is not None:
-            if not self.upstream.lost:
-                return
-        elif self.connect_task is not None and not self.connect_task.done():
-            return
-        self._finish()
-
-    def _finish(self) -> None:
-        self.finished = True
-        self.pending.clear()
-        if self.backend is not None:
-            self.backend.detach(self)
-        self.proxy._finished(self)
 
 
 class TcpProxy:
@@ -343,7 +62,7 @@ class TcpProxy:
         connect_timeout_s: float = _DEFAULT_CONNECT_TIMEOUT_S,
         rng: random.Random | None = None,
     ) -> None:
-        self.host = _check_loopback(host)
+        self.host = check_loopback_host(host, _LISTENER)
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535 (0 picks a free port), not {port}")
         if balance not in ("round_robin", "random"):
@@ -352,9 +71,8 @@ class TcpProxy:
         self.balance: Balance = balance
         self.connect_timeout_s = connect_timeout_s
         self._rng = rng if rng is not None else random.Random()
-        self._backends: dict[str, _Backend] = {}
-        self._connections: set[_Connection] = set()
-        self._connecting: set[asyncio.Task[None]] = set()
+        self._backends: dict[str, Backend] = {}
+        self._connections = Connections(connect_timeout_s, self._accepted)
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         self._next = 0
@@ -369,7 +87,7 @@ class TcpProxy:
             raise RuntimeError("the proxy is already started")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self).client,
+            self._connections.new_client,
             self.host,
             self.requested_port,
         )
@@ -381,9 +99,9 @@ class TcpProxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for connection in list(self._connections):
+        for connection in list(self._connections.open):
             connection.abort()
-        tasks = list(self._connecting)
+        tasks = list(self._connections.connecting)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -419,7 +137,7 @@ class TcpProxy:
         existing = self._backends.get(name)
         if existing is not None and existing.state is not BackendState.REMOVED:
             raise ValueError(f"backend {name!r} already exists")
-        backend = _Backend(name, _check_loopback(host), port)
+        backend = Backend(name, check_loopback_host(host, _LISTENER), port)
         if ready:
             backend.state = BackendState.READY
         self._backends[name] = backend
@@ -462,7 +180,7 @@ class TcpProxy:
         backend.state = BackendState.REMOVED
         return backend.abort_all()
 
-    def _backend(self, name: str) -> _Backend:
+    def _backend(self, name: str) -> Backend:
         try:
             return self._backends[name]
         except KeyError:
@@ -482,21 +200,21 @@ class TcpProxy:
 
     def stats(self) -> ProxyStats:
         """Accepted and rejected client connections, and how many are open."""
-        return ProxyStats(self._accepted_total, self._rejected, len(self._connections))
+        return ProxyStats(self._accepted_total, self._rejected, len(self._connections.open))
 
     @property
     def connections_open(self) -> int:
         """Client connections open right now."""
-        return len(self._connections)
+        return len(self._connections.open)
 
     @property
     def connecting(self) -> int:
         """Backend connects in progress (each is a short task)."""
-        return len(self._connecting)
+        return len(self._connections.connecting)
 
     # -- connections --------------------------------------------------------------------------
 
-    def _pick(self) -> _Backend | None:
+    def _pick(self) -> Backend | None:
         ready = [b for b in self._backends.values() if b.state is BackendState.READY]
         if not ready:
             return None
@@ -506,7 +224,7 @@ class TcpProxy:
         self._next += 1
         return backend
 
-    def _accepted(self, connection: _Connection) -> None:
+    def _accepted(self, connection: Connection) -> None:
         transport = connection.client.transport
         assert transport is not None
         self._accepted_total += 1
@@ -517,8 +235,5 @@ class TcpProxy:
             connection.finished = True
             transport.abort()
             return
-        self._connections.add(connection)
+        self._connections.open.add(connection)
         connection.connect(backend)
-
-    def _finished(self, connection: _Connection) -> None:
-        self._connections.discard(connection)

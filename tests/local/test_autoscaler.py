@@ -1,4 +1,4 @@
-"""Tests of the KEDA/HPA arithmetic (nimbus_scenarios.local.autoscaler), with made-up samples.
+"""Tests of the KEDA/HPA decisions (nimbus_scenarios.local.autoscaler), with made-up samples.
 
 `Feed` plays replicas whose counters grow at chosen rates, sampled every 5 s. With a 10 s window
 and 5 s samples, Prometheus's `rate()` at a sample time is exactly the slope of the last 5 s
@@ -7,11 +7,8 @@ interval (two samples, extrapolated to the window's edges), so each step sets th
 
 from __future__ import annotations
 
-import asyncio
-import math
 from dataclasses import replace
 
-import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,11 +20,7 @@ from nimbus_scenarios.local.autoscaler import (
     Autoscaler,
     AutoscalerConfig,
     MetricSample,
-    Point,
-    parse_metrics_text,
-    prometheus_rate,
 )
-from nimbus_scenarios.local.consumer import ConsumerConfig, ReferenceConsumer
 
 STEP = 5.0
 # The cluster's arithmetic with a 10 s window (so one 5 s step sets the rate) and no rate policy.
@@ -216,21 +209,6 @@ def test_default_scale_up_policy_limits_each_period() -> None:
     assert feed.decide(current=5) == 10  # new period: 5 * 2 beats 5 + 4
 
 
-def test_prometheus_rate_extrapolates_like_prometheus() -> None:
-    """Full windows give the slope; a young counter is not extrapolated before zero; resets add."""
-    steady = [Point(t, 100.0 + 2.0 * t) for t in range(0, 61, 15)]
-    assert prometheus_rate(steady, 60.0, 60.0) == pytest.approx(2.0)
-    assert prometheus_rate(steady[:1], 60.0, 60.0) is None
-    young = [Point(50.0, 0.0), Point(55.0, 10.0), Point(60.0, 20.0)]
-    # 20 counted over 10 s, no extrapolation before the zero point: 20 / 60.
-    assert prometheus_rate(young, 60.0, 60.0) == pytest.approx(20.0 / 60.0)
-    reset = [Point(0.0, 50.0), Point(5.0, 60.0), Point(10.0, 4.0)]
-    # Increase 10, then 4 more after the reset: 14 in 10 s, extrapolated 2 s to the 12 s window.
-    assert prometheus_rate(reset, 10.0, 12.0) == pytest.approx(14.0 * 12.0 / 10.0 / 12.0)
-    # The range is left-open: a sample exactly at now - window is outside it.
-    assert prometheus_rate(reset, 10.0, 10.0) == pytest.approx(4.0 * 10.0 / 5.0 / 10.0)
-
-
 def test_a_replica_that_is_gone_counts_until_it_ages_out() -> None:
     """As in Prometheus, a removed pod's series still adds to the rate until outside the window."""
     scaler = Autoscaler(replace(BASE, metric_window_s=20.0))
@@ -243,31 +221,6 @@ def test_a_replica_that_is_gone_counts_until_it_ages_out() -> None:
     assert values_at_20 is not None
     assert values_at_20 > 0
     assert scaler.metric_values(35.0)[HTTP_RATE_TRIGGER] == 0.0
-
-
-def test_config_defaults_quick_preset_and_validation() -> None:
-    """Defaults are the cluster's; quick() shortens windows; nonsense values are refused."""
-    config = AutoscalerConfig()
-    assert (config.poll_interval_s, config.metric_window_s, config.gc_window_s) == (15, 60, 120)
-    assert (config.min_replicas, config.max_replicas) == (1, 50)
-    assert config.scale_down_stabilization_s == 300
-    assert config.thresholds() == {HTTP_RATE_TRIGGER: 5.0, LATENCY_TRIGGER: 2.0, GC_TRIGGER: 0.5}
-    assert "[1m]" in config.query_for(HTTP_RATE_TRIGGER)
-    assert "[2m]" in config.query_for(GC_TRIGGER)
-    quick = AutoscalerConfig.quick()
-    assert (quick.poll_interval_s, quick.metric_window_s, quick.scale_down_stabilization_s) == (
-        5,
-        20,
-        30,
-    )
-    assert quick.readiness_delay_s == 2
-    assert "[20s]" in quick.query_for(LATENCY_TRIGGER)
-    with pytest.raises(ValueError, match="min_replicas"):
-        AutoscalerConfig(min_replicas=3, max_replicas=2)
-    with pytest.raises(ValueError, match="poll_interval_s"):
-        AutoscalerConfig(poll_interval_s=0)
-    with pytest.raises(ValueError, match="trigger"):
-        AutoscalerConfig(http_rate_threshold=None, latency_threshold_s=None, gc_threshold=None)
 
 
 @settings(max_examples=60, deadline=None)
@@ -292,35 +245,3 @@ def test_desired_always_within_bounds_and_never_below_the_window_peak(
             peak = max(r for at, r in scaler.recommendations() if at > feed.now - 300.0)
             assert decision.desired >= peak
         current = decision.desired
-
-
-def test_parse_metrics_text_reads_the_reference_consumers_exposition() -> None:
-    """The counters are read from a real reference consumer's /metrics after 3 POST /process."""
-
-    async def body() -> MetricSample:
-        consumer = ReferenceConsumer(ConsumerConfig(cpu_scale=0.05))
-        url = await consumer.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                params = {"cpu_intensity": "1", "memory_size": "10", "duration": "1"}
-                for _ in range(3):
-                    async with session.post(
-                        f"{url}/process", params={**params, "async_mode": "true"}
-                    ) as response:
-                        assert response.status == 200
-                async with session.post(f"{url}/process", params={"duration": "0"}) as response:
-                    assert response.status == 422
-                async with session.get(f"{url}/health") as response:
-                    assert response.status == 200
-                async with session.get(f"{url}/metrics") as response:
-                    text = await response.text()
-        finally:
-            await consumer.stop()
-        return parse_metrics_text("r", 1.0, text)
-
-    sample = asyncio.run(asyncio.wait_for(body(), 20))
-    assert sample.requests == 4  # POST /process of every status (3 x 2xx, 1 x 4xx)
-    assert sample.latency_count == 5  # every handler: 4 POST /process and 1 GET /health
-    assert sample.latency_sum > 0
-    assert sample.gc_collections >= 0
-    assert math.isfinite(sample.gc_collections)

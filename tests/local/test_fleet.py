@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import pytest
 
+from nimbus_scenarios.errors import InfrastructureError
 from nimbus_scenarios.local.autoscaler import HTTP_RATE_TRIGGER, AutoscalerConfig
+from nimbus_scenarios.local.errors import LocalFleetError
 from nimbus_scenarios.local.fleet import Fleet, FleetCounts, ReplicaState
 from nimbus_scenarios.local.source import LocalReplicaSource
 
@@ -229,5 +232,19 @@ def test_cancelled_stop_still_ends_every_process() -> None:
         assert consumer_children() == []
         assert fleet.current == 0
         assert fleet.ready == 0
+
+    run(body(), limit=30.0)
+
+
+def test_a_fleet_that_cannot_get_ready_raises_an_infrastructure_error() -> None:
+    """No replica ready within the start timeout: LocalFleetError (exit 4), no process left."""
+
+    async def body() -> None:
+        fleet = Fleet(AutoscalerConfig.quick(), cpu_scale=CPU_SCALE, start_timeout_s=0.3)
+        with pytest.raises(LocalFleetError, match="did not get 1 ready replica") as caught:
+            await fleet.start()
+        assert isinstance(caught.value, InfrastructureError)
+        assert consumer_children() == []
+        assert fleet.current == 0
 
     run(body(), limit=30.0)

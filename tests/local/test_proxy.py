@@ -1,8 +1,7 @@
-"""Tests of the per-connection TCP proxy (nimbus_scenarios.local.proxy).
+"""Tests of the per-connection balancer (nimbus_scenarios.local.proxy): picking and draining.
 
-Backends are small in-process servers on 127.0.0.1: raw asyncio servers that greet with their
-name and echo (for connection-level behaviour), and aiohttp apps that answer with their name
-(for keep-alive behaviour). Every test runs in its own `asyncio.run` with a time limit.
+Backends are small in-process servers on 127.0.0.1: raw echo servers that greet with their name
+(`proxy_support`), and aiohttp apps that answer with their name (for keep-alive behaviour).
 """
 
 from __future__ import annotations
@@ -10,111 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
-import struct
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from nimbus_scenarios.local.proxy import BackendState, TcpProxy
-
-T = TypeVar("T")
-
-
-def run(test: Callable[[], Coroutine[Any, Any, T]], limit: float = 20.0) -> T:
-    """Run one async test body with a time limit."""
-    return asyncio.run(asyncio.wait_for(test(), limit))
-
-
-class EchoBackend:
-    """A raw TCP server that greets each connection with `NAME\\n`, then echoes until EOF.
-
-    A chunk equal to b"RESET" makes it reset the connection instead (SO_LINGER 0).
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.open = 0
-        self.accepted = 0
-
-    async def start(self) -> EchoBackend:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = int(self.server.sockets[0].getsockname()[1])
-        return self
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.open += 1
-        self.accepted += 1
-        try:
-            writer.write(f"{self.name}\n".encode())
-            while data := await reader.read(65536):
-                if data == b"RESET":
-                    reset(writer)
-                    return
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            writer.close()
-        finally:
-            self.open -= 1
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-
-def reset(writer: asyncio.StreamWriter) -> None:
-    """Close with an RST instead of a FIN."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
-@contextlib.asynccontextmanager
-async def echo_backends(*names: str) -> AsyncIterator[list[EchoBackend]]:
-    """Start raw echo backends; stop them afterwards."""
-    backends = [await EchoBackend(name).start() for name in names]
-    try:
-        yield backends
-    finally:
-        for backend in backends:
-            await backend.stop()
-
-
-async def greet(proxy: TcpProxy) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open a fresh connection through the proxy; the backend's name and the streams."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-    line = await asyncio.wait_for(reader.readline(), 5)
-    return line.decode().strip(), reader, writer
-
-
-async def close(writer: asyncio.StreamWriter) -> None:
-    """Close a client connection, ignoring resets."""
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.wait_closed()
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until `check()` holds (polling every 20 ms), or fail."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
-
-
-def other_tasks() -> set[asyncio.Task[Any]]:
-    """Every task but the running one."""
-    return asyncio.all_tasks() - {asyncio.current_task()}
+from tests.local.proxy_support import close, echo_backends, eventually, greet, other_tasks, run
 
 
 def test_connections_spread_round_robin_over_ready_backends() -> None:
@@ -273,153 +175,6 @@ def test_no_ready_backend_refuses_the_connection() -> None:
             assert proxy.stats().rejected == 1
             assert proxy.connections_open == 0
             assert a.accepted == 0
-
-    run(body)
-
-
-def test_half_close_is_passed_on_both_ways() -> None:
-    """A client's write EOF reaches the backend, whose echo and EOF then reach the client."""
-
-    async def body() -> None:
-        async with echo_backends("a") as (a,), TcpProxy() as proxy:
-            proxy.add_backend("a", "127.0.0.1", a.port, ready=True)
-            name, reader, writer = await greet(proxy)
-            assert name == "a"
-            writer.write(b"last words")
-            writer.write_eof()
-            assert await asyncio.wait_for(reader.read(), 5) == b"last words"
-            await close(writer)
-            await eventually(lambda: proxy.connections_open == 0 and a.open == 0)
-            stats = proxy.backend_stats("a")
-            assert stats.bytes_to_backend == 10
-            assert stats.bytes_from_backend == 2 + 10
-
-    run(body)
-
-
-def test_large_transfer_keeps_every_byte_under_back_pressure() -> None:
-    """Eight MiB echoed through the proxy come back intact and are counted both ways."""
-
-    async def body() -> None:
-        payload = random.Random(1).randbytes(8 * 1024 * 1024)
-        async with echo_backends("a") as (a,), TcpProxy() as proxy:
-            proxy.add_backend("a", "127.0.0.1", a.port, ready=True)
-            _name, reader, writer = await greet(proxy)
-
-            async def send() -> None:
-                for start in range(0, len(payload), 256 * 1024):
-                    writer.write(payload[start : start + 256 * 1024])
-                    await writer.drain()
-                writer.write_eof()
-
-            sender = asyncio.create_task(send())
-            received = await asyncio.wait_for(reader.read(), 15)
-            await sender
-            assert received == payload
-            await close(writer)
-            await eventually(lambda: proxy.connections_open == 0)
-            stats = proxy.backend_stats("a")
-            assert stats.bytes_to_backend == len(payload)
-            assert stats.bytes_from_backend == len(payload) + 2
-
-    run(body, limit=40)
-
-
-def test_slow_client_makes_the_proxy_stop_reading_from_the_backend() -> None:
-    """While the client reads nothing the proxy buffers boundedly, then delivers every byte."""
-
-    async def body() -> None:
-        size = 48 * 1024 * 1024
-        chunk = b"z" * (1024 * 1024)
-
-        async def flood(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                for _ in range(size // len(chunk)):
-                    writer.write(chunk)
-                    await writer.drain()
-                writer.close()
-                await writer.wait_closed()
-
-        server = await asyncio.start_server(flood, "127.0.0.1", 0)
-        try:
-            async with TcpProxy() as proxy:
-                proxy.add_backend("flood", "127.0.0.1", int(server.sockets[0].getsockname()[1]))
-                proxy.set_ready("flood")
-                reader, writer = await asyncio.open_connection(
-                    "127.0.0.1", proxy.port, limit=64 * 1024
-                )
-                await asyncio.sleep(1.0)  # the client reads nothing meanwhile
-                buffered = proxy.backend_stats("flood").bytes_from_backend
-                assert buffered < size // 2
-                received = 0
-                while data := await reader.read(1024 * 1024):
-                    received += len(data)
-                assert received == size
-                assert proxy.backend_stats("flood").bytes_from_backend == size
-                await close(writer)
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    run(body, limit=40)
-
-
-def test_client_reset_closes_the_backend_side_without_leaking_tasks() -> None:
-    """A client RST mid-connection resets the backend side; no connection or task is left."""
-
-    async def body() -> None:
-        async with echo_backends("a") as (a,), TcpProxy() as proxy:
-            proxy.add_backend("a", "127.0.0.1", a.port, ready=True)
-            baseline = other_tasks()
-            for _ in range(5):
-                _name, _reader, writer = await greet(proxy)
-                writer.write(b"x" * 1000)
-                await writer.drain()
-                reset(writer)
-            await eventually(lambda: proxy.connections_open == 0 and a.open == 0)
-            assert proxy.connecting == 0
-            await eventually(lambda: other_tasks() <= baseline)
-
-    run(body)
-
-
-def test_backend_reset_resets_the_client_without_leaking_tasks() -> None:
-    """A backend RST reaches the client as a reset or EOF; no connection or task is left."""
-
-    async def body() -> None:
-        async with echo_backends("a") as (a,), TcpProxy() as proxy:
-            proxy.add_backend("a", "127.0.0.1", a.port, ready=True)
-            baseline = other_tasks()
-            for _ in range(5):
-                _name, reader, writer = await greet(proxy)
-                writer.write(b"RESET")
-                await writer.drain()
-                with contextlib.suppress(ConnectionError):
-                    assert await asyncio.wait_for(reader.read(), 5) == b""
-                await close(writer)
-            await eventually(lambda: proxy.connections_open == 0 and a.open == 0)
-            assert proxy.connecting == 0
-            await eventually(lambda: other_tasks() <= baseline)
-
-    run(body)
-
-
-def test_unreachable_backend_counts_a_connect_error() -> None:
-    """A ready backend that refuses connections closes the client and counts a connect error."""
-
-    async def body() -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            dead_port = int(probe.getsockname()[1])
-        async with TcpProxy() as proxy:
-            proxy.add_backend("dead", "127.0.0.1", dead_port, ready=True)
-            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-            with contextlib.suppress(ConnectionError):
-                assert await asyncio.wait_for(reader.read(), 5) == b""
-            await close(writer)
-            await eventually(lambda: proxy.connections_open == 0)
-            assert proxy.backend_stats("dead").connect_errors == 1
-            assert proxy.connecting == 0
 
     run(body)
 
