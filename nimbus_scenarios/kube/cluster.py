@@ -36,6 +36,13 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 
+from nimbus_scenarios.errors import (
+    ClusterConfigError,
+    ClusterError,
+    ClusterForbidden,
+    ClusterUnreachable,
+    DeploymentNotFound,
+)
 from nimbus_scenarios.replicas import ReplicaSample
 
 __all__ = [
@@ -51,12 +58,7 @@ __all__ = [
     "PERMISSIONS",
     "SERVICE_ACCOUNT_DIR",
     "WATCH_DEPLOYMENTS",
-    "ClusterConfigError",
-    "ClusterError",
-    "ClusterForbidden",
     "ClusterReplicaSource",
-    "ClusterUnreachable",
-    "DeploymentNotFound",
     "KubeConfig",
     "Permission",
     "SourceTiming",
@@ -73,27 +75,6 @@ SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount
 DEFAULT_NAMESPACE: Final = "default"
 
 Mode = Literal["watch", "poll"]
-
-
-# ---------------------------------------------------------------- errors
-class ClusterError(Exception):
-    """A Kubernetes problem with a message meant for the person running the scenario."""
-
-
-class ClusterConfigError(ClusterError):
-    """No usable cluster configuration (no kubeconfig, unknown context, broken in-cluster files)."""
-
-
-class ClusterUnreachable(ClusterError):
-    """The Kubernetes API server does not answer."""
-
-
-class ClusterForbidden(ClusterError):
-    """The credentials lack a permission the run needs (or are rejected outright)."""
-
-
-class DeploymentNotFound(ClusterError):
-    """The watched Deployment does not exist."""
 
 
 # ---------------------------------------------------------------- the permission table

@@ -21,12 +21,10 @@ import kmock
 import pytest
 from kubernetes import client as k8s
 
+from nimbus_scenarios.errors import ClusterForbidden, ClusterUnreachable, DeploymentNotFound
 from nimbus_scenarios.kube.cluster import (
     PERMISSIONS,
-    ClusterForbidden,
     ClusterReplicaSource,
-    ClusterUnreachable,
-    DeploymentNotFound,
     KubeConfig,
     SourceTiming,
     check_access,
