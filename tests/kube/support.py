@@ -124,7 +124,7 @@ class Cluster:
 
     async def kill_server(self) -> None:
         """Stop the API server: open streams are cut, new connections refused."""
-        self.server.go_down()
+        await self.server.go_down()
         await asyncio.sleep(0.05)
         await self.stack.aclose()
 
