@@ -48,11 +48,11 @@ from nimbus_scenarios.kube.watch import (
     DeploymentCounts,
     DeploymentWatcher,
     Failed,
-    Mode,
     ModeChanged,
     Observed,
     Relisted,
     WatchEvent,
+    WatchMode,
     deployment_counts,
     list_deployment,
 )
@@ -115,7 +115,7 @@ class ClusterReplicaSource:
         self._autoscaler: Autoscaler | None = None
         self._autoscaler_desired: int | None = None
         self._autoscaler_task: asyncio.Task[None] | None = None
-        self._mode: Mode = "watch"
+        self._mode = WatchMode.WATCH
         self._relists = 0
         self._lost_at: float | None = None
         self._lost_reason: str | None = None
@@ -157,7 +157,7 @@ class ClusterReplicaSource:
         return self._lost_reason
 
     @property
-    def mode(self) -> Mode:
+    def mode(self) -> WatchMode:
         """`watch`, or `poll` after the API forbade watching."""
         return self._mode
 
@@ -281,8 +281,8 @@ class ClusterReplicaSource:
             )
         )
 
-    def _set_mode(self, mode: Mode) -> None:
-        if mode == "poll" and self._mode != "poll":
+    def _set_mode(self, mode: WatchMode) -> None:
+        if mode == WatchMode.POLL and self._mode != WatchMode.POLL:
             interval = self._timing.poll_interval_s
             log.warning("%s: watch is forbidden; polling every %gs", self.description, interval)
         self._mode = mode

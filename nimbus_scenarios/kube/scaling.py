@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from kubernetes import client as k8s
@@ -43,6 +44,7 @@ from nimbus_scenarios.kube.api import (
 
 __all__ = [
     "Autoscaler",
+    "AutoscalerKind",
     "delete_ready_pods",
     "discover_autoscaler",
     "label_selector",
@@ -53,11 +55,18 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- autoscalers
+class AutoscalerKind(StrEnum):
+    """The autoscalers recognised, spelled as the API spells their kinds."""
+
+    HORIZONTAL_POD_AUTOSCALER = "HorizontalPodAutoscaler"
+    SCALED_OBJECT = "ScaledObject"  # KEDA: it scales through an HPA it generates
+
+
 @dataclass(frozen=True, slots=True)
 class Autoscaler:
     """An autoscaler whose scaleTargetRef is the watched Deployment."""
 
-    kind: str  # "HorizontalPodAutoscaler" or "ScaledObject"
+    kind: AutoscalerKind
     name: str
     hpa: str  # the HPA whose status.desiredReplicas is the decision
 
@@ -78,13 +87,13 @@ def discover_autoscaler(
         if _targets(get_in(scaled, "spec", "scaleTargetRef"), deployment):
             name = str(get_in(scaled, "metadata", "name"))
             hpa = as_str(get_in(scaled, "status", "hpaName")) or f"keda-hpa-{name}"
-            found = Autoscaler("ScaledObject", name, hpa)
+            found = Autoscaler(AutoscalerKind.SCALED_OBJECT, name, hpa)
             break
     if found is None:
         for horizontal in _optional_items(api, LIST_HPAS, namespace, timeout=timeout):
             if _targets(get_in(horizontal, "spec", "scaleTargetRef"), deployment):
                 name = str(get_in(horizontal, "metadata", "name"))
-                found = Autoscaler("HorizontalPodAutoscaler", name, name)
+                found = Autoscaler(AutoscalerKind.HORIZONTAL_POD_AUTOSCALER, name, name)
                 break
     if found is None:
         return None, None
@@ -97,7 +106,7 @@ def read_decision(
     """The autoscaler's current decision; None when it cannot be read."""
     hpa_name = autoscaler.hpa
     try:
-        if autoscaler.kind == "ScaledObject":
+        if autoscaler.kind == AutoscalerKind.SCALED_OBJECT:
             scaled = call_json(
                 api,
                 GET_SCALEDOBJECT,

@@ -19,7 +19,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from enum import StrEnum
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
@@ -44,11 +45,11 @@ __all__ = [
     "DeploymentCounts",
     "DeploymentWatcher",
     "Failed",
-    "Mode",
     "ModeChanged",
     "Observed",
     "Relisted",
     "WatchEvent",
+    "WatchMode",
     "WatchTiming",
     "deployment_counts",
     "list_deployment",
@@ -56,7 +57,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["watch", "poll"]
+
+class WatchMode(StrEnum):
+    """How the watcher follows the Deployment."""
+
+    WATCH = "watch"
+    POLL = "poll"  # get every `poll_interval_s`, after the API forbade watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,7 @@ class Relisted:
 class ModeChanged:
     """The watcher now works in `mode` (`poll` after a 403 on watch)."""
 
-    mode: Mode
+    mode: WatchMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +166,7 @@ class _Cursor:
     """The watcher thread's own state (never touched by the loop), hence mutable."""
 
     version: str | None  # where the next watch resumes; None: relist first
-    mode: Mode = "watch"
+    mode: WatchMode = WatchMode.WATCH
     delay: float = 0.0
 
 
@@ -245,8 +251,8 @@ class DeploymentWatcher:
                     self._post(Relisted())
                     cursor.version = None
                     continue
-                if exc.status == 403 and cursor.mode == "watch":
-                    cursor.mode = "poll"
+                if exc.status == 403 and cursor.mode == WatchMode.WATCH:
+                    cursor.mode = WatchMode.POLL
                     self._post(ModeChanged(cursor.mode))
                     continue
                 self._post(Failed(f"API answered {exc.status} {exc.reason or ''}".strip()))
@@ -259,7 +265,7 @@ class DeploymentWatcher:
 
     def _step(self, cursor: _Cursor) -> None:
         """One unit of work: a relist, a whole watch request, or one poll."""
-        if cursor.mode == "poll":
+        if cursor.mode == WatchMode.POLL:
             self._poll()
             self._halt.wait(self._timing.poll_interval_s)
             return
