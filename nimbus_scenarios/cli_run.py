@@ -142,7 +142,8 @@ def _start_at(args: argparse.Namespace, shard: tuple[int, int]) -> float | None:
             "a sharded run needs a common start: --start-at TIME, or JOB_NAME (the Indexed "
             "Job's name, from the downward API) so the Job's creation time can be read"
         )
-    from nimbus_scenarios.kube.cluster import ClusterError, KubeConfig, job_created_at
+    from nimbus_scenarios.errors import ClusterError
+    from nimbus_scenarios.kube.api import KubeConfig, job_created_at
 
     try:
         config = KubeConfig.load(args.kubeconfig, args.context)
@@ -292,7 +293,9 @@ def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
     deployment = args.deployment or plan.deployment
     if deployment is None:
         raise _fail('replica expectations need `watch deployment "NAME"` or --deployment')
-    from nimbus_scenarios.kube.cluster import ClusterError, ClusterReplicaSource, KubeConfig
+    from nimbus_scenarios.errors import ClusterError
+    from nimbus_scenarios.kube.api import KubeConfig
+    from nimbus_scenarios.kube.replicas import ClusterReplicaSource
 
     try:
         config = KubeConfig.load(args.kubeconfig, args.context)

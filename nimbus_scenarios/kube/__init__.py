@@ -1,1 +1,12 @@
-"""kube stage."""
+"""Replica counts, the autoscaler's view and pods from a live Kubernetes API (layer 5, beside
+`judge` and `local`): the `ReplicaSource` a real run uses.
+
+- `api`: configuration, the permission table (calls, SelfSubjectAccessReview pre-flight, RBAC
+  rules), API answers mapped to `nimbus_scenarios.errors`, the sharded Job's creation time;
+- `replicas`: `ClusterReplicaSource`, the run's view of one Deployment;
+- `watch`: the watcher thread behind it (resume, relist on 410, polling when watch is forbidden);
+- `scaling`: the HPA or KEDA ScaledObject targeting the Deployment, and its pods.
+
+The package itself imports nothing: the modules import `kubernetes`, which `validate` and `plan`
+must not pay for, so a run imports them where it needs them.
+"""

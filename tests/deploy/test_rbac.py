@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from nimbus_scenarios.kube.api import required_rbac_rules
 from tests.deploy.support import CHAOS, COMPONENT, SERVICE_ACCOUNT, Manifest, load_documents
 
 Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -46,15 +47,8 @@ def role(path: str, name: str) -> tuple[Manifest, Manifest]:
 
 
 def required(kills: bool) -> set[Triple]:
-    """`required_rbac_rules(kills)` from the runner, or a skip while it cannot be imported."""
-    cluster = pytest.importorskip(
-        "nimbus_scenarios.kube.cluster",
-        reason="nimbus_scenarios.kube.cluster (the Kubernetes source) is not importable yet",
-    )
-    rules = getattr(cluster, "required_rbac_rules", None)
-    if rules is None:
-        pytest.skip("nimbus_scenarios.kube.cluster.required_rbac_rules does not exist yet")
-    return triples(rules(kills=kills))
+    """What `required_rbac_rules(kills)`, the runner's permission table, asks a Role to grant."""
+    return triples(required_rbac_rules(kills=kills))
 
 
 def test_base_role_matches_required_rbac_rules() -> None:

@@ -400,7 +400,7 @@ class KubeApi:
     async def _close(self, *, dead: bool) -> None:
         assert self.api is not None
         if dead:
-            self.api.go_down()
+            await self.api.go_down()
             await asyncio.sleep(0.05)
         else:
             self.api.drop_watches(abrupt=False)

@@ -109,8 +109,18 @@ class ApiServer(kmock.KubernetesEmulator):
         """How many watch requests are streaming now."""
         return len(self.state.open_streams)
 
-    def go_down(self) -> None:
-        """Behave like a dead server: cut every open watch and every new connection."""
+    async def go_down(self) -> None:
+        """Behave like a dead server: stop listening, then cut every open watch and every new
+        request.
+
+        Listening stops first: a reconnect that raced the shutdown could otherwise be accepted
+        and then left unanswered by the closing aiohttp server, and the client would wait for
+        its read timeout instead of seeing the server gone.
+        """
+        for server in self.servers:
+            runner = server.server.runner
+            for site in list(runner.sites) if runner is not None else []:
+                await site.stop()
         self.state.down = True
         self.drop_watches(abrupt=True)
 

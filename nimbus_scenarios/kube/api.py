@@ -1,0 +1,396 @@
+"""The Kubernetes API boundary of the `kube` layer: where the API server is, what this tool may
+ask it, and how its answers become our errors. `replicas` (the Deployment watch) and `scaling`
+(autoscalers and pods) make their calls through the helpers here.
+
+One table, `PERMISSIONS`, lists every API call the `kube` modules make (verb, group, resource).
+The calls name their entry, `check_access` asks the API server about each entry with a
+SelfSubjectAccessReview, and `required_rbac_rules` turns the same table into the rules a Role
+must grant, so the three cannot drift apart.
+
+The official client is synchronous: every function here that talks to the API blocks, so async
+code calls it through `asyncio.to_thread`. Bodies are read as raw JSON (`call_json`) and picked
+apart with `get_in`, `as_int`, `as_str` and `items_of`: the JSON stays at this boundary and never
+becomes a domain object. API and transport failures become `ClusterError`s (from
+`nimbus_scenarios.errors`) through `api_error` and `unreachable`.
+
+This module imports `kubernetes`; keep it out of the `validate`/`plan` import path (import it
+lazily where a run needs it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import urllib3.exceptions
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import InClusterConfigLoader
+
+from nimbus_scenarios.errors import (
+    ClusterConfigError,
+    ClusterError,
+    ClusterForbidden,
+    ClusterUnreachable,
+)
+
+__all__ = [
+    "DELETE_PODS",
+    "GET_DEPLOYMENT",
+    "GET_HPA",
+    "GET_JOB",
+    "GET_SCALEDOBJECT",
+    "LIST_DEPLOYMENTS",
+    "LIST_HPAS",
+    "LIST_PODS",
+    "LIST_SCALEDOBJECTS",
+    "PERMISSIONS",
+    "SERVICE_ACCOUNT_DIR",
+    "TRANSPORT_ERRORS",
+    "UNAUTHORIZED",
+    "WATCH_DEPLOYMENTS",
+    "KubeConfig",
+    "Permission",
+    "api_error",
+    "as_int",
+    "as_str",
+    "call_json",
+    "check_access",
+    "describe_failure",
+    "get_in",
+    "items_of",
+    "job_created_at",
+    "needed_permissions",
+    "required_rbac_rules",
+    "unreachable",
+]
+
+log = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+DEFAULT_NAMESPACE: Final = "default"
+
+
+# ---------------------------------------------------------------- the permission table
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """One API call the `kube` modules make: `verb` on `resource` in API `group` ("" is core).
+
+    `required` permissions must be granted for a run; the optional ones only enrich the results
+    (the autoscaler's decision). `kills_only` permissions are needed when the scenario kills pods.
+    """
+
+    verb: str
+    group: str
+    resource: str
+    call: str  # the client method that makes the call: "AppsV1Api.list_namespaced_deployment"
+    purpose: str
+    required: bool = True
+    kills_only: bool = False
+
+    @property
+    def qualified(self) -> str:
+        """`deployments.apps`, `pods`: the resource as kubectl and RBAC errors name it."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    def forbidden(self, namespace: str) -> str:
+        """The message for a missing permission."""
+        return f"forbidden: cannot {self.verb} {self.qualified} in namespace {namespace}"
+
+    def method(self, api: k8s.ApiClient) -> Callable[..., Any]:
+        """The bound client method that makes this call."""
+        api_class, name = self.call.split(".")
+        bound: Callable[..., Any] = getattr(getattr(k8s, api_class)(api), name)
+        return bound
+
+
+_APPS = "AppsV1Api"
+_CORE = "CoreV1Api"
+_HPA = "AutoscalingV2Api"
+_CUSTOM = "CustomObjectsApi"
+
+GET_DEPLOYMENT: Final = Permission(
+    "get", "apps", "deployments", f"{_APPS}.read_namespaced_deployment",
+    "polling when watch is forbidden",
+)  # fmt: skip
+LIST_DEPLOYMENTS: Final = Permission(
+    "list", "apps", "deployments", f"{_APPS}.list_namespaced_deployment",
+    "the first sample, and the relist after 410 Gone",
+)  # fmt: skip
+WATCH_DEPLOYMENTS: Final = Permission(
+    "watch", "apps", "deployments", f"{_APPS}.list_namespaced_deployment",
+    "replica changes as they happen",
+)  # fmt: skip
+LIST_PODS: Final = Permission(
+    "list", "", "pods", f"{_CORE}.list_namespaced_pod",
+    "the ready pods to kill", kills_only=True,
+)  # fmt: skip
+DELETE_PODS: Final = Permission(
+    "delete", "", "pods", f"{_CORE}.delete_namespaced_pod",
+    "`at T kill N pods`", kills_only=True,
+)  # fmt: skip
+GET_HPA: Final = Permission(
+    "get", "autoscaling", "horizontalpodautoscalers",
+    f"{_HPA}.read_namespaced_horizontal_pod_autoscaler",
+    "the autoscaler's desiredReplicas", required=False,
+)  # fmt: skip
+LIST_HPAS: Final = Permission(
+    "list", "autoscaling", "horizontalpodautoscalers",
+    f"{_HPA}.list_namespaced_horizontal_pod_autoscaler",
+    "find the HPA targeting the Deployment", required=False,
+)  # fmt: skip
+GET_SCALEDOBJECT: Final = Permission(
+    "get", "keda.sh", "scaledobjects", f"{_CUSTOM}.get_namespaced_custom_object",
+    "the ScaledObject's HPA name (status.hpaName)", required=False,
+)  # fmt: skip
+LIST_SCALEDOBJECTS: Final = Permission(
+    "list", "keda.sh", "scaledobjects", f"{_CUSTOM}.list_namespaced_custom_object",
+    "find the KEDA ScaledObject targeting the Deployment", required=False,
+)  # fmt: skip
+GET_JOB: Final = Permission(
+    "get", "batch", "jobs", "BatchV1Api.read_namespaced_job",
+    "the Job's creation time: the common start of a sharded run's phases", required=False,
+)  # fmt: skip
+
+PERMISSIONS: Final[tuple[Permission, ...]] = (
+    GET_DEPLOYMENT,
+    LIST_DEPLOYMENTS,
+    WATCH_DEPLOYMENTS,
+    LIST_PODS,
+    DELETE_PODS,
+    GET_HPA,
+    LIST_HPAS,
+    GET_SCALEDOBJECT,
+    LIST_SCALEDOBJECTS,
+    GET_JOB,
+)
+
+
+def needed_permissions(kills: bool) -> tuple[Permission, ...]:
+    """The permissions a run uses: all of the table, less the kill ones when nothing is killed."""
+    return tuple(p for p in PERMISSIONS if kills or not p.kills_only)
+
+
+def required_rbac_rules(kills: bool) -> list[dict[str, list[str]]]:
+    """The namespaced Role rules covering exactly the calls the `kube` modules make.
+
+    One rule per resource, in table order. The SelfSubjectAccessReviews of `check_access` need
+    no rule: every authenticated user may create them (the `system:basic-user` ClusterRole).
+    """
+    rules: dict[tuple[str, str], list[str]] = {}
+    for p in needed_permissions(kills):
+        verbs = rules.setdefault((p.group, p.resource), [])
+        if p.verb not in verbs:
+            verbs.append(p.verb)
+    return [
+        {"apiGroups": [group], "resources": [resource], "verbs": verbs}
+        for (group, resource), verbs in rules.items()
+    ]
+
+
+# ---------------------------------------------------------------- configuration
+@dataclass(frozen=True, slots=True)
+class KubeConfig:
+    """Where the API server is, how to authenticate, and the namespace to default to."""
+
+    configuration: k8s.Configuration
+    namespace: str
+    origin: str
+
+    @classmethod
+    def load(
+        cls,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+    ) -> KubeConfig:
+        """In-cluster config when `KUBERNETES_SERVICE_HOST` is set, else a kubeconfig.
+
+        An explicit `kubeconfig` or `context` (`--kubeconfig`, `--context`) always means a
+        kubeconfig; without `kubeconfig`, `$KUBECONFIG` or `~/.kube/config` is read. The
+        namespace is the service account's (in-cluster), else the context's, else `default`.
+        """
+        env = os.environ if environ is None else environ
+        configuration = k8s.Configuration()
+        configuration.keep_alive = True  # long watches survive idle proxies and load balancers
+        if kubeconfig is None and context is None and env.get("KUBERNETES_SERVICE_HOST"):
+            # kubernetes.config is unannotated: hence the no-untyped-call ignores below.
+            loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                token_filename=str(service_account_dir / "token"),
+                cert_filename=str(service_account_dir / "ca.crt"),
+                environ=env,
+            )
+            try:
+                loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+            except ConfigException as exc:
+                raise ClusterConfigError(f"in-cluster configuration: {exc}") from None
+            namespace_file = service_account_dir / "namespace"
+            namespace = _read_text(namespace_file) or DEFAULT_NAMESPACE
+            return cls(configuration, namespace, "in-cluster service account")
+        path = kubeconfig or env.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+        try:
+            contexts, current = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=path
+            )
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, OSError) as exc:
+            raise ClusterConfigError(f"kubeconfig {path}: {exc}") from None
+        name = context or (current or {}).get("name")
+        chosen = next((c for c in contexts or [] if c.get("name") == name), None)
+        namespace = str(((chosen or {}).get("context") or {}).get("namespace") or "")
+        origin = f"kubeconfig {path}, context {name}"
+        return cls(configuration, namespace or DEFAULT_NAMESPACE, origin)
+
+    def api_client(self) -> k8s.ApiClient:
+        """A new client for this configuration (close it when the run ends)."""
+        return k8s.ApiClient(self.configuration)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------- calls, answers and errors
+TRANSPORT_ERRORS: Final = (urllib3.exceptions.HTTPError, OSError)
+"""What the client raises when the API server does not answer (as opposed to `ApiException`)."""
+UNAUTHORIZED: Final = "unauthorized: the Kubernetes API rejected the credentials"
+"""The message for a 401, whichever call got it."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A transport error in a few words (urllib3 wraps the cause in MaxRetryError)."""
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    return f"{type(cause).__name__}: {cause}" if cause is not None else type(exc).__name__
+
+
+def unreachable(api: k8s.ApiClient, exc: BaseException) -> ClusterUnreachable:
+    """The error for a call that got no answer: the API's address and what went wrong."""
+    host = api.configuration.host
+    return ClusterUnreachable(f"Kubernetes API at {host} is unreachable: {describe_failure(exc)}")
+
+
+def api_error(exc: ApiException, permission: Permission, namespace: str) -> ClusterError:
+    """A clear message for an API error answered to `permission`'s call."""
+    if exc.status == 403:
+        return ClusterForbidden(permission.forbidden(namespace))
+    if exc.status == 401:
+        return ClusterForbidden(UNAUTHORIZED)
+    answer = f"{exc.status} {exc.reason or ''}".strip()
+    return ClusterError(
+        f"Kubernetes API answered {answer} to {permission.verb} {permission.qualified}"
+        f" in namespace {namespace}"
+    )
+
+
+def call_json(
+    api: k8s.ApiClient, permission: Permission, *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """Make `permission`'s call (blocking); the JSON body. Errors raise `ApiException`.
+
+    Bodies are read raw (`_preload_content=False`): only a few fields are needed, and a raw read
+    does not depend on the client's models accepting every object the server sends.
+    """
+    response = permission.method(api)(*args, _preload_content=False, **kwargs)
+    try:
+        body = response.data
+    finally:
+        response.release_conn()
+    data = json.loads(body) if body else {}
+    return data if isinstance(data, dict) else {}
+
+
+def get_in(obj: Any, *path: str) -> Any:
+    """`obj[path[0]][path[1]]…`, or None where a step is missing."""
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def as_int(value: Any) -> int | None:
+    """A JSON integer, or None (JSON booleans are not counts)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_str(value: Any) -> str | None:
+    """A non-empty JSON string, or None."""
+    return value if isinstance(value, str) and value else None
+
+
+def items_of(listing: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The objects of a list answer; none when `items` is missing or malformed."""
+    items = listing.get("items")
+    return [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
+
+
+# ---------------------------------------------------------------- pre-flight access check
+def check_access(api: k8s.ApiClient, namespace: str, needs: Iterable[Permission]) -> list[str]:
+    """One message per missing required permission in `needs` (empty when all are granted).
+
+    Asks with SelfSubjectAccessReviews (authorization.k8s.io/v1). Blocking: call it through
+    `asyncio.to_thread` from async code. Raises `ClusterUnreachable` when the API does not answer
+    and `ClusterForbidden` when it rejects the credentials (401). A review the server refuses to
+    evaluate (403, 404) leaves that permission unknown and unreported: the calls themselves then
+    say what is forbidden.
+    """
+    authorization = k8s.AuthorizationV1Api(api)
+    problems: list[str] = []
+    for permission in needs:
+        review = k8s.V1SelfSubjectAccessReview(
+            spec=k8s.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=k8s.V1ResourceAttributes(
+                    namespace=namespace,
+                    verb=permission.verb,
+                    group=permission.group,
+                    resource=permission.resource,
+                )
+            )
+        )
+        try:
+            answer = authorization.create_self_subject_access_review(review, _request_timeout=10)
+        except ApiException as exc:
+            if exc.status == 401:
+                raise ClusterForbidden(UNAUTHORIZED) from None
+            log.warning("cannot review %s: %s", permission.forbidden(namespace), exc.status)
+            continue
+        except TRANSPORT_ERRORS as exc:
+            raise unreachable(api, exc) from None
+        allowed = answer.status is not None and bool(answer.status.allowed)
+        if allowed:
+            continue
+        if permission.required:
+            problems.append(permission.forbidden(namespace))
+        else:
+            log.info("optional permission missing: %s", permission.forbidden(namespace))
+    return problems
+
+
+# ---------------------------------------------------------------- the Job of a sharded run
+def job_created_at(api: k8s.ApiClient, namespace: str, job: str) -> float:
+    """The Unix time a Job was created (sharded runs start their phases relative to it)."""
+    try:
+        found = GET_JOB.method(api)(job, namespace, _request_timeout=10)
+    except Exception as exc:
+        raise ClusterError(f"cannot read Job {namespace}/{job}: {exc}") from None
+    created = found.metadata.creation_timestamp
+    if created is None:
+        raise ClusterError(f"Job {namespace}/{job} has no creationTimestamp")
+    return float(created.timestamp())

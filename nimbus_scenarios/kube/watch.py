@@ -1,0 +1,336 @@
+"""The watcher thread behind `replicas.ClusterReplicaSource`, in the `kube` layer: one Deployment
+followed through the API from a background thread, because the official client blocks.
+
+`DeploymentWatcher` lists the Deployment when it has no resourceVersion to start from, then
+watches it (with bookmarks): a dropped stream resumes from the last resourceVersion seen, so no
+change is lost; 410 Gone (that version was compacted) relists and watches on; 403 on watch falls
+back to polling with get; other failures are retried with a doubling delay.
+
+The thread owns only its `_Cursor`. Everything it learns is a `WatchEvent`, handed to the event
+loop with `loop.call_soon_threadsafe`: the loop stays the only writer of the source's state and
+the only clock (it stamps the samples and decides when the source is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
+from kubernetes.client.exceptions import ApiException
+
+from nimbus_scenarios.errors import ClusterError
+from nimbus_scenarios.kube.api import (
+    GET_DEPLOYMENT,
+    LIST_DEPLOYMENTS,
+    WATCH_DEPLOYMENTS,
+    as_int,
+    as_str,
+    call_json,
+    describe_failure,
+    get_in,
+    items_of,
+)
+
+__all__ = [
+    "Contact",
+    "Deleted",
+    "DeploymentCounts",
+    "DeploymentWatcher",
+    "Failed",
+    "ModeChanged",
+    "Observed",
+    "Relisted",
+    "WatchEvent",
+    "WatchMode",
+    "WatchTiming",
+    "deployment_counts",
+    "list_deployment",
+]
+
+log = logging.getLogger(__name__)
+
+
+class WatchMode(StrEnum):
+    """How the watcher follows the Deployment."""
+
+    WATCH = "watch"
+    POLL = "poll"  # get every `poll_interval_s`, after the API forbade watch
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentCounts:
+    """A Deployment's status.readyReplicas, spec.replicas and status.replicas."""
+
+    ready: int
+    desired: int
+    current: int
+
+
+def deployment_counts(deployment: Mapping[str, Any]) -> DeploymentCounts:
+    """The counts of a Deployment object as the API serves it."""
+    desired = as_int(get_in(deployment, "spec", "replicas"))
+    return DeploymentCounts(
+        ready=as_int(get_in(deployment, "status", "readyReplicas")) or 0,
+        desired=1 if desired is None else desired,  # the API defaults spec.replicas to 1
+        current=as_int(get_in(deployment, "status", "replicas")) or 0,
+    )
+
+
+def list_deployment(
+    api: k8s.ApiClient, namespace: str, deployment: str, timeout: float
+) -> tuple[str, Mapping[str, Any] | None]:
+    """The collection's resourceVersion and the Deployment (None if absent). Blocking; errors
+    raise `ApiException` or a transport error."""
+    listing = call_json(
+        api,
+        LIST_DEPLOYMENTS,
+        namespace,
+        field_selector=f"metadata.name={deployment}",
+        _request_timeout=timeout,
+    )
+    version = str(get_in(listing, "metadata", "resourceVersion") or "")
+    items = items_of(listing)
+    return version, (items[0] if items else None)
+
+
+# ---------------------------------------------------------------- what the thread reports
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """The Deployment as a list, a watch event or a poll just showed it."""
+
+    counts: DeploymentCounts
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """The API answered without news of the Deployment (a bookmark, a cleanly ended stream)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """The Deployment is gone (DELETED, absent from a relist, or 404 on a poll); the thread ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relisted:
+    """410 Gone on a watch: the watcher lists again."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModeChanged:
+    """The watcher now works in `mode` (`poll` after a 403 on watch)."""
+
+    mode: WatchMode
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """One attempt failed (an API error or no answer); the watcher retries after a delay."""
+
+    reason: str
+
+
+WatchEvent = Observed | Contact | Deleted | Relisted | ModeChanged | Failed
+"""What the watcher thread tells the loop, in the order it happened."""
+
+
+class WatchTiming(Protocol):
+    """The pacing the watcher needs, in seconds (`replicas.SourceTiming` has it)."""
+
+    @property
+    def poll_interval_s(self) -> float: ...
+    @property
+    def watch_timeout_s(self) -> int: ...
+    @property
+    def request_timeout_s(self) -> float: ...
+    @property
+    def retry_delay_s(self) -> float: ...
+    @property
+    def retry_delay_max_s(self) -> float: ...
+
+
+class _Gone(Exception):
+    """The watched Deployment was deleted."""
+
+
+@dataclass
+class _Cursor:
+    """The watcher thread's own state (never touched by the loop), hence mutable."""
+
+    version: str | None  # where the next watch resumes; None: relist first
+    mode: WatchMode = WatchMode.WATCH
+    delay: float = 0.0
+
+
+# ---------------------------------------------------------------- the watcher
+class DeploymentWatcher:
+    """Follows one Deployment from a daemon thread, reporting `WatchEvent`s to `report` on the
+    loop until it is halted or the Deployment is deleted."""
+
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        namespace: str,
+        deployment: str,
+        timing: WatchTiming,
+        report: Callable[[WatchEvent], object],
+    ) -> None:
+        self._api = api
+        self._namespace = namespace
+        self._deployment = deployment
+        self._timing = timing
+        self._report = report
+        self._description = f"deployment {namespace}/{deployment}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Thread-safe objects only: the loop halts and interrupts through them.
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watch_lock = threading.Lock()
+        self._watch: k8s_watch.Watch | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, version: str | None) -> None:
+        """Start the thread, watching from `version` (None: list first). Once halted (even
+        before this call), the thread ends without another request."""
+        self._loop = loop
+        cursor = _Cursor(version, delay=self._timing.retry_delay_s)
+        self._thread = threading.Thread(
+            target=self._run, args=(cursor,), name=f"kube-watch {self._description}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is still alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def halt(self) -> None:
+        """Ask the thread to end; it checks between requests and between events."""
+        self._halt.set()
+
+    def interrupt(self) -> None:
+        """Cut the open watch stream, if any, so a halted thread need not wait for the next
+        event."""
+        with self._watch_lock:
+            watch = self._watch
+        if watch is not None:
+            watch.stop()  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
+
+    # ------------------------------------------------------------ the thread
+    def _post(self, event: WatchEvent) -> None:
+        """From the watcher thread: report `event` on the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
+            loop.call_soon_threadsafe(self._report, event)
+
+    def _run(self, cursor: _Cursor) -> None:
+        """The watcher thread: watch (or poll) until halted, reporting to the loop."""
+        timing = self._timing
+        while not self._halt.is_set():
+            try:
+                self._step(cursor)
+                cursor.delay = timing.retry_delay_s
+                continue
+            except _Gone:
+                self._post(Deleted())
+                return
+            except ApiException as exc:
+                if self._halt.is_set():
+                    return
+                if exc.status == 410:
+                    log.info("%s: 410 Gone; relisting", self._description)
+                    self._post(Relisted())
+                    cursor.version = None
+                    continue
+                if exc.status == 403 and cursor.mode == WatchMode.WATCH:
+                    cursor.mode = WatchMode.POLL
+                    self._post(ModeChanged(cursor.mode))
+                    continue
+                self._post(Failed(f"API answered {exc.status} {exc.reason or ''}".strip()))
+            except Exception as exc:  # transport errors, and anything unexpected: retry
+                if self._halt.is_set():
+                    return
+                self._post(Failed(describe_failure(exc)))
+            self._halt.wait(cursor.delay)
+            cursor.delay = min(cursor.delay * 2, timing.retry_delay_max_s)
+
+    def _step(self, cursor: _Cursor) -> None:
+        """One unit of work: a relist, a whole watch request, or one poll."""
+        if cursor.mode == WatchMode.POLL:
+            self._poll()
+            self._halt.wait(self._timing.poll_interval_s)
+            return
+        if cursor.version is None:  # first start without a version, or after 410 Gone
+            version, deployment = list_deployment(
+                self._api, self._namespace, self._deployment, self._timing.request_timeout_s
+            )
+            if deployment is None:
+                raise _Gone
+            self._post(Observed(deployment_counts(deployment)))
+            cursor.version = version or None
+            if cursor.version is None:
+                raise ClusterError("the list carried no resourceVersion to watch from")
+        self._stream(cursor)
+
+    def _stream(self, cursor: _Cursor) -> None:
+        """One watch request from `cursor.version`, moving it along with every event."""
+        timing = self._timing
+        # return_type "object": events keep their raw dicts (kubernetes.watch is unannotated).
+        watch = k8s_watch.Watch(return_type="object")  # type: ignore[no-untyped-call]
+        with self._watch_lock:
+            self._watch = watch
+        try:
+            if self._halt.is_set():
+                return
+            events = watch.stream(  # type: ignore[no-untyped-call]
+                WATCH_DEPLOYMENTS.method(self._api),
+                self._namespace,
+                field_selector=f"metadata.name={self._deployment}",
+                resource_version=cursor.version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timing.watch_timeout_s,
+                _request_timeout=(timing.request_timeout_s, timing.watch_timeout_s + 30),
+            )
+            for event in events:
+                if self._halt.is_set():
+                    return
+                kind = event.get("type")
+                raw = event.get("raw_object")
+                cursor.version = (
+                    as_str(get_in(raw, "metadata", "resourceVersion")) or cursor.version
+                )
+                if kind == "BOOKMARK":
+                    self._post(Contact())
+                elif kind == "DELETED":
+                    raise _Gone
+                elif isinstance(raw, Mapping):
+                    self._post(Observed(deployment_counts(raw)))
+        finally:
+            with self._watch_lock:
+                self._watch = None
+        if not self._halt.is_set():
+            self._post(Contact())  # the server ended the stream cleanly: it is alive
+
+    def _poll(self) -> None:
+        try:
+            deployment = call_json(
+                self._api,
+                GET_DEPLOYMENT,
+                self._deployment,
+                self._namespace,
+                _request_timeout=self._timing.request_timeout_s,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise _Gone from None
+            raise
+        self._post(Observed(deployment_counts(deployment)))

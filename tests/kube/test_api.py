@@ -1,0 +1,139 @@
+"""Tests for `kube.api`: configuration loading, the permission table (calls, the
+SelfSubjectAccessReview pre-flight, RBAC rules), and the package staying free of `kubernetes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from nimbus_scenarios.errors import ClusterForbidden
+from nimbus_scenarios.kube.api import (
+    PERMISSIONS,
+    KubeConfig,
+    check_access,
+    needed_permissions,
+    required_rbac_rules,
+)
+from tests.kube.apiserver import close
+from tests.kube.support import DEPLOYMENTS, NS, Cluster, deployment, run
+
+
+def test_check_access_names_each_missing_required_permission() -> None:
+    """SelfSubjectAccessReviews that say no give messages naming verb, resource, namespace."""
+
+    async def test(cluster: Cluster) -> None:
+        cluster.server.deny("watch", "apps", "deployments")
+        cluster.server.deny("delete", "", "pods")
+        cluster.server.deny("list", "autoscaling", "horizontalpodautoscalers")  # optional
+        problems = await asyncio.to_thread(
+            check_access, cluster.api, NS, needed_permissions(kills=True)
+        )
+        assert problems == [
+            "forbidden: cannot watch deployments.apps in namespace nimbusguard",
+            "forbidden: cannot delete pods in namespace nimbusguard",
+        ]
+        quiet = await asyncio.to_thread(check_access, cluster.api, NS, needed_permissions(False))
+        assert quiet == ["forbidden: cannot watch deployments.apps in namespace nimbusguard"]
+        await cluster.create(DEPLOYMENTS, deployment())
+        source = cluster.source(kills=True)
+        with pytest.raises(
+            ClusterForbidden, match=r"cannot watch deployments\.apps.*cannot delete"
+        ):
+            await source.start()
+        await source.stop()
+
+    run(test)
+
+
+def test_required_rbac_rules_are_the_calls_the_module_makes() -> None:
+    """The Role rules come from the permission table, one rule per resource."""
+    assert required_rbac_rules(kills=False) == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["autoscaling"],
+            "resources": ["horizontalpodautoscalers"],
+            "verbs": ["get", "list"],
+        },
+        {"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": ["get", "list"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+    ]
+    with_kills = required_rbac_rules(kills=True)
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]} in with_kills
+    assert len(with_kills) == 5
+
+
+def test_permission_table_names_real_client_methods() -> None:
+    """Every table entry's client method exists and its name agrees with the verb."""
+    api = k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:1"))
+    prefixes = {"get": ("read_", "get_"), "list": ("list_",), "watch": ("list_",)}
+    for permission in PERMISSIONS:
+        method = permission.method(api)
+        assert callable(method)
+        name = permission.call.split(".")[1]
+        assert name.startswith(prefixes.get(permission.verb, (f"{permission.verb}_",)))
+    close(api)
+
+
+def test_kubeconfig_context_gives_host_and_namespace(tmp_path: Path) -> None:
+    """Outside a cluster the kubeconfig's chosen context gives the server and the namespace."""
+    path = tmp_path / "config"
+    path.write_text(
+        """
+apiVersion: v1
+kind: Config
+clusters:
+- name: one
+  cluster: {server: "http://127.0.0.1:6443"}
+- name: two
+  cluster: {server: "http://127.0.0.1:7443"}
+users:
+- name: me
+  user: {token: secret-token}
+contexts:
+- name: first
+  context: {cluster: one, user: me, namespace: nimbusguard}
+- name: second
+  context: {cluster: two, user: me}
+current-context: first
+""",
+        encoding="utf-8",
+    )
+    current = KubeConfig.load(str(path), environ={})
+    assert current.configuration.host == "http://127.0.0.1:6443"
+    assert current.namespace == "nimbusguard"
+    chosen = KubeConfig.load(str(path), "second", environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+    assert chosen.configuration.host == "http://127.0.0.1:7443"
+    assert chosen.namespace == "default"
+    from_env = KubeConfig.load(environ={"KUBECONFIG": str(path)})
+    assert from_env.origin == f"kubeconfig {path}, context first"
+
+
+def test_in_cluster_config_uses_the_service_account(tmp_path: Path) -> None:
+    """With KUBERNETES_SERVICE_HOST set, the service account's token, CA and namespace are used."""
+    (tmp_path / "token").write_text("sa-token", encoding="utf-8")
+    (tmp_path / "ca.crt").write_text("not checked until a connection is made", encoding="utf-8")
+    (tmp_path / "namespace").write_text("nimbusguard\n", encoding="utf-8")
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    config = KubeConfig.load(environ=env, service_account_dir=tmp_path)
+    assert config.configuration.host == "https://10.96.0.1:443"
+    assert config.configuration.api_key["BearerToken"] == "bearer sa-token"
+    assert config.namespace == "nimbusguard"
+    (tmp_path / "namespace").unlink()
+    assert KubeConfig.load(environ=env, service_account_dir=tmp_path).namespace == "default"
+
+
+def test_kube_package_does_not_import_kubernetes() -> None:
+    """validate and plan stay fast: importing the kube package loads no kubernetes client."""
+    code = (
+        "import sys, nimbus_scenarios.kube, nimbus_scenarios.replicas, nimbus_scenarios.errors;"
+        "assert 'kubernetes' not in sys.modules, 'kubernetes imported';"
+        "loaded = [m for m in sys.modules if m.startswith('nimbus_scenarios.kube.')];"
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
