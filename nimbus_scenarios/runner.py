@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nimbus_scenarios import __version__
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, compile_templates
 from nimbus_scenarios.engine.pacer import Shard, run_open, shard_share
+from nimbus_scenarios.engine.request import prepare
 from nimbus_scenarios.engine.stats import PhaseStats, RunStats
-from nimbus_scenarios.engine.transport import LoadTransport, make_transport, prepare
+from nimbus_scenarios.engine.transport import LoadTransport, make_transport
 from nimbus_scenarios.engine.users import run_users
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.exit_codes import ExitCode

@@ -12,8 +12,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from nimbus_scenarios.engine.request import Outcome, PreparedRequest, prepare
 from nimbus_scenarios.engine.stats import LatencyHistogram, PhaseStats
-from nimbus_scenarios.engine.transport import LoadTransport, Outcome, PreparedRequest, prepare
+from nimbus_scenarios.engine.transport import LoadTransport
 from nimbus_scenarios.plan.model import Template, Text
 
 __all__ = [

@@ -63,7 +63,7 @@ JsonDict = dict[str, Any]
 
 _SUMMARY_PERCENTILES: Final = (50.0, 90.0, 95.0, 99.0)
 _SECOND_PERCENTILES: Final = (50.0, 95.0, 99.0)
-_TIMEOUT: Final = "timeout"  # engine.transport.ErrorKind.timeout (a StrEnum compares equal)
+_TIMEOUT: Final = "timeout"  # engine.request.ErrorKind.timeout (a StrEnum compares equal)
 
 
 # --------------------------------------------------------------------------------------------

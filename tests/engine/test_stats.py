@@ -9,6 +9,7 @@ import tracemalloc
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from nimbus_scenarios.engine.request import ErrorKind
 from nimbus_scenarios.engine.stats import (
     HIGHEST_TRACKABLE_US,
     LatencyHistogram,
@@ -16,7 +17,6 @@ from nimbus_scenarios.engine.stats import (
     RunStats,
     merge,
 )
-from nimbus_scenarios.engine.transport import ErrorKind
 
 T0 = 1000.0  # an arbitrary monotonic clock origin
 
