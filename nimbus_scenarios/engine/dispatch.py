@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from nimbus_scenarios.engine.request import Outcome, PreparedRequest, prepare
 from nimbus_scenarios.engine.stats import LatencyHistogram, PhaseStats
 from nimbus_scenarios.engine.transport import LoadTransport
+from nimbus_scenarios.errors import MissingEnvironment
 from nimbus_scenarios.plan.model import Template, Text
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "Dispatcher",
     "ExtraHeaders",
     "HeadersFor",
-    "MissingEnvironment",
     "RequestObserver",
     "compile_templates",
     "ok_statuses",
@@ -50,16 +50,6 @@ without one): the token that lets telemetry end the request span whose id its `t
 carried. Requests abandoned in flight (cancelled) reach no observer. Observers run on the hot
 path; they must be cheap and never raise.
 """
-
-
-class MissingEnvironment(Exception):
-    """An `env("NAME")` value whose variable is not set when the run starts (exit 2)."""
-
-    def __init__(self, variable: str) -> None:
-        self.variable = variable
-        super().__init__(
-            f'environment variable `{variable}` is not set (used by env("{variable}"))'
-        )
 
 
 @dataclass(frozen=True, slots=True)
