@@ -12,8 +12,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.request import Outcome, PreparedRequest, prepare
-from nimbus_scenarios.engine.stats import LatencyHistogram, PhaseStats
+from nimbus_scenarios.engine.stats import PhaseStats, RequestStats
 from nimbus_scenarios.engine.transport import LoadTransport
 from nimbus_scenarios.errors import MissingEnvironment
 from nimbus_scenarios.plan.model import Template, Text
@@ -134,15 +135,18 @@ class Dispatcher:
 
     def send_open(self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float) -> bool:
         """Send an open-model arrival now, or drop it when `max_inflight` are in flight."""
+        request = stats.requests.get(template.name)  # inline: the usual case, one dict lookup
+        if request is None:
+            request = stats.request(template.name)
         if self.in_flight >= self.max_inflight:
-            stats.drop(scheduled_at)
+            stats.drop(scheduled_at, request)
             return False
         now = self._loop.time()
         late = now - scheduled_at
         self.lateness.record(int(late * 1_000_000.0) if late > 0 else 0)
         self.in_flight += 1
-        stats.mark_sent(now)
-        task = self._loop.create_task(self._exchange(stats, template, scheduled_at, now))
+        stats.mark_sent(now, request)
+        task = self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
@@ -155,16 +159,22 @@ class Dispatcher:
         The exchange is a task of its own, shielded: cancelling the user stops its loop but the
         request it has in flight finishes (and is drained) like an open-model one.
         """
+        request = stats.request(template.name)
         now = self._loop.time()
         self.in_flight += 1
-        stats.mark_sent(now)
-        task = self._loop.create_task(self._exchange(stats, template, scheduled_at, now))
+        stats.mark_sent(now, request)
+        task = self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         await asyncio.shield(task)
 
     async def _exchange(
-        self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float, sent_at: float
+        self,
+        stats: PhaseStats,
+        request: RequestStats,
+        template: CompiledTemplate,
+        scheduled_at: float,
+        sent_at: float,
     ) -> None:
         headers_for = self.headers_for
         extra = None if headers_for is None else headers_for(stats.name, template.name)
@@ -177,14 +187,16 @@ class Dispatcher:
             # Abandoned in flight (the stop's grace ran out, or a forced exit): still a sent
             # request, so it counts as failed and `sent == succeeded + failed` keeps holding.
             stats.record(
-                scheduled_at, sent_at, self._loop.time(), None, False, error_kind=CANCELLED
+                scheduled_at, sent_at, self._loop.time(), None, False, request, error_kind=CANCELLED
             )
             raise
         finally:
             self.in_flight -= 1
         done = self._loop.time()
         ok = template.succeeded(outcome)
-        stats.record(scheduled_at, sent_at, done, outcome.status, ok, error_kind=outcome.error)
+        stats.record(
+            scheduled_at, sent_at, done, outcome.status, ok, request, error_kind=outcome.error
+        )
         for observer in self.observers:
             observer(stats.name, template.name, scheduled_at, sent_at, done, outcome, ok, extra)
 

@@ -51,6 +51,7 @@ async def run_open(
     loop = asyncio.get_running_loop()
     chooser = smooth_round_robin(list(weights))
     templates = list(mix)
+    requests = [stats.request(template.name) for template in templates]
     burst_since_yield = 0
     index, count = shard
     for k, offset in enumerate(arrival_times(phase)):
@@ -65,7 +66,7 @@ async def run_open(
         elif burst_since_yield >= YIELD_EVERY:
             await asyncio.sleep(0)
             burst_since_yield = 0
-        template = templates[next(chooser)]
-        stats.schedule(deadline)
-        dispatcher.send_open(stats, template, deadline)
+        chosen = next(chooser)
+        stats.schedule(deadline, requests[chosen])
+        dispatcher.send_open(stats, templates[chosen], deadline)
         burst_since_yield += 1

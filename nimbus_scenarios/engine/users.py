@@ -33,11 +33,13 @@ async def run_users(
     end = origin + phase.end_s
     chooser = smooth_round_robin(list(weights))
     templates = list(mix)
+    requests = [stats.request(template.name) for template in templates]
 
     async def user() -> None:
         while (now := loop.time()) < end:
-            stats.schedule(now)
-            await dispatcher.send_closed(stats, templates[next(chooser)], now)
+            chosen = next(chooser)
+            stats.schedule(now, requests[chosen])
+            await dispatcher.send_closed(stats, templates[chosen], now)
             left = end - loop.time()
             if phase.think_s > 0 and left > 0:
                 await asyncio.sleep(min(phase.think_s, left))
