@@ -18,11 +18,11 @@ import time
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nimbus_scenarios import __version__
+from nimbus_scenarios.clock import LoopClock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, compile_templates
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.pacer import Shard, run_open, shard_share
@@ -43,7 +43,6 @@ from nimbus_scenarios.judge.expectations import (
 )
 from nimbus_scenarios.judge.guards import check_guards
 from nimbus_scenarios.language.nodes import Comparator
-from nimbus_scenarios.plan.arrivals import integer_weights
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.results import SCHEMA_VERSION
@@ -147,6 +146,7 @@ class _Runner:
         self.run_id = (telemetry.run_id if telemetry is not None else None) or uuid.uuid4().hex[:12]
         self.state = _State()
         self.loop = asyncio.get_running_loop()
+        self.clock = LoopClock(self.loop)
         self.origin = self.loop.time()
         self.started = dt.datetime.now(dt.UTC)
         self.stats = RunStats(self.origin)
@@ -211,6 +211,7 @@ class _Runner:
             observer = self.telemetry.observer if self.telemetry is not None else None
             self.dispatcher = Dispatcher(
                 self.transport,
+                clock=self.clock,
                 max_inflight=self.plan.settings.max_inflight,
                 observers=(observer,) if observer is not None else (),
                 headers_for=self.telemetry.headers_for if self.telemetry is not None else None,
@@ -472,18 +473,17 @@ class _Runner:
         tasks: list[asyncio.Task[Any]] = []
         if phase.mix:
             mix = [self.templates[name] for name, _ in phase.mix]
-            weights = integer_weights([Fraction(w).limit_denominator(10**6) for _, w in phase.mix])
             if phase.open_model:
                 tasks.append(
                     self.loop.create_task(
                         run_open(
                             phase,
                             mix,
-                            weights,
                             self.dispatcher,
                             stats,
                             self.origin,
-                            self.options.shard,
+                            clock=self.clock,
+                            shard=self.options.shard,
                         )
                     )
                 )
@@ -493,12 +493,12 @@ class _Runner:
                         run_users(
                             phase,
                             mix,
-                            weights,
                             self.dispatcher,
                             stats,
                             self.origin,
                             self.background,
-                            self.options.shard,
+                            clock=self.clock,
+                            shard=self.options.shard,
                         )
                     )
                 )

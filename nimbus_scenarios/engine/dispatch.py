@@ -2,16 +2,19 @@
 
 Shared by the open-model pacer and the closed-model users. It owns the in-flight count and the
 `max_inflight` cap (an open-model arrival over the cap is dropped, never queued), the tasks of
-requests in flight (so a stop can wait for them), and the send-lateness histogram.
+requests in flight (so a stop can wait for them), and the send-lateness histogram. Every time it
+takes comes from the run's `Clock`, so a manual clock and a fake transport play a phase exactly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from nimbus_scenarios.clock import Clock, within
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.request import Outcome, PreparedRequest, prepare
 from nimbus_scenarios.engine.stats import PhaseStats, RequestStats
@@ -44,7 +47,7 @@ RequestObserver = Callable[
     [str, str, float, float, float, Outcome, bool, ExtraHeaders | None], None
 ]
 """Called for every finished request: (phase, template, scheduled, sent, done, outcome, ok,
-extra_headers), times on the loop clock.
+extra_headers), times on the run's clock.
 
 `extra_headers` is exactly what the dispatcher's `headers_for` returned for this request (None
 without one): the token that lets telemetry end the request span whose id its `traceparent`
@@ -118,11 +121,13 @@ class Dispatcher:
         self,
         transport: LoadTransport,
         *,
+        clock: Clock,
         max_inflight: int,
         observers: tuple[RequestObserver, ...] = (),
         headers_for: HeadersFor | None = None,
     ) -> None:
         self.transport = transport
+        self.clock = clock
         self.max_inflight = max_inflight
         self.in_flight = 0
         self.observers = observers
@@ -132,6 +137,7 @@ class Dispatcher:
         """Send lateness (actual send minus scheduled time) of open-model requests, in us."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
+        self._now = clock.now  # bound once: the hot path reads the clock twice per request
 
     def send_open(self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float) -> bool:
         """Send an open-model arrival now, or drop it when `max_inflight` are in flight."""
@@ -141,7 +147,7 @@ class Dispatcher:
         if self.in_flight >= self.max_inflight:
             stats.drop(scheduled_at, request)
             return False
-        now = self._loop.time()
+        now = self._now()
         late = now - scheduled_at
         self.lateness.record(int(late * 1_000_000.0) if late > 0 else 0)
         self.in_flight += 1
@@ -160,7 +166,7 @@ class Dispatcher:
         request it has in flight finishes (and is drained) like an open-model one.
         """
         request = stats.request(template.name)
-        now = self._loop.time()
+        now = self._now()
         self.in_flight += 1
         stats.mark_sent(now, request)
         task = self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
@@ -187,12 +193,12 @@ class Dispatcher:
             # Abandoned in flight (the stop's grace ran out, or a forced exit): still a sent
             # request, so it counts as failed and `sent == succeeded + failed` keeps holding.
             stats.record(
-                scheduled_at, sent_at, self._loop.time(), None, False, request, error_kind=CANCELLED
+                scheduled_at, sent_at, self._now(), None, False, request, error_kind=CANCELLED
             )
             raise
         finally:
             self.in_flight -= 1
-        done = self._loop.time()
+        done = self._now()
         ok = template.succeeded(outcome)
         stats.record(
             scheduled_at, sent_at, done, outcome.status, ok, request, error_kind=outcome.error
@@ -201,12 +207,15 @@ class Dispatcher:
             observer(stats.name, template.name, scheduled_at, sent_at, done, outcome, ok, extra)
 
     async def drain(self, timeout_s: float) -> int:
-        """Wait up to `timeout_s` for requests in flight; cancel the rest and return how many."""
+        """Wait up to `timeout_s` (on the clock) for the requests in flight; cancel the rest
+        and return how many were cancelled."""
         pending = set(self._tasks)
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=timeout_s)
-        else:
-            still = set()
+        if not pending:
+            return 0
+        deadline = self._now() + timeout_s
+        with contextlib.suppress(TimeoutError):
+            await within(self.clock, asyncio.wait(pending), deadline)
+        still = [task for task in pending if not task.done()]
         for task in still:
             task.cancel()
         if still:
