@@ -45,8 +45,7 @@ def test_outcomes_are_shared_singletons() -> None:
 
 
 def test_engine_imports_no_http_client_until_a_transport_is_made() -> None:
-    """Requests, stats, the dispatcher, pacer and users load neither aiohttp nor httpx;
-    `make_transport` does."""
+    """The engine's modules load neither aiohttp nor httpx; `make_transport` does."""
     code = """
 import json, sys
 import nimbus_scenarios.engine.dispatch, nimbus_scenarios.engine.pacer

@@ -109,8 +109,7 @@ def test_accounting_is_checked_per_template() -> None:
 
 
 def test_phase_summaries_in_milliseconds() -> None:
-    """Recording 1..10000 ms gives phase latency percentiles in ms; service time excludes the
-    send delay."""
+    """1..10000 ms give phase percentiles in ms; service time leaves out the send delay."""
     phase = RunStats(T0).phase("p")
     for i, value in enumerate(range(1, 10_001)):
         complete(phase, i * 0.0001, value / 1000.0, send_delay_s=0.0005)
