@@ -117,7 +117,7 @@ async def child_bare_open(url: str, rate: float, duration: float) -> dict[str, A
     """A bare aiohttp fixed-rate scheduler: the least an open-loop generator must do."""
     import aiohttp
 
-    from nimbus_scenarios.engine.stats import LatencyHistogram
+    from nimbus_scenarios.engine.histogram import LatencyHistogram
 
     loop = asyncio.get_running_loop()
     lateness = LatencyHistogram(3)

@@ -33,13 +33,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nimbus_scenarios.engine.stats import LatencyHistogram
-from nimbus_scenarios.engine.transport import (
-    TRANSPORT_KINDS,
-    LoadTransport,
-    make_transport,
-    prepare,
-)
+from nimbus_scenarios.engine.histogram import LatencyHistogram
+from nimbus_scenarios.engine.request import prepare
+from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, LoadTransport, make_transport
 
 NGINX = Path("/usr/sbin/nginx")
 SERVER_CPU = 1

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nimbus_scenarios.catalog import locate
-from nimbus_scenarios.engine.dispatch import MissingEnvironment
+from nimbus_scenarios.errors import MissingEnvironment
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 

@@ -54,7 +54,10 @@ class LoopClock:
 
     def now(self) -> float:
         """The loop's `time()`."""
-        return self._running().time()
+        loop = self._loop  # inline, not `_running()`: the engine reads it for every request
+        if loop is None:
+            loop = self._running()
+        return loop.time()
 
     def wall(self) -> float:
         """`time.time()`."""

@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from functools import reduce
 from typing import Any
 
+from nimbus_scenarios.engine.records import (
+    Counts,
+    Histograms,
+    LatencySummary,
+    PhaseRecord,
+    RequestRecord,
+    SecondLatencySummary,
+    SecondRecord,
+    StatsRecord,
+)
 from nimbus_scenarios.engine.stats import RunStats, merge
+from nimbus_scenarios.errors import ResultsError as NimbusResultsError
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.judge.expectations import Judgement, Verdict, judge_load
 from nimbus_scenarios.language.errors import ScenarioError, Source
@@ -77,7 +88,7 @@ def _plan(document: dict[str, Any]) -> Plan:
 
 def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One results document for the whole run from its shards' documents."""
-    from nimbus_scenarios.runner import counts_doc, judgement_doc
+    from nimbus_scenarios.runner import counts_doc, judgement_doc, stats_doc
 
     if not documents:
         raise ResultsError("nothing to merge")
@@ -85,7 +96,10 @@ def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(documents, key=lambda d: _shard(d)[0])
     primary = ordered[0]
     plan = _plan(primary)
-    stats = reduce(merge, (RunStats.from_json(d["stats"]) for d in ordered))
+    try:
+        stats = reduce(merge, (RunStats.thaw(_stats_record(d["stats"])) for d in ordered))
+    except NimbusResultsError as exc:  # the engine's; the CLI still catches results' own
+        raise ResultsError(str(exc)) from None
     by_text: dict[tuple[str, str], ExpectationPlan] = {}
     for phase in plan.phases:
         for e in phase.expectations:
@@ -102,6 +116,7 @@ def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for phase in primary["phases"]
     }
     judgements: list[dict[str, Any]] = []
+    stats_section = stats_doc(stats.freeze())
     total = stats.total()
     for item in primary["expectations"]:
         found = by_text.get((item["scope"], item["text"]))
@@ -167,8 +182,60 @@ def merge_documents(documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "phases": phases,
             "expectations": judgements,
             "totals": counts_doc(total),
-            "seconds": stats.series.to_json(),
-            "stats": stats.to_json(),
+            "seconds": stats_section["seconds"],
+            "stats": stats_section,
         }
     )
     return document
+
+
+# The engine's records read back from the results' JSON `stats` section (`runner.stats_doc`),
+# until the typed results replace it.
+
+
+def _stats_record(data: dict[str, Any]) -> StatsRecord:
+    try:
+        return StatsRecord(
+            format=data["format"],
+            latency_unit=data["latency_unit"],
+            phases=tuple(_phase_record(p) for p in data["phases"]),
+            total=_phase_record(data["total"]),
+            seconds=tuple(_second_record(s) for s in data["seconds"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResultsError(f"the results' stats cannot be read: {exc!r}") from None
+
+
+def _phase_record(data: dict[str, Any]) -> PhaseRecord:
+    return PhaseRecord(
+        name=data["name"],
+        counts=Counts(**data["counts"]),
+        errors_by_kind=dict(data["errors_by_kind"]),
+        status_counts={int(k): int(n) for k, n in data["status_counts"].items()},
+        latency_ms=LatencySummary(**data["latency_ms"]),
+        service_time_ms=LatencySummary(**data["service_time_ms"]),
+        histograms=Histograms(**data["histograms"]),
+        requests=tuple(
+            RequestRecord(
+                name=r["name"],
+                counts=Counts(**r["counts"]),
+                errors_by_kind=dict(r["errors_by_kind"]),
+                status_counts={int(k): int(n) for k, n in r["status_counts"].items()},
+            )
+            for r in data["requests"]
+        ),
+    )
+
+
+def _second_record(data: dict[str, Any]) -> SecondRecord:
+    latency = data["latency_ms"]
+    return SecondRecord(
+        second=data["second"],
+        scheduled=data["scheduled"],
+        sent=data["sent"],
+        dropped=data["dropped"],
+        succeeded=data["succeeded"],
+        failed=data["failed"],
+        latency_ms=None if latency is None else SecondLatencySummary(**latency),
+        histogram=data["histogram"],
+    )

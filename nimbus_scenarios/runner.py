@@ -18,15 +18,18 @@ import time
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nimbus_scenarios import __version__
+from nimbus_scenarios.clock import LoopClock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, compile_templates
+from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.pacer import Shard, run_open, shard_share
+from nimbus_scenarios.engine.records import PhaseRecord, SecondRecord, StatsRecord
+from nimbus_scenarios.engine.request import prepare
 from nimbus_scenarios.engine.stats import PhaseStats, RunStats
-from nimbus_scenarios.engine.transport import LoadTransport, make_transport, prepare
+from nimbus_scenarios.engine.transport import LoadTransport, make_transport
 from nimbus_scenarios.engine.users import run_users
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.exit_codes import ExitCode
@@ -40,7 +43,6 @@ from nimbus_scenarios.judge.expectations import (
 )
 from nimbus_scenarios.judge.guards import check_guards
 from nimbus_scenarios.language.nodes import Comparator
-from nimbus_scenarios.plan.arrivals import integer_weights
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.results import SCHEMA_VERSION
@@ -59,6 +61,7 @@ __all__ = [
     "exit_code_for",
     "judgement_doc",
     "run_scenario",
+    "stats_doc",
 ]
 
 
@@ -143,6 +146,7 @@ class _Runner:
         self.run_id = (telemetry.run_id if telemetry is not None else None) or uuid.uuid4().hex[:12]
         self.state = _State()
         self.loop = asyncio.get_running_loop()
+        self.clock = LoopClock(self.loop)
         self.origin = self.loop.time()
         self.started = dt.datetime.now(dt.UTC)
         self.stats = RunStats(self.origin)
@@ -207,6 +211,7 @@ class _Runner:
             observer = self.telemetry.observer if self.telemetry is not None else None
             self.dispatcher = Dispatcher(
                 self.transport,
+                clock=self.clock,
                 max_inflight=self.plan.settings.max_inflight,
                 observers=(observer,) if observer is not None else (),
                 headers_for=self.telemetry.headers_for if self.telemetry is not None else None,
@@ -468,18 +473,17 @@ class _Runner:
         tasks: list[asyncio.Task[Any]] = []
         if phase.mix:
             mix = [self.templates[name] for name, _ in phase.mix]
-            weights = integer_weights([Fraction(w).limit_denominator(10**6) for _, w in phase.mix])
             if phase.open_model:
                 tasks.append(
                     self.loop.create_task(
                         run_open(
                             phase,
                             mix,
-                            weights,
                             self.dispatcher,
                             stats,
                             self.origin,
-                            self.options.shard,
+                            clock=self.clock,
+                            shard=self.options.shard,
                         )
                     )
                 )
@@ -489,12 +493,12 @@ class _Runner:
                         run_users(
                             phase,
                             mix,
-                            weights,
                             self.dispatcher,
                             stats,
                             self.origin,
                             self.background,
-                            self.options.shard,
+                            clock=self.clock,
+                            shard=self.options.shard,
                         )
                     )
                 )
@@ -742,6 +746,7 @@ class _Runner:
     ) -> dict[str, Any]:
         ended = dt.datetime.now(dt.UTC)
         lateness = self.dispatcher.lateness if self.dispatcher else None
+        stats = self.stats.freeze()
         secrets = _secret_values(self.plan)
         return {
             "schema_version": SCHEMA_VERSION,
@@ -777,11 +782,9 @@ class _Runner:
             "kills": self.state.kills,
             "cleanup": self.state.cleanup,
             "totals": counts_doc(self.stats.total()),
-            "send_lateness_ms": (
-                lateness.summary_ms() if lateness is not None and lateness.total_count else None
-            ),
-            "seconds": self.stats.series.to_json(),
-            "stats": self.stats.to_json(),
+            "send_lateness_ms": _summary_doc(lateness) if lateness is not None else None,
+            "seconds": _seconds_doc(stats.seconds),
+            "stats": stats_doc(stats),
             "notes": self.state.notes,
         }
 
@@ -909,12 +912,67 @@ def _round(value: float | None) -> float | None:
 
 
 def counts_doc(stats: PhaseStats) -> dict[str, Any]:
-    data: dict[str, Any] = dict(stats.counts())
-    data["errors_by_kind"] = dict(stats.errors_by_kind)
+    data: dict[str, Any] = dataclasses.asdict(stats.counts())
+    data["errors_by_kind"] = stats.errors_by_kind
     data["status_counts"] = {str(k): v for k, v in sorted(stats.status_counts.items())}
-    data["latency_ms"] = stats.latency.summary_ms() if stats.latency.total_count else None
-    data["service_ms"] = stats.service_time.summary_ms() if stats.service_time.total_count else None
+    data["latency_ms"] = _summary_doc(stats.latency)
+    data["service_ms"] = _summary_doc(stats.service_time)
     return data
+
+
+# The results document's JSON shape of the engine's records, until the typed results replace it.
+
+
+def _summary_doc(histogram: LatencyHistogram) -> dict[str, float] | None:
+    return dataclasses.asdict(histogram.summary()) if histogram.total_count else None
+
+
+def _phase_stats_doc(record: PhaseRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "counts": dataclasses.asdict(record.counts),
+        "errors_by_kind": dict(record.errors_by_kind),
+        "status_counts": {str(k): n for k, n in record.status_counts.items()},
+        "latency_ms": dataclasses.asdict(record.latency_ms),
+        "service_time_ms": dataclasses.asdict(record.service_time_ms),
+        "histograms": dataclasses.asdict(record.histograms),
+        "requests": [
+            {
+                "name": r.name,
+                "counts": dataclasses.asdict(r.counts),
+                "errors_by_kind": dict(r.errors_by_kind),
+                "status_counts": {str(k): n for k, n in r.status_counts.items()},
+            }
+            for r in record.requests
+        ],
+    }
+
+
+def _seconds_doc(seconds: Sequence[SecondRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "second": s.second,
+            "scheduled": s.scheduled,
+            "sent": s.sent,
+            "dropped": s.dropped,
+            "succeeded": s.succeeded,
+            "failed": s.failed,
+            "latency_ms": None if s.latency_ms is None else dataclasses.asdict(s.latency_ms),
+            "histogram": s.histogram,
+        }
+        for s in seconds
+    ]
+
+
+def stats_doc(record: StatsRecord) -> dict[str, Any]:
+    """The results' `stats` section (also read back by `merge`)."""
+    return {
+        "format": record.format,
+        "latency_unit": record.latency_unit,
+        "phases": [_phase_stats_doc(p) for p in record.phases],
+        "total": _phase_stats_doc(record.total),
+        "seconds": _seconds_doc(record.seconds),
+    }
 
 
 def judgement_doc(j: Judgement) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from nimbus_scenarios.cli import main
+from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.pacer import shard_share
-from nimbus_scenarios.engine.stats import LatencyHistogram
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.merge import merge_documents
 from nimbus_scenarios.pipeline import compile_source
@@ -184,7 +185,7 @@ def test_merged_percentiles_equal_one_histogram_of_all_data(
         for d in documents:
             shard_phase = next(p for p in d["stats"]["phases"] if p["name"] == name)
             union.add(LatencyHistogram.decode(shard_phase["histograms"]["latency_us"]))
-        expected = union.summary_ms()
+        expected = dataclasses.asdict(union.summary())
         got = next(p for p in merged["phases"] if p["name"] == name)["latency_ms"]
         for key in ("p50", "p90", "p95", "p99", "max"):
             assert got[key] == expected[key], (name, key)

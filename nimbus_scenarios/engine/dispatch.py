@@ -2,18 +2,24 @@
 
 Shared by the open-model pacer and the closed-model users. It owns the in-flight count and the
 `max_inflight` cap (an open-model arrival over the cap is dropped, never queued), the tasks of
-requests in flight (so a stop can wait for them), and the send-lateness histogram.
+requests in flight (so a stop can wait for them), and the send-lateness histogram. Every time it
+takes comes from the run's `Clock`, so a manual clock and a fake transport play a phase exactly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from nimbus_scenarios.engine.stats import LatencyHistogram, PhaseStats
-from nimbus_scenarios.engine.transport import LoadTransport, Outcome, PreparedRequest, prepare
+from nimbus_scenarios.clock import Clock, within
+from nimbus_scenarios.engine.histogram import LatencyHistogram
+from nimbus_scenarios.engine.request import Outcome, PreparedRequest, prepare
+from nimbus_scenarios.engine.stats import PhaseStats, RequestStats
+from nimbus_scenarios.engine.transport import LoadTransport
+from nimbus_scenarios.errors import MissingEnvironment
 from nimbus_scenarios.plan.model import Template, Text
 
 __all__ = [
@@ -22,7 +28,6 @@ __all__ = [
     "Dispatcher",
     "ExtraHeaders",
     "HeadersFor",
-    "MissingEnvironment",
     "RequestObserver",
     "compile_templates",
     "ok_statuses",
@@ -42,23 +47,13 @@ RequestObserver = Callable[
     [str, str, float, float, float, Outcome, bool, ExtraHeaders | None], None
 ]
 """Called for every finished request: (phase, template, scheduled, sent, done, outcome, ok,
-extra_headers), times on the loop clock.
+extra_headers), times on the run's clock.
 
 `extra_headers` is exactly what the dispatcher's `headers_for` returned for this request (None
 without one): the token that lets telemetry end the request span whose id its `traceparent`
 carried. Requests abandoned in flight (cancelled) reach no observer. Observers run on the hot
 path; they must be cheap and never raise.
 """
-
-
-class MissingEnvironment(Exception):
-    """An `env("NAME")` value whose variable is not set when the run starts (exit 2)."""
-
-    def __init__(self, variable: str) -> None:
-        self.variable = variable
-        super().__init__(
-            f'environment variable `{variable}` is not set (used by env("{variable}"))'
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +121,13 @@ class Dispatcher:
         self,
         transport: LoadTransport,
         *,
+        clock: Clock,
         max_inflight: int,
         observers: tuple[RequestObserver, ...] = (),
         headers_for: HeadersFor | None = None,
     ) -> None:
         self.transport = transport
+        self.clock = clock
         self.max_inflight = max_inflight
         self.in_flight = 0
         self.observers = observers
@@ -140,18 +137,22 @@ class Dispatcher:
         """Send lateness (actual send minus scheduled time) of open-model requests, in us."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
+        self._now = clock.now  # bound once: the hot path reads the clock twice per request
 
     def send_open(self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float) -> bool:
         """Send an open-model arrival now, or drop it when `max_inflight` are in flight."""
+        request = stats.requests.get(template.name)  # inline: the usual case, one dict lookup
+        if request is None:
+            request = stats.request(template.name)
         if self.in_flight >= self.max_inflight:
-            stats.drop(scheduled_at)
+            stats.drop(scheduled_at, request)
             return False
-        now = self._loop.time()
+        now = self._now()
         late = now - scheduled_at
         self.lateness.record(int(late * 1_000_000.0) if late > 0 else 0)
         self.in_flight += 1
-        stats.mark_sent(now)
-        task = self._loop.create_task(self._exchange(stats, template, scheduled_at, now))
+        stats.mark_sent(now, request)
+        task = self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
@@ -164,16 +165,22 @@ class Dispatcher:
         The exchange is a task of its own, shielded: cancelling the user stops its loop but the
         request it has in flight finishes (and is drained) like an open-model one.
         """
-        now = self._loop.time()
+        request = stats.request(template.name)
+        now = self._now()
         self.in_flight += 1
-        stats.mark_sent(now)
-        task = self._loop.create_task(self._exchange(stats, template, scheduled_at, now))
+        stats.mark_sent(now, request)
+        task = self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         await asyncio.shield(task)
 
     async def _exchange(
-        self, stats: PhaseStats, template: CompiledTemplate, scheduled_at: float, sent_at: float
+        self,
+        stats: PhaseStats,
+        request: RequestStats,
+        template: CompiledTemplate,
+        scheduled_at: float,
+        sent_at: float,
     ) -> None:
         headers_for = self.headers_for
         extra = None if headers_for is None else headers_for(stats.name, template.name)
@@ -186,24 +193,29 @@ class Dispatcher:
             # Abandoned in flight (the stop's grace ran out, or a forced exit): still a sent
             # request, so it counts as failed and `sent == succeeded + failed` keeps holding.
             stats.record(
-                scheduled_at, sent_at, self._loop.time(), None, False, error_kind=CANCELLED
+                scheduled_at, sent_at, self._now(), None, False, request, error_kind=CANCELLED
             )
             raise
         finally:
             self.in_flight -= 1
-        done = self._loop.time()
+        done = self._now()
         ok = template.succeeded(outcome)
-        stats.record(scheduled_at, sent_at, done, outcome.status, ok, error_kind=outcome.error)
+        stats.record(
+            scheduled_at, sent_at, done, outcome.status, ok, request, error_kind=outcome.error
+        )
         for observer in self.observers:
             observer(stats.name, template.name, scheduled_at, sent_at, done, outcome, ok, extra)
 
     async def drain(self, timeout_s: float) -> int:
-        """Wait up to `timeout_s` for requests in flight; cancel the rest and return how many."""
+        """Wait up to `timeout_s` (on the clock) for the requests in flight; cancel the rest
+        and return how many were cancelled."""
         pending = set(self._tasks)
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=timeout_s)
-        else:
-            still = set()
+        if not pending:
+            return 0
+        deadline = self._now() + timeout_s
+        with contextlib.suppress(TimeoutError):
+            await within(self.clock, asyncio.wait(pending), deadline)
+        still = [task for task in pending if not task.done()]
         for task in still:
             task.cancel()
         if still:

@@ -3,7 +3,8 @@
 Arrival times come from `plan.arrivals` as offsets from the run start, so lateness never
 accumulates: a late wake-up sends everything that is due at once and the next arrival keeps its
 own deadline. The pacer never waits for responses; the dispatcher drops what would pass the
-in-flight cap.
+in-flight cap. Time comes from the run's `Clock`: on a manual clock every arrival is sent at
+exactly its planned offset.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from nimbus_scenarios.clock import Clock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import arrival_times, smooth_round_robin
 from nimbus_scenarios.plan.model import PhasePlan
 
-__all__ = ["YIELD_EVERY", "Shard", "run_open", "shard_share"]
+__all__ = ["YIELD_EVERY", "Shard", "check_mix", "run_open", "shard_share"]
 
 Shard = tuple[int, int]
 """(index, count): shard `index` of `count` sends the arrivals k with k % count == index."""
@@ -28,6 +30,14 @@ def shard_share(total: int, shard: Shard) -> int:
     return (total - index + count - 1) // count if total > index else 0
 
 
+def check_mix(phase: PhasePlan, mix: Sequence[CompiledTemplate]) -> None:
+    """Refuse a mix that does not match the phase's weights (one template per weight)."""
+    if not mix or len(mix) != len(phase.weights):
+        raise ValueError(
+            f"phase {phase.name!r}: {len(mix)} templates for {len(phase.weights)} mix weights"
+        )
+
+
 YIELD_EVERY = 64
 """When behind schedule, give the loop a turn after this many sends so responses are read."""
 
@@ -35,22 +45,26 @@ YIELD_EVERY = 64
 async def run_open(
     phase: PhasePlan,
     mix: Sequence[CompiledTemplate],
-    weights: Sequence[int],
     dispatcher: Dispatcher,
     stats: PhaseStats,
     origin: float,
+    *,
+    clock: Clock,
     shard: Shard = (0, 1),
 ) -> None:
-    """Send every arrival of `phase`; `origin` is the loop time of run offset 0.
+    """Send every arrival of `phase`; `origin` is the clock time of run offset 0.
 
-    With `shard` (I, N), only arrivals k with k % N == I are sent, and the template chooser still
-    steps through every arrival: the N shards together send exactly the plan, mix included.
-    Cancelling the task stops scheduling at once: arrivals whose time had not come are never
-    counted as scheduled.
+    `mix` holds the phase's templates in the order of `phase.weights`. With `shard` (I, N),
+    only arrivals k with k % N == I are sent, and the template chooser still steps through
+    every arrival: the N shards together send exactly the plan, mix included. Cancelling the
+    task stops scheduling at once: arrivals whose time had not come are never counted as
+    scheduled.
     """
-    loop = asyncio.get_running_loop()
-    chooser = smooth_round_robin(list(weights))
+    check_mix(phase, mix)
+    now = clock.now
+    chooser = smooth_round_robin(phase.weights)
     templates = list(mix)
+    requests = [stats.request(template.name) for template in templates]
     burst_since_yield = 0
     index, count = shard
     for k, offset in enumerate(arrival_times(phase)):
@@ -58,14 +72,13 @@ async def run_open(
             next(chooser)
             continue
         deadline = origin + offset
-        delay = deadline - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if deadline > now():
+            await clock.sleep_until(deadline)
             burst_since_yield = 0
         elif burst_since_yield >= YIELD_EVERY:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a turn for the loop, not a wait: no clock involved
             burst_since_yield = 0
-        template = templates[next(chooser)]
-        stats.schedule(deadline)
-        dispatcher.send_open(stats, template, deadline)
+        chosen = next(chooser)
+        stats.schedule(deadline, requests[chosen])
+        dispatcher.send_open(stats, templates[chosen], deadline)
         burst_since_yield += 1

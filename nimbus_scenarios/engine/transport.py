@@ -1,15 +1,18 @@
 """The LoadTransport seam: how the load engine puts one HTTP request on the wire.
 
-Its place: the `engine` stage. The open-model pacer decides *when* a request goes out and the
-statistics (`engine.stats`) record *what happened*; this module only sends. A transport takes a
-`PreparedRequest` (built once, ahead of time, by `prepare`), sends it, reads and discards the
-whole response body (so the keep-alive connection can be reused) and returns a tiny `Outcome`:
-the status code, or an `ErrorKind`. It never raises for network problems and takes no times: the
-engine measures those itself. Cancellation propagates.
+Its place: the `engine` stage. The pacer decides *when* a request goes out and the statistics
+(`engine.stats`) record *what happened*; a transport only sends. It takes a `PreparedRequest`
+(`engine.request`), sends it, reads and discards the whole response body (so the keep-alive
+connection can be reused) and returns a tiny `Outcome`: the status code, or an `ErrorKind`. It
+never raises for network problems and takes no times: the engine measures those itself.
+Cancellation propagates.
 
+This module holds the seam itself (`LoadTransport`), the connection recycling every transport
+shares (`RecyclingTransport`) and the factory; the clients live in `engine.clients`, imported
+only when a transport is made, so that importing the engine does not load aiohttp or httpx.
 The hot path is kept lean on purpose (thousands of calls per second on one event loop): no
-logging, no exceptions in the normal path, outcomes for every status code and every error kind
-are pre-built singletons, and the recycling check is one monotonic-clock comparison.
+logging, no exceptions in the normal path, and the recycling check is one monotonic-clock
+comparison.
 
 Transports (see `make_transport`):
 
@@ -20,12 +23,6 @@ kind               implementation
 ``httpx-aiohttp``  `HttpxTransport(kind="aiohttp")`: httpx.AsyncClient over httpx-aiohttp.
 ``httpx``          `HttpxTransport(kind="default")`: httpx.AsyncClient with its own pool.
 =================  ==========================================================================
-
-``timeout_s`` bounds the whole exchange (pool wait, connect, request, response headers and body)
-for every kind; the httpx kinds add an ``asyncio.timeout`` because httpx's own timeouts are per
-operation. Redirects are never followed (a 3xx is an outcome). Note that aiohttp, like browsers,
-silently retries an idempotent request once when a *reused* keep-alive connection turns out to
-have been closed by the server before the request could be written.
 
 Connection recycling (``connection_max_age_s``)
 -----------------------------------------------
@@ -45,249 +42,18 @@ is closed by the next send. A retired generation is closed at the latest ``timeo
 retirement. ``connection_max_age_s == 0`` means one new connection per request (no keep-alive);
 ``math.inf`` means never recycle. All connections of a generation renew together, so expect a
 burst of up to ``max_connections`` connection setups every ``connection_max_age_s``.
-
-Exception mapping (checked in this order, most specific first)
--------------------------------------------------------------
-httpx exceptions raised by httpx-aiohttp wrap the aiohttp exception as ``__cause__``; the cause is
-classified instead (httpx-aiohttp's own mapping turns every aiohttp connection error, even a
-refused connection, into ``httpx.ConnectTimeout``).
-
-==========================================================================  ==============
-foreign exception                                                            ErrorKind
-==========================================================================  ==============
-``TimeoutError`` (= ``asyncio.TimeoutError``: aiohttp's total timeout and    ``timeout``
-``asyncio.timeout``), ``aiohttp.ServerTimeoutError`` (connect / socket read
-timeouts), ``httpx.TimeoutException`` (connect, read, write, pool)
-``aiohttp.ClientConnectorError`` (refused, DNS, unreachable, TLS handshake),  ``connect``
-``httpx.ConnectError``, ``ConnectionRefusedError``, ``socket.gaierror``,
-``OSError`` with errno ECONNREFUSED / ENETUNREACH / EHOSTUNREACH
-``aiohttp.ServerDisconnectedError``, ``aiohttp.ClientPayloadError`` "payload  ``reset``
-is not completed" (body cut short), ``ConnectionResetError``,
-``BrokenPipeError``, ``ConnectionAbortedError``, ``aiohttp.ClientOSError``
-or ``OSError`` with errno ECONNRESET / EPIPE / ECONNABORTED,
-``httpx.ReadError``, ``httpx.WriteError``, ``httpx.RemoteProtocolError``
-saying the peer disconnected / closed the connection
-``aiohttp.ClientResponseError`` (unparseable response), aiohttp                ``protocol``
-``HttpProcessingError``, any other ``aiohttp.ClientPayloadError``, other
-``httpx.ProtocolError`` (malformed response), ``httpx.DecodingError``
-anything else that is an ``Exception`` (invalid URL, other ``OSError``, ...)  ``other``
-==========================================================================  ==============
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import math
-import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Final, Generic, Literal, Protocol, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Final, Generic, Protocol, TypeVar
 
-import aiohttp
-import httpcore
-import httpx
-from aiohappyeyeballs import AddrInfoType
-from aiohttp.http_exceptions import HttpProcessingError
-from httpx_aiohttp import AiohttpTransport as _HttpxAiohttpTransport
+from nimbus_scenarios.engine.request import Outcome, PreparedRequest
 
-__all__ = [
-    "TRANSPORT_KINDS",
-    "AiohttpTransport",
-    "ErrorKind",
-    "HttpxTransport",
-    "LoadTransport",
-    "Outcome",
-    "PreparedRequest",
-    "classify_exception",
-    "error_outcome",
-    "make_transport",
-    "prepare",
-    "status_outcome",
-]
-
-
-class ErrorKind(StrEnum):
-    """Why a request got no (complete) response."""
-
-    timeout = "timeout"
-    """No complete response within ``timeout_s``."""
-    connect = "connect"
-    """The connection could not be opened: refused, DNS failure, unreachable, TLS handshake."""
-    reset = "reset"
-    """The server disconnected or reset the connection, or a write hit a broken pipe."""
-    protocol = "protocol"
-    """The server answered something that is not valid HTTP/1.1."""
-    other = "other"
-    """Anything else (invalid URL, an unexpected OS error, ...)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Requests
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedRequest:
-    """One request, ready to send: built once and reused for every send of the same request.
-
-    ``url`` is absolute with its query already percent-encoded (`prepare` builds it);
-    ``headers`` are sent as given, after the client's defaults.
-    """
-
-    method: str
-    url: str
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes | None = None
-
-
-# Characters left as they are in a path: RFC 3986 pchar plus "/" and "%" (so that sequences that
-# are already percent-encoded are kept).
-_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
-_QUERY_SAFE: Final = "/:@!$&'()*+,;=-._~%?"
-
-
-def prepare(
-    method: str,
-    base_url: str,
-    path: str,
-    query: Sequence[tuple[str, str]] = (),
-    *,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
-    body: bytes | None = None,
-) -> PreparedRequest:
-    """Build a `PreparedRequest` from a base URL, a path, query parameters and headers.
-
-    ``base_url`` is ``http(s)://host[:port][/prefix]`` (no query, no fragment); ``path`` is
-    appended to it with exactly one "/" between them (``prepare("GET", "http://h/api/",
-    "users")`` gives ``http://h/api/users``), unless ``path`` is itself an absolute http(s) URL,
-    which is then used as it is. Characters not allowed in a path are percent-encoded (existing
-    ``%XX`` sequences are kept). A query already in ``path`` is kept and ``query`` is appended to
-    it, each name and value fully percent-encoded (a space becomes ``%20``).
-
-    Raises ValueError for a base URL (or absolute path) that is not an absolute http(s) URL.
-    """
-    if path.startswith(("http://", "https://")):
-        url = _check_absolute(path, allow_query=True)
-    else:
-        base = _check_absolute(base_url, allow_query=False).rstrip("/")
-        path_part, sep, path_query = path.partition("?")
-        url = base + "/" + quote(path_part.lstrip("/"), safe=_PATH_SAFE)
-        if sep:
-            url += "?" + quote(path_query, safe=_QUERY_SAFE)
-    if query:
-        encoded = "&".join(
-            f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in query
-        )
-        url += ("&" if "?" in url else "?") + encoded
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return PreparedRequest(
-        method=method.upper(),
-        url=url,
-        headers=tuple((str(name), str(value)) for name, value in items),
-        body=body,
-    )
-
-
-def _check_absolute(url: str, *, allow_query: bool) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    if parts.fragment or (parts.query and not allow_query):
-        raise ValueError(f"a base URL takes no query or fragment: {url!r}")
-    return url
-
-
-# --------------------------------------------------------------------------------------------
-# Outcomes
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one send produced: a status code, or an error kind (never both)."""
-
-    status: int | None
-    """The response status, None when no complete response was received."""
-    error: ErrorKind | None
-    """Why there is no (complete) response; None when there is one."""
-
-
-_STATUS_OUTCOMES: Final[tuple[Outcome, ...]] = tuple(Outcome(code, None) for code in range(600))
-_ERROR_OUTCOMES: Final[dict[ErrorKind, Outcome]] = {kind: Outcome(None, kind) for kind in ErrorKind}
-
-
-def status_outcome(status: int) -> Outcome:
-    """The shared `Outcome` for a response status (pre-built for 0-599)."""
-    if 0 <= status < 600:
-        return _STATUS_OUTCOMES[status]
-    return Outcome(status, None)
-
-
-def error_outcome(kind: ErrorKind) -> Outcome:
-    """The shared `Outcome` for an error kind."""
-    return _ERROR_OUTCOMES[kind]
-
-
-# --------------------------------------------------------------------------------------------
-# Exception mapping (the table in the module docstring)
-
-_CONNECT_ERRNOS: Final = frozenset(
-    {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN}
-)
-_RESET_ERRNOS: Final = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
-_CAUSE_TYPES: Final = (aiohttp.ClientError, HttpProcessingError, OSError)
-
-
-def classify_exception(exc: BaseException) -> ErrorKind:
-    """Map an exception raised while sending a request to an `ErrorKind`."""
-    if isinstance(exc, httpx.HTTPError):
-        cause = exc.__cause__
-        if isinstance(cause, _CAUSE_TYPES):  # httpx-aiohttp wraps aiohttp's exception
-            return classify_exception(cause)
-        return _classify_httpx(exc)
-    if isinstance(exc, TimeoutError):  # includes aiohttp.ServerTimeoutError
-        return ErrorKind.timeout
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ErrorKind.connect
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return ErrorKind.reset
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return ErrorKind.reset if "not completed" in str(exc) else ErrorKind.protocol
-    if isinstance(exc, aiohttp.ClientResponseError | HttpProcessingError):
-        return ErrorKind.protocol
-    if isinstance(exc, ConnectionRefusedError | socket.gaierror):
-        return ErrorKind.connect
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        return ErrorKind.reset
-    if isinstance(exc, OSError):  # aiohttp.ClientOSError is an OSError
-        if exc.errno in _RESET_ERRNOS:
-            return ErrorKind.reset
-        if exc.errno in _CONNECT_ERRNOS:
-            return ErrorKind.connect
-    return ErrorKind.other
-
-
-def _classify_httpx(exc: httpx.HTTPError) -> ErrorKind:
-    if isinstance(exc, httpx.TimeoutException):
-        return ErrorKind.timeout
-    if isinstance(exc, httpx.ConnectError):
-        return ErrorKind.connect
-    if isinstance(exc, httpx.ReadError | httpx.WriteError):
-        return ErrorKind.reset
-    if isinstance(exc, httpx.RemoteProtocolError):
-        message = str(exc).lower()
-        if "disconnected" in message or "peer closed" in message:
-            return ErrorKind.reset
-        return ErrorKind.protocol
-    if isinstance(exc, httpx.ProtocolError | httpx.DecodingError):
-        return ErrorKind.protocol
-    return ErrorKind.other
-
-
-# --------------------------------------------------------------------------------------------
-# The seam
+__all__ = ["TRANSPORT_KINDS", "LoadTransport", "RecyclingTransport", "make_transport"]
 
 
 class LoadTransport(Protocol):
@@ -334,8 +100,12 @@ class _Generation(Generic[ClientT]):
 _monotonic: Final = time.monotonic
 
 
-class _RecyclingTransport(Generic[ClientT]):
-    """The generation bookkeeping shared by every transport (see "Connection recycling")."""
+class RecyclingTransport(Generic[ClientT]):
+    """The generation bookkeeping shared by every transport (see "Connection recycling").
+
+    A client module subclasses it with `_new_client` and `_close_client`, and brackets every
+    send with `_acquire` and `_finish`.
+    """
 
     def __init__(
         self, *, timeout_s: float, connection_max_age_s: float, max_connections: int
@@ -350,7 +120,8 @@ class _RecyclingTransport(Generic[ClientT]):
         self.connection_max_age_s = float(connection_max_age_s)
         self.max_connections = int(max_connections)
         self.generations_started = 0
-        self._force_close = connection_max_age_s == 0
+        self.force_close = connection_max_age_s == 0
+        """One connection per request (no keep-alive): what a max age of 0 means."""
         self._gen: _Generation[ClientT] | None = None
         self._rotate_at = -math.inf
         self._draining: set[_Generation[ClientT]] = set()
@@ -362,6 +133,10 @@ class _RecyclingTransport(Generic[ClientT]):
     def connections_opened(self) -> int:
         """TCP connections attempted so far (sockets opened, including failed connects)."""
         return self._connections_opened
+
+    def count_connection(self) -> None:
+        """A client opened a socket (the clients' connection hooks call this)."""
+        self._connections_opened += 1
 
     # Subclass hooks ------------------------------------------------------------------------
 
@@ -381,7 +156,7 @@ class _RecyclingTransport(Generic[ClientT]):
         gen = _Generation(self._new_client())
         self._gen = gen
         self.generations_started += 1
-        if self._force_close or math.isinf(self.connection_max_age_s):
+        if self.force_close or math.isinf(self.connection_max_age_s):
             self._rotate_at = math.inf
         else:
             self._rotate_at = now + self.connection_max_age_s
@@ -433,190 +208,6 @@ class _RecyclingTransport(Generic[ClientT]):
         while self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
-    def _socket_factory(self, addr_info: AddrInfoType) -> socket.socket:
-        """aiohttp's connector opens its sockets here, which counts them."""
-        self._connections_opened += 1
-        family, type_, proto, _, _ = addr_info
-        return socket.socket(family=family, type=type_, proto=proto)
-
-    def _new_session(self, timeout: aiohttp.ClientTimeout | None) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self.max_connections,
-            force_close=self._force_close,
-            socket_factory=self._socket_factory,
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout if timeout is not None else aiohttp.ClientTimeout(),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            trust_env=False,
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# aiohttp directly
-
-
-class AiohttpTransport(_RecyclingTransport[aiohttp.ClientSession]):
-    """aiohttp.ClientSession directly: the fast path (see the module docstring)."""
-
-    def __init__(
-        self, *, timeout_s: float, connection_max_age_s: float, max_connections: int
-    ) -> None:
-        super().__init__(
-            timeout_s=timeout_s,
-            connection_max_age_s=connection_max_age_s,
-            max_connections=max_connections,
-        )
-        self._timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-
-    def _new_client(self) -> aiohttp.ClientSession:
-        return self._new_session(self._timeout)
-
-    async def _close_client(self, client: aiohttp.ClientSession) -> None:
-        await client.close()
-
-    async def send(
-        self,
-        request: PreparedRequest,
-        extra_headers: tuple[tuple[str, str], ...] | None = None,
-    ) -> Outcome:
-        """Send ``request`` and return its outcome; see `LoadTransport.send`."""
-        headers = request.headers if extra_headers is None else request.headers + extra_headers
-        gen = self._acquire()
-        try:
-            async with gen.client.request(
-                request.method,
-                request.url,
-                headers=headers or None,
-                data=request.body,
-                allow_redirects=False,
-            ) as response:
-                content = response.content
-                while await content.readany():
-                    pass
-                status = response.status
-        except Exception as exc:
-            return _ERROR_OUTCOMES[classify_exception(exc)]
-        finally:
-            self._finish(gen)
-        return status_outcome(status)
-
-
-# --------------------------------------------------------------------------------------------
-# httpx, over httpx-aiohttp or over its own transport
-
-
-class _CountingBackend(httpcore.AsyncNetworkBackend):
-    """Wraps httpcore's network backend to count the TCP connections it opens."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkBackend, on_connect: Callable[[], None]):
-        self._inner = inner
-        self._on_connect = on_connect
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self._on_connect()
-        return await self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.AsyncNetworkStream:
-        self._on_connect()
-        return await self._inner.connect_unix_socket(
-            path, timeout=timeout, socket_options=socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class HttpxTransport(_RecyclingTransport[httpx.AsyncClient]):
-    """httpx.AsyncClient over httpx-aiohttp (``kind="aiohttp"``) or httpx's own pool.
-
-    httpx is the project's HTTP API everywhere else; this transport exists so the benchmark can
-    show what it costs on the hot path. ``connections_opened`` for ``kind="default"`` hooks the
-    network backend of httpx's connection pool (a private attribute); should a future httpcore
-    rename it, the count stays 0 while sending keeps working.
-    """
-
-    def __init__(
-        self,
-        kind: Literal["aiohttp", "default"] = "aiohttp",
-        *,
-        timeout_s: float,
-        connection_max_age_s: float,
-        max_connections: int,
-    ) -> None:
-        if kind not in ("aiohttp", "default"):
-            raise ValueError(f"HttpxTransport kind must be 'aiohttp' or 'default', got {kind!r}")
-        super().__init__(
-            timeout_s=timeout_s,
-            connection_max_age_s=connection_max_age_s,
-            max_connections=max_connections,
-        )
-        self.kind = kind
-
-    def _count_connection(self) -> None:
-        self._connections_opened += 1
-
-    def _new_client(self) -> httpx.AsyncClient:
-        common: dict[str, Any] = {
-            "timeout": httpx.Timeout(self.timeout_s),
-            "follow_redirects": False,
-            "trust_env": False,
-        }
-        if self.kind == "aiohttp":
-            # httpx-aiohttp passes per-operation timeouts that replace the session's: the total
-            # deadline comes from asyncio.timeout in send().
-            transport = _HttpxAiohttpTransport(client=self._new_session(None))
-            return httpx.AsyncClient(transport=transport, **common)
-        limits = httpx.Limits(
-            max_connections=self.max_connections,
-            max_keepalive_connections=0 if self._force_close else self.max_connections,
-        )
-        client = httpx.AsyncClient(limits=limits, **common)
-        pool = getattr(client._transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.AsyncNetworkBackend):
-            pool._network_backend = _CountingBackend(backend, self._count_connection)  # type: ignore[union-attr]
-        return client
-
-    async def _close_client(self, client: httpx.AsyncClient) -> None:
-        await client.aclose()
-
-    async def send(
-        self,
-        request: PreparedRequest,
-        extra_headers: tuple[tuple[str, str], ...] | None = None,
-    ) -> Outcome:
-        """Send ``request`` and return its outcome; see `LoadTransport.send`."""
-        headers = request.headers if extra_headers is None else request.headers + extra_headers
-        gen = self._acquire()
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await gen.client.request(
-                    request.method,
-                    request.url,
-                    headers=headers or None,
-                    content=request.body,
-                )
-            status = response.status_code
-        except Exception as exc:
-            return _ERROR_OUTCOMES[classify_exception(exc)]
-        finally:
-            self._finish(gen)
-        return status_outcome(status)
-
 
 # --------------------------------------------------------------------------------------------
 # Factory
@@ -627,19 +218,24 @@ TRANSPORT_KINDS: Final = ("aiohttp", "httpx-aiohttp", "httpx")
 def make_transport(
     kind: str, *, timeout_s: float, connection_max_age_s: float, max_connections: int
 ) -> LoadTransport:
-    """Build the transport named ``kind`` (one of `TRANSPORT_KINDS`)."""
+    """Build the transport named ``kind`` (one of `TRANSPORT_KINDS`).
+
+    The HTTP clients are imported here, on first use, not when the engine is imported.
+    """
+    if kind not in TRANSPORT_KINDS:
+        valid = ", ".join(TRANSPORT_KINDS)
+        raise ValueError(f"unknown transport kind {kind!r}; valid kinds: {valid}")
+    from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport
+
     if kind == "aiohttp":
         return AiohttpTransport(
             timeout_s=timeout_s,
             connection_max_age_s=connection_max_age_s,
             max_connections=max_connections,
         )
-    if kind in ("httpx-aiohttp", "httpx"):
-        return HttpxTransport(
-            "aiohttp" if kind == "httpx-aiohttp" else "default",
-            timeout_s=timeout_s,
-            connection_max_age_s=connection_max_age_s,
-            max_connections=max_connections,
-        )
-    valid = ", ".join(TRANSPORT_KINDS)
-    raise ValueError(f"unknown transport kind {kind!r}; valid kinds: {valid}")
+    return HttpxTransport(
+        "aiohttp" if kind == "httpx-aiohttp" else "default",
+        timeout_s=timeout_s,
+        connection_max_age_s=connection_max_age_s,
+        max_connections=max_connections,
+    )

@@ -1,13 +1,16 @@
 """The closed model: `users N think D` — N loops, each sending its next request when the last
 one ends, after D. A user starts no request at or after the phase end; one in flight then
-finishes in the background and still counts for the phase it was sent in."""
+finishes in the background and still counts for the phase it was sent in. Time comes from the
+run's `Clock`."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 
+from nimbus_scenarios.clock import Clock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
+from nimbus_scenarios.engine.pacer import Shard, check_mix
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import smooth_round_robin
 from nimbus_scenarios.plan.model import PhasePlan
@@ -18,35 +21,38 @@ __all__ = ["run_users"]
 async def run_users(
     phase: PhasePlan,
     mix: Sequence[CompiledTemplate],
-    weights: Sequence[int],
     dispatcher: Dispatcher,
     stats: PhaseStats,
     origin: float,
     background: set[asyncio.Task[None]],
-    shard: tuple[int, int] = (0, 1),
+    *,
+    clock: Clock,
+    shard: Shard = (0, 1),
 ) -> None:
     """Run the phase's users until its end; their last requests go on in `background`.
 
-    With `shard` (I, N) this process runs users u with u % N == I, so N shards run all N users.
+    `mix` holds the phase's templates in the order of `phase.weights`; the users share one
+    chooser. With `shard` (I, N) this process runs users u with u % N == I, so N shards run all
+    N users.
     """
+    check_mix(phase, mix)
     loop = asyncio.get_running_loop()
     end = origin + phase.end_s
-    chooser = smooth_round_robin(list(weights))
+    chooser = smooth_round_robin(phase.weights)
     templates = list(mix)
+    requests = [stats.request(template.name) for template in templates]
 
     async def user() -> None:
-        while (now := loop.time()) < end:
-            stats.schedule(now)
-            await dispatcher.send_closed(stats, templates[next(chooser)], now)
-            left = end - loop.time()
-            if phase.think_s > 0 and left > 0:
-                await asyncio.sleep(min(phase.think_s, left))
+        while (now := clock.now()) < end:
+            chosen = next(chooser)
+            stats.schedule(now, requests[chosen])
+            await dispatcher.send_closed(stats, templates[chosen], now)
+            if phase.think_s > 0:
+                await clock.sleep_until(min(clock.now() + phase.think_s, end))
 
     index, count = shard
     tasks = [loop.create_task(user()) for _ in range(index, phase.users, count)]
     background.update(tasks)
     for task in tasks:
         task.add_done_callback(background.discard)
-    delay = end - loop.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    await clock.sleep_until(end)

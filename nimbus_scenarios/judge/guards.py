@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nimbus_scenarios.engine.stats import LatencyHistogram, SecondSeries
+from nimbus_scenarios.engine.histogram import LatencyHistogram
+from nimbus_scenarios.engine.series import SecondSeries
 from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.plan.model import GuardPlan
 

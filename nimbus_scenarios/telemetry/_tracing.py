@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from nimbus_scenarios import __version__
 from nimbus_scenarios.engine.dispatch import ExtraHeaders
-from nimbus_scenarios.engine.transport import Outcome
+from nimbus_scenarios.engine.request import Outcome
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._pipeline import (
@@ -77,7 +77,7 @@ _DURATION_BUCKETS_S: Final = (
 
 def _redacted_url(base_url: str, template: Template) -> str:
     """The template's URL as sent, with secret and `env(...)` query values `REDACTED`."""
-    from nimbus_scenarios.engine.transport import prepare
+    from nimbus_scenarios.engine.request import prepare
 
     query = [
         (k, "REDACTED" if v.env is not None or v.secret else v.value) for k, v in template.query

@@ -1,4 +1,5 @@
-"""Tests for the LoadTransport seam against a real local aiohttp.web server on 127.0.0.1."""
+"""Tests for the LoadTransport seam and its clients against a real aiohttp.web server on
+127.0.0.1: statuses, error kinds, the exception mapping and connection recycling."""
 
 from __future__ import annotations
 
@@ -16,18 +17,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from nimbus_scenarios.engine.transport import (
-    TRANSPORT_KINDS,
-    AiohttpTransport,
-    ErrorKind,
-    HttpxTransport,
-    LoadTransport,
-    Outcome,
-    PreparedRequest,
-    classify_exception,
-    make_transport,
-    prepare,
-)
+from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport, classify_exception
+from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, prepare
+from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, LoadTransport, make_transport
 
 CLIENT_HEADER = "X-Test-Client"
 
@@ -131,33 +123,7 @@ def free_port() -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Requests and outcomes
-
-
-def test_prepare_joins_base_and_path_and_encodes_query() -> None:
-    """prepare() puts exactly one slash between base and path and percent-encodes the query."""
-    request = prepare(
-        "get", "http://h:8080/api/", "/v1/a b", [("q", "x y&z"), ("n", "1")], headers={"A": "b"}
-    )
-    assert request == PreparedRequest(
-        "GET", "http://h:8080/api/v1/a%20b?q=x%20y%26z&n=1", (("A", "b"),), None
-    )
-    assert prepare("GET", "http://h", "p?x=1", [("y", "2")]).url == "http://h/p?x=1&y=2"
-    assert prepare("GET", "http://h", "http://other/z").url == "http://other/z"
-    with pytest.raises(ValueError, match="absolute"):
-        prepare("GET", "h:80", "/x")
-    with pytest.raises(ValueError, match="no query"):
-        prepare("GET", "http://h/?a=1", "/x")
-
-
-def test_outcomes_are_shared_singletons() -> None:
-    """Outcomes for statuses and error kinds are pre-built, so the hot path allocates none."""
-    from nimbus_scenarios.engine.transport import error_outcome, status_outcome
-
-    assert status_outcome(200) is status_outcome(200)
-    assert status_outcome(200) == Outcome(200, None)
-    assert error_outcome(ErrorKind.reset) is error_outcome(ErrorKind.reset)
-    assert status_outcome(799) == Outcome(799, None)
+# Sending
 
 
 @pytest.mark.parametrize("kind", TRANSPORT_KINDS)
@@ -347,8 +313,7 @@ def test_send_after_aclose_is_an_error() -> None:
 
 
 def test_connection_max_age_recycles_reuses_and_closes() -> None:
-    """Server-side: max_age 0.3 s opens new connections over ~1.5 s, 0 opens one per request,
-    a large max_age reuses one connection, and retired connections get closed."""
+    """Max age 0.3 s recycles, 0 opens one per request, 1 h reuses one; retired ones close."""
 
     async def drive(server: Server, kind: str, max_age: float, requests: int, gap: float) -> int:
         name = f"{kind}/{max_age}"

@@ -193,10 +193,11 @@ def stats_1_to_100_ms() -> PhaseStats:
     """100 requests with latencies 1, 2, ..., 100 ms; every 10th one failed."""
     stats = PhaseStats("p")
     for i in range(1, 101):
-        stats.schedule(float(i))
-        stats.mark_sent(float(i))
+        request = stats.request("t")
+        stats.schedule(float(i), request)
+        stats.mark_sent(float(i), request)
         ok = i % 10 != 0
-        stats.record(float(i), float(i), i + i / 1000.0, 200 if ok else 500, ok)
+        stats.record(float(i), float(i), i + i / 1000.0, 200 if ok else 500, ok, request)
     return stats
 
 

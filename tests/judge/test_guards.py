@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from nimbus_scenarios.engine.stats import SecondSeries
+from nimbus_scenarios.engine.series import SecondSeries
 from nimbus_scenarios.judge.guards import check_guards, window_errors
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from nimbus_scenarios.clock import LoopClock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, ok_statuses
+from nimbus_scenarios.engine.request import Outcome, prepare
 from nimbus_scenarios.engine.stats import RunStats
-from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, Outcome, make_transport, prepare
+from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, make_transport
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -80,7 +82,11 @@ def test_dispatcher_passes_headers_and_token_to_observers() -> None:
         )
         loop = asyncio.get_running_loop()
         dispatcher = Dispatcher(
-            transport, max_inflight=10, observers=(observer,), headers_for=headers_for
+            transport,
+            clock=LoopClock(),
+            max_inflight=10,
+            observers=(observer,),
+            headers_for=headers_for,
         )
         stats = RunStats(loop.time()).phase("p")
         try:
