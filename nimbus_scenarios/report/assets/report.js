@@ -1,4 +1,5 @@
-// The HTML report's hover read-out (inlined into each report; see report/html.py).
+// The HTML report's hover read-out (inlined into each report; see report/html.py and
+// report/charts.py, which writes the data it reads).
 // It only reads the page: a JSON block of per-second data, the charts, the tooltip.
 (function () {
   "use strict";
@@ -15,6 +16,16 @@
   function at(list, t) {
     for (var i = 0; i < list.length; i++) {
       if (t >= list[i][1] && t < list[i][2]) { return list[i]; }
+    }
+    return null;
+  }
+  // The planned rate at t: runs are [start, end, rate at start, rate at end], straight between.
+  function targetAt(t) {
+    for (var i = 0; i < data.targets.length; i++) {
+      var r = data.targets[i];
+      if (t >= r[0] && t < r[1]) {
+        return r[1] > r[0] ? r[2] + (r[3] - r[2]) * (t - r[0]) / (r[1] - r[0]) : r[2];
+      }
     }
     return null;
   }
@@ -52,10 +63,10 @@
       }
     });
     var phase = at(data.phases, t);
-    var target = at(data.targets, t);
+    var target = targetAt(t);
     var s = data.seconds[String(sec)];
     var rows = [line("+" + t.toFixed(1) + "s" + (phase ? " · " + phase[0] : ""), "th")];
-    var tr = target && target[0] !== null ? target[0].toFixed(1) : "–";
+    var tr = target !== null ? target.toFixed(1) : "–";
     if (s) {
       rows.push(line("target " + tr + "/s · scheduled " + s[0] + " · sent " + s[1]));
       rows.push(line("p50 " + fmtMs(s[4]) + " · p95 " + fmtMs(s[5]) +
