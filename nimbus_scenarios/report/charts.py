@@ -268,28 +268,6 @@ def _markers(tl: Timeline, axis: TimeAxis) -> Markup:
     return svg.join(parts)
 
 
-def _legend(chart: Chart) -> Markup:
-    x = WIDTH - svg.RIGHT
-    items = []
-    for label, colour, dash in reversed(chart.legend):
-        x -= 12 + 6.2 * len(label) + 18
-        if dash == "dot":
-            swatch = Markup('<circle cx="{}" cy="14" r="4" fill="{}"/>').format(
-                svg.num(x + 7), colour
-            )
-        else:
-            swatch = Markup(
-                '<line x1="{}" y1="14" x2="{}" y2="14" stroke="{}" stroke-width="2.4"{}/>'
-            ).format(
-                svg.num(x),
-                svg.num(x + 14),
-                colour,
-                Markup(' stroke-dasharray="{}"').format(dash) if dash else "",
-            )
-        items.append(swatch + svg.text(x + 18, 18, label, cls="legend"))
-    return svg.join(reversed(items))
-
-
 def _frame_chart(chart: Chart, tl: Timeline, axis: TimeAxis, *, last: bool) -> Markup:
     height = TOP + INNER + (svg.AXIS_H if last else svg.GAP_H)
     pattern, clip = f"hatch-{chart.key}", f"clip-{chart.key}"
@@ -312,7 +290,7 @@ def _frame_chart(chart: Chart, tl: Timeline, axis: TimeAxis, *, last: bool) -> M
             label = svg.time_label(tick, axis.end)
             parts.append(svg.text(x, TOP + INNER + 15, label, cls="xtick", anchor="middle"))
     parts.append(svg.text(LEFT, 18, chart.title, cls="ctitle"))
-    parts.append(_legend(chart))
+    parts.append(svg.legend(chart.legend))
     parts.append(Markup('<g clip-path="url(#{})">{}</g>').format(clip, svg.join(chart.body)))
     parts.append(_markers(tl, axis))
     if chart.message:
@@ -386,7 +364,7 @@ def _hover(tl: Timeline, axis: TimeAxis) -> dict[str, JsonValue]:
         },
         "targets": [[r.start, r.end, r.rate_start, r.rate_end] for r in tl.target],
         "phases": [[p.name, p.start, p.end] for p in tl.phases],
-        "replicas": [[s.start, s.ready, s.desired] for s in tl.replicas],
+        "replicas": [[s.start, s.end, s.ready, s.desired] for s in tl.replicas],
     }
 
 

@@ -23,7 +23,7 @@ from nimbus_scenarios.results.model import PhaseResult, RunResults
 if TYPE_CHECKING:
     from rich.live import Live
 
-__all__ = ["LineMonitor", "RichMonitor", "format_summary", "make_monitor"]
+__all__ = ["LineMonitor", "RichMonitor", "format_summary", "make_monitor", "status_line"]
 
 
 def _clock(seconds: float | None) -> str:

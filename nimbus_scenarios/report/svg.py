@@ -33,6 +33,7 @@ __all__ = [
     "hatch",
     "hline",
     "join",
+    "legend",
     "num",
     "path_d",
     "rect",
@@ -279,6 +280,23 @@ def frame(body: Markup, *, height: float, label: str, cls: str, key: str = "") -
         '<svg class="{}"{} viewBox="0 0 {} {}" role="img" aria-label="{}"'
         ' xmlns="http://www.w3.org/2000/svg">{}</svg>'
     ).format(cls, data, num(WIDTH), num(height), label, body)
+
+
+def legend(items: Sequence[tuple[str, str, str]]) -> Markup:
+    """A chart's legend, right-aligned in the title row: (label, colour, dash) each, where the
+    dash `dot` draws a dot instead of a line."""
+    x = WIDTH - RIGHT
+    drawn = []
+    for label, colour, dash in reversed(items):
+        x -= 12 + 6.2 * len(label) + 18  # swatch, a bold-ish 11.5px label, and a gap
+        if dash == "dot":
+            swatch = Markup('<circle cx="{}" cy="14" r="4" fill="{}"/>').format(num(x + 7), colour)
+        else:
+            swatch = Markup(
+                '<line x1="{}" y1="14" x2="{}" y2="14" stroke="{}" stroke-width="2.4"{}/>'
+            ).format(num(x), num(x + 14), colour, _dash(dash))
+        drawn.append(swatch + text(x + 18, 18, label, cls="legend"))
+    return join(reversed(drawn))
 
 
 def join(parts: Sequence[Markup] | Iterable[Markup]) -> Markup:

@@ -29,12 +29,13 @@
     }
     return null;
   }
+  // Replica steps are [start, end, ready, desired]; none after the replica source was lost.
   function replicasAt(t) {
-    var found = null;
     for (var i = 0; i < data.replicas.length; i++) {
-      if (data.replicas[i][0] <= t) { found = data.replicas[i]; } else { break; }
+      var r = data.replicas[i];
+      if (t >= r[0] && (t < r[1] || (i === data.replicas.length - 1 && t <= r[1]))) { return r; }
     }
-    return found;
+    return null;
   }
   function line(text, cls) {
     var div = document.createElement("div");
@@ -76,7 +77,7 @@
       rows.push(line("target " + tr + "/s (no requests this second)"));
     }
     var r = replicasAt(t);
-    if (r) { rows.push(line("replicas " + r[1] + " ready / " + r[2] + " desired")); }
+    if (r) { rows.push(line("replicas " + r[2] + " ready / " + r[3] + " desired")); }
     tip.replaceChildren.apply(tip, rows);
     tip.style.visibility = "visible";
     var left = ev.clientX + 14;
