@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from nimbus_scenarios.engine.records import (
     Counts,
@@ -52,6 +53,9 @@ from nimbus_scenarios.results.model import (
     Verdict,
 )
 
+DATA = Path(__file__).parent / "data"
+"""Scenario sources: `full.scn`, `aborted.scn`, `infra.scn`."""
+
 HOSTILE = (
     "<script>window.__pwned=1;alert('x')</script>"
     '<img src=x onerror="window.__pwned=2">&amp;"\'</textarea>'
@@ -61,103 +65,9 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 GRAFANA = "http://grafana.example.test:3000"
 POD = "consumer-7d9f8b6c5-x2k4q"
 
-FULL_SOURCE = """\
-# A fixture run for the report tests: ~60 s against the local reference consumer.
-scenario "checkout-autoscale" {
-  description "Ramp past the trigger, spike, kill a pod, cool down"
-  target "http://127.0.0.1:8000"
-  watch deployment "consumer" namespace "nimbusguard"
-
-  param peak = 24/s
-
-  request work = stress cpu 1 memory 10MB for 1s async
-  request health = GET "/health"
-  request missing = GET "/missing"
-
-  before {
-    expect health succeeds within 10s
-    expect replicas == 1 within 10s
-  }
-
-  phase "warmup" 10s {
-    rate 4/s
-    send work
-  }
-  phase "ramp" 20s {
-    ramp 4/s -> $peak
-    send 90% work, 5% health, 5% missing
-    expect replicas >= 2 within 25s
-  }
-  phase "hold" 15s {
-    rate $peak
-    spike 16/s for 3s at 5s
-    send 95% work, 5% missing
-    at 8s kill 1 pods
-    expect ready replicas >= 2 throughout
-  }
-  phase "cooldown" 15s {
-    idle
-    expect replicas <= 1 within 20s
-  }
-
-  after {
-    expect health succeeds
-  }
-
-  expect p95 < 2s
-  expect p99 < 1500ms
-  expect errors < 10%
-  expect achieved >= 95%
-  abort when errors > 50% over 10s
-}
-"""
-
-ABORTED_SOURCE = """\
-scenario "x<script>alert(1)</script>&'" {
-  description "abort fixture"
-  target "http://127.0.0.1:8000"
-
-  request bad = GET "/nope<b>"
-  request health = GET "/health"
-
-  phase "ok <i>" 2s {
-    rate 5/s
-    send health
-  }
-  phase "bad" 6s {
-    rate 10/s
-    send bad
-  }
-  phase "never" 3s {
-    rate 5/s
-    send health
-  }
-  expect p95 < 1s
-  expect errors < 1%
-  expect achieved >= 95%
-  abort when errors > 50% over 2s
-}
-"""
-
-INFRA_SOURCE = """\
-scenario "demo" {
-  target "http://127.0.0.1:9"
-  watch deployment "consumer" namespace "nimbusguard"
-  request work = GET "/work"
-  phase "warmup" 3s {
-    rate 5/s
-    send work
-  }
-  phase "ramp" 4s {
-    ramp 5/s -> 30/s
-    send work
-    expect replicas >= 2 within 5s
-  }
-  expect p95 < 1s
-}
-"""
-
-
+FULL_SOURCE = (DATA / "full.scn").read_text(encoding="utf-8")
+ABORTED_SOURCE = (DATA / "aborted.scn").read_text(encoding="utf-8")
+INFRA_SOURCE = (DATA / "infra.scn").read_text(encoding="utf-8")
 UNSHARDED = ShardInfo(0, 1)
 
 
