@@ -1,20 +1,68 @@
-"""Run events: what the runner tells its listeners (console, `--monitor`, telemetry).
+"""Run events: what the runner tells its listeners (console, `--monitor`, telemetry, logs).
 
 Handlers subclass `RunHandler` and override what they need; every method is a no-op by default
 and must not raise (the runner guards them anyway, so a broken listener never breaks a run).
-Per-request events do not go through here: they are the dispatcher's `RequestObserver`s.
+`Handlers` fans one event out to many. Per-request events do not go through here: they are the
+dispatcher's `RequestObserver`s, kept off the generic path.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 
-if TYPE_CHECKING:
-    from nimbus_scenarios.judge.expectations import Judgement
-    from nimbus_scenarios.plan.model import PhasePlan, Plan
-    from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.plan.model import PhasePlan, Plan
+from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.results.model import Judgement, RunResults, Stage
 
-__all__ = ["RunHandler"]
+__all__ = ["Handlers", "Progress", "RunHandler", "WindowState", "WindowStatus"]
+
+
+class WindowState(StrEnum):
+    """Where a replica window stands while the run goes on."""
+
+    WAITING = "waiting"
+    """Its window has not started."""
+    OPEN = "open"
+    """Its window is open and the condition has not been met (or not failed) yet."""
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_JUDGED = "not_judged"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStatus:
+    """One replica expectation's state, by its text."""
+
+    text: str
+    state: WindowState
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Live progress, every `progress_interval_s`: cheap to compute, plain data."""
+
+    stage: Stage
+    phase: str | None
+    elapsed_s: float
+    remaining_s: float
+    target_rate: float
+    achieved_rate: float
+    """Requests sent in the last whole second."""
+    in_flight: int
+    p95_ms: float | None
+    """Of the most recent second with completions."""
+    sent: int
+    dropped: int
+    errors_pct: float
+    ready: int | None
+    desired: int | None
+    windows: tuple[WindowStatus, ...] = ()
+
+    def count(self, state: WindowState) -> int:
+        """How many replica windows are in `state`."""
+        return sum(1 for window in self.windows if window.state is state)
 
 
 class RunHandler:
@@ -23,7 +71,7 @@ class RunHandler:
     def run_started(self, plan: Plan, run_id: str) -> None:
         """Pre-flight passed; the `before` stage starts."""
 
-    def stage_started(self, stage: str) -> None:
+    def stage_started(self, stage: Stage) -> None:
         """`before`, `phases`, `pending`, `after` or `cleanup` begins."""
 
     def phase_started(self, phase: PhasePlan, at_s: float) -> None:
@@ -35,7 +83,7 @@ class RunHandler:
     def replica_sample(self, sample: ReplicaSample, at_s: float) -> None:
         """The replica source recorded a change."""
 
-    def pods_killed(self, names: list[str], at_s: float) -> None:
+    def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """`at T kill N pods` deleted these pods."""
 
     def expectation_decided(self, judgement: Judgement, at_s: float | None) -> None:
@@ -44,8 +92,64 @@ class RunHandler:
     def aborted(self, reason: str, at_s: float) -> None:
         """The run stops early: a guard fired, a signal came, or the deadline passed."""
 
-    def progress(self, status: dict[str, Any]) -> None:
+    def progress(self, status: Progress) -> None:
         """Live progress, every `progress_interval_s` while the run goes on."""
 
-    def run_ended(self, document: dict[str, Any]) -> None:
+    def run_ended(self, results: RunResults) -> None:
         """The results document is complete."""
+
+
+class Handlers(RunHandler):
+    """Many handlers as one: each event goes to each, in order; one that raises is noted in
+    `failures` and the others still hear the event."""
+
+    def __init__(self, handlers: Sequence[RunHandler]) -> None:
+        self.handlers = tuple(handlers)
+        self.failures: list[str] = []
+
+    def _each(self, name: str, *args: object) -> None:
+        for handler in self.handlers:
+            try:
+                getattr(handler, name)(*args)
+            except Exception as exc:
+                self.failures.append(f"listener {type(handler).__name__}.{name} failed: {exc}")
+
+    def run_started(self, plan: Plan, run_id: str) -> None:
+        """Fan out."""
+        self._each("run_started", plan, run_id)
+
+    def stage_started(self, stage: Stage) -> None:
+        """Fan out."""
+        self._each("stage_started", stage)
+
+    def phase_started(self, phase: PhasePlan, at_s: float) -> None:
+        """Fan out."""
+        self._each("phase_started", phase, at_s)
+
+    def phase_ended(self, phase: PhasePlan, at_s: float) -> None:
+        """Fan out."""
+        self._each("phase_ended", phase, at_s)
+
+    def replica_sample(self, sample: ReplicaSample, at_s: float) -> None:
+        """Fan out."""
+        self._each("replica_sample", sample, at_s)
+
+    def pods_killed(self, names: Sequence[str], at_s: float) -> None:
+        """Fan out."""
+        self._each("pods_killed", names, at_s)
+
+    def expectation_decided(self, judgement: Judgement, at_s: float | None) -> None:
+        """Fan out."""
+        self._each("expectation_decided", judgement, at_s)
+
+    def aborted(self, reason: str, at_s: float) -> None:
+        """Fan out."""
+        self._each("aborted", reason, at_s)
+
+    def progress(self, status: Progress) -> None:
+        """Fan out."""
+        self._each("progress", status)
+
+    def run_ended(self, results: RunResults) -> None:
+        """Fan out."""
+        self._each("run_ended", results)

@@ -1,124 +1,143 @@
 """The console: the end-of-run summary (from the results document) and `--monitor` progress.
 
-`--monitor` is one more run listener: a status line every 10 s when stdout is not a terminal
-(what `kubectl logs -f` shows), a live rich panel when it is.
+`format_summary(results)` is the text `run` and `report` print at the end. `--monitor` is one
+more run listener (`events.RunHandler`): a status line per progress event when stderr is not a
+terminal (what `kubectl logs -f` shows), a live rich panel when it is (`make_monitor` picks).
+
+Its place: `report`, reading only `RunResults` and the typed run events. Values are written in
+plain ASCII (`-` for nothing), since these lines end up in logs and CI output.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING
 
-from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.events import Progress, RunHandler, WindowState
+from nimbus_scenarios.language.vocabulary import ExpectationKind
+from nimbus_scenarios.plan.model import PhasePlan
+from nimbus_scenarios.report._format import finite, verdict_mark
+from nimbus_scenarios.results.model import PhaseResult, RunResults
 
-__all__ = ["LineMonitor", "RichMonitor", "format_summary", "make_monitor"]
+if TYPE_CHECKING:
+    from rich.live import Live
 
-_MARKS = {"passed": "PASS", "failed": "FAIL", "not_judged": "N/J "}
+__all__ = ["LineMonitor", "RichMonitor", "format_summary", "make_monitor", "status_line"]
 
 
 def _clock(seconds: float | None) -> str:
-    if seconds is None:
+    value = finite(seconds)
+    if value is None:
         return "-"
-    whole = max(round(seconds), 0)
+    whole = max(round(value), 0)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _ms(value: float | None) -> str:
-    if value is None:
+    number = finite(value)
+    if number is None:
         return "-"
-    return f"{value:.0f}ms" if value < 10_000 else f"{value / 1000:.1f}s"
+    return f"{number:.0f}ms" if number < 10_000 else f"{number / 1000:.1f}s"
 
 
 def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+    number = finite(value)
+    return "-" if number is None else f"{number:.1f}"
 
 
-def format_summary(document: dict[str, Any], results_path: str | None = None) -> str:
-    """The end-of-run summary: verdict, phases, expectations, where the results are."""
-    lines = [
-        (
-            f"scenario {document['scenario']}  run {document['run_id']}  "
-            f"verdict {str(document['verdict']).upper()} (exit {document['exit_code']})"
-        )
-    ]
-    if document.get("error"):
-        lines.append(f"error: {document['error']}")
-    abort = document.get("abort")
-    if abort:
-        lines.append(f"aborted at +{abort['at_s']:.0f}s: {abort['reason']}")
-    rows = [("phase", "target/s", "achieved/s", "sent", "dropped", "failed", "p50", "p95", "p99")]
-    for phase in document["phases"]:
-        if not phase.get("ran"):
-            rows.append(
-                (phase["name"], _rate(phase["target_rate"]), "not run", "", "", "", "", "", "")
-            )
-            continue
-        latency = phase.get("latency_ms") or {}
-        rows.append(
-            (
-                phase["name"],
-                _rate(phase["target_rate"]),
-                _rate(phase["achieved_rate"]),
-                str(phase["sent"]),
-                str(phase["dropped"]),
-                str(phase["failed"]),
-                _ms(latency.get("p50")),
-                _ms(latency.get("p95")),
-                _ms(latency.get("p99")),
-            )
-        )
+def _phase_row(phase: PhaseResult) -> tuple[str, ...]:
+    if not phase.ran:
+        return (phase.name, _rate(phase.target_rate), "not run", "", "", "", "", "", "")
+    load = phase.load
+    latency = load.latency_ms
+    return (
+        phase.name,
+        _rate(phase.target_rate),
+        _rate(phase.achieved_rate),
+        str(load.sent),
+        str(load.dropped),
+        str(load.failed),
+        _ms(None if latency is None else latency.p50),
+        _ms(None if latency is None else latency.p95),
+        _ms(None if latency is None else latency.p99),
+    )
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Rows as aligned columns: the first left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def format_summary(results: RunResults, results_path: str | None = None) -> str:
+    """The end-of-run summary: verdict, phases, expectations, kills, where the results are."""
+    verdict = f"verdict {results.verdict.value.upper()} (exit {int(results.exit_code)})"
+    lines = [f"scenario {results.scenario}  run {results.run_id}  {verdict}"]
+    if results.error:
+        lines.append(f"error: {results.error}")
+    abort = results.abort
+    if abort is not None:
+        at = finite(abort.at_s)
+        where = "" if at is None else f" at +{at:.0f}s"
+        lines.append(f"aborted{where}: {abort.reason}")
+    header = ("phase", "target/s", "achieved/s", "sent", "dropped", "failed", "p50", "p95", "p99")
     lines.append("")
-    for row in rows:
-        lines.append(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
-    if document["expectations"]:
+    lines.extend(_table([header, *(_phase_row(p) for p in results.phases)]))
+    if results.expectations:
         lines.append("")
         lines.append("expectations:")
-    for e in document["expectations"]:
-        mark = _MARKS.get(e["verdict"], e["verdict"])
-        detail = e.get("detail") or ""
-        met = (
-            f" (run offset {e['met_at_s']:.0f}s)"
-            if e.get("met_at_s") is not None and e["kind"] == "replicas"
-            else ""
-        )
-        lines.append(f"  {mark}  {e['scope']}: {e['text']}  {detail}{met}".rstrip())
-    for kill in document.get("kills") or []:
-        pods = ", ".join(kill.get("pods") or []) or kill.get("error", "")
-        lines.append(f"kill at +{kill['at_s']:.0f}s: {pods}")
-    if document.get("trace_id"):
-        lines.append(f"trace id: {document['trace_id']}")
+    for judgement in results.expectations:
+        e = judgement.expectation
+        met = judgement.met_at_s
+        # Only a window on the run has a run offset; `before`/`after` count from their stage.
+        on_run = e.kind is ExpectationKind.REPLICAS and judgement.window_s is not None
+        when = f" (run offset {met:.0f}s)" if met is not None and on_run else ""
+        mark = verdict_mark(judgement.verdict)
+        lines.append(f"  {mark}  {e.scope}: {e.text}  {judgement.detail}{when}".rstrip())
+    for kill in results.kills:
+        pods = ", ".join(kill.pods or ()) or kill.error or ""
+        lines.append(f"kill at +{kill.at_s:.0f}s: {pods}")
+    if results.trace_id:
+        lines.append(f"trace id: {results.trace_id}")
     if results_path:
         lines.append(f"results: {results_path}")
     return "\n".join(lines)
 
 
-def _status_line(status: dict[str, Any]) -> str:
+def _where(status: Progress) -> str:
+    return status.phase or status.stage.value
+
+
+def status_line(status: Progress) -> str:
+    """One progress event as a line: time, phase, rates, latency, errors, replicas, windows."""
     replicas = (
-        f"replicas {status['ready']}/{status['desired']}" if status.get("ready") is not None else ""
+        f"replicas {status.ready}/{status.desired if status.desired is not None else '-'}"
+        if status.ready is not None
+        else ""
     )
-    states = status.get("expectations") or []
-    open_count = sum(1 for _, s in states if s == "open")
-    passed = sum(1 for _, s in states if s == "passed")
-    failed = sum(1 for _, s in states if s == "failed")
-    where = status.get("phase") or status.get("stage")
+    windows = (
+        f"expectations {status.count(WindowState.PASSED)} passed, "
+        f"{status.count(WindowState.FAILED)} failed, {status.count(WindowState.OPEN)} open"
+    )
     fields = [
-        f"[{_clock(status['elapsed_s'])} +{_clock(status['remaining_s'])} left] {where}",
-        f"target {status['target_rate']:.1f}/s",
-        f"achieved {status['achieved_rate']:.0f}/s",
-        f"in flight {status['in_flight']}",
-        f"p95 {_ms(status.get('p95_ms'))}",
-        f"errors {status['errors_pct']:.1f}%",
-        f"dropped {status['dropped']}",
+        f"[{_clock(status.elapsed_s)} +{_clock(status.remaining_s)} left] {_where(status)}",
+        f"target {status.target_rate:.1f}/s",
+        f"achieved {status.achieved_rate:.0f}/s",
+        f"in flight {status.in_flight}",
+        f"p95 {_ms(status.p95_ms)}",
+        f"errors {status.errors_pct:.1f}%",
+        f"dropped {status.dropped}",
         replicas,
-        f"expectations {passed} passed, {failed} failed, {open_count} open",
+        windows,
     ]
     return "  ".join(field for field in fields if field)
 
@@ -129,56 +148,61 @@ class LineMonitor(RunHandler):
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
 
-    def progress(self, status: dict[str, Any]) -> None:
-        print(_status_line(status), file=self.stream, flush=True)
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
 
-    def phase_started(self, phase: Any, at_s: float) -> None:
-        print(
-            f"[{_clock(at_s)}] phase {phase.name}: {phase.shape_text}", file=self.stream, flush=True
-        )
+    def progress(self, status: Progress) -> None:
+        """Print the status line."""
+        self._print(status_line(status))
+
+    def phase_started(self, phase: PhasePlan, at_s: float) -> None:
+        """Print the phase and its shape."""
+        self._print(f"[{_clock(at_s)}] phase {phase.name}: {phase.shape_text}")
 
     def aborted(self, reason: str, at_s: float) -> None:
-        print(f"[{_clock(at_s)}] aborting: {reason}", file=self.stream, flush=True)
+        """Print why the run stops."""
+        self._print(f"[{_clock(at_s)}] aborting: {reason}")
 
 
 class RichMonitor(RunHandler):
-    """A live panel on a terminal."""
+    """A live panel on a terminal, redrawn on each progress event."""
 
     def __init__(self) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(stderr=True)
-        self.live = Live(console=self.console, auto_refresh=False, transient=False)
+        self.live: Live = Live(console=self.console, auto_refresh=False, transient=False)
         self.started = False
 
-    def progress(self, status: dict[str, Any]) -> None:
+    def progress(self, status: Progress) -> None:
+        """Redraw the panel."""
         from rich.table import Table
 
         if not self.started:
             self.live.start()
             self.started = True
         table = Table(show_header=False, box=None)
-        table.add_row("phase", str(status.get("phase") or status.get("stage")))
+        table.add_row("phase", _where(status))
+        table.add_row("time", f"{_clock(status.elapsed_s)} (+{_clock(status.remaining_s)} left)")
         table.add_row(
-            "time", f"{_clock(status['elapsed_s'])} (+{_clock(status['remaining_s'])} left)"
+            "rate", f"target {status.target_rate:.1f}/s   achieved {status.achieved_rate:.0f}/s"
         )
-        table.add_row(
-            "rate",
-            f"target {status['target_rate']:.1f}/s   achieved {status['achieved_rate']:.0f}/s",
-        )
-        table.add_row("in flight", str(status["in_flight"]))
-        table.add_row("p95", _ms(status.get("p95_ms")))
-        table.add_row("errors", f"{status['errors_pct']:.1f}%  (dropped {status['dropped']})")
-        if status.get("ready") is not None:
-            table.add_row("replicas", f"{status['ready']} ready / {status['desired']} desired")
-        for text, state in status.get("expectations") or []:
-            table.add_row(state, text)
+        table.add_row("in flight", str(status.in_flight))
+        table.add_row("p95", _ms(status.p95_ms))
+        table.add_row("errors", f"{status.errors_pct:.1f}%  (dropped {status.dropped})")
+        if status.ready is not None:
+            desired = "-" if status.desired is None else str(status.desired)
+            table.add_row("replicas", f"{status.ready} ready / {desired} desired")
+        for window in status.windows:
+            table.add_row(window.state.value, window.text)
         self.live.update(table, refresh=True)
 
-    def run_ended(self, document: dict[str, Any]) -> None:
+    def run_ended(self, results: RunResults) -> None:
+        """Stop redrawing; the panel stays on screen above the summary."""
         if self.started:
             self.live.stop()
+            self.started = False
 
 
 def make_monitor(stream: IO[str] | None = None) -> RunHandler:

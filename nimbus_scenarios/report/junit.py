@@ -1,12 +1,13 @@
 """The JUnit XML report: each expectation of a run as a test case, for CI test views.
 
-`render_junit(document)` turns a results document into one `<testsuite>` named
+`render_junit(results)` turns a `RunResults` into one `<testsuite>` named
 `nimbus-scenarios.<scenario>` (inside a `<testsuites>` root, which every common JUnit reader
 accepts):
 
 - one `<testcase>` per expectation, `classname` its scope (`before`, a phase name, `scenario`,
   `after`) and `name` its text; a failed one has `<failure message="observed X, expected CMP V">`
-  with the verdict's detail as text, a not-judged one `<skipped message="not judged: ...">`;
+  (values in the expectation's unit, from its comparator and value) with the verdict's detail as
+  text, a not-judged one `<skipped message="not judged: ...">`;
 - a `<testcase classname="run" name="abort">` with an `<error>` when the run aborted;
 - a `<testcase classname="run" name="infrastructure">` with an `<error>` for an infrastructure
   error (pre-flight failed) or a replica source lost during the run.
@@ -14,29 +15,33 @@ accepts):
 The suite's `time` is the run's `duration_s`; a test case's `time` is how long its expectation
 was watched: for a `within` window that held, until it held; for any other window, the window;
 for a phase's load expectation, the time the phase ran; for the scenario's, the time from the
-first phase's start to the last one's end; for `before`/`after` checks, until they held. The
-counts (`tests`, `failures`, `errors`, `skipped`) are those of the cases. Run facts (run id,
-verdict, exit code, trace id, target, Grafana link) are `<properties>`.
+first phase's start to the last one's end; for `before`/`after` checks, until they held; the
+abort case's, the abort offset. The counts (`tests`, `failures`, `errors`, `skipped`) are those
+of the cases. Run facts (run id, verdict, exit code, trace id, target, Grafana link) are
+`<properties>`; the suite's `timestamp` is the start in UTC without a zone.
 
 The XML is built with `xml.etree.ElementTree`, so markup in names and texts is escaped;
 characters XML 1.0 cannot carry at all (control characters, lone surrogates) are written as
 `\\xNN` / `\\uNNNN`.
+
+Its place: next to `report.html`, which it does not import; `report.files` writes both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
+from typing import Final
 
-from nimbus_scenarios.report.html import expectation_value, split_expected
+from nimbus_scenarios.language.nodes import WindowKind
+from nimbus_scenarios.report._format import expectation_value, expected_value, finite
+from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
 
-__all__ = ["render_junit"]
+__all__ = ["failure_message", "render_junit"]
 
-_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ILLEGAL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _clean(value: object) -> str:
@@ -50,78 +55,43 @@ def _clean(value: object) -> str:
     return _ILLEGAL.sub(spell, text)
 
 
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _seconds(value: float | None) -> str:
-    return f"{max(value or 0.0, 0.0):.3f}"
+    return f"{max(finite(value) or 0.0, 0.0):.3f}"
 
 
-def _span(pair: object) -> tuple[float, float] | None:
-    items = _list(pair)
-    if len(items) != 2:
-        return None
-    start, end = _num(items[0]), _num(items[1])
-    return None if start is None or end is None else (start, end)
+def _phase_times(results: RunResults) -> dict[str, tuple[float, float]]:
+    return {p.name: p.ran_s for p in results.phases if p.ran_s is not None}
 
 
-def _phase_times(document: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    times = {}
-    for item in _list(document.get("phases")):
-        phase = _dict(item)
-        ran = _span(phase.get("ran_s"))
-        if ran is not None:
-            times[str(phase.get("name"))] = ran
-    return times
-
-
-def _case_time(e: Mapping[str, Any], phases: Mapping[str, tuple[float, float]]) -> float:
-    """How long expectation `e` was watched (see the module doc)."""
-    scope = str(e.get("scope", ""))
-    met = _num(e.get("met_at_s"))
-    window = _span(e.get("window_s"))
+def _case_time(judgement: Judgement, phases: Mapping[str, tuple[float, float]]) -> float:
+    """How long the expectation was watched (see the module doc)."""
+    e = judgement.expectation
+    met = judgement.met_at_s
+    window = judgement.window_s
     if window is not None:
         start, end = window
-        if met is not None and e.get("window") == "within":
+        if met is not None and e.window is WindowKind.WITHIN:
             return met - start
         return end - start
-    if scope in {"before", "after"}:
+    if e.scope in {"before", "after"}:
         return met or 0.0
-    if scope in phases:
-        start, end = phases[scope]
+    if e.scope in phases:
+        start, end = phases[e.scope]
         return end - start
-    if scope == "scenario" and phases:
+    if e.scope == "scenario" and phases:
         return max(end for _, end in phases.values()) - min(s for s, _ in phases.values())
     return 0.0
 
 
-def _failure_message(e: Mapping[str, Any]) -> str:
-    kind = str(e.get("kind", ""))
-    observed = expectation_value(kind, _num(e.get("observed")))
-    comparator, expected = split_expected(kind, e.get("expected"))
-    return f"observed {observed}, expected {comparator} {expected}".replace("  ", " ").strip()
+def failure_message(judgement: Judgement) -> str:
+    """`observed 3.44s, expected < 2s`: both values in the expectation's unit."""
+    e = judgement.expectation
+    observed = expectation_value(e.kind, judgement.observed)
+    return f"observed {observed}, expected {expected_value(e, symbol=False)}"
 
 
-def _timestamp(value: object) -> str | None:
+def _timestamp(moment: dt.datetime) -> str:
     """ISO 8601 in UTC without the zone, as the JUnit schema spells it."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment.replace(microsecond=0).isoformat()
@@ -133,84 +103,77 @@ def _case(suite: ET.Element, classname: str, name: str, time: float) -> ET.Eleme
     )
 
 
-def render_junit(document: Mapping[str, Any]) -> str:
-    """The JUnit XML report of one results document (an XML declaration, then `<testsuites>`)."""
-    scenario = str(document.get("scenario", "?"))
-    duration = _num(document.get("duration_s"))
-    root = ET.Element("testsuites", name="nimbus-scenarios")
-    suite = ET.SubElement(root, "testsuite", name=_clean(f"nimbus-scenarios.{scenario}"))
+def _properties(suite: ET.Element, results: RunResults) -> None:
     properties = ET.SubElement(suite, "properties")
-    for key in ("run_id", "verdict", "exit_code", "trace_id", "target", "grafana_url"):
-        value = document.get(key)
+    facts: tuple[tuple[str, object], ...] = (
+        ("run_id", results.run_id),
+        ("verdict", results.verdict.value),
+        ("exit_code", int(results.exit_code)),
+        ("trace_id", results.trace_id),
+        ("target", results.target),
+        ("grafana_url", results.grafana_url),
+    )
+    for key, value in facts:
         if value is not None and value != "":
             ET.SubElement(properties, "property", name=key, value=_clean(value))
 
-    phases = _phase_times(document)
+
+def render_junit(results: RunResults) -> str:
+    """The JUnit XML report of one results document (an XML declaration, then `<testsuites>`)."""
+    root = ET.Element("testsuites", name="nimbus-scenarios")
+    suite = ET.SubElement(root, "testsuite", name=_clean(f"nimbus-scenarios.{results.scenario}"))
+    _properties(suite, results)
+
+    phases = _phase_times(results)
     tests = failures = errors = skipped = 0
-    for item in _list(document.get("expectations")):
-        e = _dict(item)
+    for judgement in results.expectations:
+        e = judgement.expectation
         tests += 1
-        case = _case(
-            suite,
-            str(e.get("scope", "scenario")),
-            str(e.get("text", "expectation")),
-            _case_time(e, phases),
-        )
-        verdict = e.get("verdict")
-        detail = str(e.get("detail") or "")
-        if verdict == "failed":
+        case = _case(suite, e.scope, e.text, _case_time(judgement, phases))
+        detail = judgement.detail
+        if judgement.verdict is Verdict.FAILED:
             failures += 1
-            failure = ET.SubElement(
-                case, "failure", message=_clean(_failure_message(e)), type="failed"
-            )
-            failure.text = _clean(detail)
-        elif verdict == "not_judged":
+            message = _clean(failure_message(judgement))
+            ET.SubElement(case, "failure", message=message, type="failed").text = _clean(detail)
+        elif judgement.verdict is Verdict.NOT_JUDGED:
             skipped += 1
             ET.SubElement(case, "skipped", message=_clean(f"not judged: {detail or 'no data'}"))
-        elif verdict != "passed":
-            errors += 1
-            ET.SubElement(
-                case, "error", message=_clean(f"unknown verdict {verdict!r}"), type="verdict"
-            ).text = _clean(detail)
 
-    abort = _dict(document.get("abort"))
-    if abort:
+    abort = results.abort
+    if abort is not None:
         tests += 1
         errors += 1
-        at = _num(abort.get("at_s"))
-        reason = str(abort.get("reason") or "aborted")
+        at = finite(abort.at_s)
+        reason = abort.reason or "aborted"
         case = _case(suite, "run", "abort", at or 0.0)
         message = f"aborted at +{at:.1f}s: {reason}" if at is not None else f"aborted: {reason}"
         ET.SubElement(case, "error", message=_clean(message), type="aborted").text = _clean(reason)
 
-    infrastructure = document.get("error")
-    lost_at = _num(_dict(document.get("replica_source")).get("lost_at_s"))
-    if infrastructure or lost_at is not None:
+    lost_at = finite(results.lost_at_s)
+    if results.error or lost_at is not None:
         tests += 1
         errors += 1
-        if infrastructure:
-            message = str(infrastructure)
+        if results.error:
+            message = results.error
         else:
-            description = _dict(document.get("replica_source")).get("description") or "replicas"
+            source = results.replica_source
+            description = (source.description if source is not None else "") or "replicas"
             message = f"replica source {description} lost at +{lost_at:.1f}s"
         case = _case(suite, "run", "infrastructure", 0.0)
-        ET.SubElement(case, "error", message=_clean(message), type="infrastructure").text = _clean(
-            message
-        )
+        error = ET.SubElement(case, "error", message=_clean(message), type="infrastructure")
+        error.text = _clean(message)
 
     attributes = {
         "tests": str(tests),
         "failures": str(failures),
         "errors": str(errors),
         "skipped": str(skipped),
-        "time": _seconds(duration),
+        "time": _seconds(results.duration_s),
     }
-    timestamp = _timestamp(document.get("started_at"))
     for element in (root, suite):
         for key, value in attributes.items():
             element.set(key, value)
-    if timestamp:
-        suite.set("timestamp", timestamp)
+    suite.set("timestamp", _timestamp(results.started_at))
     suite.set("id", "0")
     ET.indent(root, space="  ")
     body = ET.tostring(root, encoding="unicode", short_empty_elements=True)

@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from nimbus_scenarios.report.html import render_html
+from nimbus_scenarios.results.model import RunResults
 from tests.report.cdp import Chromium, PageReport, open_page
-from tests.report.conftest import hostile_document, load_document
+from tests.report.factory import (
+    aborted_results,
+    full_results,
+    hostile_results,
+    infra_results,
+    make_results,
+)
 
 # What the page drew: charts by key with their series paths (that have a `d`), markers, dots.
 _FACTS = """
@@ -74,10 +81,10 @@ async def _inspect(
 
 
 def _open(
-    chromium: Chromium, tmp_path: Path, name: str, document: dict[str, Any], shot: Path | None
+    chromium: Chromium, tmp_path: Path, name: str, results: RunResults, shot: Path | None
 ) -> tuple[PageReport, dict[str, Any]]:
     path = tmp_path / f"{name}.html"
-    path.write_text(render_html(document), encoding="utf-8")
+    path.write_text(render_html(results), encoding="utf-8")
     return asyncio.run(
         asyncio.wait_for(_inspect(chromium.ws_url, path, shot, hover=True), timeout=60)
     )
@@ -98,7 +105,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_full_report_in_chromium(chromium: Chromium, tmp_path: Path, artifacts: Path) -> None:
     """The full report draws four aligned charts with data, hovers cleanly and fetches nothing."""
     shot = artifacts / "report-full.png"
-    report, facts = _open(chromium, tmp_path, "full", load_document("run_full"), shot)
+    report, facts = _open(chromium, tmp_path, "full", full_results(), shot)
     _assert_clean(report)
     charts = {c["key"]: c for c in facts["charts"]}
     assert list(charts) == ["rate", "latency", "errors", "replicas"]
@@ -115,7 +122,8 @@ def test_full_report_in_chromium(chromium: Chromium, tmp_path: Path, artifacts: 
     assert facts["images"] == 0
     assert facts["tip"]["visible"] == "visible"
     tip = facts["tip"]["text"]
-    assert tip.startswith("+38.8s \u00b7 hold\ntarget 9.6/s"), tip  # just after the kill at +38s
+    # just after the kill at +38s, where the plan's target is back to 8/s after the spike
+    assert tip.startswith("+38.8s \u00b7 hold\ntarget 8.0/s"), tip
     assert "replicas 2 ready / 3 desired" in tip
     assert facts["tip"]["cursors"] == 4
     width, height = _png_size(shot)
@@ -127,13 +135,13 @@ def test_hostile_report_runs_nothing_injected(
     chromium: Chromium, tmp_path: Path, artifacts: Path
 ) -> None:
     """Markup in every string shows as text: no injected script runs and no image is fetched."""
-    document = hostile_document()
-    report, facts = _open(chromium, tmp_path, "hostile", document, artifacts / "report-hostile.png")
+    results = hostile_results()
+    report, facts = _open(chromium, tmp_path, "hostile", results, artifacts / "report-hostile.png")
     _assert_clean(report)
     assert facts["pwned"] is None
     assert facts["scripts"] == 2  # the JSON data block and the hover program
     assert facts["images"] == 0
-    assert facts["heading"] == document["scenario"]
+    assert facts["heading"] == results.scenario
     assert len(facts["charts"]) == 4
     assert facts["aborts"] == 4
 
@@ -146,14 +154,47 @@ def test_aborted_and_failed_runs_in_chromium(
         chromium,
         tmp_path,
         "aborted",
-        load_document("run_aborted"),
+        aborted_results(),
         artifacts / "report-aborted.png",
     )
     _assert_clean(report)
     assert [c["key"] for c in facts["charts"]] == ["rate", "latency", "errors", "replicas"]
     assert facts["aborts"] == 4
     assert facts["charts"][-1]["series"] == 0  # no replica data
-    report, facts = _open(chromium, tmp_path, "infra", load_document("run_infra"), None)
+    report, facts = _open(chromium, tmp_path, "infra", infra_results(), None)
     _assert_clean(report)
     assert facts["charts"] == []
     assert facts["scripts"] == 0
+
+
+async def _hover_targets(ws_url: str, path: Path, shares: tuple[float, ...]) -> list[str]:
+    """The tooltip's first two lines when hovering the rate chart at each share of its width."""
+    async with open_page(ws_url, path.as_uri()) as page:
+        await page.fit()
+        facts: dict[str, Any] = await page.evaluate(_FACTS)
+        box = facts["charts"][0]["box"]
+        tips = []
+        for share in shares:
+            await page.hover(box["x"] + box["width"] * share, box["y"] + box["height"] * 0.5)
+            await page.settle()
+            tip: dict[str, Any] = await page.evaluate(_TIP)
+            tips.append(tip["text"])
+    _assert_clean(page.report)
+    return tips
+
+
+def test_hover_reads_the_planned_ramp(chromium: Chromium, tmp_path: Path) -> None:
+    """Hovering along a ramp phase reads a rising target: the curve, not the phase's mean."""
+    text = (
+        'scenario "ramp" {\n target "http://h"\n request r = GET "/"\n'
+        ' phase "up" 20s {\n  ramp 2/s -> 20/s\n  send r\n }\n}\n'
+    )
+    path = tmp_path / "ramp.html"
+    path.write_text(render_html(make_results(text)), encoding="utf-8")
+    # x = 62 + 924 * t / 20 in a 1000-wide viewBox: t = 5 s and t = 15 s
+    shares = ((62 + 924 * 5 / 20) / 1000, (62 + 924 * 15 / 20) / 1000)
+    early, late = asyncio.run(
+        asyncio.wait_for(_hover_targets(chromium.ws_url, path, shares), timeout=60)
+    )
+    assert early.splitlines()[1].startswith("target 6.5/s"), early
+    assert late.splitlines()[1].startswith("target 15.5/s"), late

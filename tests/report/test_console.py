@@ -1,32 +1,48 @@
-"""The console: `--monitor` status lines and the end-of-run summary."""
+"""The console: `--monitor` status lines from the typed progress events, and the end-of-run
+summary from `RunResults`."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from typing import Any
 
-from nimbus_scenarios.report.console import LineMonitor, format_summary, make_monitor
+import pytest
 
-STATUS: dict[str, Any] = {
-    "stage": "phases",
-    "phase": "ramp",
-    "elapsed_s": 75.0,
-    "remaining_s": 45.0,
-    "target_rate": 12.5,
-    "achieved_rate": 12.0,
-    "in_flight": 3,
-    "p95_ms": 18.0,
-    "sent": 700,
-    "dropped": 2,
-    "errors_pct": 0.5,
-    "ready": 2,
-    "desired": 3,
-    "expectations": [("expect replicas >= 2 within 45s", "passed"), ("x", "open")],
-}
+from nimbus_scenarios.events import Handlers, Progress, WindowState, WindowStatus
+from nimbus_scenarios.report.console import (
+    LineMonitor,
+    RichMonitor,
+    format_summary,
+    make_monitor,
+    status_line,
+)
+from nimbus_scenarios.results.model import Stage
+from tests.report.factory import aborted_results, full_results, infra_results
+
+STATUS = Progress(
+    stage=Stage.PHASES,
+    phase="ramp",
+    elapsed_s=75.0,
+    remaining_s=45.0,
+    target_rate=12.5,
+    achieved_rate=12.0,
+    in_flight=3,
+    p95_ms=18.0,
+    sent=700,
+    dropped=2,
+    errors_pct=0.5,
+    ready=2,
+    desired=3,
+    windows=(
+        WindowStatus("expect replicas >= 2 within 45s", WindowState.PASSED),
+        WindowStatus("expect ready replicas >= 2 throughout", WindowState.OPEN),
+        WindowStatus("expect replicas <= 1 within 1m", WindowState.WAITING),
+    ),
+)
 
 
-def test_status_line_shows_phase_rates_replicas_and_expectations() -> None:
-    """A progress event prints one line with the phase, target vs achieved, replicas, verdicts."""
+def test_status_line_shows_phase_rates_replicas_and_windows() -> None:
+    """A progress event prints one line with the phase, target vs achieved, replicas, windows."""
     stream = io.StringIO()
     LineMonitor(stream).progress(STATUS)
     (line,) = stream.getvalue().splitlines()
@@ -44,11 +60,27 @@ def test_status_line_shows_phase_rates_replicas_and_expectations() -> None:
         assert part in line
 
 
-def test_status_line_without_a_replica_source_omits_replicas() -> None:
-    """No replica source: the line says nothing about replicas."""
+def test_status_line_without_a_replica_source_or_phase() -> None:
+    """No replica source: nothing about replicas; between phases the stage names where it is."""
+    line = status_line(dataclasses.replace(STATUS, ready=None, desired=None, phase=None))
+    assert "replicas" not in line
+    assert line.startswith("[01:15 +00:45 left] phases ")
+    long = status_line(dataclasses.replace(STATUS, elapsed_s=3725.0, p95_ms=12_345.0))
+    assert long.startswith("[1:02:05 ")
+    assert "p95 12.3s" in long
+
+
+def test_phase_and_abort_lines() -> None:
+    """A phase start prints its shape; an abort prints why, both stamped with the run clock."""
     stream = io.StringIO()
-    LineMonitor(stream).progress({**STATUS, "ready": None, "desired": None})
-    assert "replicas" not in stream.getvalue()
+    monitor = LineMonitor(stream)
+    phase = full_results().plan.phases[1]
+    monitor.phase_started(phase, 10.0)
+    monitor.aborted("guard fired", 12.4)
+    assert stream.getvalue().splitlines() == [
+        "[00:10] phase ramp: ramp 4/s -> 8/s",
+        "[00:12] aborting: guard fired",
+    ]
 
 
 def test_monitor_off_a_terminal_prints_lines() -> None:
@@ -56,46 +88,60 @@ def test_monitor_off_a_terminal_prints_lines() -> None:
     assert isinstance(make_monitor(io.StringIO()), LineMonitor)
 
 
-def test_summary_names_failed_expectations_and_the_results_path() -> None:
-    """The summary shows the verdict, each expectation with its mark, and where results are."""
-    document = {
-        "scenario": "s",
-        "run_id": "r1",
-        "verdict": "failed",
-        "exit_code": 1,
-        "phases": [
-            {
-                "name": "p",
-                "ran": True,
-                "target_rate": 10.0,
-                "achieved_rate": 9.9,
-                "sent": 99,
-                "dropped": 1,
-                "failed": 0,
-                "latency_ms": {"p50": 5.0, "p95": 9.0, "p99": 12.0},
-            }
-        ],
-        "expectations": [
-            {
-                "scope": "p",
-                "kind": "replicas",
-                "text": "expect replicas >= 3 within 1m",
-                "verdict": "failed",
-                "detail": "never held in the window",
-                "met_at_s": None,
-            },
-            {
-                "scope": "scenario",
-                "kind": "errors",
-                "text": "expect errors < 1%",
-                "verdict": "passed",
-                "detail": "0/99 failed",
-                "met_at_s": None,
-            },
-        ],
-    }
-    text = format_summary(document, "results/s-r1.json")
-    assert "verdict FAILED (exit 1)" in text
-    assert "FAIL  p: expect replicas >= 3 within 1m  never held in the window" in text
-    assert "PASS  scenario: expect errors < 1%" in text
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_monitor_on_a_terminal_is_the_panel(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a TTY the monitor is the rich panel; it draws progress and stops at the run's end."""
+    monitor = make_monitor(_Terminal())
+    assert isinstance(monitor, RichMonitor)
+    handlers = Handlers([monitor])
+    handlers.progress(STATUS)
+    assert monitor.started
+    handlers.run_ended(full_results())
+    assert not monitor.started
+    assert handlers.failures == []
+    assert "expect ready replicas >= 2 throughout" in capsys.readouterr().err
+
+
+def test_summary_names_phases_expectations_kills_and_the_results_path() -> None:
+    """The summary shows the verdict, a row per phase, each expectation with its mark, the kill,
+    the trace id and where the results are."""
+    text = format_summary(full_results(), "results/s-r1.json")
+    lines = text.splitlines()
+    assert lines[0] == "scenario checkout-autoscale  run 4d2c9a7b1e30  verdict FAILED (exit 1)"
+    assert lines[2].split() == [
+        "phase",
+        "target/s",
+        "achieved/s",
+        "sent",
+        "dropped",
+        "failed",
+        "p50",
+        "p95",
+        "p99",
+    ]
+    assert lines[3].split()[:6] == ["warmup", "4.0", "4.0", "40", "0", "0"]
+    assert lines[6].split() == ["cooldown", "0.0", "0.0", "0", "0", "0", "-", "-", "-"]
+    assert "  FAIL  scenario: expect p95 < 2s  3.441s" in lines
+    assert "  PASS  ramp: expect replicas >= 2 within 25s  2 at +10s (run offset 20s)" in lines
+    # a `before` check counts from its stage's start: no run offset
+    assert "  PASS  before: expect replicas == 1 within 10s  1 replicas" in lines
+    assert "kill at +38s: consumer-7d9f8b6c5-x2k4q" in lines
+    assert "trace id: 4bf92f3577b34da6a3ce929d0e0e4736" in lines
     assert text.endswith("results: results/s-r1.json")
+
+
+def test_summary_of_an_aborted_and_a_failed_run() -> None:
+    """An abort says where and why; a phase that never ran says so; a pre-flight error is shown."""
+    aborted = format_summary(aborted_results())
+    assert "aborted at +3s: guard `abort when errors > 50% over 2s` fired" in aborted
+    never = next(line for line in aborted.splitlines() if line.startswith("never"))
+    assert never.split() == ["never", "5.0", "not", "run"]
+    assert "results:" not in aborted
+    infra = format_summary(infra_results())
+    assert "verdict ERROR (exit 4)" in infra
+    assert "error: target http://127.0.0.1:9 does not answer (connect error)" in infra
+    assert "expectations:" not in infra

@@ -1,4 +1,5 @@
-// The HTML report's hover read-out (inlined into each report; see report/html.py).
+// The HTML report's hover read-out (inlined into each report; see report/html.py and
+// report/charts.py, which writes the data it reads).
 // It only reads the page: a JSON block of per-second data, the charts, the tooltip.
 (function () {
   "use strict";
@@ -18,12 +19,23 @@
     }
     return null;
   }
-  function replicasAt(t) {
-    var found = null;
-    for (var i = 0; i < data.replicas.length; i++) {
-      if (data.replicas[i][0] <= t) { found = data.replicas[i]; } else { break; }
+  // The planned rate at t: runs are [start, end, rate at start, rate at end], straight between.
+  function targetAt(t) {
+    for (var i = 0; i < data.targets.length; i++) {
+      var r = data.targets[i];
+      if (t >= r[0] && t < r[1]) {
+        return r[1] > r[0] ? r[2] + (r[3] - r[2]) * (t - r[0]) / (r[1] - r[0]) : r[2];
+      }
     }
-    return found;
+    return null;
+  }
+  // Replica steps are [start, end, ready, desired]; none after the replica source was lost.
+  function replicasAt(t) {
+    for (var i = 0; i < data.replicas.length; i++) {
+      var r = data.replicas[i];
+      if (t >= r[0] && (t < r[1] || (i === data.replicas.length - 1 && t <= r[1]))) { return r; }
+    }
+    return null;
   }
   function line(text, cls) {
     var div = document.createElement("div");
@@ -52,10 +64,10 @@
       }
     });
     var phase = at(data.phases, t);
-    var target = at(data.targets, t);
+    var target = targetAt(t);
     var s = data.seconds[String(sec)];
     var rows = [line("+" + t.toFixed(1) + "s" + (phase ? " · " + phase[0] : ""), "th")];
-    var tr = target && target[0] !== null ? target[0].toFixed(1) : "–";
+    var tr = target !== null ? target.toFixed(1) : "–";
     if (s) {
       rows.push(line("target " + tr + "/s · scheduled " + s[0] + " · sent " + s[1]));
       rows.push(line("p50 " + fmtMs(s[4]) + " · p95 " + fmtMs(s[5]) +
@@ -65,7 +77,7 @@
       rows.push(line("target " + tr + "/s (no requests this second)"));
     }
     var r = replicasAt(t);
-    if (r) { rows.push(line("replicas " + r[1] + " ready / " + r[2] + " desired")); }
+    if (r) { rows.push(line("replicas " + r[2] + " ready / " + r[3] + " desired")); }
     tip.replaceChildren.apply(tip, rows);
     tip.style.visibility = "visible";
     var left = ev.clientX + 14;

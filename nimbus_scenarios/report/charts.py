@@ -1,0 +1,384 @@
+"""The timeline's charts: a `Timeline` drawn as stacked SVG charts with the kit in `report.svg`,
+and the numbers the page's hover read-out needs.
+
+Its place: `report.html` calls `draw(timeline)` and puts what it returns into the page. From the
+top: a strip with the phase names and the kill and abort labels; request rate (the planned target
+curve, scheduled and sent per second); latency percentiles per second; failed and dropped
+requests per second; ready and desired replicas with each replica window's threshold and the
+moment it held. Phase bands are shaded across every chart, the part of a phase that did not run
+is hatched, and kills and the abort are vertical lines through all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from markupsafe import Markup
+
+from nimbus_scenarios.report import svg
+from nimbus_scenarios.report._format import comparator_symbol, duration, offset
+from nimbus_scenarios.report.svg import INNER, LEFT, PLOT, TOP, WIDTH, TimeAxis, ValueAxis
+from nimbus_scenarios.report.timeline import MarkerKind, Timeline
+from nimbus_scenarios.results.codec import JsonValue
+from nimbus_scenarios.results.model import Verdict
+
+__all__ = ["COLOURS", "Chart", "Drawing", "draw"]
+
+COLOURS: Final = {
+    "target": "#6e7781",
+    "scheduled": "#b6bfc9",
+    "sent": "#0969da",
+    "p50": "#0969da",
+    "p95": "#bf8700",
+    "p99": "#cf222e",
+    "failed": "#cf222e",
+    "dropped": "#fb8f44",
+    "ready": "#1a7f37",
+    "desired": "#8250df",
+    "kill": "#bc4c00",
+    "abort": "#cf222e",
+}
+_VERDICT_COLOURS: Final = {Verdict.PASSED: "#1a7f37", Verdict.FAILED: "#cf222e"}
+_MUTED: Final = "#6e7781"
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """One chart before it is framed: its scale, legend, drawn series and a note when empty."""
+
+    key: str
+    title: str
+    legend: tuple[tuple[str, str, str], ...]
+    """(label, colour, dash); the dash `dot` draws a dot."""
+    axis: ValueAxis
+    tick_text: Callable[[float], str]
+    body: tuple[Markup, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Drawing:
+    """The timeline as the page shows it: the SVGs from top to bottom, and the hover data."""
+
+    svgs: tuple[Markup, ...]
+    hover: dict[str, JsonValue]
+
+
+def _verdict_colour(verdict: Verdict) -> str:
+    return _VERDICT_COLOURS.get(verdict, _MUTED)
+
+
+def _rate_chart(tl: Timeline, axis: TimeAxis) -> Chart:
+    rates = [max(r.rate_start, r.rate_end) for r in tl.target]
+    rates += [float(max(s.sent, s.scheduled)) for s in tl.seconds]
+    scale = ValueAxis(svg.y_ticks(max([*rates, 1.0]) * 1.05))
+    target = svg.runs_d(
+        (axis.x(r.start), scale.y(r.rate_start), axis.x(r.end), scale.y(r.rate_end))
+        for r in tl.target
+    )
+    body = [svg.stroke(target, COLOURS["target"], width=1.4, dash="5 4", cls="series target")]
+    label = "target (planned)" if tl.target_share == 1 else "target (this shard's share)"
+    legend = (
+        (label, COLOURS["target"], "5 4"),
+        ("scheduled", COLOURS["scheduled"], ""),
+        ("sent", COLOURS["sent"], ""),
+    )
+    if not tl.seconds:
+        message = "no per-second data"
+        return Chart("rate", "Request rate (req/s)", legend, scale, _plain, tuple(body), message)
+    for name, width in (("scheduled", 1.6), ("sent", 2.0)):
+        d = svg.path_d(
+            (axis.x(s.second + 0.5), scale.y(float(getattr(s, name))))
+            for s in tl.seconds
+            if s.second < axis.end
+        )
+        body.append(svg.stroke(d, COLOURS[name], width=width, cls=f"series {name}"))
+    return Chart("rate", "Request rate (req/s)", legend, scale, _plain, tuple(body))
+
+
+def _plain(value: float) -> str:
+    return f"{value:g}"
+
+
+def _latency_chart(tl: Timeline, axis: TimeAxis) -> Chart:
+    values = [v for s in tl.seconds for v in (s.p50, s.p95, s.p99) if v is not None]
+    scale = ValueAxis(svg.y_ticks(max([*values, 1.0]) * 1.05))
+    legend = tuple((name, COLOURS[name], "") for name in ("p50", "p95", "p99"))
+    title = "Latency (from the scheduled time, by completion second)"
+    if not values:
+        return Chart("latency", title, legend, scale, _ms_tick, message="no completed requests")
+    body = []
+    for name in ("p99", "p95", "p50"):  # p95 drawn over p99: it is the one usually judged
+        points: list[tuple[float, float] | None] = []
+        previous: int | None = None
+        for s in tl.seconds:
+            value = getattr(s, name)
+            if previous is not None and s.second != previous + 1:
+                points.append(None)  # a second without a record breaks the line
+            previous = s.second
+            points.append(None if value is None else (axis.x(s.second + 0.5), scale.y(value)))
+        width = 2.0 if name == "p95" else 1.5
+        body.append(svg.stroke(svg.path_d(points), COLOURS[name], width=width, cls="series"))
+    return Chart("latency", title, legend, scale, _ms_tick, tuple(body))
+
+
+def _ms_tick(value: float) -> str:
+    return duration(value / 1000.0)
+
+
+def _errors_chart(tl: Timeline, axis: TimeAxis) -> Chart:
+    top = max([float(s.failed + s.dropped) for s in tl.seconds] + [1.0])
+    scale = ValueAxis(svg.y_ticks(top * 1.05, integer=True))
+    legend = (("failed", COLOURS["failed"], ""), ("dropped", COLOURS["dropped"], ""))
+    title = "Failed and dropped requests (per s)"
+    if not tl.seconds:
+        return Chart("errors", title, legend, scale, _plain, message="no per-second data")
+    inset = min(0.12, 0.5 * axis.end / PLOT)  # a hairline between neighbouring bars
+    shown = [s for s in tl.seconds if s.second < axis.end]
+    failed = svg.rects_d(
+        (axis.x(s.second + inset), scale.y(0), axis.x(s.second + 1 - inset), scale.y(s.failed))
+        for s in shown
+    )
+    dropped = svg.rects_d(
+        (
+            axis.x(s.second + inset),
+            scale.y(s.failed),
+            axis.x(s.second + 1 - inset),
+            scale.y(s.failed + s.dropped),
+        )
+        for s in shown
+    )
+    body = (
+        svg.fill(failed, COLOURS["failed"], cls="series bars failed"),
+        svg.fill(dropped, COLOURS["dropped"], cls="series bars dropped"),
+    )
+    quiet = not any(s.failed or s.dropped for s in tl.seconds)
+    message = "no failed or dropped requests" if quiet else ""
+    return Chart("errors", title, legend, scale, _plain, body, message)
+
+
+def _replica_chart(tl: Timeline, axis: TimeAxis) -> Chart:
+    peaks = [float(max(s.ready, s.desired)) for s in tl.replicas]
+    scale = ValueAxis(
+        svg.y_ticks(max([*peaks, *(w.value for w in tl.windows), 1.0]) + 0.5, integer=True)
+    )
+    legend = (
+        ("ready", COLOURS["ready"], ""),
+        ("desired", COLOURS["desired"], "6 3"),
+        ("expectation held", _verdict_colour(Verdict.PASSED), "dot"),
+    )
+    body: list[Markup] = []
+    for w in tl.windows:
+        if w.start >= axis.end:
+            continue
+        colour, y = _verdict_colour(w.verdict), scale.y(w.value)
+        x0, x1 = axis.x(w.start), axis.x(min(w.end, axis.end))
+        label = f"{comparator_symbol(w.comparator)} {w.value:g}"
+        body.append(
+            Markup('<g class="window">{}{}{}</g>').format(
+                Markup("<title>{}</title>").format(
+                    f"{w.text} (window {offset(w.start)} to {offset(w.end)})"
+                ),
+                svg.hline(x0, x1, y, colour, width=1.2, dash="2 3"),
+                svg.text(x0, y, label, cls="wlabel", dx=3, dy=-3, colour=colour),
+            )
+        )
+    message = ""
+    if tl.replicas:
+        for name, dash, width in (("desired", "6 3", 1.6), ("ready", "", 2.2)):
+            d = svg.runs_d(
+                (axis.x(s.start), scale.y(v), axis.x(s.end), scale.y(v))
+                for s in tl.replicas
+                for v in (float(getattr(s, name)),)
+            )
+            body.append(svg.stroke(d, COLOURS[name], width=width, dash=dash, cls=f"series {name}"))
+        lost = tl.replicas_lost_at
+        if lost is not None and lost < axis.end:
+            body.append(
+                svg.text(
+                    axis.x(lost), TOP + 12, "replica source lost", cls="wlabel", dx=4, colour=_MUTED
+                )
+            )
+    else:
+        source = f" ({tl.replica_source})" if tl.replica_source else ""
+        message = f"no replica data{source}"
+    for w in tl.windows:
+        value = w.observed if w.observed is not None else w.value
+        if w.met_at is None or w.met_at > axis.end:
+            continue
+        title = f"{w.text}: held at {offset(w.met_at)} ({value:g} replicas)"
+        body.append(
+            svg.circle(
+                axis.x(w.met_at),
+                scale.y(value),
+                5,
+                _verdict_colour(w.verdict),
+                cls="held",
+                title=title,
+            )
+        )
+    return Chart("replicas", "Replicas", legend, scale, _plain, tuple(body), message)
+
+
+def _truncate(label: str, width: float, char: float = 7.6) -> str:
+    """`label` cut (with an ellipsis) to fit `width` viewBox units of bold 11.5px text."""
+    limit = int(width // char)
+    if len(label) <= limit:
+        return label
+    return "" if limit < 3 else label[: limit - 1] + "\u2026"
+
+
+def _bands(tl: Timeline, axis: TimeAxis, top: float, height: float, pattern: str) -> Markup:
+    """The phase bands (alternating shades; the part planned but not run hatched)."""
+    parts = []
+    for i, phase in enumerate(tl.phases):
+        if phase.start >= axis.end:
+            continue
+        x0, x1 = axis.x(phase.start), axis.x(min(phase.end, axis.end))
+        shade = "#f3f5f8" if i % 2 == 0 else "#e9edf2"
+        parts.append(svg.rect(x0, top, x1 - x0, height, shade, cls="band"))
+        if phase.ran_end < phase.end - 1e-3 and phase.ran_end < axis.end:
+            xr = axis.x(phase.ran_end)
+            parts.append(svg.rect(xr, top, x1 - xr, height, f"url(#{pattern})"))
+        if i > 0:
+            parts.append(svg.vline(x0, top, top + height, "#d0d7de"))
+    return svg.join(parts)
+
+
+def _markers(tl: Timeline, axis: TimeAxis) -> Markup:
+    parts = []
+    for marker in tl.markers:
+        if marker.at > axis.end:
+            continue
+        abort = marker.kind is MarkerKind.ABORT
+        parts.append(
+            svg.vline(
+                axis.x(marker.at),
+                TOP,
+                TOP + INNER,
+                COLOURS[marker.kind],
+                width=2.0 if abort else 1.5,
+                dash="" if abort else "4 3",
+                cls=f"marker {marker.kind}",
+                title=marker.title,
+            )
+        )
+    return svg.join(parts)
+
+
+def _frame_chart(chart: Chart, tl: Timeline, axis: TimeAxis, *, last: bool) -> Markup:
+    height = TOP + INNER + (svg.AXIS_H if last else svg.GAP_H)
+    pattern, clip = f"hatch-{chart.key}", f"clip-{chart.key}"
+    parts = [
+        Markup('<defs>{}<clipPath id="{}">{}</clipPath></defs>').format(
+            svg.hatch(pattern), clip, svg.rect(LEFT, TOP - 2, PLOT, INNER + 4, "#fff")
+        ),
+        _bands(tl, axis, TOP, INNER, pattern),
+    ]
+    for tick in chart.axis.ticks:
+        y = chart.axis.y(tick)
+        parts.append(svg.hline(LEFT, LEFT + PLOT, y, "#8c959f" if tick == 0 else "#d8dee4"))
+        parts.append(
+            svg.text(LEFT - 6, y, chart.tick_text(tick), cls="ytick", anchor="end", dy=3.5)
+        )
+    for tick in axis.ticks():
+        x = axis.x(tick)
+        parts.append(svg.vline(x, TOP, TOP + INNER, "#d8dee4", width=0.6, dash="2 3"))
+        if last:
+            label = svg.time_label(tick, axis.end)
+            parts.append(svg.text(x, TOP + INNER + 15, label, cls="xtick", anchor="middle"))
+    parts.append(svg.text(LEFT, 18, chart.title, cls="ctitle"))
+    parts.append(svg.legend(chart.legend))
+    parts.append(Markup('<g clip-path="url(#{})">{}</g>').format(clip, svg.join(chart.body)))
+    parts.append(_markers(tl, axis))
+    if chart.message:
+        middle = TOP + INNER / 2
+        parts.append(
+            svg.text(LEFT + PLOT / 2, middle, chart.message, cls="message", anchor="middle")
+        )
+    parts.append(
+        Markup(
+            '<line class="cursor" x1="0" y1="{}" x2="0" y2="{}" stroke="#24292f" stroke-width="1"'
+            ' visibility="hidden"/>'
+        ).format(svg.num(TOP), svg.num(TOP + INNER))
+    )
+    return svg.frame(svg.join(parts), height=height, label=chart.title, cls="chart", key=chart.key)
+
+
+def _strip(tl: Timeline, axis: TimeAxis) -> Markup:
+    """The phase names above the charts, and the kill and abort markers' labels."""
+    band_h = 24.0
+    parts = [
+        Markup("<defs>{}</defs>").format(svg.hatch("hatch-strip")),
+        _bands(tl, axis, 0, band_h, "hatch-strip"),
+    ]
+    for phase in tl.phases:
+        if phase.start >= axis.end:
+            continue
+        x0, x1 = axis.x(phase.start), axis.x(min(phase.end, axis.end))
+        name = phase.name + ("" if phase.ran is not None else " (not run)")
+        title = f"{name}: planned {offset(phase.start)} to {offset(phase.end)}"
+        label = _truncate(name, x1 - x0 - 6)
+        parts.append(svg.text((x0 + x1) / 2, 16, label, cls="phase", anchor="middle", title=title))
+    placed: list[float] = []
+    for marker in sorted(tl.markers, key=lambda m: m.at):
+        if marker.at > axis.end:
+            continue
+        x = axis.x(marker.at)
+        anchor, dx = ("end", -6.0) if x > WIDTH - 80 else ("start", 6.0)
+        # A label that would overlap the previous one is left out (the marker keeps its title).
+        crowded = any(abs(p - x) < 44 for p in placed)
+        if not crowded:
+            placed.append(x)
+        label = (
+            Markup("")
+            if crowded
+            else svg.text(
+                x, band_h + 13, marker.label, cls=f"mlabel {marker.kind}", anchor=anchor, dx=dx
+            )
+        )
+        triangle = f"M{svg.num(x - 4.5)} {svg.num(band_h)}L{svg.num(x + 4.5)} {svg.num(band_h)}"
+        triangle += f"L{svg.num(x)} {svg.num(band_h + 7)}Z"
+        parts.append(
+            Markup('<g class="marker-label {}"><title>{}</title>{}{}</g>').format(
+                marker.kind,
+                marker.title,
+                svg.fill(triangle, COLOURS[marker.kind], opacity=1),
+                label,
+            )
+        )
+    return svg.frame(svg.join(parts), height=42.0, label="Phases and events", cls="strip")
+
+
+def _hover(tl: Timeline, axis: TimeAxis) -> dict[str, JsonValue]:
+    return {
+        "left": LEFT,
+        "plot": PLOT,
+        "width": WIDTH,
+        "end": axis.end,
+        "seconds": {
+            str(s.second): [s.scheduled, s.sent, s.failed, s.dropped, s.p50, s.p95, s.p99]
+            for s in tl.seconds
+        },
+        "targets": [[r.start, r.end, r.rate_start, r.rate_end] for r in tl.target],
+        "phases": [[p.name, p.start, p.end] for p in tl.phases],
+        "replicas": [[s.start, s.end, s.ready, s.desired] for s in tl.replicas],
+    }
+
+
+def draw(tl: Timeline) -> Drawing:
+    """The strip and the four charts of a timeline, and the hover read-out's data (nothing
+    when the timeline is empty)."""
+    if tl.empty:
+        return Drawing((), {})
+    axis = TimeAxis(tl.end)
+    charts = [
+        _rate_chart(tl, axis),
+        _latency_chart(tl, axis),
+        _errors_chart(tl, axis),
+        _replica_chart(tl, axis),
+    ]
+    framed = [_frame_chart(c, tl, axis, last=i == len(charts) - 1) for i, c in enumerate(charts)]
+    return Drawing((_strip(tl, axis), *framed), _hover(tl, axis))
