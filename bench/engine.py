@@ -96,17 +96,17 @@ async def child_ours(url: str, rate: float, duration: float) -> dict[str, Any]:
     )
     cpu, wall = _cpu() - cpu0, time.monotonic() - wall0
     sampler.cancel()
-    phase = outcome.document["phases"][0]
-    lateness = outcome.document.get("send_lateness_ms") or {}
+    phase = outcome.results.phases[0].load
+    lateness = outcome.results.send_lateness_ms
     return {
         "rate": rate,
-        "scheduled": phase["scheduled"],
-        "sent": phase["sent"],
-        "dropped": phase["dropped"],
-        "failed": phase["failed"],
-        "achieved": phase["sent"] / duration,
-        "late_p50_ms": lateness.get("p50"),
-        "late_p99_ms": lateness.get("p99"),
+        "scheduled": phase.scheduled,
+        "sent": phase.sent,
+        "dropped": phase.dropped,
+        "failed": phase.failed,
+        "achieved": phase.sent / duration,
+        "late_p50_ms": None if lateness is None else lateness.p50,
+        "late_p99_ms": None if lateness is None else lateness.p99,
         "cpu_share": cpu / wall,
         "rss_first_mb": samples[min(len(samples) - 1, 2)] if samples else None,
         "rss_last_mb": samples[-1] if samples else None,

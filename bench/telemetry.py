@@ -140,17 +140,16 @@ def play(
     )
     counters = telemetry.shutdown(timeout_s=5.0) if telemetry is not None else {}
     cpu, elapsed = cpu_seconds() - cpu0, time.perf_counter() - t0
-    document = outcome.document
-    phase = document["phases"][0]
-    ran = phase["ran_s"]
-    late = document.get("send_lateness_ms") or {}
+    results = outcome.results
+    ran = results.phases[0].ran_s
+    late = results.send_lateness_ms
     return Result(
         mode=mode,
-        sent=document["totals"]["sent"],
-        dropped=document["totals"]["dropped"],
+        sent=results.totals.sent,
+        dropped=results.totals.dropped,
         elapsed_s=ran[1] - ran[0] if ran else elapsed,
         cpu_s=cpu,
-        late_p99_ms=float(late.get("p99") or 0.0),
+        late_p99_ms=0.0 if late is None else late.p99,
         spans=int(counters.get("spans_exported", 0)),
         spans_dropped=int(counters.get("spans_dropped", 0)),
     )

@@ -9,11 +9,16 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from nimbus_scenarios.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from nimbus_scenarios.results.model import RunResults
+
+_T = TypeVar("_T")
 
 __all__ = ["build_parser", "main"]
 
@@ -271,46 +276,61 @@ def _usage(message: str) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code."""
+    """Run the command line and return its exit code.
+
+    Every error the tool raises on purpose is a `NimbusError` carrying its exit code, mapped
+    here and only here: a scenario's diagnostics print as they are, other errors as one line
+    naming the command.
+    """
     arguments = seed_form(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(arguments)
+    from nimbus_scenarios.errors import NimbusError
     from nimbus_scenarios.language.errors import ScenarioError
 
     try:
-        match args.command:
-            case "validate":
-                return _validate(args)
-            case "plan":
-                return _plan(args)
-            case "list":
-                return _list()
-            case "fmt":
-                return _fmt(args)
-            case "run":
-                from nimbus_scenarios.cli_run import run_command
-
-                return run_command(args)
-            case "merge":
-                return _merge(args)
-            case "report":
-                return _report(args)
-            case "wait":
-                from nimbus_scenarios.wait import wait_command
-
-                return wait_command(args)
-            case _:
-                build_parser().print_help(sys.stderr)
-                return ExitCode.USAGE
+        return _dispatch(args)
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
-        return ExitCode.USAGE
+        return exc.exit_code
+    except NimbusError as exc:
+        print(f"nimbus-scenarios {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return ExitCode.ABORTED
     except BrokenPipeError:
         return ExitCode.OK
 
 
-def _max_rate(args: argparse.Namespace) -> float:
+def _dispatch(args: argparse.Namespace) -> int:
+    match args.command:
+        case "validate":
+            return _validate(args)
+        case "plan":
+            return _plan(args)
+        case "list":
+            return _list()
+        case "fmt":
+            return _fmt(args)
+        case "run":
+            from nimbus_scenarios.cli_run import run_command
+
+            return run_command(args)
+        case "merge":
+            return _merge(args)
+        case "report":
+            return _report(args)
+        case "wait":
+            from nimbus_scenarios.wait import wait_command
+
+            return wait_command(args)
+        case _:
+            build_parser().print_help(sys.stderr)
+            return ExitCode.USAGE
+
+
+def max_rate(args: argparse.Namespace) -> float:
+    """`--max-rate`, or the default; nan, inf and values at or below zero are refused."""
+    from nimbus_scenarios.errors import UsageError
     from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE
 
     value: float | None = args.max_rate
@@ -319,25 +339,23 @@ def _max_rate(args: argparse.Namespace) -> float:
     # `nan` and `inf` parse as floats but would switch the cap off (every comparison with nan
     # is false): refuse them like zero.
     if not math.isfinite(value) or value <= 0:
-        from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
-
-        raise ScenarioError(Source("--max-rate", ""), [Diagnostic("must be above zero and finite")])
+        raise UsageError("--max-rate must be above zero and finite")
     return value
 
 
 def _validate(args: argparse.Namespace) -> int:
     from nimbus_scenarios.catalog import locate
-    from nimbus_scenarios.language import check
     from nimbus_scenarios.language.errors import ScenarioError, render_all
     from nimbus_scenarios.language.params import parse_overrides
     from nimbus_scenarios.language.syntax import read_source
+    from nimbus_scenarios.pipeline import check
 
     overrides = parse_overrides(args.sets)
     worst = ExitCode.OK
     for name in args.files:
         try:
             source = read_source(locate(name))
-            checked = check(source, overrides, max_rate=_max_rate(args))
+            checked = check(source, overrides, max_rate=max_rate(args))
         except ScenarioError as exc:
             print(exc, file=sys.stderr)
             worst = ExitCode.USAGE
@@ -361,7 +379,7 @@ def _plan(args: argparse.Namespace) -> int:
     from nimbus_scenarios.plan.render import plan_json, plan_table
 
     source = read_source(locate(args.scenario))
-    plan = compile_source(source, parse_overrides(args.sets), max_rate=_max_rate(args))
+    plan = compile_source(source, parse_overrides(args.sets), max_rate=max_rate(args))
     if args.json:
         print(json.dumps(plan_json(plan), indent=2))
     else:
@@ -373,12 +391,12 @@ def _list() -> int:
     from nimbus_scenarios.catalog import builtin_names, builtin_path
     from nimbus_scenarios.language.syntax import read_source
     from nimbus_scenarios.pipeline import compile_source
-    from nimbus_scenarios.plan.render import _clock
+    from nimbus_scenarios.plan.render import clock_text
 
     rows = []
     for name in builtin_names():
         plan = compile_source(read_source(builtin_path(name)))
-        rows.append((name, _clock(plan.duration_s), plan.description))
+        rows.append((name, clock_text(plan.duration_s), plan.description))
     width = max((len(r[0]) for r in rows), default=4)
     for name, duration, description in rows:
         print(f"{name.ljust(width)}  {duration:>7}  {description}")
@@ -386,46 +404,49 @@ def _list() -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from nimbus_scenarios.merge import merge_documents
+    from nimbus_scenarios.merge import merge_results
     from nimbus_scenarios.report.console import format_summary
-    from nimbus_scenarios.results import ResultsError, load_documents, write_results
+    from nimbus_scenarios.results.io import load_documents, write_results
 
-    try:
-        documents = [d for path in args.results for d in load_documents(Path(path))]
-        merged = merge_documents(documents)
-        written = write_results(merged, Path(args.output))
-        _write_reports(merged, args)
-    except (ResultsError, OSError) as exc:
-        print(f"nimbus-scenarios merge: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+    shards = [results for path in args.results for results in load_documents(Path(path))]
+    merged = merge_results(shards)
+    written = _writing(write_results, merged, Path(args.output))
+    _write_reports(merged, args)
     print(format_summary(merged, str(written)), file=sys.stderr)
-    return int(merged["exit_code"])
+    return merged.exit_code
 
 
 def _report(args: argparse.Namespace) -> int:
-    from nimbus_scenarios.results import ResultsError, load_results
+    from nimbus_scenarios.errors import UsageError
+    from nimbus_scenarios.results.io import load_results
 
     if not args.html and not args.junit:
-        print("nimbus-scenarios report: give --html PATH and/or --junit PATH", file=sys.stderr)
-        return ExitCode.USAGE
-    try:
-        document = load_results(Path(args.results))
-        for path in _write_reports(document, args):
-            print(f"wrote {path}", file=sys.stderr)
-    except (ResultsError, OSError) as exc:
-        print(f"nimbus-scenarios report: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        raise UsageError("give --html PATH and/or --junit PATH")
+    results = load_results(Path(args.results))
+    for path in _write_reports(results, args):
+        print(f"wrote {path}", file=sys.stderr)
     return ExitCode.OK
 
 
-def _write_reports(document: dict[str, object], args: argparse.Namespace) -> list[Path]:
-    from nimbus_scenarios.report.html import write_reports
+def _write_reports(results: RunResults, args: argparse.Namespace) -> list[Path]:
+    from nimbus_scenarios.report.files import write_reports
 
     html = Path(args.html) if args.html else None
     junit = Path(args.junit) if args.junit else None
     if html is None and junit is None:
         return []
-    return write_reports(document, html, junit)
+    return _writing(write_reports, results, html, junit)
+
+
+def _writing(write: Callable[..., _T], *args: object) -> _T:
+    """Run a write; an OS error becomes a results error naming what could not be written."""
+    from nimbus_scenarios.errors import ResultsError
+
+    try:
+        return write(*args)
+    except OSError as exc:
+        what = exc.filename or "a file"
+        raise ResultsError(f"cannot write {what}: {exc.strerror or exc}") from None
 
 
 def _fmt(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """`nimbus-scenarios run`: load and compile the scenario, set up the target (or a local
-consumer), run it, write the results and print the summary. Usage errors raise
-`ScenarioError` (exit 2) before anything is sent."""
+fleet), run it, write the results and print the summary. Usage errors raise `UsageError`
+(exit 2) before anything is sent."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -17,61 +16,51 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nimbus_scenarios.catalog import locate
-from nimbus_scenarios.errors import MissingEnvironment
+from nimbus_scenarios.errors import ClusterError, UsageError
 from nimbus_scenarios.events import RunHandler
-from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
-
-if TYPE_CHECKING:
-    from nimbus_scenarios.local.autoscaler import AutoscalerConfig
-from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
 from nimbus_scenarios.language.params import parse_overrides
 from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.language.validate import url_problem
-from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import Plan
+from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.report.console import format_summary, make_monitor
-from nimbus_scenarios.results import write_results
-from nimbus_scenarios.runner import RunOptions, default_results_path, run_scenario
-from nimbus_scenarios.secrets import MASK as SECRET
+from nimbus_scenarios.results.io import default_results_path, to_json, write_results
+from nimbus_scenarios.results.model import RunResults, ShardInfo, TelemetrySummary
+from nimbus_scenarios.runner import RunOptions, run_scenario
+from nimbus_scenarios.secrets import MASK, mask_url
+
+if TYPE_CHECKING:
+    from nimbus_scenarios.local.autoscaler import AutoscalerConfig
 
 __all__ = ["run_command"]
 
 MONITOR_INTERVAL_S = 10.0
 
 
-def _fail(message: str) -> ScenarioError:
-    return ScenarioError(Source("run", ""), [Diagnostic(message)])
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Run a scenario from parsed command-line arguments; return the exit code."""
-    max_rate = DEFAULT_MAX_RATE if args.max_rate is None else args.max_rate
-    # nan and inf are floats too, but would switch the cap off: refuse them like zero.
-    if not math.isfinite(max_rate) or max_rate <= 0:
-        raise _fail("--max-rate must be above zero and finite")
+    from nimbus_scenarios.cli import max_rate
+
     if not math.isfinite(args.grace) or args.grace < 0:
-        raise _fail(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
+        raise UsageError(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
     source = read_source(locate(args.scenario))
     plan = compile_source(
         source,
         parse_overrides(args.sets),
-        max_rate=max_rate,
+        max_rate=max_rate(args),
         watch_given=bool(args.deployment) or args.local,
     )
     url, secret_target = _target(plan, args)
     shard = _shard(args)
     if plan_kills(plan) and not args.allow_chaos:
-        raise _fail(
+        raise UsageError(
             "this scenario deletes pods (`at T kill N pods`); pass --allow-chaos to allow it "
             "(the ServiceAccount also needs the opt-in chaos Role)"
         )
-    if args.local and shard != (0, 1):
-        raise _fail("--local runs one process; it cannot be sharded")
-    try:
-        return asyncio.run(_run(plan, source.text, url, args, shard, secret_target))
-    except MissingEnvironment as exc:
-        raise _fail(str(exc)) from None
+    if args.local and shard.count != 1:
+        raise UsageError("--local runs one process; it cannot be sharded")
+    return asyncio.run(_run(plan, source.text, url, args, shard, secret_target))
 
 
 def plan_kills(plan: Plan) -> bool:
@@ -90,21 +79,21 @@ def needs_replicas(plan: Plan) -> bool:
     )
 
 
-def _shard(args: argparse.Namespace) -> tuple[int, int]:
+def _shard(args: argparse.Namespace) -> ShardInfo:
     if args.shard is not None:
-        shard: tuple[int, int] = args.shard
-        return shard
+        index, count = args.shard
+        return ShardInfo(index, count)
     if args.shards is None:
-        return (0, 1)
+        return ShardInfo(0, 1)
     if args.shards < 1:
-        raise _fail("--shards must be at least 1")
+        raise UsageError("--shards must be at least 1")
     index = os.environ.get("JOB_COMPLETION_INDEX")
     if index is None or not index.isdigit() or int(index) >= args.shards:
-        raise _fail(
+        raise UsageError(
             f"--shards {args.shards} needs JOB_COMPLETION_INDEX (0..{args.shards - 1}), as an "
             "Indexed Job sets it; or give --shard I/N"
         )
-    return (int(index), args.shards)
+    return ShardInfo(int(index), args.shards)
 
 
 def parse_start_at(text: str) -> float:
@@ -118,7 +107,7 @@ def parse_start_at(text: str) -> float:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise _fail(
+        raise UsageError(
             f"--start-at: expected Unix seconds or an ISO 8601 time, got {text!r}"
         ) from None
     if moment.tzinfo is None:
@@ -131,18 +120,17 @@ SHARD_START_DELAY_S = 30.0
 pull the image and start."""
 
 
-def _start_at(args: argparse.Namespace, shard: tuple[int, int]) -> float | None:
+def _start_at(args: argparse.Namespace, shard: ShardInfo) -> float | None:
     if args.start_at is not None:
         return parse_start_at(args.start_at)
-    if shard[1] == 1:
+    if shard.count == 1:
         return None
     job = os.environ.get("JOB_NAME")
     if not job:
-        raise _fail(
+        raise UsageError(
             "a sharded run needs a common start: --start-at TIME, or JOB_NAME (the Indexed "
             "Job's name, from the downward API) so the Job's creation time can be read"
         )
-    from nimbus_scenarios.errors import ClusterError
     from nimbus_scenarios.kube.api import KubeConfig, job_created_at
 
     try:
@@ -151,7 +139,7 @@ def _start_at(args: argparse.Namespace, shard: tuple[int, int]) -> float | None:
         with config.api_client() as api:
             return job_created_at(api, namespace, job) + SHARD_START_DELAY_S
     except ClusterError as exc:
-        raise _fail(f"cannot find the shards' common start: {exc}; give --start-at") from None
+        raise UsageError(f"cannot find the shards' common start: {exc}; give --start-at") from None
 
 
 def _target(plan: Plan, args: argparse.Namespace) -> tuple[str | None, bool]:
@@ -165,17 +153,19 @@ def _target(plan: Plan, args: argparse.Namespace) -> tuple[str | None, bool]:
         if plan.target.env is not None:
             url = os.environ.get(plan.target.env)
             if url is None:
-                raise _fail(f"environment variable `{plan.target.env}` (the target) is not set")
+                raise UsageError(
+                    f"environment variable `{plan.target.env}` (the target) is not set"
+                )
             what = f'the target (env("{plan.target.env}"))'
             secret = True
         else:
             url = plan.target.value
             what = "`target`"
     if url is None:
-        raise _fail('no target: give `target "URL"` in the scenario or --url')
+        raise UsageError('no target: give `target "URL"` in the scenario or --url')
     problem = url_problem(url)
     if problem is not None:
-        raise _fail(f"{what} {problem}; got {SECRET if secret else repr(url)}")
+        raise UsageError(f"{what} {problem}; got {MASK if secret else repr(url)}")
     return url, secret
 
 
@@ -188,7 +178,7 @@ async def _run(
     text: str,
     url: str | None,
     args: argparse.Namespace,
-    shard: tuple[int, int],
+    shard: ShardInfo,
     secret_target: bool = False,
 ) -> int:
     from nimbus_scenarios.telemetry import Telemetry, configure_logging, explore_link
@@ -211,12 +201,13 @@ async def _run(
         url = await fleet.start()
         source = LocalReplicaSource(fleet)
         print(source.description, file=sys.stderr)
-    elif shard[0] == 0 and (needs_replicas(plan) or args.deployment):
+    elif shard.index == 0 and (needs_replicas(plan) or args.deployment):
         source = _cluster_source(plan, args)
+    shown = MASK if secret_target else mask_url(url)
     telemetry = Telemetry.start(
         plan,
         # A target from env() is a secret: its spans carry no URL at all.
-        url=None if secret_target else without_password(url),
+        url=None if secret_target else mask_url(url),
         run_id=uuid.uuid4().hex[:12],
         otlp_endpoint=args.otlp_endpoint,
         environ=os.environ,
@@ -231,7 +222,8 @@ async def _run(
             progress_interval_s=MONITOR_INTERVAL_S,
             shard=shard,
             start_at=start_at,
-            target_shown=SECRET if secret_target else without_password(url),
+            target_shown=shown,
+            grafana_url=args.grafana_url,
         )
         outcome = await run_scenario(
             plan,
@@ -245,27 +237,35 @@ async def _run(
         counters = await asyncio.to_thread(telemetry.shutdown, 5.0)
         if fleet is not None:
             await fleet.stop()
-    outcome.document["telemetry"] = counters
-    path = Path(args.results) if args.results else default_results_path(outcome.document)
-    written = _write(outcome.document, path)
+    results = dataclasses.replace(outcome.results, telemetry=_telemetry_summary(counters))
+    path = Path(args.results) if args.results else default_results_path(results)
+    written = _write(results, path)
     if args.print_results and written is not None:
         with contextlib.suppress(BrokenPipeError):
-            sys.stdout.write(json.dumps(outcome.document) + "\n")
+            sys.stdout.write(to_json(results, indent=None) + "\n")
             sys.stdout.flush()
     if args.html or args.junit:
-        from nimbus_scenarios.report.html import write_reports
+        from nimbus_scenarios.report.files import write_reports
 
         html = Path(args.html) if args.html else None
         junit = Path(args.junit) if args.junit else None
         try:
-            write_reports(outcome.document, html, junit)
+            write_reports(results, html, junit)
         except OSError as exc:
             print(f"nimbus-scenarios: cannot write a report: {exc}", file=sys.stderr)
-    print(format_summary(outcome.document, str(written) if written else None), file=sys.stderr)
-    trace_id = outcome.document.get("trace_id")
-    if args.grafana_url and trace_id:
-        print(f"trace: {explore_link(args.grafana_url, trace_id)}", file=sys.stderr)
+    print(format_summary(results, str(written) if written else None), file=sys.stderr)
+    if args.grafana_url and results.trace_id:
+        print(f"trace: {explore_link(args.grafana_url, results.trace_id)}", file=sys.stderr)
     return outcome.exit_code
+
+
+def _telemetry_summary(counters: object) -> TelemetrySummary:
+    """Telemetry's own counters as the results keep them."""
+    if isinstance(counters, TelemetrySummary):
+        return counters
+    fields = {f.name for f in dataclasses.fields(TelemetrySummary)}
+    values = {k: v for k, v in dict(counters).items() if k in fields}  # type: ignore[call-overload]
+    return TelemetrySummary(**values)
 
 
 class _UnavailableSource:
@@ -292,8 +292,7 @@ def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
     """The Deployment watch for this run; configuration problems surface at pre-flight."""
     deployment = args.deployment or plan.deployment
     if deployment is None:
-        raise _fail('replica expectations need `watch deployment "NAME"` or --deployment')
-    from nimbus_scenarios.errors import ClusterError
+        raise UsageError('replica expectations need `watch deployment "NAME"` or --deployment')
     from nimbus_scenarios.kube.api import KubeConfig
     from nimbus_scenarios.kube.replicas import ClusterReplicaSource
 
@@ -310,10 +309,10 @@ def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
     return ClusterReplicaSource(deployment, namespace, config.api_client(), kills=plan_kills(plan))
 
 
-def _write(document: dict[str, Any], path: Path) -> Path | None:
+def _write(results: RunResults, path: Path) -> Path | None:
     """Write the results; on failure say why and print them to stdout instead."""
     try:
-        return write_results(document, path)
+        return write_results(results, path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         print(
@@ -322,23 +321,9 @@ def _write(document: dict[str, Any], path: Path) -> Path | None:
             file=sys.stderr,
         )
         with contextlib.suppress(BrokenPipeError):
-            sys.stdout.write(json.dumps(document) + "\n")
+            sys.stdout.write(to_json(results, indent=None) + "\n")
             sys.stdout.flush()
         return None
-
-
-def without_password(url: str) -> str:
-    """The URL with any password in it (`http://user:pass@host`) shown as `***`."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username}:{SECRET}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _autoscaler_config(base: AutoscalerConfig, args: argparse.Namespace) -> AutoscalerConfig:
@@ -355,4 +340,4 @@ def _autoscaler_config(base: AutoscalerConfig, args: argparse.Namespace) -> Auto
     try:
         return dataclasses.replace(base, **changes)
     except ValueError as exc:
-        raise _fail(f"local autoscaler: {exc}") from None
+        raise UsageError(f"local autoscaler: {exc}") from None

@@ -137,7 +137,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     code, _, err = run(capsys, "validate", "heavy", "--max-rate", "0")
     assert code == 2
-    assert "--max-rate: error: must be above zero" in err
+    assert "nimbus-scenarios validate: error: --max-rate must be above zero" in err
 
 
 def test_max_rate_raises_the_cap(capsys: pytest.CaptureFixture[str]) -> None:

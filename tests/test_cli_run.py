@@ -15,8 +15,8 @@ import pytest
 
 from nimbus_scenarios.catalog import builtin_names
 from nimbus_scenarios.cli import build_parser, main, seed_form
-from nimbus_scenarios.results import load_results
 from tests.conftest import HttpServer
+from tests.support.checks import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_sigterm_mid_phase_exits_3_with_complete_results(
     assert process.returncode == 3, stderr
     assert "Traceback" not in stderr
     assert "SIGTERM" in stderr
-    document = load_results(results)
+    document = read_results(results)
     assert document["verdict"] == "aborted"
     assert document["exit_code"] == 3
     assert "SIGTERM" in document["abort"]["reason"]
@@ -124,7 +124,7 @@ def test_two_quick_sigints_still_exit_3_with_results(
     assert process.returncode == 3, stderr
     assert "Traceback" not in stderr
     assert stopped_after < 4.0  # neither the 5 s responses nor the 10 s grace were awaited
-    document = load_results(results)
+    document = read_results(results)
     assert document["verdict"] == "aborted"
     assert "SIGINT" in document["abort"]["reason"]
     phase = document["phases"][0]
@@ -161,7 +161,7 @@ scenario "latency" {
     assert "verdict FAILED (exit 1)" in stderr
     assert any("FAIL" in line and "expect p95 < 50ms" in line for line in stderr.splitlines())
     assert f"results: {results}" in stderr
-    document = load_results(results)
+    document = read_results(results)
     entry = next(e for e in document["expectations"] if e["text"] == "expect p95 < 50ms")
     assert entry["verdict"] == "failed"
     assert entry["observed"] >= 0.2
@@ -189,7 +189,7 @@ def test_target_down_exits_4_naming_the_url(
     assert len(error_lines) == 1
     assert url in error_lines[0]
     assert "connect" in error_lines[0]
-    document = load_results(results)
+    document = read_results(results)
     assert document["error"] is not None
     assert url in document["error"]
     assert document["totals"]["sent"] == 0
@@ -213,7 +213,7 @@ def test_max_duration_option_aborts(
     stderr = capsys.readouterr().err
     assert code == 3
     assert "--max-duration" in stderr
-    assert load_results(results)["verdict"] == "aborted"
+    assert read_results(results)["verdict"] == "aborted"
 
 
 def test_seed_form_becomes_a_run_command() -> None:
@@ -244,13 +244,3 @@ def test_unknown_seed_test_exits_2_listing_the_built_ins(
     assert "light" in names
     for name in names:
         assert name in stderr
-
-
-def test_passwords_in_urls_are_masked() -> None:
-    """`http://user:pass@host` is shown as `http://user:***@host`; other URLs are unchanged."""
-    from nimbus_scenarios.cli_run import without_password
-
-    assert without_password("http://u:s3cret@example:8000/x") == "http://u:***@example:8000/x"
-    assert without_password("http://u:s3cret@[::1]/") == "http://u:***@[::1]/"
-    assert without_password("http://example:8000") == "http://example:8000"
-    assert without_password("http://u@example") == "http://u@example"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -14,12 +13,12 @@ import pytest
 
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.engine.histogram import LatencyHistogram
-from nimbus_scenarios.engine.pacer import shard_share
+from nimbus_scenarios.errors import ResultsError
 from nimbus_scenarios.language.errors import Source
-from nimbus_scenarios.merge import merge_documents
+from nimbus_scenarios.merge import merge_results
 from nimbus_scenarios.pipeline import compile_source
-from nimbus_scenarios.plan.arrivals import mix_counts
-from nimbus_scenarios.results import ResultsError
+from nimbus_scenarios.plan.arrivals import mix_counts, shard_share
+from nimbus_scenarios.results.io import from_json_data, load_results
 from tests.conftest import HttpServer
 
 SCENARIO = """\
@@ -106,7 +105,7 @@ def test_shard_share_splits_exactly() -> None:
     """Shard shares of every total add up to the total and differ by at most one."""
     for total in range(40):
         for count in range(1, 6):
-            shares = [shard_share(total, (i, count)) for i in range(count)]
+            shares = [shard_share(total, i, count) for i in range(count)]
             assert sum(shares) == total
             assert max(shares) - min(shares) <= 1
 
@@ -178,17 +177,18 @@ def test_merged_percentiles_equal_one_histogram_of_all_data(
 ) -> None:
     """Merged latency percentiles are those of one histogram holding every shard's requests."""
     _, results = sharded_run
-    documents = [json.loads(path.read_text()) for path in results]
-    merged = merge_documents(documents)
+    shards = [load_results(path) for path in results]
+    merged = merge_results(shards)
     for name in ("steady", "ramp"):
         union = LatencyHistogram(3)
-        for d in documents:
-            shard_phase = next(p for p in d["stats"]["phases"] if p["name"] == name)
-            union.add(LatencyHistogram.decode(shard_phase["histograms"]["latency_us"]))
-        expected = dataclasses.asdict(union.summary())
-        got = next(p for p in merged["phases"] if p["name"] == name)["latency_ms"]
+        for shard in shards:
+            shard_phase = next(p for p in shard.stats.phases if p.name == name)
+            union.add(LatencyHistogram.decode(shard_phase.histograms.latency_us))
+        expected = union.summary()
+        got = next(p for p in merged.phases if p.name == name).load.latency_ms
+        assert got is not None
         for key in ("p50", "p90", "p95", "p99", "max"):
-            assert got[key] == expected[key], (name, key)
+            assert getattr(got, key) == getattr(expected, key), (name, key)
 
 
 def test_merge_refuses_different_scenarios(
@@ -196,17 +196,17 @@ def test_merge_refuses_different_scenarios(
 ) -> None:
     """Results of another scenario, or the same shard twice, are refused with a clear error."""
     _, results = sharded_run
-    first = json.loads(results[0].read_text())
-    other = dict(json.loads(results[1].read_text()))
+    first = load_results(results[0])
+    other = json.loads(results[1].read_text())
     other["scenario"] = "another"
     with pytest.raises(ResultsError, match="different scenarios"):
-        merge_documents([first, other])
-    changed = dict(json.loads(results[1].read_text()))
+        merge_results([first, from_json_data(other)])
+    changed = json.loads(results[1].read_text())
     changed["scenario_hash"] = "0" * 64
     with pytest.raises(ResultsError, match="different scenario sources"):
-        merge_documents([first, changed])
+        merge_results([first, from_json_data(changed)])
     with pytest.raises(ResultsError, match="same shard"):
-        merge_documents([first, first])
+        merge_results([first, first])
 
 
 def test_merge_command_exit_code_on_mismatch(

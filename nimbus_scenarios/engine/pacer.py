@@ -18,16 +18,10 @@ from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import arrival_times, smooth_round_robin
 from nimbus_scenarios.plan.model import PhasePlan
 
-__all__ = ["YIELD_EVERY", "Shard", "check_mix", "run_open", "shard_share"]
+__all__ = ["YIELD_EVERY", "Shard", "check_mix", "run_open"]
 
 Shard = tuple[int, int]
 """(index, count): shard `index` of `count` sends the arrivals k with k % count == index."""
-
-
-def shard_share(total: int, shard: Shard) -> int:
-    """How many of `total` arrivals (numbered 0..total-1) shard `shard` sends."""
-    index, count = shard
-    return (total - index + count - 1) // count if total > index else 0
 
 
 def check_mix(phase: PhasePlan, mix: Sequence[CompiledTemplate]) -> None:

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.series import SecondSeries
-from nimbus_scenarios.language.nodes import Comparator
+from nimbus_scenarios.language.vocabulary import GuardSubject
 from nimbus_scenarios.plan.model import GuardPlan
 
 __all__ = ["Fired", "check_guards", "window_errors", "window_latency"]
-
-_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +55,15 @@ def check_guards(
 ) -> Fired | None:
     """The first guard that fires now, if any. `now_s` is the run offset."""
     for guard in guards:
-        holds = Comparator(guard.comparator).holds
-        if guard.subject == "replicas":
+        holds = guard.comparator.holds
+        if guard.subject is GuardSubject.REPLICAS:
             if ready_replicas is not None and holds(ready_replicas, guard.value):
                 return Fired(guard, ready_replicas, f"{ready_replicas} ready replicas")
             continue
         over = guard.over_s or 0.0
         if now_s < min(over, 1.0):
             continue
-        if guard.subject == "errors":
+        if guard.subject is GuardSubject.ERRORS:
             failed, done = window_errors(series, now_s, over)
             if done == 0:
                 continue
@@ -76,12 +74,13 @@ def check_guards(
         histogram = window_latency(series, now_s, over)
         if histogram is None or histogram.total_count == 0:
             continue
-        if guard.subject == "max":
-            micros: float = histogram.max_value()
-        elif guard.subject == "mean":
-            micros = histogram.mean_value()
+        percentile = guard.subject.percentile
+        if percentile is not None:
+            micros: float = histogram.value_at_percentile(percentile)
+        elif guard.subject is GuardSubject.MAX:
+            micros = histogram.max_value()
         else:
-            micros = histogram.value_at_percentile(_PERCENTILES[guard.subject])
+            micros = histogram.mean_value()
         seconds = micros / 1_000_000.0
         if holds(seconds, guard.value):
             return Fired(guard, seconds, f"{guard.subject} {seconds:.3f}s over {over:g}s")

@@ -19,6 +19,7 @@ from functools import cached_property
 
 from nimbus_scenarios.errors import UsageError
 from nimbus_scenarios.language.nodes import NO_SPAN, Span
+from nimbus_scenarios.secrets import MASK
 
 __all__ = [
     "Diagnostic",
@@ -124,7 +125,7 @@ _CREDENTIAL = re.compile(
     r'(?i)\bheader\s+"(?:authorization|proxy-authorization|cookie)"\s*=\s*'
     r'(?P<value>"(?:[^"\\]|\\.)*"?)'
 )
-_MASK = '"***"'
+_MASK = f'"{MASK}"'
 
 
 def _mask_credentials(text: str, start: int, width: int) -> tuple[str, int, int]:

@@ -28,6 +28,7 @@ from nimbus_scenarios.language.vocabulary import (
     ExpectationKind,
     subject_kind,
 )
+from nimbus_scenarios.secrets import MASK
 
 __all__ = ["url_problem", "validate"]
 
@@ -94,7 +95,7 @@ class _Checker:
             return None
         if isinstance(resolved, n.EnvRef):
             if n.Kind.STRING in kinds:
-                return n.Literal(n.Kind.STRING, "***", string="***", span=value.span)
+                return n.Literal(n.Kind.STRING, MASK, string=MASK, span=value.span)
             self.error(f"{what} must be {_kinds(kinds)}; `env(...)` gives a string", value.span)
             return None
         if resolved.kind not in kinds:
@@ -230,7 +231,7 @@ class _Checker:
 
     def url(self, value: n.Value) -> None:
         url = self.text(value, "`target`", secret_ok=True)
-        if url is None or url == "***":
+        if url is None or url == MASK:
             return
         problem = url_problem(url)
         if problem is not None:

@@ -19,6 +19,7 @@ __all__ = [
     "integer_weights",
     "mix_counts",
     "segment_offsets",
+    "shard_share",
     "smooth_round_robin",
 ]
 
@@ -92,3 +93,9 @@ def mix_counts(weights: Sequence[Fraction], total: int) -> list[int]:
     for _ in range(rest):
         counts[next(chooser)] += 1
     return counts
+
+
+def shard_share(total: int, index: int, count: int) -> int:
+    """How many of `total` arrivals (numbered 0..total-1) shard `index` of `count` sends: the
+    arrivals k with k mod count == index."""
+    return (total - index + count - 1) // count if total > index else 0

@@ -172,7 +172,7 @@ def plan_warnings(plan: Plan) -> list[str]:
 # ---------------------------------------------------------------- people
 
 
-def _clock(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
@@ -213,8 +213,8 @@ def plan_table(plan: Plan) -> str:
             (
                 str(p.index + 1),
                 p.name,
-                _clock(p.start_s),
-                _clock(p.end_s),
+                clock_text(p.start_s),
+                clock_text(p.end_s),
                 shape,
                 _requests(p),
                 expectations,
@@ -237,9 +237,9 @@ def plan_table(plan: Plan) -> str:
         )
     )
     lines.append(
-        f"total: {_clock(plan.phases_end_s)} of phases"
+        f"total: {clock_text(plan.phases_end_s)} of phases"
         + (
-            f", {_clock(plan.duration_s)} with pending replica windows"
+            f", {clock_text(plan.duration_s)} with pending replica windows"
             if plan.duration_s > plan.phases_end_s
             else ""
         )
@@ -265,7 +265,7 @@ def plan_table(plan: Plan) -> str:
 
 def _window(e: ExpectationPlan) -> str:
     if e.window == "within" and e.start_s is not None and e.end_s is not None:
-        return f"{e.text} [{_clock(e.start_s)}-{_clock(e.end_s)}]"
+        return f"{e.text} [{clock_text(e.start_s)}-{clock_text(e.end_s)}]"
     return e.text
 
 
@@ -289,5 +289,5 @@ def rate_chart(plan: Plan, width: int = 64, height: int = 8) -> str:
         label = f"{top * level / height:>7.1f}/s |" if level in {height, 1} else " " * 9 + " |"
         rows.append(label + "".join("#" if s >= threshold else " " for s in samples))
     rows.append(" " * 10 + "+" + "-" * width)
-    rows.append(" " * 11 + "0" + _clock(span).rjust(width - 1))
+    rows.append(" " * 11 + "0" + clock_text(span).rjust(width - 1))
     return "target rate over time\n" + "\n".join(rows)

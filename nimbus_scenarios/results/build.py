@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from nimbus_scenarios import __version__
 from nimbus_scenarios.engine.records import LatencySummary, PhaseRecord, RequestRecord, StatsRecord
 from nimbus_scenarios.exit_codes import ExitCode
+from nimbus_scenarios.plan.arrivals import shard_share
 from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.results.model import (
     Abort,
@@ -43,20 +44,12 @@ __all__ = [
     "round_offset",
     "rounded_judgement",
     "secret_values",
-    "shard_share",
 ]
 
 
 def round_offset(value: float | None) -> float | None:
     """A run offset, a duration or a rate as written: to the millisecond."""
     return None if value is None else round(value, 3)
-
-
-def shard_share(total: int, shard: ShardInfo) -> int:
-    """How many of `total` arrivals (numbered 0..total-1) shard `shard` sends: the k with
-    k mod count == index."""
-    index, count = shard.index, shard.count
-    return (total - index + count - 1) // count if total > index else 0
 
 
 def rounded_judgement(judgement: Judgement) -> Judgement:
@@ -168,7 +161,7 @@ def _phases(plan: Plan, facts: RunFacts, stats: StatsRecord) -> Iterable[PhaseRe
         record = records.get(phase.name)
         ran = facts.phases_run.get(phase.name)
         planned = (
-            shard_share(phase.scheduled_total, facts.shard)
+            shard_share(phase.scheduled_total, facts.shard.index, facts.shard.count)
             if phase.scheduled_total is not None
             else None
         )

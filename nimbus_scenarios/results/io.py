@@ -32,6 +32,7 @@ __all__ = [
     "PHASE_FIELDS",
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
+    "default_results_path",
     "from_json",
     "load_documents",
     "load_results",
@@ -124,6 +125,11 @@ def to_json(results: RunResults, *, indent: int | None = 2) -> str:
     """The document as JSON text (with a final newline when indented)."""
     text = json.dumps(to_json_data(results), indent=indent, allow_nan=False)
     return text + "\n" if indent is not None else text
+
+
+def default_results_path(results: RunResults) -> Path:
+    """`results/<scenario>-<run id>.json`."""
+    return Path("results") / f"{results.scenario}-{results.run_id}.json"
 
 
 def write_results(results: RunResults, path: Path) -> Path:

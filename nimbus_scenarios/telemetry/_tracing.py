@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from nimbus_scenarios import __version__
 from nimbus_scenarios.engine.dispatch import ExtraHeaders
 from nimbus_scenarios.engine.request import Outcome
-from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.events import Progress, RunHandler
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._pipeline import (
     SCOPE_NAME,
@@ -43,9 +43,9 @@ from nimbus_scenarios.telemetry._wire import RequestShape, RequestSpan
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Span
 
-    from nimbus_scenarios.judge.expectations import Judgement
     from nimbus_scenarios.plan.model import PhasePlan, Plan, Template
     from nimbus_scenarios.replicas import ReplicaSample
+    from nimbus_scenarios.results.model import Judgement, RunResults
 
 __all__ = ["RunTelemetry"]
 
@@ -132,7 +132,7 @@ class RunTelemetry(RunHandler):
         self._metric_attrs: dict[str | None, dict[str, str]] = {}
         self._shapes: dict[tuple[str, str], RequestShape] = {}
         self._logged: set[tuple[str, str]] = set()
-        self._status: Mapping[str, Any] | None = None
+        self._status: Progress | None = None
         self._replicas: ReplicaSample | None = None
         self._ended = False
         # Tracing: the root span starts now (so preflight is inside it).
@@ -376,7 +376,7 @@ class RunTelemetry(RunHandler):
             },
         )
 
-    def pods_killed(self, names: list[str], at_s: float) -> None:
+    def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """A span event `pods_killed`."""
         self._event("pods_killed", {"pods": tuple(names), "count": len(names), "at_s": at_s})
 
@@ -404,47 +404,44 @@ class RunTelemetry(RunHandler):
             self._current.span.add_event("aborted", attributes)
         self._event("aborted", attributes, root=True)
 
-    def progress(self, status: dict[str, Any]) -> None:
+    def progress(self, status: Progress) -> None:
         """Keep the latest status for the gauges."""
         self._status = status
 
-    def run_ended(self, document: dict[str, Any]) -> None:
+    def run_ended(self, results: RunResults) -> None:
         """Verdicts as events, the run's verdict as attributes; end every open span."""
         root = self.root
         if root is None or self._ended:
             return
-        for e in document.get("expectations") or ():
-            if (e.get("scope"), e.get("text")) in self._logged:
+        for j in results.expectations:
+            e = j.expectation
+            if (e.scope, e.text) in self._logged:
                 continue
             self._event(
                 "expectation_decided",
                 {
-                    "expectation": e.get("text"),
-                    "scope": e.get("scope"),
-                    "verdict": e.get("verdict"),
-                    "observed": e.get("observed"),
-                    "detail": e.get("detail") or None,
+                    "expectation": e.text,
+                    "scope": e.scope,
+                    "verdict": str(j.verdict),
+                    "observed": j.observed,
+                    "detail": j.detail or None,
                 },
                 root=True,
             )
-        verdict = str(document.get("verdict"))
-        totals = document.get("totals") or {}
+        verdict = str(results.verdict)
+        totals = results.totals
         root.set_attributes(
             {
-                k: v
-                for k, v in {
-                    "nimbus.verdict": verdict,
-                    "nimbus.exit_code": document.get("exit_code"),
-                    "nimbus.sent": totals.get("sent"),
-                    "nimbus.succeeded": totals.get("succeeded"),
-                    "nimbus.failed": totals.get("failed"),
-                    "nimbus.dropped": totals.get("dropped"),
-                }.items()
-                if v is not None
+                "nimbus.verdict": verdict,
+                "nimbus.exit_code": int(results.exit_code),
+                "nimbus.sent": totals.sent,
+                "nimbus.succeeded": totals.succeeded,
+                "nimbus.failed": totals.failed,
+                "nimbus.dropped": totals.dropped,
             }
         )
         if verdict != "passed":
-            root.set_status(Status(StatusCode.ERROR, document.get("error") or verdict))
+            root.set_status(Status(StatusCode.ERROR, results.error or verdict))
         self.end_spans()
 
     def end_spans(self, *, incomplete: bool = False) -> None:
@@ -500,10 +497,10 @@ class RunTelemetry(RunHandler):
             status = self._status
             if status is None or self._ended:
                 return []
-            value = status.get(key)
+            value = getattr(status, key, None)
             if not isinstance(value, int | float):
                 return []
-            return [Observation(value, self._metric_attributes(status.get("phase")))]
+            return [Observation(value, self._metric_attributes(status.phase))]
 
         return callback
 

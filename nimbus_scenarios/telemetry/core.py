@@ -14,18 +14,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nimbus_scenarios.engine.dispatch import HeadersFor, RequestObserver
-from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.events import Progress, RunHandler
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry.config import TelemetryConfig, resolve_config
 
 if TYPE_CHECKING:
-    from nimbus_scenarios.judge.expectations import Judgement
     from nimbus_scenarios.plan.model import PhasePlan, Plan
     from nimbus_scenarios.replicas import ReplicaSample
+    from nimbus_scenarios.results.model import Judgement, RunResults
     from nimbus_scenarios.telemetry._pipeline import Pipeline, SdkLogBridge
     from nimbus_scenarios.telemetry._tracing import RunTelemetry
 
@@ -71,7 +71,7 @@ class _Combined(RunHandler):
         """See `RunHandler`."""
         self._both("replica_sample", sample, at_s)
 
-    def pods_killed(self, names: list[str], at_s: float) -> None:
+    def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """See `RunHandler`."""
         self._both("pods_killed", names, at_s)
 
@@ -83,13 +83,13 @@ class _Combined(RunHandler):
         """See `RunHandler`."""
         self._both("aborted", reason, at_s)
 
-    def progress(self, status: dict[str, Any]) -> None:
+    def progress(self, status: Progress) -> None:
         """See `RunHandler`."""
         self._both("progress", status)
 
-    def run_ended(self, document: dict[str, Any]) -> None:
+    def run_ended(self, results: RunResults) -> None:
         """See `RunHandler`."""
-        self._both("run_ended", document, log_first=True)
+        self._both("run_ended", results, log_first=True)
 
 
 def _logger() -> Any:

@@ -13,18 +13,18 @@ Events are names, not sentences: ``log.info("phase_started", phase="warmup", tar
 from __future__ import annotations
 
 import sys
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
-from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.events import Progress, RunHandler, WindowState
 from nimbus_scenarios.telemetry.context import current
 
 if TYPE_CHECKING:
-    from nimbus_scenarios.judge.expectations import Judgement
     from nimbus_scenarios.plan.model import PhasePlan, Plan
     from nimbus_scenarios.replicas import ReplicaSample
+    from nimbus_scenarios.results.model import Judgement, RunResults
 
 __all__ = [
     "LoggingHandler",
@@ -197,7 +197,7 @@ class LoggingHandler(RunHandler):
             ),
         )
 
-    def pods_killed(self, names: list[str], at_s: float) -> None:
+    def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """Log `pods_killed`."""
         self.log.warning("pods_killed", count=len(names), pods=list(names), at_s=_r(at_s))
 
@@ -222,49 +222,60 @@ class LoggingHandler(RunHandler):
         """Log `run_aborted`."""
         self.log.warning("run_aborted", reason=reason, at_s=_r(at_s))
 
-    def progress(self, status: dict[str, Any]) -> None:
-        """Log a `progress` line with the live status (expectation states summed up)."""
-        fields = {k: v for k, v in status.items() if k != "expectations"}
-        states = [state for _, state in status.get("expectations") or ()]
-        for name in ("passed", "failed", "open", "waiting"):
-            fields[f"expectations_{name}"] = states.count(name)
-        for key in ("elapsed_s", "remaining_s", "target_rate", "p95_ms", "errors_pct"):
-            if isinstance(fields.get(key), float):
-                fields[key] = round(fields[key], 3)
+    def progress(self, status: Progress) -> None:
+        """Log a `progress` line with the live status (window states counted)."""
+        fields: dict[str, Any] = {
+            "stage": str(status.stage),
+            "phase": status.phase,
+            "elapsed_s": round(status.elapsed_s, 3),
+            "remaining_s": round(status.remaining_s, 3),
+            "target_rate": round(status.target_rate, 3),
+            "achieved_rate": status.achieved_rate,
+            "in_flight": status.in_flight,
+            "p95_ms": None if status.p95_ms is None else round(status.p95_ms, 3),
+            "sent": status.sent,
+            "dropped": status.dropped,
+            "errors_pct": round(status.errors_pct, 3),
+            "ready": status.ready,
+            "desired": status.desired,
+        }
+        for state in (WindowState.PASSED, WindowState.FAILED, WindowState.OPEN):
+            fields[f"expectations_{state}"] = status.count(state)
+        fields["expectations_waiting"] = status.count(WindowState.WAITING)
         self.log.info("progress", **_known(**fields))
 
-    def run_ended(self, document: dict[str, Any]) -> None:
+    def run_ended(self, results: RunResults) -> None:
         """Log every verdict not logged yet, then `run_ended` with the run's verdict."""
-        for e in document.get("expectations") or ():
-            if (e.get("scope"), e.get("text")) in self._logged:
+        for j in results.expectations:
+            e = j.expectation
+            if (e.scope, e.text) in self._logged:
                 continue
-            getattr(self.log, "warning" if e.get("verdict") == "failed" else "info")(
+            getattr(self.log, "warning" if j.verdict == "failed" else "info")(
                 "expectation_decided",
                 **_known(
-                    expectation=e.get("text"),
-                    scope=e.get("scope"),
-                    verdict=e.get("verdict"),
-                    observed=e.get("observed"),
-                    detail=e.get("detail") or None,
-                    at_s=e.get("met_at_s"),
+                    expectation=e.text,
+                    scope=e.scope,
+                    verdict=str(j.verdict),
+                    observed=j.observed,
+                    detail=j.detail or None,
+                    at_s=j.met_at_s,
                 ),
             )
-        totals = document.get("totals") or {}
-        code = document.get("exit_code")
+        totals = results.totals
         fields = _known(
-            verdict=document.get("verdict"),
-            exit_code=None if code is None else int(code),
-            duration_s=document.get("duration_s"),
-            sent=totals.get("sent"),
-            succeeded=totals.get("succeeded"),
-            failed=totals.get("failed"),
-            dropped=totals.get("dropped"),
+            verdict=str(results.verdict),
+            exit_code=int(results.exit_code),
+            duration_s=results.duration_s,
+            sent=totals.sent,
+            succeeded=totals.succeeded,
+            failed=totals.failed,
+            dropped=totals.dropped,
         )
-        if document.get("error"):
-            fields["error"] = document["error"]
-        if document.get("abort"):
-            fields["abort_reason"] = document["abort"].get("reason")
-        if document.get("trace_id"):
-            fields["trace_id"] = document["trace_id"]
-        level = _VERDICT_LEVEL.get(str(document.get("verdict")), "info")
+        if results.error:
+            fields["error"] = results.error
+        if results.abort is not None:
+            fields["abort_reason"] = results.abort.reason
+        if results.trace_id:
+            fields["trace_id"] = results.trace_id
+        level = _VERDICT_LEVEL.get(str(results.verdict), "info")
         getattr(self.log, level)("run_ended", **fields)

@@ -17,7 +17,7 @@ from nimbus_scenarios.cli import build_parser, main, seed_form
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.pipeline import compile_source
-from nimbus_scenarios.plan.render import _clock
+from nimbus_scenarios.plan.render import clock_text
 from tests.deploy.support import (
     COMPONENT,
     CONSUMER_URL,
@@ -315,7 +315,9 @@ def test_job_table_matches_the_job_files() -> None:
         args = container(job["spec"]["template"], MAIN_CONTAINER)["args"]
         assert args[:2] == ["run", scenario]
         plan = compile_source(read_source(builtin_path(scenario)))
-        assert _clock(plan.duration_s) == planned, f"{file}: planned {_clock(plan.duration_s)}"
+        assert clock_text(plan.duration_s) == planned, (
+            f"{file}: planned {clock_text(plan.duration_s)}"
+        )
         assert job["spec"]["activeDeadlineSeconds"] == int(deadline) * 60
 
 

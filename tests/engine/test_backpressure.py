@@ -4,24 +4,13 @@ and requests still in flight when a run ends are waited for or counted, never lo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from nimbus_scenarios.results.model import RunVerdict, Verdict
 from nimbus_scenarios.runner import RunOutcome
 from tests.conftest import HttpServer
+from tests.support.checks import assert_reconciles, judgement
 
 Run = Callable[..., RunOutcome]
-
-
-def expectation(document: dict[str, Any], text: str) -> dict[str, Any]:
-    """The results entry of the expectation written as `text`."""
-    found = [e for e in document["expectations"] if e["text"] == text]
-    assert len(found) == 1, document["expectations"]
-    return found[0]
-
-
-def assert_reconciles(item: dict[str, Any]) -> None:
-    assert item["scheduled"] == item["sent"] + item["dropped"], item
-    assert item["sent"] == item["succeeded"] + item["failed"], item
 
 
 def test_stalled_server_drops_over_max_inflight(http_server: HttpServer, run: Run) -> None:
@@ -44,23 +33,23 @@ scenario "stall" {
 """,
         http_server.url,
     )
-    document = outcome.document
-    phase = document["phases"][0]
-    assert phase["scheduled"] == 150
-    assert phase["dropped"] > 100
+    results = outcome.results
+    phase = results.phases[0].load
+    assert phase.scheduled == 150
+    assert phase.dropped > 100
     # five at a time, each held for one second: about 5/s get through
-    assert 10 <= phase["sent"] <= 25, phase
+    assert 10 <= phase.sent <= 25, phase
     assert_reconciles(phase)
-    assert_reconciles(document["totals"])
-    assert phase["failed"] == 0
-    assert phase["errors_by_kind"] == {}
-    assert len(http_server.paths("/delay")) == phase["sent"]
-    errors = expectation(document, "expect errors == 0%")
-    assert errors["verdict"] == "passed"
-    assert errors["observed"] == 0.0
-    achieved = expectation(document, "expect achieved < 50%")
-    assert achieved["verdict"] == "passed"
-    assert achieved["observed"] == 100.0 * phase["sent"] / 150
+    assert_reconciles(results.totals)
+    assert phase.failed == 0
+    assert phase.errors_by_kind == {}
+    assert len(http_server.paths("/delay")) == phase.sent
+    errors = judgement(results, "expect errors == 0%")
+    assert errors.verdict is Verdict.PASSED
+    assert errors.observed == 0.0
+    achieved = judgement(results, "expect achieved < 50%")
+    assert achieved.verdict is Verdict.PASSED
+    assert achieved.observed == 100.0 * phase.sent / 150
     assert outcome.exit_code == 0
 
 
@@ -84,20 +73,20 @@ scenario "timeouts" {
 """,
         http_server.url,
     )
-    document = outcome.document
-    phase = document["phases"][0]
-    assert phase["sent"] == 10
-    assert phase["failed"] == 10
-    assert phase["timed_out"] == 10
-    assert phase["errors_by_kind"] == {"timeout": 10}
+    results = outcome.results
+    phase = results.phases[0].load
+    assert phase.sent == 10
+    assert phase.failed == 10
+    assert phase.timed_out == 10
+    assert phase.errors_by_kind == {"timeout": 10}
     assert_reconciles(phase)
     # a timed-out request's latency is about the timeout, not the server's 3 s
-    assert 900 <= phase["latency_ms"]["max"] < 2500
-    errors = expectation(document, "expect errors < 10%")
-    assert errors["verdict"] == "failed"
-    assert errors["observed"] == 100.0
+    assert 900 <= phase.latency_ms.max < 2500
+    errors = judgement(results, "expect errors < 10%")
+    assert errors.verdict is Verdict.FAILED
+    assert errors.observed == 100.0
     assert outcome.exit_code == 1
-    assert document["verdict"] == "failed"
+    assert results.verdict is RunVerdict.FAILED
 
 
 def test_closed_model_requests_in_flight_at_the_end_are_waited_for(
@@ -116,12 +105,12 @@ scenario "users" {
 """,
         http_server.url,
     )
-    phase = outcome.document["phases"][0]
-    assert 15 <= phase["sent"] <= 25, phase
-    assert phase["scheduled"] == phase["sent"]
-    assert phase["succeeded"] == phase["sent"], phase
-    assert phase["failed"] == 0
-    assert len(http_server.paths("/delay")) == phase["sent"]
+    phase = outcome.results.phases[0].load
+    assert 15 <= phase.sent <= 25, phase
+    assert phase.scheduled == phase.sent
+    assert phase.succeeded == phase.sent, phase
+    assert phase.failed == 0
+    assert len(http_server.paths("/delay")) == phase.sent
     assert outcome.exit_code == 0
 
 
@@ -143,12 +132,12 @@ scenario "grace" {
         max_duration_s=1.0,
         grace_s=0.3,
     )
-    document = outcome.document
-    phase = document["phases"][0]
+    results = outcome.results
+    phase = results.phases[0].load
     assert outcome.exit_code == 3
-    assert phase["sent"] > 0
-    assert phase["succeeded"] == 0
-    assert phase["failed"] == phase["sent"]
-    assert phase["errors_by_kind"] == {"cancelled": phase["sent"]}
+    assert phase.sent > 0
+    assert phase.succeeded == 0
+    assert phase.failed == phase.sent
+    assert phase.errors_by_kind == {"cancelled": phase.sent}
     assert_reconciles(phase)
-    assert_reconciles(document["totals"])
+    assert_reconciles(results.totals)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from nimbus_scenarios.results.io import to_json_data
 from tests.conftest import Hit, HttpServer, run_text
 
 SCENARIO = """
@@ -93,8 +94,9 @@ def planned_in_second(second: int) -> float:
 def shapes(module_server: HttpServer) -> tuple[dict[str, Any], list[Hit]]:
     """The results document of one run of SCENARIO and the requests the server saw."""
     outcome = run_text(SCENARIO, module_server.url)
-    assert outcome.exit_code == 0, outcome.document
-    return outcome.document, list(module_server.hits)
+    assert outcome.exit_code == 0, outcome.results
+    # The JSON document, as users read it: its per-second series included.
+    return to_json_data(outcome.results), list(module_server.hits)
 
 
 def by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -13,9 +13,9 @@ import pytest
 
 from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.engine.dispatch import Dispatcher
-from nimbus_scenarios.engine.pacer import run_open, shard_share
+from nimbus_scenarios.engine.pacer import run_open
 from nimbus_scenarios.engine.stats import RunStats
-from nimbus_scenarios.plan.arrivals import arrival_times
+from nimbus_scenarios.plan.arrivals import arrival_times, shard_share
 from nimbus_scenarios.plan.model import PhasePlan
 from tests.engine.fakes import FakeTransport, mix_of, phase_plan
 
@@ -114,7 +114,7 @@ def test_a_shard_sends_every_nth_arrival_at_its_planned_time() -> None:
     phase = phase_plan("rate 10/s")
     transport, stats, _, _ = run_phase(phase, shard=(1, 3))
     assert transport.send_times() == [ORIGIN + k / 10 for k in range(1, 20, 3)]
-    assert stats.phases["p"].scheduled == shard_share(20, (1, 3)) == 7
+    assert stats.phases["p"].scheduled == shard_share(20, 1, 3) == 7
 
 
 def test_arrivals_over_the_in_flight_cap_are_dropped() -> None:

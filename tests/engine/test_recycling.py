@@ -111,7 +111,7 @@ def test_connections_are_recycled_at_the_configured_age() -> None:
         return await observe(consumer, session, scenario("1s", "4s"))
 
     outcome, samples = with_consumer(body)
-    assert outcome.document["phases"][0]["sent"] == 80
+    assert outcome.results.phases[0].load.sent == 80
     total = samples[-1][1]
     # one generation per second of the phase (pre-flight included), a connection or two each
     assert 4 <= total <= 10, samples
@@ -131,5 +131,5 @@ def test_connection_count_follows_the_age(age: str, low: int, high: int) -> None
         return await observe(consumer, session, scenario(age, "2s"))
 
     outcome, samples = with_consumer(body)
-    assert outcome.document["phases"][0]["sent"] == 40
+    assert outcome.results.phases[0].load.sent == 40
     assert low <= samples[-1][1] <= high, samples

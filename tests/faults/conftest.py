@@ -15,7 +15,8 @@ test must signal it) against servers on 127.0.0.1 that this module starts and st
   writes a kubeconfig file pointing at it.
 
 `assert_outcome` makes the checks every case shares: the exit code, the verdict, a results file
-that `load_results` accepts, counts that reconcile (`assert_reconciles`) and no traceback.
+that loads strictly as a results document, counts that reconcile (`assert_reconciles`) and no
+traceback.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ import kmock
 import pytest
 from aiohttp import web
 
-from nimbus_scenarios.results import load_results
 from tests.conftest import HttpServer
 from tests.kube.apiserver import ApiServer
+from tests.support.checks import read_results
 
 REPO = Path(__file__).resolve().parents[2]
 TRACEBACK = "Traceback (most recent call last)"
@@ -173,7 +174,7 @@ def assert_outcome(finished: Finished, results: Path, *, code: int, verdict: str
     assert_no_traceback(finished.stderr)
     assert_no_traceback(finished.stdout)
     assert results.is_file(), finished.stderr
-    document = load_results(results)
+    document = read_results(results)
     assert document["exit_code"] == code
     assert document["verdict"] == verdict, document.get("error") or document.get("abort")
     assert_reconciles(document)

@@ -23,6 +23,7 @@ import structlog
 
 from nimbus_scenarios.local.consumer import ReferenceConsumer
 from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.results.model import RunResults
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry.logs import configure_logging
 from tests.conftest import HttpServer
@@ -166,18 +167,18 @@ def json_logs() -> Iterator[io.StringIO]:
 
 
 @pytest.fixture(scope="module")
-def baseline(module_server: HttpServer) -> dict[str, Any]:
+def baseline(module_server: HttpServer) -> RunResults:
     """STEADY without telemetry (open-model counts are exact, so traced runs must match them)."""
     plan = compile_text(STEADY)
     options = RunOptions(url=module_server.url, install_signal_handlers=False)
-    return asyncio.run(run_scenario(plan, options, scenario_text=STEADY)).document
+    return asyncio.run(run_scenario(plan, options, scenario_text=STEADY)).results
 
 
-def _same_run(traced: dict[str, Any], baseline: dict[str, Any]) -> None:
-    assert traced["verdict"] == baseline["verdict"] == "passed"
+def _same_run(traced: RunResults, baseline: RunResults) -> None:
+    assert traced.verdict == baseline.verdict == "passed"
     for key in ("scheduled", "sent", "succeeded", "failed", "dropped"):
-        assert traced["totals"][key] == baseline["totals"][key], key
-    assert [p["sent"] for p in traced["phases"]] == [p["sent"] for p in baseline["phases"]]
+        assert getattr(traced.totals, key) == getattr(baseline.totals, key), key
+    assert [p.load.sent for p in traced.phases] == [p.load.sent for p in baseline.phases]
 
 
 def _by_name(spans: list[SpanRecord], prefix: str) -> list[SpanRecord]:
@@ -207,12 +208,12 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
         started=lambda telemetry: holder.update(telemetry=telemetry),
         progress_interval_s=0.2,
     )
-    document = run.outcome.document
+    document = run.outcome.results
     trace_id = run.telemetry.trace_id
-    assert document["verdict"] == "passed"
-    assert document["totals"]["sent"] == 60
+    assert document.verdict == "passed"
+    assert document.totals.sent == 60
     assert trace_id is not None
-    assert run.telemetry.run_id == document["run_id"]
+    assert run.telemetry.run_id == document.run_id
     assert run.counters["spans_dropped"] == 0
     assert run.counters["export_errors"] == 0
     assert wait_until(lambda: len(sink.spans) >= run.counters["spans_exported"])
@@ -239,7 +240,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
         assert span.start_ns <= span.end_ns
 
     # Attributes: HTTP client semantic conventions and ours.
-    assert root.attributes["nimbus.run_id"] == document["run_id"]
+    assert root.attributes["nimbus.run_id"] == document.run_id
     assert root.attributes["nimbus.verdict"] == "passed"
     assert root.resource["service.name"] == "nimbus-test"
     assert root.resource["deployment.environment"] == "test"
@@ -252,7 +253,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert health.attributes["server.port"] == port
     assert health.attributes["http.response.status_code"] == 200
     assert health.attributes["nimbus.scenario"] == "traced"
-    assert health.attributes["nimbus.run_id"] == document["run_id"]
+    assert health.attributes["nimbus.run_id"] == document.run_id
     assert health.attributes["nimbus.lateness_ms"] >= 0.0
     assert "error.type" not in health.attributes
     missing = [s for s in requests if s.attributes["nimbus.template"] == "missing"]
@@ -285,7 +286,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     for record in started:
         assert record.trace_id == trace_id
         assert record.span_id == phases[record.attributes["phase"]].span_id
-        assert record.attributes["run_id"] == document["run_id"]
+        assert record.attributes["run_id"] == document.run_id
         assert record.attributes["scenario"] == "traced"
     assert {r.trace_id for r in sink.logs} == {trace_id}
     lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
@@ -305,9 +306,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert {a["phase"] for a, _ in durations} == {"warm", "mixed"}
     counted = {phase: max(n for a, (n, _) in durations if a["phase"] == phase) for phase in phases}
     assert counted == {"warm": 30, "mixed": 30}  # every request, sampled or not (cumulative)
-    assert all(
-        a["run_id"] == document["run_id"] and a["scenario"] == "traced" for a, _ in durations
-    )
+    assert all(a["run_id"] == document.run_id and a["scenario"] == "traced" for a, _ in durations)
     assert {a["kind"] for a, _ in sink.metrics["nimbus_replicas"]} == {"ready", "desired"}
     assert any(a.get("phase") == "warm" for a, _ in sink.metrics["nimbus_target_rate"])
 
@@ -323,7 +322,7 @@ def test_zero_sampling_still_sends_traceparents(
     text = TRACED.replace("trace_sample 50%", "trace_sample 0%").replace("at 0.5s kill 1 pods", "")
     env = otel_env(collector.endpoint, OTEL_METRIC_EXPORT_INTERVAL="60000")
     run = run_traced(text, consumer.url, env)
-    assert run.outcome.document["verdict"] == "passed"
+    assert run.outcome.results.verdict == "passed"
     assert run.counters["spans_exported"] == 3
     assert wait_until(lambda: len(sink.spans) >= 3)
     phases = {s.span_id for s in _by_name(sink.spans, "phase ")}
@@ -351,7 +350,7 @@ scenario "aborting" {
 }
 """
     run = run_traced(text, http_server.url, otel_env(collector.endpoint))
-    assert run.outcome.document["verdict"] == "aborted"
+    assert run.outcome.results.verdict == "aborted"
     assert wait_until(lambda: len(sink.spans) >= run.counters["spans_exported"])
     (root,) = _by_name(sink.spans, "scenario ")
     (phase,) = _by_name(sink.spans, "phase ")
@@ -361,13 +360,11 @@ scenario "aborting" {
     assert root.attributes["nimbus.verdict"] == "aborted"
 
 
-def test_collector_down_for_the_whole_run(
-    module_server: HttpServer, baseline: dict[str, Any]
-) -> None:
+def test_collector_down_for_the_whole_run(module_server: HttpServer, baseline: RunResults) -> None:
     """Nothing listening: the run is the same as without telemetry; the drops are counted."""
     endpoint = f"http://127.0.0.1:{free_port()}"
     run = run_traced(STEADY, module_server.url, otel_env(endpoint), shutdown_timeout_s=3.0)
-    _same_run(run.outcome.document, baseline)
+    _same_run(run.outcome.results, baseline)
     assert run.counters["spans_exported"] == 0
     assert run.counters["spans_dropped"] == 80 + 3
     assert run.counters["logs_dropped"] > 0
@@ -376,7 +373,7 @@ def test_collector_down_for_the_whole_run(
 
 
 def test_collector_killed_mid_run(
-    collector: Rotel, sink: OtlpSink, module_server: HttpServer, baseline: dict[str, Any]
+    collector: Rotel, sink: OtlpSink, module_server: HttpServer, baseline: RunResults
 ) -> None:
     """rotel SIGKILLed at +1.2 s: the run is unchanged; earlier spans arrived, the rest counted."""
     run = run_traced(
@@ -387,7 +384,7 @@ def test_collector_killed_mid_run(
         during_at_s=1.2,
         shutdown_timeout_s=3.0,
     )
-    _same_run(run.outcome.document, baseline)
+    _same_run(run.outcome.results, baseline)
     counters = run.counters
     assert counters["spans_exported"] > 0
     assert counters["spans_dropped"] > 0
@@ -398,7 +395,7 @@ def test_collector_killed_mid_run(
 
 
 def test_slow_collector_costs_spans_not_time(
-    sink: OtlpSink, module_server: HttpServer, baseline: dict[str, Any]
+    sink: OtlpSink, module_server: HttpServer, baseline: RunResults
 ) -> None:
     """A collector answering after 3 s: exports time out; neither the run nor shutdown waits."""
     sink.delay_s = 3.0
@@ -408,7 +405,7 @@ def test_slow_collector_costs_spans_not_time(
         )
     finally:
         sink.delay_s = 0.0
-    _same_run(run.outcome.document, baseline)
+    _same_run(run.outcome.results, baseline)
     assert run.counters["spans_dropped"] > 0
     assert run.counters["export_errors"] > 0
     assert run.shutdown_s < 2.5

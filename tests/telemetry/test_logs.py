@@ -64,7 +64,7 @@ def test_logging_handler_events(http_server: HttpServer) -> None:
         outcome = asyncio.run(
             run_scenario(plan, options, handlers=[LoggingHandler()], scenario_text=SHORT)
         )
-    run_id = outcome.document["run_id"]
+    run_id = outcome.results.run_id
     events = [e["event"] for e in logs]
     assert events[0] == "run_started"
     assert events[-1] == "run_ended"

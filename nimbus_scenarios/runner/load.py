@@ -1,0 +1,179 @@
+"""The load stages: the phases (open-model pacers, closed-model users, pod kills, guards), the
+wait for replica windows that run past the last phase, and the drain of requests in flight.
+
+Every wait is on the run's clock and ends early when the run is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from nimbus_scenarios.engine.pacer import run_open
+from nimbus_scenarios.engine.stats import RunStats
+from nimbus_scenarios.engine.users import run_users
+from nimbus_scenarios.judge.guards import check_guards
+from nimbus_scenarios.judge.windows import NO_SOURCE, judge_window
+from nimbus_scenarios.plan.model import PhasePlan
+from nimbus_scenarios.results.model import KillResult, Stage, Verdict
+from nimbus_scenarios.runner.context import RunContext
+
+__all__ = ["drain", "run_phases", "wait_for_windows"]
+
+PENDING_POLL_S = 0.5
+"""How often the pending stage looks whether the open windows have all passed."""
+
+
+async def run_phases(ctx: RunContext) -> None:
+    """Play every phase at its offset; offset 0 is now, or `--start-at` for shards."""
+    ctx.enter(Stage.PHASES)
+    clock = ctx.clock
+    ctx.origin = clock.now()
+    start_at = ctx.options.start_at
+    if start_at is not None:
+        late = clock.wall() - start_at
+        ctx.origin -= late
+        if late > 0:
+            ctx.state.notes.append(
+                f"started {late:.1f}s after --start-at; arrivals already due were sent at once"
+            )
+        elif not await ctx.sleep_until(ctx.origin):
+            return
+    ctx.stats = RunStats(ctx.origin)
+    guards = asyncio.ensure_future(_guard_loop(ctx))
+    try:
+        for phase in ctx.plan.phases:
+            if not await ctx.sleep_until(ctx.origin + phase.start_s):
+                break
+            await _run_phase(ctx, phase)
+            if ctx.state.stop.is_set():
+                break
+    finally:
+        guards.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await guards
+
+
+async def _run_phase(ctx: RunContext, phase: PhasePlan) -> None:
+    dispatcher = ctx.dispatcher
+    assert dispatcher is not None
+    stats = ctx.stats.phase(phase.name)
+    started = ctx.now_s()
+    ctx.state.running = (phase.name, started)
+    ctx.events.phase_started(phase, started)
+    tasks: list[asyncio.Task[Any]] = []
+    shard = (ctx.options.shard.index, ctx.options.shard.count)
+    if phase.mix:
+        mix = [ctx.templates[name] for name, _ in phase.mix]
+        if phase.open_model:
+            work = run_open(phase, mix, dispatcher, stats, ctx.origin, clock=ctx.clock, shard=shard)
+        else:
+            work = run_users(
+                phase,
+                mix,
+                dispatcher,
+                stats,
+                ctx.origin,
+                ctx.background,
+                clock=ctx.clock,
+                shard=shard,
+            )
+        tasks.append(asyncio.ensure_future(work))
+    for kill in phase.kills if ctx.primary else ():
+        tasks.append(asyncio.ensure_future(_kill(ctx, kill.at_s, kill.count, phase.name)))
+    finished = await ctx.sleep_until(ctx.origin + phase.end_s)
+    for task in tasks:
+        if not finished or not task.done():
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    ended = ctx.now_s()
+    ctx.state.phases_run[phase.name] = (started, ended)
+    ctx.state.running = None
+    ctx.events.phase_ended(phase, ended)
+
+
+async def _kill(ctx: RunContext, at_s: float, count: int, phase: str) -> None:
+    if not await ctx.sleep_until(ctx.origin + at_s):
+        return
+    at = round(ctx.now_s(), 3)
+    if ctx.source is None:
+        ctx.state.kills.append(KillResult(phase, at, count, error=NO_SOURCE))
+        return
+    try:
+        pods = await ctx.source.kill_pods(count)
+    except Exception as exc:
+        ctx.state.kills.append(KillResult(phase, at, count, error=str(exc)))
+        return
+    ctx.state.kills.append(KillResult(phase, at, count, pods=tuple(pods)))
+    ctx.events.pods_killed(pods, at)
+
+
+async def _guard_loop(ctx: RunContext) -> None:
+    interval = ctx.options.guard_interval_s
+    clock = ctx.clock
+    while not ctx.state.stop.is_set():
+        await clock.sleep_until(clock.now() + interval)
+        ready = None
+        if ctx.source is not None and ctx.source.samples:
+            ready = ctx.source.samples[-1].ready
+        fired = check_guards(ctx.plan.guards, ctx.stats.series, ctx.now_s(), ready)
+        if fired is not None:
+            ctx.request_stop(f"guard `{fired.guard.text}` fired: {fired.detail}")
+
+
+async def wait_for_windows(ctx: RunContext) -> None:
+    """Wait, without load, for replica windows that run past the last phase."""
+    if ctx.state.stop.is_set() or ctx.source is None:
+        return
+    windows = ctx.replica_expectations()
+    end = max((e.end_s for e in windows if e.end_s is not None), default=0.0)
+    if end <= ctx.now_s():
+        return
+    ctx.enter(Stage.PENDING)
+    guards = asyncio.ensure_future(_guard_loop(ctx))
+    try:
+        while ctx.now_s() < end:
+            now = ctx.now_s()
+            seen = ctx.seen(now)
+            points = ctx.replica_points()
+            still_open = [
+                e
+                for e in windows
+                if e.end_s is not None
+                and e.end_s > now
+                and judge_window(e, points, seen).verdict is not Verdict.PASSED
+            ]
+            if not still_open or ctx.source.lost_at is not None:
+                break
+            if not await ctx.sleep_until(ctx.clock.now() + PENDING_POLL_S):
+                break
+    finally:
+        guards.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await guards
+
+
+async def drain(ctx: RunContext) -> None:
+    """Let requests in flight finish: up to the scenario's timeout (plus a second) after a
+    normal end, up to `--grace` after a stop, not at all after a second signal."""
+    dispatcher = ctx.dispatcher
+    assert dispatcher is not None
+    grace = ctx.options.grace_s if ctx.state.stop.is_set() else ctx.plan.settings.timeout_s + 1
+    # Closed-model users start no request from here on; the requests they have in flight
+    # are the dispatcher's, and are drained with the open-model ones.
+    for task in list(ctx.background):
+        task.cancel()
+    if ctx.background:
+        await asyncio.gather(*ctx.background, return_exceptions=True)
+    draining = asyncio.ensure_future(dispatcher.drain(grace))
+    forced = asyncio.ensure_future(ctx.state.force.wait())
+    await asyncio.wait({draining, forced}, return_when=asyncio.FIRST_COMPLETED)
+    forced.cancel()
+    if not draining.done():
+        draining.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await draining
+    # After a forced exit, abandon what is still in flight now (counted as failed) rather
+    # than leaving it half counted in the results.
+    await dispatcher.drain(0.0)

@@ -1,0 +1,104 @@
+"""What the listeners hear while a run goes on: a `Progress` every `progress_interval_s`, and
+every replica sample the source records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from nimbus_scenarios.events import Progress, WindowState, WindowStatus
+from nimbus_scenarios.judge.windows import judge_window
+from nimbus_scenarios.results.model import Stage, Verdict
+from nimbus_scenarios.runner.context import RunContext
+
+__all__ = ["progress", "start_watchers", "window_states"]
+
+REPLICA_POLL_S = 0.25
+"""How often new replica samples are passed on to the listeners."""
+
+_STATE_OF = {
+    Verdict.PASSED: WindowState.PASSED,
+    Verdict.FAILED: WindowState.FAILED,
+    Verdict.NOT_JUDGED: WindowState.NOT_JUDGED,
+}
+
+
+def window_states(ctx: RunContext) -> tuple[WindowStatus, ...]:
+    """Each replica window so far: waiting, open, passed, failed (or not judged once closed)."""
+    now = ctx.now_s()
+    seen = ctx.seen(now)
+    points = ctx.replica_points()
+    states = []
+    for e in ctx.replica_expectations():
+        if e.start_s is not None and e.start_s > now:
+            states.append(WindowStatus(e.text, WindowState.WAITING))
+            continue
+        verdict = judge_window(e, points, seen).verdict
+        closed = e.end_s is not None and e.end_s <= now
+        state = _STATE_OF[verdict] if closed or verdict is Verdict.PASSED else WindowState.OPEN
+        states.append(WindowStatus(e.text, state))
+    return tuple(states)
+
+
+def progress(ctx: RunContext) -> Progress:
+    """Live progress: cheap to compute."""
+    now = ctx.now_s()
+    phase = (
+        next((p for p in ctx.plan.phases if p.start_s <= now < p.end_s), None)
+        if ctx.state.stage is Stage.PHASES
+        else None
+    )
+    series = ctx.stats.series
+    last = int(now) - 1
+    sent_last = series.sent[last] if 0 <= last < len(series.sent) else 0
+    snapshot = ctx.stats.snapshot(ctx.clock.now())
+    done = snapshot.succeeded + snapshot.failed
+    samples = ctx.source.samples if ctx.source is not None else []
+    latest = samples[-1] if samples else None
+    return Progress(
+        stage=ctx.state.stage,
+        phase=phase.name if phase else None,
+        elapsed_s=now,
+        remaining_s=max(ctx.plan.duration_s - now, 0.0),
+        target_rate=phase.rate_at(now) if phase else 0.0,
+        achieved_rate=float(sent_last),
+        in_flight=ctx.dispatcher.in_flight if ctx.dispatcher else 0,
+        p95_ms=snapshot.recent_p95_ms,
+        sent=snapshot.sent,
+        dropped=snapshot.dropped,
+        errors_pct=100.0 * snapshot.failed / done if done else 0.0,
+        ready=latest.ready if latest else None,
+        desired=latest.desired if latest else None,
+        windows=window_states(ctx),
+    )
+
+
+def start_watchers(ctx: RunContext) -> list[asyncio.Task[None]]:
+    """The background tasks that keep the listeners informed (cancel them when done)."""
+    tasks = []
+    interval = ctx.options.progress_interval_s
+    if interval is not None:
+        tasks.append(asyncio.ensure_future(_progress_loop(ctx, interval)))
+    if ctx.source is not None:
+        tasks.append(asyncio.ensure_future(_replica_loop(ctx)))
+    return tasks
+
+
+async def _progress_loop(ctx: RunContext, interval: float) -> None:
+    clock = ctx.clock
+    while True:
+        await clock.sleep_until(clock.now() + interval)
+        ctx.events.progress(progress(ctx))
+
+
+async def _replica_loop(ctx: RunContext) -> None:
+    source = ctx.source
+    assert source is not None
+    clock = ctx.clock
+    seen = 0
+    while True:
+        samples = source.samples
+        for sample in samples[seen:]:
+            ctx.events.replica_sample(sample, sample.at - ctx.origin)
+        seen = len(samples)
+        await clock.sleep_until(clock.now() + REPLICA_POLL_S)

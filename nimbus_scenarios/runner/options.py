@@ -1,0 +1,48 @@
+"""How to run a plan (`RunOptions`, from the command line) and what a run gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nimbus_scenarios.exit_codes import ExitCode
+from nimbus_scenarios.results.model import RunResults, ShardInfo
+
+__all__ = ["UNSHARDED", "RunOptions", "RunOutcome"]
+
+UNSHARDED = ShardInfo(0, 1)
+"""A run that is not sharded: shard 0 of 1."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """How to run a plan."""
+
+    url: str
+    transport: str = "aiohttp"
+    consumer_cleanup: bool = False
+    """Also send the consumer's `DELETE /process/cleanup` at the end (`--cleanup`)."""
+    grace_s: float = 10.0
+    """After a stop, how long requests in flight may take to finish."""
+    max_duration_s: float | None = None
+    guard_interval_s: float = 1.0
+    progress_interval_s: float | None = None
+    shard: ShardInfo = UNSHARDED
+    """This process sends its exact share; shard 0 alone judges replicas, kills and cleans up."""
+    start_at: float | None = None
+    """Wall-clock (Unix) time of run offset 0, shared by the shards of one run."""
+    preflight_timeout_s: float = 5.0
+    install_signal_handlers: bool = True
+    target_shown: str | None = None
+    """How the target appears in results and messages (masked when it is secret); None: the
+    URL itself."""
+    run_id: str | None = None
+    """None: a fresh one (or telemetry's)."""
+    grafana_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What a run produced: its results document and exit code."""
+
+    results: RunResults
+    exit_code: ExitCode

@@ -1,0 +1,138 @@
+"""Fakes for the run's seams, on a `ManualClock`: a transport whose answers are scripted and a
+replica source whose samples are. With them, whole runs are played and judged in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from nimbus_scenarios.clock import Clock
+from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, status_outcome
+from nimbus_scenarios.replicas import ReplicaSample
+
+__all__ = ["Answer", "ScriptedReplicaSource", "ScriptedTransport", "Sent", "answer_by_path"]
+
+Answer = Callable[[PreparedRequest], tuple[float, Outcome]]
+"""How the fake target answers a request: after how many seconds, with what outcome."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One request the fake transport was given, with the clock time it was given."""
+
+    at: float
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+
+
+def ok_at_once(_request: PreparedRequest) -> tuple[float, Outcome]:
+    """Every request answers 200 at once."""
+    return 0.0, status_outcome(200)
+
+
+def answer_by_path(
+    routes: dict[str, tuple[float, int | ErrorKind]],
+    default: tuple[float, int | ErrorKind] = (0.0, 200),
+) -> Answer:
+    """Answers chosen by the request path's last segment: (delay, status or error kind)."""
+
+    def answer(request: PreparedRequest) -> tuple[float, Outcome]:
+        path = request.url.split("?", 1)[0].rsplit("/", 1)[-1]
+        delay, result = routes.get(path, default)
+        if isinstance(result, ErrorKind):
+            return delay, Outcome(None, result)
+        return delay, status_outcome(result)
+
+    return answer
+
+
+class ScriptedTransport:
+    """A `LoadTransport` whose target answers as `answer` says, waiting on `clock`."""
+
+    def __init__(self, clock: Clock, answer: Answer = ok_at_once) -> None:
+        self.clock = clock
+        self.answer = answer
+        self.sent: list[Sent] = []
+        self.closed = False
+
+    @property
+    def connections_opened(self) -> int:
+        """Not counted: there are no connections."""
+        return 0
+
+    async def send(
+        self,
+        request: PreparedRequest,
+        extra_headers: tuple[tuple[str, str], ...] | None = None,
+    ) -> Outcome:
+        """Record the request, wait the scripted delay, return the scripted outcome."""
+        now = self.clock.now()
+        self.sent.append(Sent(now, request.method, request.url, extra_headers or ()))
+        delay, outcome = self.answer(request)
+        if delay > 0:
+            await self.clock.sleep_until(now + delay)
+        return outcome
+
+    async def aclose(self) -> None:
+        """Note that the transport was closed."""
+        self.closed = True
+
+    def paths(self, suffix: str = "") -> list[Sent]:
+        """The requests whose URL path ends with `suffix`, in order."""
+        return [s for s in self.sent if s.url.split("?", 1)[0].endswith(suffix)]
+
+
+@dataclass
+class ScriptedReplicaSource:
+    """A `ReplicaSource` playing a script of (offset, ready, desired) on `clock`, offsets from
+    when it is started; `lost_after` makes it lose the Deployment at that offset."""
+
+    clock: Clock
+    script: Sequence[tuple[float, int, int]]
+    lost_after: float | None = None
+    start_error: str | None = None
+    description: str = "deployment test/consumer (scripted)"
+    autoscaler: str | None = None
+    killed: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    stopped: bool = False
+
+    @property
+    def samples(self) -> list[ReplicaSample]:
+        """The script's samples whose time has come (and, once lost, none after that)."""
+        if self.started_at is None:
+            return []
+        now = self.clock.now()
+        limit = now if self.lost_at is None else min(now, self.lost_at)
+        base = self.started_at
+        return [
+            ReplicaSample(base + t, ready, desired, ready)
+            for t, ready, desired in self.script
+            if base + t <= limit
+        ]
+
+    @property
+    def lost_at(self) -> float | None:
+        """When the source was lost, once that moment has come."""
+        if self.started_at is None or self.lost_after is None:
+            return None
+        at = self.started_at + self.lost_after
+        return at if self.clock.now() >= at else None
+
+    async def start(self) -> None:
+        """Start the script now (or fail as scripted)."""
+        if self.start_error is not None:
+            raise RuntimeError(self.start_error)
+        self.started_at = self.clock.now()
+
+    async def stop(self) -> None:
+        """Note that the source was stopped."""
+        self.stopped = True
+
+    async def kill_pods(self, count: int) -> list[str]:
+        """Pretend to delete `count` pods."""
+        names = [f"consumer-{len(self.killed) + i}" for i in range(count)]
+        self.killed.extend(names)
+        return names
