@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -168,15 +167,6 @@ def run(test: Callable[[Cluster], Awaitable[None]], timeout: float = 20.0) -> No
             await asyncio.wait_for(test(cluster), timeout)
 
     asyncio.run(main())
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until `check()` holds, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def counts(source: ClusterReplicaSource) -> list[tuple[int, int, int]]:

@@ -20,12 +20,12 @@ from tests.kube.support import (
     NS,
     Cluster,
     deployment,
-    eventually,
     readies,
     run,
     socket_port,
     started,
 )
+from tests.support.wait import eventually
 
 
 def test_api_killed_mid_run_sets_lost_at() -> None:
@@ -39,7 +39,7 @@ def test_api_killed_mid_run_sets_lost_at() -> None:
             loop = asyncio.get_running_loop()
             killed_at = loop.time()
             await cluster.kill_server()
-            await eventually(lambda: source.lost_at is not None, timeout=5)
+            await eventually(lambda: source.lost_at is not None, timeout_s=5)
             lost_at = source.lost_at
             assert lost_at is not None
             assert source.samples[-1].at <= lost_at <= killed_at

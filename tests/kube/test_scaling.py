@@ -19,12 +19,12 @@ from tests.kube.support import (
     SCALEDOBJECTS,
     Cluster,
     deployment,
-    eventually,
     hpa,
     pod,
     run,
     started,
 )
+from tests.support.wait import eventually
 
 
 def test_hpa_desired_replicas_are_recorded_and_named() -> None:

@@ -16,11 +16,11 @@ from tests.kube.support import (
     Cluster,
     counts,
     deployment,
-    eventually,
     readies,
     run,
     started,
 )
+from tests.support.wait import eventually
 
 
 def test_samples_follow_a_controller_scaling_up() -> None:

@@ -98,13 +98,6 @@ async def close(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until `check()` holds (polling every 20 ms), or fail."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
-
-
 def other_tasks() -> set[asyncio.Task[Any]]:
     """Every task but the running one."""
     return asyncio.all_tasks() - {asyncio.current_task()}

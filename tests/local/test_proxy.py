@@ -16,7 +16,8 @@ import pytest
 from aiohttp import web
 
 from nimbus_scenarios.local.proxy import BackendState, TcpProxy
-from tests.local.proxy_support import close, echo_backends, eventually, greet, other_tasks, run
+from tests.local.proxy_support import close, echo_backends, greet, other_tasks, run
+from tests.support.wait import eventually
 
 
 def test_connections_spread_round_robin_over_ready_backends() -> None:

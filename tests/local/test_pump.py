@@ -11,15 +11,8 @@ import random
 import socket
 
 from nimbus_scenarios.local.proxy import TcpProxy
-from tests.local.proxy_support import (
-    close,
-    echo_backends,
-    eventually,
-    greet,
-    other_tasks,
-    reset,
-    run,
-)
+from tests.local.proxy_support import close, echo_backends, greet, other_tasks, reset, run
+from tests.support.wait import eventually
 
 
 def test_half_close_is_passed_on_both_ways() -> None:

@@ -19,6 +19,7 @@ import aiohttp
 
 from nimbus_scenarios.local.proxy import BackendState, TcpProxy
 from nimbus_scenarios.local.replica import Replica, ReplicaSettings, ReplicaState
+from tests.support.wait import eventually
 
 T = TypeVar("T")
 
@@ -48,13 +49,6 @@ class RecordingHost:
 
     def lost(self, *, replace_now: bool) -> None:
         self.losses.append(replace_now)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Wait until `condition()` holds, failing after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 def run(body: Callable[[TcpProxy, aiohttp.ClientSession], Coroutine[Any, Any, T]]) -> T:
