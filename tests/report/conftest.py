@@ -1,6 +1,6 @@
 """Fixtures for the report tests: a headless Chromium and the screenshot folder.
 
-The results documents themselves are built by `tests/report/factory.py` (typed `RunResults`,
+The results documents themselves are built by `tests/support/results.py` (typed `RunResults`,
 made the way a run makes them). The browser: Debian's `chromium`. Without it the browser tests
 fail (CI installs it: `apt-get install -y chromium`), unless `NIMBUS_SKIP_BROWSER=1` skips them.
 """

@@ -15,7 +15,7 @@ from typing import Any
 from nimbus_scenarios.report.html import render_html
 from nimbus_scenarios.results.model import RunResults
 from tests.report.cdp import Chromium, PageReport, open_page
-from tests.report.factory import (
+from tests.support.results import (
     aborted_results,
     full_results,
     hostile_results,

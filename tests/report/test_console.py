@@ -17,7 +17,7 @@ from nimbus_scenarios.report.console import (
     status_line,
 )
 from nimbus_scenarios.results.model import Stage
-from tests.report.factory import aborted_results, full_results, infra_results
+from tests.support.results import aborted_results, full_results, infra_results
 
 STATUS = Progress(
     stage=Stage.PHASES,

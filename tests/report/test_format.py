@@ -11,7 +11,7 @@ from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.report import _format as fmt
 from nimbus_scenarios.results.model import RunVerdict, Verdict
-from tests.report.factory import compile_text
+from tests.support.results import compile_text
 
 _DASH = "\u2013"
 

@@ -21,7 +21,7 @@ from nimbus_scenarios.report.files import write_reports
 from nimbus_scenarios.report.html import render_html
 from nimbus_scenarios.results.io import from_json, to_json, write_results
 from nimbus_scenarios.results.model import Abort, KillResult, RunResults, ShardInfo, Stage
-from tests.report.factory import (
+from tests.support.results import (
     HOSTILE,
     TRACE_ID,
     aborted_results,

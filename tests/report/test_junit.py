@@ -12,7 +12,7 @@ import pytest
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.report.junit import failure_message, render_junit
 from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
-from tests.report.factory import (
+from tests.support.results import (
     HOSTILE,
     Outcome,
     aborted_results,

@@ -8,7 +8,7 @@ import pytest
 
 from nimbus_scenarios.report.timeline import MarkerKind, TargetRun, build_timeline, target_runs
 from nimbus_scenarios.results.model import KillResult, ShardInfo, Verdict
-from tests.report.factory import (
+from tests.support.results import (
     aborted_results,
     full_results,
     infra_results,

@@ -1,10 +1,36 @@
-"""Results documents for tests: plans from scenario text, frozen statistics by hand, and a
-`RunResults` built the way a run builds one (`results.build`)."""
+"""Results documents for tests, built the way a run builds them.
+
+A scenario's text is compiled with `pipeline.compile_source`; what a run would have recorded is
+written out as `engine.records`; and `results.build.build_results` makes the `RunResults`, so a
+document carries the embedded plan, rounding and shard shares exactly as a real run's does.
+
+`make_results(text, ...)` is the factory. What was recorded is either played from the plan,
+second by second (every arrival sent, `failing(s)` of them failed as 404s of the `missing` or
+`bad` template, the given latency), or written by hand with `phase_record` and `stats_of`
+(`stats=`). Expectations are judged as `outcomes` says by their text (the others pass) or by
+the `judgements` given; the verdict and exit code follow from them, from `abort` and from
+`error`, unless given.
+
+Documents ready made:
+
+- `results_of(...)`: `SCENARIO` (two phases, a credential header) with hand-written records,
+  `recorded_stats()`: 100 requests, one of them reset;
+- `full_results()`: a 60 s, four-phase run with replica samples, a pod kill, replica windows, two
+  failed latency expectations, a trace id and a Grafana link (`data/full.scn`);
+- `aborted_results()`: an abort guard fired 3 s in; the scenario and a phase are named with
+  markup (`data/aborted.scn`);
+- `infra_results()`: the target did not answer at pre-flight, nothing ran (`data/infra.scn`);
+- `hostile_results()`: the full run with markup, quotes and control characters in every string a
+  person wrote.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from nimbus_scenarios.engine.records import (
     Counts,
@@ -12,6 +38,7 @@ from nimbus_scenarios.engine.records import (
     LatencySummary,
     PhaseRecord,
     RequestRecord,
+    SecondLatencySummary,
     SecondRecord,
     StatsRecord,
 )
@@ -21,11 +48,39 @@ from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.results.build import RunFacts, build_results
-from nimbus_scenarios.results.model import Judgement, RunResults, RunVerdict, ShardInfo, Stage
+from nimbus_scenarios.results.model import (
+    Abort,
+    CleanupResult,
+    Judgement,
+    KillResult,
+    PhaseResult,
+    ReplicaSourceResult,
+    RunResults,
+    RunVerdict,
+    SampleResult,
+    ShardInfo,
+    Stage,
+    Verdict,
+)
+
+DATA = Path(__file__).parent / "data"
+"""Scenario sources: `full.scn`, `aborted.scn`, `infra.scn`."""
 
 EMPTY_HISTOGRAM = "HISTFAAAABx4nJNpmSzMgADMUJoRRFybvITB/gNEAABQ2gSH"
 """hdrhistogram's encoding of an empty 1 us .. 1 h, 3-digit histogram."""
 
+HOSTILE = (
+    "<script>window.__pwned=1;alert('x')</script>"
+    '<img src=x onerror="window.__pwned=2">&amp;"\'</textarea>'
+)
+STARTED = dt.datetime(2026, 11, 26, 9, 44, 43, 932088, tzinfo=dt.UTC)
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+GRAFANA = "http://grafana.example.test:3000"
+POD = "consumer-7d9f8b6c5-x2k4q"
+
+FULL_SOURCE = (DATA / "full.scn").read_text(encoding="utf-8")
+ABORTED_SOURCE = (DATA / "aborted.scn").read_text(encoding="utf-8")
+INFRA_SOURCE = (DATA / "infra.scn").read_text(encoding="utf-8")
 UNSHARDED = ShardInfo(0, 1)
 
 SCENARIO = """\
@@ -47,14 +102,218 @@ scenario "factory" {
   expect achieved >= 90%
 }
 """
+"""The default scenario: two phases, a 75/25 mix, a literal credential header, a replica window."""
 
 
-def plan_of(text: str = SCENARIO) -> Plan:
-    """The compiled plan of scenario `text`."""
-    return compile_source(Source("factory.scn", text), watch_given=True)
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the judge said about one expectation (looked up by its text)."""
+
+    verdict: Verdict
+    observed: float | None = None
+    met_at_s: float | None = None
+    detail: str = ""
 
 
-def latency(p50: float = 10.0) -> LatencySummary:
+Latency = Callable[[int], tuple[float, float, float] | None]
+"""A second's latency percentiles (p50, p95, p99) in ms, or None when nothing completed."""
+
+
+def compile_text(text: str = SCENARIO, overrides: Mapping[str, str] | None = None) -> Plan:
+    """The plan of a scenario's text, as `run` compiles it (with a replica source given)."""
+    return compile_source(Source("<test>", text), overrides, watch_given=True)
+
+
+def _arrivals_until(plan: Plan, t: float) -> float:
+    """The plan's rate integrated from 0 to `t` (segments are linear; bursts count whole)."""
+    total = 0.0
+    for phase in plan.phases:
+        if phase.burst_every_s > 0:
+            if t > phase.start_s:
+                elapsed = min(t, phase.end_s) - phase.start_s
+                total += phase.burst_size * (int(elapsed // phase.burst_every_s) + 1)
+            continue
+        for s in phase.segments:
+            if t <= s.start_s:
+                continue
+            stop = min(t, s.end_s)
+            rate_at_stop = phase.rate_at(stop) if stop < s.end_s else s.rate_end
+            total += (stop - s.start_s) * (s.rate_start + rate_at_stop) / 2
+    return total
+
+
+def _summary(values: Sequence[float]) -> LatencySummary:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return LatencySummary(
+        p50=at(0.5),
+        p90=at(0.9),
+        p95=at(0.95),
+        p99=at(0.99),
+        max=ordered[-1],
+        mean=sum(ordered) / len(ordered),
+    )
+
+
+def play(
+    plan: Plan,
+    until: float,
+    *,
+    failing: Callable[[int], int] = lambda _second: 0,
+    latency: Latency = lambda _second: (50.0, 90.0, 120.0),
+) -> tuple[SecondRecord, ...]:
+    """Per-second records of the plan played until `until`: every arrival sent, `failing(s)`
+    of them failed, the given latency."""
+    seconds = []
+    for second in range(int(until + 0.999)):
+        end = min(second + 1.0, until)
+        scheduled = round(_arrivals_until(plan, end)) - round(_arrivals_until(plan, second))
+        if scheduled <= 0:
+            continue
+        failed = min(failing(second), scheduled)
+        percentiles = latency(second)
+        seconds.append(
+            SecondRecord(
+                second=second,
+                scheduled=scheduled,
+                sent=scheduled,
+                dropped=0,
+                succeeded=scheduled - failed,
+                failed=failed,
+                latency_ms=(
+                    None
+                    if percentiles is None
+                    else SecondLatencySummary(scheduled, *percentiles, max=percentiles[2])
+                ),
+                histogram=None,
+            )
+        )
+    return tuple(seconds)
+
+
+def _phase_record(
+    name: str, mix: Sequence[tuple[str, float]], seconds: Sequence[SecondRecord]
+) -> PhaseRecord:
+    sent = sum(s.sent for s in seconds)
+    failed = sum(s.failed for s in seconds)
+    counts = Counts(sent, sent, 0, sum(s.succeeded for s in seconds), failed, 0)
+    values = [v for s in seconds if s.latency_ms for v in (s.latency_ms.p50, s.latency_ms.p95)]
+    latency = _summary(values) if values else LatencySummary(0, 0, 0, 0, 0, 0)
+    # Failures are 404s of the `missing` (or `bad`) template when the mix has one.
+    failing = next((n for n, _ in mix if n in {"missing", "bad"}), mix[0][0] if mix else "")
+    shares = [round(sent * share / 100) for _, share in mix]
+    if shares:
+        shares[-1] = sent - sum(shares[:-1])
+        names = [n for n, _ in mix]
+        lacking = failed - shares[names.index(failing)]
+        if lacking > 0:  # the failing template sent at least the failures
+            shares[names.index(failing)] += lacking
+            shares[shares.index(max(shares))] -= lacking
+    requests = []
+    for (template, _), n in zip(mix, shares, strict=True):
+        fails = failed if template == failing else 0
+        statuses = {code: k for code, k in ((200, n - fails), (404, fails)) if k}
+        requests.append(RequestRecord(template, Counts(n, n, 0, n - fails, fails, 0), {}, statuses))
+    statuses = {code: k for code, k in ((200, counts.succeeded), (404, failed)) if k}
+    return PhaseRecord(
+        name=name,
+        counts=counts,
+        errors_by_kind={},
+        status_counts=statuses,
+        latency_ms=latency,
+        service_time_ms=latency,
+        histograms=Histograms(EMPTY_HISTOGRAM, EMPTY_HISTOGRAM),
+        requests=tuple(requests),
+    )
+
+
+def _stats(
+    plan: Plan, seconds: Sequence[SecondRecord], ran: Mapping[str, tuple[float, float]]
+) -> StatsRecord:
+    phases = []
+    totals: dict[str, Counts] = {}
+    for phase in plan.phases:
+        if phase.name not in ran:
+            continue
+        inside = [s for s in seconds if phase.start_s <= s.second < phase.end_s]
+        record = _phase_record(phase.name, phase.mix, inside)
+        phases.append(record)
+        for r in record.requests:
+            totals[r.name] = totals.get(r.name, Counts()) + r.counts
+    total = _phase_record("total", (), seconds)
+    requests = tuple(
+        RequestRecord(
+            name,
+            counts,
+            {},
+            {code: k for code, k in ((200, counts.succeeded), (404, counts.failed)) if k},
+        )
+        for name, counts in sorted(totals.items())
+    )
+    total = dataclasses.replace(total, requests=requests)
+    return StatsRecord(phases=tuple(phases), total=total, seconds=tuple(seconds))
+
+
+def make_results(
+    text: str = SCENARIO,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    until: float | None = None,
+    stats: StatsRecord | None = None,
+    seconds: Sequence[SecondRecord] | None = None,
+    failing: Callable[[int], int] = lambda _second: 0,
+    latency: Latency = lambda _second: (50.0, 90.0, 120.0),
+    outcomes: Mapping[str, Outcome] | None = None,
+    judgements: Sequence[Judgement] | None = None,
+    shard: ShardInfo = UNSHARDED,
+    verdict: RunVerdict | None = None,
+    exit_code: ExitCode | None = None,
+    **facts: object,
+) -> RunResults:
+    """A results document for scenario `text` played until `until` (the plan's end by default).
+
+    The records are `stats` when given, else `seconds` (or the plan played, see `play`) summed
+    up per phase. Expectations are judged by `judgements`, else as `outcomes` says by their text
+    (the others pass). The verdict and exit code are those the judge gives (aborted with an
+    `abort`, an error with an `error`) unless both are given. `facts` are more `RunFacts`
+    fields (kills, abort, replica_source, run_id, target, phases_run, ...).
+    """
+    assert outcomes is None or judgements is None, "give outcomes or judgements, not both"
+    plan = compile_text(text, overrides)
+    stop = plan.phases_end_s if until is None else until
+    ran = {p.name: (p.start_s, min(p.end_s, stop)) for p in plan.phases if p.start_s < stop}
+    if judgements is None:
+        given = outcomes or {}
+        judgements = [
+            Judgement(e, o.verdict, o.observed, o.met_at_s, o.detail)
+            for e in plan.all_expectations
+            for o in (given.get(e.text, Outcome(Verdict.PASSED)),)
+        ]
+    if verdict is None or exit_code is None:
+        aborted, infrastructure = facts.get("abort") is not None, facts.get("error") is not None
+        verdict, exit_code = run_verdict(judgements, aborted=aborted, infrastructure=infrastructure)
+    run_facts = RunFacts(
+        run_id=str(facts.pop("run_id", "4d2c9a7b1e30")),
+        scenario_text=text,
+        target=str(facts.pop("target", "http://127.0.0.1:8000")),
+        shard=shard,
+        started_at=STARTED,
+        ended_at=STARTED + dt.timedelta(seconds=stop + 2.5),
+        stage_reached=Stage.CLEANUP,
+        phases_run=facts.pop("phases_run", ran),  # type: ignore[arg-type]
+        **facts,  # type: ignore[arg-type]
+    )
+    if stats is None:
+        played = play(plan, stop, failing=failing, latency=latency) if seconds is None else seconds
+        stats = _stats(plan, played, run_facts.phases_run)
+    return build_results(plan, run_facts, stats, judgements, verdict, exit_code)
+
+
+# ---------------------------------------------------------------- records written by hand
+def latency_summary(p50: float = 10.0) -> LatencySummary:
     """A latency summary in ms rising from `p50`."""
     return LatencySummary(p50, p50 * 1.5, p50 * 2, p50 * 3, p50 * 4, p50 * 1.2)
 
@@ -73,8 +332,8 @@ def phase_record(
         counts=counts,
         errors_by_kind=dict(errors or {}),
         status_counts=dict(statuses if statuses is not None else {200: counts.succeeded}),
-        latency_ms=latency(),
-        service_time_ms=latency(8.0),
+        latency_ms=latency_summary(),
+        service_time_ms=latency_summary(8.0),
         histograms=Histograms(EMPTY_HISTOGRAM, EMPTY_HISTOGRAM),
         requests=tuple(requests),
     )
@@ -89,51 +348,184 @@ def stats_of(phases: Sequence[PhaseRecord]) -> StatsRecord:
     return StatsRecord(phases=tuple(phases), total=phase_record("total", total), seconds=seconds)
 
 
-def results_of(
-    plan: Plan | None = None,
-    *,
-    stats: StatsRecord | None = None,
-    judgements: Sequence[Judgement] = (),
-    phases_run: Mapping[str, tuple[float, float]] | None = None,
-    shard: ShardInfo = UNSHARDED,
-    scenario_text: str = SCENARIO,
-    **facts: object,
-) -> RunResults:
-    """A results document as a run would build it; the verdict follows the judgements."""
-    plan = plan or plan_of(scenario_text)
-    if stats is None:
-        stats = stats_of(
-            [
-                phase_record(
-                    "warm",
-                    Counts(20, 20, 0, 19, 1, 0),
-                    requests=[
-                        RequestRecord("work", Counts(15, 15, 0, 15, 0, 0), {}, {200: 15}),
-                        RequestRecord("health", Counts(5, 5, 0, 4, 1, 0), {"reset": 1}, {200: 4}),
-                    ],
-                    errors={"reset": 1},
-                    statuses={200: 19},
-                ),
-                phase_record("ramp", Counts(80, 80, 0, 80, 0, 0)),
-            ]
-        )
-    ran = phases_run if phases_run is not None else {"warm": (0.0, 10.0), "ramp": (10.0, 30.0)}
-    verdict, code = run_verdict(judgements, aborted=False, infrastructure=False)
-    started = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
-    run_facts = RunFacts(
-        run_id=str(facts.pop("run_id", "run0")),
-        scenario_text=scenario_text,
-        target="http://127.0.0.1:8000",
-        shard=shard,
-        started_at=started,
-        ended_at=started + dt.timedelta(seconds=31),
-        stage_reached=Stage.CLEANUP,
-        phases_run=ran,
-        **facts,  # type: ignore[arg-type]
+def recorded_stats() -> StatsRecord:
+    """`SCENARIO`'s records: warm sent 15 `work` and 5 `health`, one of which was reset; ramp
+    sent its 80 and all succeeded."""
+    return stats_of(
+        [
+            phase_record(
+                "warm",
+                Counts(20, 20, 0, 19, 1, 0),
+                requests=[
+                    RequestRecord("work", Counts(15, 15, 0, 15, 0, 0), {}, {200: 15}),
+                    RequestRecord("health", Counts(5, 5, 0, 4, 1, 0), {"reset": 1}, {200: 4}),
+                ],
+                errors={"reset": 1},
+                statuses={200: 19},
+            ),
+            phase_record("ramp", Counts(80, 80, 0, 80, 0, 0)),
+        ]
     )
-    return build_results(plan, run_facts, stats, judgements, verdict, code)
 
 
-def verdict_of(results: RunResults) -> tuple[RunVerdict, ExitCode]:
-    """The results' verdict and exit code."""
-    return results.verdict, results.exit_code
+def results_of(**changes: object) -> RunResults:
+    """`SCENARIO`'s document from `recorded_stats()`; `changes` go to `make_results`."""
+    changes.setdefault("stats", recorded_stats())
+    return make_results(SCENARIO, **changes)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- documents ready made
+def _full_latency(second: int) -> tuple[float, float, float] | None:
+    if second < 10:
+        return (66.0 + second, 123.0, 130.0)
+    if second < 30:
+        p50 = 100.0 + 25 * (second - 10)
+        return (p50, p50 * 1.8, p50 * 2.2)
+    return (2800.0, 3440.0, 5690.0)
+
+
+FULL_SAMPLES = (
+    (-4.2, 1, 1),
+    (14.2, 1, 2),
+    (19.8, 2, 2),
+    (31.5, 2, 3),
+    (36.9, 3, 3),
+    (38.1, 2, 3),
+    (43.6, 3, 3),
+    (52.0, 3, 1),
+    (55.4, 1, 1),
+)
+FULL_OUTCOMES = {
+    "expect health succeeds within 10s": Outcome(
+        Verdict.PASSED, 1.0, 0.0, "succeeded after 1 attempt"
+    ),
+    "expect replicas == 1 within 10s": Outcome(Verdict.PASSED, 1.0, 0.004, "1 replicas"),
+    "expect replicas >= 2 within 25s": Outcome(Verdict.PASSED, 2.0, 19.8, "2 at +10s"),
+    "expect ready replicas >= 2 throughout": Outcome(Verdict.PASSED, 2.0, 30.0, "held throughout"),
+    "expect replicas <= 1 within 20s": Outcome(Verdict.PASSED, 1.0, 55.4, "1 at +10s"),
+    "expect p95 < 2s": Outcome(Verdict.FAILED, 3.440639, None, "3.441s"),
+    "expect p99 < 1500ms": Outcome(Verdict.FAILED, 5.689343, None, "5.689s"),
+    "expect errors < 10%": Outcome(Verdict.PASSED, 4.276316, None, "13/304 failed"),
+    "expect achieved >= 95%": Outcome(Verdict.PASSED, 100.0, None, "304/304 sent"),
+    "expect health succeeds": Outcome(Verdict.PASSED, 1.0, 0.003, "succeeded after 1 attempt"),
+}
+_FULL_FAILURES = {12, 15, 18, 21, 24, 27, 29, 31, 33, 35, 37, 39, 41}
+
+
+def replica_source(
+    samples: Sequence[tuple[float, int, int]] = FULL_SAMPLES,
+    lost_at_s: float | None = None,
+    description: str = "deployment nimbusguard/consumer",
+) -> ReplicaSourceResult:
+    """A replica source that saw `samples` of (offset, ready, desired)."""
+    return ReplicaSourceResult(
+        description=description,
+        autoscaler="keda-hpa-consumer",
+        lost_at_s=lost_at_s,
+        samples=tuple(SampleResult(t, ready, desired, desired) for t, ready, desired in samples),
+    )
+
+
+def full_results(**changes: object) -> RunResults:
+    """The 60 s, four-phase run (peak 8/s, set on the command line) with 304 requests sent;
+    `changes` replace its arguments to `make_results`."""
+    arguments: dict[str, object] = {
+        "overrides": {"peak": "8/s"},
+        "until": 60.0,
+        "outcomes": FULL_OUTCOMES,
+        "failing": lambda s: 1 if s in _FULL_FAILURES else 0,
+        "latency": _full_latency,
+        "verdict": RunVerdict.FAILED,
+        "exit_code": ExitCode.FAILED,
+        "trace_id": TRACE_ID,
+        "grafana_url": GRAFANA,
+        "kills": (KillResult("hold", 38.0, 1, pods=(POD,)),),
+        "replica_source": replica_source(),
+        "phases_run": {
+            "warmup": (0.0, 10.001),
+            "ramp": (10.001, 30.0),
+            "hold": (30.001, 45.001),
+            "cooldown": (45.001, 60.0),
+        },
+    }
+    return make_results(FULL_SOURCE, **{**arguments, **changes})  # type: ignore[arg-type]
+
+
+def aborted_results() -> RunResults:
+    """A run stopped by its abort guard at +3.0s, in its second phase; the third never ran."""
+    reason = "guard `abort when errors > 50% over 2s` fired: 10/15 failed over 2s"
+    plan = compile_text(ABORTED_SOURCE)
+    played = play(
+        plan, 3.005, failing=lambda s: 10 if s >= 2 else 0, latency=lambda _s: (1.9, 9.2, 9.2)
+    )
+    # One request in flight at the abort completes in the next second, as on a real run.
+    *before, last = played
+    last = dataclasses.replace(last, failed=last.failed - 1)
+    late = SecondRecord(3, 0, 0, 0, 0, 1, SecondLatencySummary(1, 3.7, 3.7, 3.7, 3.7), None)
+    played = (*before, last)
+    return make_results(
+        ABORTED_SOURCE,
+        until=3.005,
+        seconds=(*played, late),
+        outcomes={
+            "expect p95 < 1s": Outcome(Verdict.PASSED, 0.003653, None, "0.004s"),
+            "expect errors < 1%": Outcome(Verdict.FAILED, 50.0, None, "10/20 failed"),
+            "expect achieved >= 95%": Outcome(Verdict.PASSED, 100.0, None, "20/20 sent"),
+        },
+        verdict=RunVerdict.ABORTED,
+        exit_code=ExitCode.ABORTED,
+        abort=Abort(reason, 3.005, Stage.PHASES),
+        phases_run={"ok <i>": (0.0, 2.001), "bad": (2.001, 3.005)},
+    )
+
+
+def infra_results() -> RunResults:
+    """A run whose target did not answer at pre-flight: nothing ran, nothing was judged."""
+    results = make_results(
+        INFRA_SOURCE,
+        until=0.0,
+        verdict=RunVerdict.ERROR,
+        exit_code=ExitCode.INFRASTRUCTURE,
+        target="http://127.0.0.1:9",
+        error="target http://127.0.0.1:9 does not answer (connect error)",
+        phases_run={},
+    )
+    return dataclasses.replace(results, expectations=(), stage_reached=Stage.PREFLIGHT)
+
+
+def _hostile_phase(phase: PhaseResult) -> PhaseResult:
+    return dataclasses.replace(
+        phase, name=f"{phase.name} {HOSTILE}", shape=f"{phase.shape} {HOSTILE}"
+    )
+
+
+def _hostile_judgement(judgement: Judgement) -> Judgement:
+    e = judgement.expectation
+    expectation = dataclasses.replace(e, text=f"{e.text} {HOSTILE}", scope=f"{e.scope}{HOSTILE}")
+    return dataclasses.replace(judgement, expectation=expectation, detail=f"detail {HOSTILE} \x07")
+
+
+def hostile_results() -> RunResults:
+    """The full run with markup, quotes and control characters in every string a person
+    wrote, an abort at +50s and a `javascript:` Grafana URL."""
+    results = full_results()
+    source = results.replica_source
+    assert source is not None
+    return dataclasses.replace(
+        results,
+        scenario=f"shop {HOSTILE}",
+        run_id=f"id{HOSTILE}",
+        target=f"http://x/{HOSTILE}",
+        trace_id=f"trace{HOSTILE}",
+        grafana_url="javascript:window.__pwned=3//",
+        error=f"boom {HOSTILE}\x00\x1b[31m",
+        params={f"p{HOSTILE}": f"v{HOSTILE}"},
+        scenario_source=f"scenario {HOSTILE} {{ }}\n</pre></code>{HOSTILE}",
+        notes=(f"note {HOSTILE}",),
+        abort=Abort(f"guard {HOSTILE}", 50.0, Stage.PHASES),
+        phases=tuple(_hostile_phase(p) for p in results.phases),
+        expectations=tuple(_hostile_judgement(j) for j in results.expectations),
+        kills=tuple(dataclasses.replace(k, pods=(f"pod-{HOSTILE}",)) for k in results.kills),
+        cleanup=(CleanupResult(f"req {HOSTILE}", error=f"failed {HOSTILE}"),),
+        replica_source=dataclasses.replace(source, description=f"deployment {HOSTILE}"),
+    )
