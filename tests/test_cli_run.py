@@ -15,8 +15,8 @@ import pytest
 
 from nimbus_scenarios.catalog import builtin_names
 from nimbus_scenarios.cli import build_parser, main, seed_form
-from tests.conftest import HttpServer
 from tests.support.checks import read_results
+from tests.support.http import HttpServer
 
 REPO = Path(__file__).resolve().parents[1]
 

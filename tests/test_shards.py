@@ -19,7 +19,7 @@ from nimbus_scenarios.merge import merge_results
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.arrivals import mix_counts, shard_share
 from nimbus_scenarios.results.io import from_json_data, load_results
-from tests.conftest import HttpServer
+from tests.support.http import HttpServer
 
 SCENARIO = """\
 scenario "sharded" {

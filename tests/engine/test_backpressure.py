@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from nimbus_scenarios.results.model import RunVerdict, Verdict
 from nimbus_scenarios.runner import RunOutcome
-from tests.conftest import HttpServer
 from tests.support.checks import assert_reconciles, judgement
+from tests.support.http import HttpServer
 
 Run = Callable[..., RunOutcome]
 

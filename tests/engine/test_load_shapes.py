@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from nimbus_scenarios.results.io import to_json_data
-from tests.conftest import Hit, HttpServer, run_text
+from tests.conftest import run_text
+from tests.support.http import Hit, HttpServer
 
 SCENARIO = """
 scenario "shapes" {

@@ -10,15 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import (
-    Child,
-    OtlpSink,
-    RecordingServer,
-    assert_outcome,
-    closed_port,
-    run_cli,
-    write_scenario,
-)
+from tests.faults.conftest import OtlpSink
+from tests.support.cli import Child, assert_outcome, run_cli, write_scenario
+from tests.support.http import HttpServer, free_port
 
 SCENARIO = """
 scenario "collector" {
@@ -55,7 +49,7 @@ def essentials(document: dict[str, Any]) -> dict[str, Any]:
 def expected(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """What the same run gives with no collector configured."""
     directory = tmp_path_factory.mktemp("baseline")
-    server = RecordingServer().start()
+    server = HttpServer().start()
     try:
         results = directory / "baseline.json"
         scenario = write_scenario(directory, SCENARIO)
@@ -69,12 +63,12 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_collector_down_from_the_start(
-    server: RecordingServer, tmp_path: Path, expected: dict[str, Any]
+    server: HttpServer, tmp_path: Path, expected: dict[str, Any]
 ) -> None:
     """Nothing listens at OTEL_EXPORTER_OTLP_ENDPOINT: spans are dropped, the run is unchanged."""
     scenario = write_scenario(tmp_path, SCENARIO)
     results = tmp_path / "results.json"
-    endpoint = f"http://127.0.0.1:{closed_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     finished = run_cli(
         "run",
         str(scenario),
@@ -96,7 +90,7 @@ def test_collector_down_from_the_start(
 
 
 def test_collector_killed_mid_run(
-    server: RecordingServer, tmp_path: Path, expected: dict[str, Any]
+    server: HttpServer, tmp_path: Path, expected: dict[str, Any]
 ) -> None:
     """The collector receives the first exports, then dies: the run goes on unchanged."""
     scenario = write_scenario(tmp_path, SCENARIO)

@@ -14,11 +14,12 @@ import pytest
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.language.params import MAX_OVERRIDE_CHARS
 from nimbus_scenarios.language.vocabulary import MAX_PHASES
-from tests.faults.conftest import assert_no_traceback, closed_port, run_cli, write_scenario
+from tests.support.cli import assert_no_traceback, run_cli, write_scenario
+from tests.support.http import free_port
 
 Refused = Callable[..., str]
 # Nothing listens here: an input that slipped through would fail at pre-flight (exit 4), not 2.
-URL = f"http://127.0.0.1:{closed_port()}"
+URL = f"http://127.0.0.1:{free_port()}"
 COMMANDS = ("validate", "plan", "run")
 
 

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import (
-    CONTEXT,
-    Child,
-    KubeApi,
-    RecordingServer,
-    assert_outcome,
-    expectation,
-    run_cli,
-    wait_until,
-    write_scenario,
-)
+from tests.faults.conftest import CONTEXT, KubeApi
+from tests.support.checks import expectation
+from tests.support.cli import Child, assert_outcome, run_cli, write_scenario
+from tests.support.http import HttpServer
+from tests.support.wait import wait_until
 
 WATCHED = """
 scenario "watched" {
@@ -40,7 +34,7 @@ def watched(tmp_path: Path, window: str) -> Path:
     return write_scenario(tmp_path, WATCHED.replace("WINDOW", window))
 
 
-def run_args(scenario: Path, server: RecordingServer, kube: KubeApi, results: Path) -> list[str]:
+def run_args(scenario: Path, server: HttpServer, kube: KubeApi, results: Path) -> list[str]:
     """`run` against the recording server with the emulator's kubeconfig."""
     kubeconfig = kube.kubeconfig(results.parent)
     return [
@@ -55,9 +49,7 @@ def run_args(scenario: Path, server: RecordingServer, kube: KubeApi, results: Pa
     ]
 
 
-def test_kube_api_unreachable_mid_run(
-    server: RecordingServer, kube: KubeApi, tmp_path: Path
-) -> None:
+def test_kube_api_unreachable_mid_run(server: HttpServer, kube: KubeApi, tmp_path: Path) -> None:
     """The API server dies during the phase: the window is not judged, lost_at recorded, exit 4."""
     results = tmp_path / "results.json"
     args = run_args(watched(tmp_path, "30s"), server, kube, results)
@@ -81,7 +73,7 @@ def test_kube_api_unreachable_mid_run(
 
 @pytest.mark.parametrize("verb", ["list", "watch"])
 def test_kube_api_forbidden_at_preflight(
-    server: RecordingServer, kube: KubeApi, tmp_path: Path, verb: str
+    server: HttpServer, kube: KubeApi, tmp_path: Path, verb: str
 ) -> None:
     """A 403 for a permission the watch needs stops the run at pre-flight: exit 4, no load sent."""
     kube.deny(verb, "apps", "deployments")
@@ -96,7 +88,7 @@ def test_kube_api_forbidden_at_preflight(
     assert f"context {CONTEXT}" in finished.stderr
 
 
-def test_kube_watch_gone_relists(server: RecordingServer, kube: KubeApi, tmp_path: Path) -> None:
+def test_kube_watch_gone_relists(server: HttpServer, kube: KubeApi, tmp_path: Path) -> None:
     """A watch resume answered 410 Gone relists and watches on: the window is still judged."""
     results = tmp_path / "results.json"
     args = run_args(watched(tmp_path, "20s"), server, kube, results)
@@ -120,7 +112,7 @@ def test_kube_watch_gone_relists(server: RecordingServer, kube: KubeApi, tmp_pat
 
 @pytest.mark.parametrize("abrupt", [True, False], ids=["cut", "ended"])
 def test_kube_watch_dropped_resumes(
-    server: RecordingServer, kube: KubeApi, tmp_path: Path, abrupt: bool
+    server: HttpServer, kube: KubeApi, tmp_path: Path, abrupt: bool
 ) -> None:
     """A dropped watch resumes from its resourceVersion (no relist) and sees what it missed."""
     results = tmp_path / "results.json"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Finished, RecordingServer, assert_outcome, run_cli, write_scenario
+from tests.support.cli import Finished, assert_outcome, run_cli, write_scenario
+from tests.support.http import HttpServer
 
 SCENARIO = """
 scenario "unwritable" {
@@ -42,7 +43,7 @@ def rescued(finished: Finished, directory: Path) -> Path:
     return saved
 
 
-def test_results_on_a_full_disk_go_to_stdout(server: RecordingServer, tmp_path: Path) -> None:
+def test_results_on_a_full_disk_go_to_stdout(server: HttpServer, tmp_path: Path) -> None:
     """`--results /dev/full` (every write: ENOSPC): a clear error, the results JSON on stdout."""
     full = Path("/dev/full")
     if not full.is_char_device():
@@ -87,7 +88,7 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_results_in_a_read_only_place_go_to_stdout(
-    server: RecordingServer, tmp_path: Path, read_only_dir: Path
+    server: HttpServer, tmp_path: Path, read_only_dir: Path
 ) -> None:
     """An unwritable --results directory: a clear error, the results JSON on stdout, exit 0."""
     scenario = write_scenario(tmp_path, SCENARIO)
@@ -101,7 +102,7 @@ def test_results_in_a_read_only_place_go_to_stdout(
     assert not [p for p in read_only_dir.iterdir() if p.name.startswith(".nimbus-faults")]
 
 
-def test_results_under_a_file_go_to_stdout(server: RecordingServer, tmp_path: Path) -> None:
+def test_results_under_a_file_go_to_stdout(server: HttpServer, tmp_path: Path) -> None:
     """A --results path under a regular file (not a directory): a clear error, JSON on stdout."""
     scenario = write_scenario(tmp_path, SCENARIO)
     blocker = tmp_path / "blocker"
@@ -113,7 +114,7 @@ def test_results_under_a_file_go_to_stdout(server: RecordingServer, tmp_path: Pa
     assert document["scenario"] == "unwritable"
 
 
-def test_reports_on_a_full_disk_fail_cleanly(server: RecordingServer, tmp_path: Path) -> None:
+def test_reports_on_a_full_disk_fail_cleanly(server: HttpServer, tmp_path: Path) -> None:
     """`--html /dev/full --junit /dev/full`: one stderr line, the results file and exit code
     unaffected, the device left a device."""
     full = Path("/dev/full")

@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import (
-    CONTEXT,
-    KubeApi,
-    OtlpSink,
-    RecordingServer,
-    assert_no_traceback,
-    assert_outcome,
-    closed_port,
-    run_cli,
-    write_scenario,
-)
+from tests.faults.conftest import CONTEXT, KubeApi, OtlpSink
+from tests.support.cli import assert_no_traceback, assert_outcome, run_cli, write_scenario
+from tests.support.http import HttpServer, free_port
 
 SIMPLE = """
 scenario "simple" {
@@ -44,7 +36,7 @@ def test_plan_states_the_default_rate_cap(tmp_path: Path) -> None:
     raised = run_cli("plan", str(scenario), "--json", "--max-rate", "25000")
     assert json.loads(raised.stdout)["max_rate"] == 25_000
     over = write_scenario(tmp_path, SIMPLE.replace("10/s", "10001/s"), "over.scn")
-    refused = run_cli("run", str(over), "--url", f"http://127.0.0.1:{closed_port()}")
+    refused = run_cli("run", str(over), "--url", f"http://127.0.0.1:{free_port()}")
     assert refused.code == 2
     assert "above the limit of 10000/s per process" in refused.stderr
     assert_no_traceback(refused.stderr)
@@ -65,7 +57,7 @@ def test_plan_states_the_default_rate_cap(tmp_path: Path) -> None:
         "http://127.0.0.1:8000/?debug=1",
     ],
 )
-def test_only_http_and_https_targets(server: RecordingServer, tmp_path: Path, url: str) -> None:
+def test_only_http_and_https_targets(server: HttpServer, tmp_path: Path, url: str) -> None:
     """A --url or `target` that is not a usable http(s) base URL: exit 2, nothing sent."""
     scenario = write_scenario(tmp_path, SIMPLE)
     by_option = run_cli("run", str(scenario), "--url", url, "--results", str(tmp_path / "r.json"))
@@ -109,7 +101,7 @@ scenario "secrets" {
 """
 
 
-def test_secrets_never_leave_their_requests(server: RecordingServer, tmp_path: Path) -> None:
+def test_secrets_never_leave_their_requests(server: HttpServer, tmp_path: Path) -> None:
     """An env() token and literal credential headers appear in no output, report, results file or
     exported telemetry, while the server receives them intact."""
     token, cookie, proxy = (f"{kind}-{uuid.uuid4().hex}" for kind in ("tok", "ck", "px"))
@@ -156,7 +148,7 @@ def test_secrets_never_leave_their_requests(server: RecordingServer, tmp_path: P
         "run",
         str(scenario),
         "--url",
-        f"http://127.0.0.1:{closed_port()}",
+        f"http://127.0.0.1:{free_port()}",
         "--results",
         str(tmp_path / "down.json"),
         env=env,
@@ -173,7 +165,7 @@ def test_secrets_never_leave_their_requests(server: RecordingServer, tmp_path: P
     assert "***" in document["scenario_source"]
     assert document["trace_id"] is not None
     assert sink.received("/v1/traces")  # telemetry did export: the check above saw real spans
-    api_requests = [h for h in server.headers if h.get("Cookie") is not None]
+    api_requests = [h.headers for h in server.hits if h.headers.get("Cookie") is not None]
     assert len(api_requests) >= 12  # before, 10 in the phase, cleanup
     for headers in api_requests:
         assert headers["Authorization"] == f"Bearer {token}"
@@ -198,7 +190,7 @@ def test_credential_values_are_masked_in_syntax_errors(tmp_path: Path) -> None:
             assert_no_traceback(finished.stderr)
 
 
-def test_a_target_from_env_is_masked(server: RecordingServer, tmp_path: Path) -> None:
+def test_a_target_from_env_is_masked(server: HttpServer, tmp_path: Path) -> None:
     """`target env("...")` is used but shown as `***` in plan, results, reports and errors."""
     scenario = write_scenario(
         tmp_path, SIMPLE.replace("{\n", '{\n  target env("NIMBUS_FAULTS_TARGET")\n', 1)
@@ -213,7 +205,7 @@ def test_a_target_from_env_is_masked(server: RecordingServer, tmp_path: Path) ->
     document = assert_outcome(finished, results, code=0, verdict="passed")
     assert document["target"] == "***"
     assert len(server.paths("/h")) == 10
-    down_url = f"http://127.0.0.1:{closed_port()}/secret-path"
+    down_url = f"http://127.0.0.1:{free_port()}/secret-path"
     down = run_cli(
         "run", str(scenario), "--results", str(tmp_path / "d.json"),
         env={"NIMBUS_FAULTS_TARGET": down_url},
@@ -252,7 +244,7 @@ scenario "chaos" {
 """
 
 
-def test_kill_needs_allow_chaos(server: RecordingServer, kube: KubeApi, tmp_path: Path) -> None:
+def test_kill_needs_allow_chaos(server: HttpServer, kube: KubeApi, tmp_path: Path) -> None:
     """A scenario with `kill` exits 2 before any request unless `--allow-chaos` is given."""
     scenario = write_scenario(tmp_path, KILLS)
     results = tmp_path / "r.json"
@@ -271,7 +263,7 @@ def test_kill_needs_allow_chaos(server: RecordingServer, kube: KubeApi, tmp_path
 
 
 def test_preflight_names_the_context_and_namespace(
-    server: RecordingServer, kube: KubeApi, tmp_path: Path
+    server: HttpServer, kube: KubeApi, tmp_path: Path
 ) -> None:
     """Before any load, stderr says which Deployment, kubeconfig, context and namespace."""
     scenario = write_scenario(
@@ -318,7 +310,7 @@ def replica_source_line(stderr: str) -> str:
     return lines[0]
 
 
-def test_a_target_from_env_is_masked_in_spans(server: RecordingServer, tmp_path: Path) -> None:
+def test_a_target_from_env_is_masked_in_spans(server: HttpServer, tmp_path: Path) -> None:
     """`target env("...")` does not reach the exported spans either."""
     scenario = write_scenario(
         tmp_path, SIMPLE.replace("{\n", '{\n  target env("NIMBUS_FAULTS_TARGET")\n', 1)

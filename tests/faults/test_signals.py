@@ -9,23 +9,18 @@ import signal
 import time
 from pathlib import Path
 
-from tests.faults.conftest import (
-    Child,
-    KubeApi,
-    RecordingServer,
-    assert_outcome,
-    expectation,
-    run_cli,
-    write_scenario,
-)
+from tests.faults.conftest import KubeApi
+from tests.support.checks import expectation
+from tests.support.cli import Child, assert_outcome, run_cli, write_scenario
+from tests.support.http import HttpServer
 
 
-def run_args(scenario: Path, server: RecordingServer, results: Path, *extra: str) -> list[str]:
+def run_args(scenario: Path, server: HttpServer, results: Path, *extra: str) -> list[str]:
     """`run SCENARIO --url SERVER --results RESULTS EXTRA...`."""
     return ["run", str(scenario), "--url", server.url, "--results", str(results), *extra]
 
 
-def test_sigterm_during_before(server: RecordingServer, tmp_path: Path) -> None:
+def test_sigterm_during_before(server: HttpServer, tmp_path: Path) -> None:
     """SIGTERM while `before` retries: the hypothesis is not judged, no load, cleanup runs."""
     scenario = write_scenario(
         tmp_path,
@@ -66,7 +61,7 @@ scenario "stopped-before" {
     assert stopped_after < 8  # not the rest of the 10 s window
 
 
-def test_sigterm_during_phase(server: RecordingServer, tmp_path: Path) -> None:
+def test_sigterm_during_phase(server: HttpServer, tmp_path: Path) -> None:
     """SIGTERM mid-phase: scheduling stops, in-flight requests finish, cleanup runs, exit 3."""
     scenario = write_scenario(
         tmp_path,
@@ -106,9 +101,7 @@ scenario "stopped-phase" {
     assert expectation(document, "expect achieved > 95%")["verdict"] == "passed"
 
 
-def test_sigterm_during_pending_window(
-    server: RecordingServer, kube: KubeApi, tmp_path: Path
-) -> None:
+def test_sigterm_during_pending_window(server: HttpServer, kube: KubeApi, tmp_path: Path) -> None:
     """SIGTERM while waiting for a replica window past the last phase: not judged, exit 3."""
     scenario = write_scenario(
         tmp_path,
@@ -159,7 +152,7 @@ scenario "stopped-cleanup" {
 """
 
 
-def test_sigterm_during_cleanup(server: RecordingServer, tmp_path: Path) -> None:
+def test_sigterm_during_cleanup(server: HttpServer, tmp_path: Path) -> None:
     """SIGTERM while a slow cleanup request is in flight: cleanup completes, results, exit 3."""
     scenario = write_scenario(tmp_path, CLEANUP.replace("DELAY", "2000"))
     results = tmp_path / "results.json"
@@ -174,7 +167,7 @@ def test_sigterm_during_cleanup(server: RecordingServer, tmp_path: Path) -> None
     assert document["phases"][0]["sent"] == document["phases"][0]["succeeded"] == 10
 
 
-def test_second_sigterm_during_cleanup_abandons_it(server: RecordingServer, tmp_path: Path) -> None:
+def test_second_sigterm_during_cleanup_abandons_it(server: HttpServer, tmp_path: Path) -> None:
     """A second SIGTERM abandons a hanging cleanup request: exit 3 at once, results written."""
     scenario = write_scenario(tmp_path, CLEANUP.replace("DELAY", "20000"))
     results = tmp_path / "results.json"
@@ -194,7 +187,7 @@ def test_second_sigterm_during_cleanup_abandons_it(server: RecordingServer, tmp_
     assert stopped_after < 5  # not the 20 s answer nor the 31 s cleanup timeout
 
 
-def test_sigint_twice_forces_exit(server: RecordingServer, tmp_path: Path) -> None:
+def test_sigint_twice_forces_exit(server: HttpServer, tmp_path: Path) -> None:
     """A second SIGINT stops waiting for slow requests: exit 3 at once, results still written."""
     scenario = write_scenario(
         tmp_path,
@@ -234,7 +227,7 @@ scenario "interrupted" {
     assert stopped_after < 4  # neither the 5 s answers nor the 10 s grace
 
 
-def test_max_duration_deadline(server: RecordingServer, tmp_path: Path) -> None:
+def test_max_duration_deadline(server: HttpServer, tmp_path: Path) -> None:
     """`--max-duration 1s` on a 4 s phase: stopped at the deadline, exit 3, results kept."""
     scenario = write_scenario(
         tmp_path,

@@ -7,20 +7,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.faults.conftest import (
-    Child,
-    RecordingServer,
-    ResetServer,
-    assert_outcome,
-    expectation,
-    run_cli,
-    write_scenario,
-)
+from tests.support.checks import expectation
+from tests.support.cli import Child, assert_outcome, run_cli, write_scenario
+from tests.support.http import HttpServer, ResetServer
 
 
 def test_target_stops_listening_mid_run(tmp_path: Path) -> None:
     """The target stops listening halfway: later requests fail as `connect`, exit 1, no crash."""
-    target = RecordingServer().start()
+    target = HttpServer().start()
     scenario = write_scenario(
         tmp_path,
         """
@@ -53,7 +47,7 @@ scenario "refused" {
     assert expectation(document, "expect errors < 5%")["verdict"] == "failed"
 
 
-def test_target_hangs_requests_time_out(server: RecordingServer, tmp_path: Path) -> None:
+def test_target_hangs_requests_time_out(server: HttpServer, tmp_path: Path) -> None:
     """Answers that never come end at the `timeout` setting as failed `timeout`s: exit 1."""
     scenario = write_scenario(
         tmp_path,
@@ -81,7 +75,7 @@ scenario "hang" {
     assert finished.elapsed_s < 25  # bounded by the timeout, not by the 30 s hang
 
 
-def test_target_answers_500(server: RecordingServer, tmp_path: Path) -> None:
+def test_target_answers_500(server: HttpServer, tmp_path: Path) -> None:
     """Every answer a 500: all counted failed with their status, exit 1."""
     scenario = write_scenario(
         tmp_path,
@@ -137,9 +131,7 @@ scenario "resets" {
     assert target.paths.count("/h") >= 20  # (aiohttp may retry an idempotent request once)
 
 
-def test_slow_target_reaches_max_inflight_and_drops(
-    server: RecordingServer, tmp_path: Path
-) -> None:
+def test_slow_target_reaches_max_inflight_and_drops(server: HttpServer, tmp_path: Path) -> None:
     """1 s answers at 40/s with `max_inflight 5`: arrivals over the cap are dropped, not errors."""
     scenario = write_scenario(
         tmp_path,

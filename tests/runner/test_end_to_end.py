@@ -21,7 +21,7 @@ from nimbus_scenarios.results.io import (
 )
 from nimbus_scenarios.results.model import RunVerdict, Stage, Verdict
 from nimbus_scenarios.runner import RunOutcome
-from tests.conftest import HttpServer
+from tests.support.http import HttpServer
 
 Run = Callable[..., RunOutcome]
 

@@ -1,15 +1,20 @@
-"""Checks many tests make on results: the accounting identities and finding a verdict."""
+"""Checks many tests make on results: the accounting identities, and finding an expectation's
+verdict in a typed `RunResults` (`judgement`) or in a results document read as JSON
+(`expectation`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nimbus_scenarios.results.io import load_results
 from nimbus_scenarios.results.model import Judgement, LoadResult, RunResults
 
-__all__ = ["assert_reconciles", "judgement", "read_results"]
+__all__ = ["assert_reconciles", "assert_run_reconciles", "expectation", "judgement", "read_results"]
+
+COUNTERS = ("scheduled", "sent", "dropped", "succeeded", "failed")
 
 
 def read_results(path: Path) -> dict[str, Any]:
@@ -30,8 +35,27 @@ def assert_reconciles(load: LoadResult) -> None:
     assert sum(r.sent for r in load.requests) == load.sent
 
 
+def assert_run_reconciles(results: RunResults) -> None:
+    """Every phase and the totals reconcile (`assert_reconciles`), no count is negative, and
+    the phases add up to the totals."""
+    loads = [phase.load for phase in results.phases]
+    for load in [*loads, results.totals]:
+        assert_reconciles(load)
+        assert all(getattr(load, name) >= 0 for name in COUNTERS), load
+    for name in COUNTERS:
+        assert sum(getattr(load, name) for load in loads) == getattr(results.totals, name), name
+
+
 def judgement(results: RunResults, text: str) -> Judgement:
     """The verdict on the one expectation written as `text`."""
     found = [j for j in results.expectations if j.expectation.text == text]
     assert len(found) == 1, [j.expectation.text for j in results.expectations]
     return found[0]
+
+
+def expectation(document: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """The entry of a results document (JSON data) for the one expectation written as `text`."""
+    found = [e for e in document["expectations"] if e["text"] == text]
+    assert len(found) == 1, [e["text"] for e in document["expectations"]]
+    entry: dict[str, Any] = found[0]
+    return entry

@@ -34,25 +34,10 @@ from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
 from nimbus_scenarios.telemetry.core import Telemetry
+from tests.support.http import free_port
+from tests.support.wait import wait_until
 
 ROTEL_AGENT = Path(rotel.__file__).resolve().parent / "rotel-agent"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    """Poll `predicate` every 50 ms until it holds or `timeout_s` passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def any_value(value: AnyValue) -> Any:

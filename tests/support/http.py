@@ -1,0 +1,206 @@
+"""Loopback targets for tests, on 127.0.0.1 at ports the OS chooses.
+
+- `HttpServer` is the one recording target: an aiohttp server on its own event loop in a
+  background thread, so it serves in-process runs (`asyncio.run` in the test) and
+  `python -m nimbus_scenarios` children alike. Paths choose the answer: `/delay/MS` answers 200
+  after MS milliseconds, `/status/CODE` answers CODE, `/flaky/MS` answers 503 until MS
+  milliseconds after its first request and 200 then, anything else answers 200 at once. Every
+  request is recorded as a `Hit` (arrival time on `time.monotonic`, method, path, headers).
+  `stop` may come early, to stop listening mid-run, and may be called again.
+- `ResetServer` misbehaves at the TCP level: it answers the pre-flight `GET /` and resets every
+  other connection without a byte of answer.
+- `serving(app)` serves an aiohttp app on the test's own running loop, for tests that build
+  their own handlers; `LoopThread` is the event loop in a thread that the threaded servers
+  (and other servers tests drive from outside, such as the Kubernetes API emulator) run on.
+- `free_port()` is a port with nothing listening: a target that is down, or a port for a child
+  process to listen on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+__all__ = ["Hit", "HttpServer", "LoopThread", "ResetServer", "free_port", "serving"]
+
+MAX_DELAY_S = 30.0
+"""The longest `/delay/MS` answer, whatever MS says."""
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it now (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1 (a free port) on the running loop; yields the base URL.
+
+    `runner_options` go to `web.AppRunner` (access logging is off unless given).
+    """
+    runner = web.AppRunner(app, **{"access_log": None, **runner_options})
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+class LoopThread:
+    """An event loop running in a daemon thread; the test submits coroutines to it."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 15.0) -> T:
+        """Run `coroutine` on the thread's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the loop has been stopped and closed."""
+        return self.loop.is_closed()
+
+    def close(self) -> None:
+        """Stop the loop, join the thread and close the loop; idempotent."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One request the server saw."""
+
+    at: float
+    method: str
+    path: str
+    headers: Mapping[str, str]
+
+
+class HttpServer:
+    """The recording loopback target (see the module docstring for its paths)."""
+
+    def __init__(self) -> None:
+        self.hits: list[Hit] = []
+        self.url = ""
+        self._first: dict[str, float] = {}
+        self._thread: LoopThread | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.hits.append(Hit(time.monotonic(), request.method, request.path, dict(request.headers)))
+        kind, _, value = request.path.strip("/").partition("/")
+        if kind == "delay":
+            await asyncio.sleep(min(int(value) / 1000.0, MAX_DELAY_S))
+        elif kind == "status":
+            return web.Response(status=int(value), text="status")
+        elif kind == "flaky":
+            first = self._first.setdefault(request.path, time.monotonic())
+            if time.monotonic() - first < int(value) / 1000.0:
+                return web.Response(status=503, text="not yet")
+        return web.Response(text="ok")
+
+    async def _start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Handlers are cancelled when their client goes, so a stopped run leaves no delay behind.
+        serve = serving(app, handler_cancellation=True, shutdown_timeout=1.0)
+        return await self._stack.enter_async_context(serve)
+
+    def start(self) -> HttpServer:
+        """Start serving from a new thread; `url` is set."""
+        self._thread = LoopThread("http-server")
+        self.url = self._thread.call(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and end the thread; early (mid-run) or again, it is harmless."""
+        thread = self._thread
+        if thread is None or thread.closed:
+            return
+        try:
+            thread.call(self._stack.aclose(), 10)
+        finally:
+            thread.close()
+
+    def paths(self, prefix: str = "/") -> list[Hit]:
+        """The hits whose path starts with `prefix`, in arrival order."""
+        return [h for h in list(self.hits) if h.path.startswith(prefix)]
+
+
+class ResetServer:
+    """A raw TCP server: `GET /` gets a 200 (the pre-flight passes); any other request's
+    connection is reset (RST) without a byte of answer. `paths` lists every request's path."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.url = ""
+        self._thread: LoopThread | None = None
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            writer.close()
+            return
+        parts = head.split(b" ", 2)
+        path = parts[1].decode("latin-1") if len(parts) > 1 else ""
+        self.paths.append(path)
+        if path == "/":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() sends RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async def _start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def start(self) -> ResetServer:
+        """Start listening from a new thread; `url` is set."""
+        self._thread = LoopThread("reset-server")
+        self.url = self._thread.call(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and end the thread; idempotent."""
+        thread = self._thread
+        if thread is None or thread.closed:
+            return
+        with contextlib.suppress(Exception):
+            thread.call(self._stop(), 10)
+        thread.close()
