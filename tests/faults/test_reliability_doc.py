@@ -1,5 +1,6 @@
-"""docs/reliability.md against tests/faults: every test the document names exists, and every
-test of tests/faults is named in it."""
+"""docs/reliability.md against the tests: every test the document names exists (as
+`file::test` in tests/faults, or `tests/path/file.py::test` anywhere), and every test of
+tests/faults is named in it."""
 
 from __future__ import annotations
 
@@ -11,17 +12,26 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reliability.md"
 FAULTS = ROOT / "tests" / "faults"
 REFERENCE = re.compile(r"`(test_\w+\.py)::(test_\w+)`")
+QUALIFIED = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
+
+
+def functions_in(path: Path) -> set[str]:
+    """The names of the test functions defined at the top of `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    }
 
 
 def defined_tests() -> set[tuple[str, str]]:
     """(file, function) of every test function in tests/faults."""
-    found = set()
-    for path in sorted(FAULTS.glob("test_*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                found.add((path.name, node.name))
-    return found
+    return {
+        (path.name, name)
+        for path in sorted(FAULTS.glob("test_*.py"))
+        for name in functions_in(path)
+    }
 
 
 def table_rows(text: str, heading: str) -> list[list[str]]:
@@ -44,6 +54,18 @@ def test_every_named_test_exists() -> None:
     assert not missing, f"docs/reliability.md names tests that do not exist: {sorted(missing)}"
 
 
+def test_every_test_named_by_its_path_exists() -> None:
+    """Each `tests/.../file.py::test` the document names is a test function in that file."""
+    named = set(QUALIFIED.findall(DOC.read_text(encoding="utf-8")))
+    assert named, "no path-qualified test references found"
+    missing = {
+        (path, name)
+        for path, name in named
+        if not (ROOT / path).is_file() or name not in functions_in(ROOT / path)
+    }
+    assert not missing, f"docs/reliability.md names tests that do not exist: {sorted(missing)}"
+
+
 def test_every_fault_test_is_documented() -> None:
     """Each test of tests/faults (but this file's) is named somewhere in the document."""
     named = set(REFERENCE.findall(DOC.read_text(encoding="utf-8")))
@@ -56,7 +78,7 @@ def test_the_fault_matrix_is_a_table_of_fault_behaviour_and_test() -> None:
     """Every row of the fault matrix has a fault, an expected behaviour naming an exit code or
     outcome, and exactly one test; the matrix covers every matrix test file."""
     rows = table_rows(DOC.read_text(encoding="utf-8"), "## The fault matrix")
-    assert len(rows) >= 20
+    assert len(rows) >= 18
     files = set()
     for fault, behaviour, test in rows:
         assert fault
@@ -66,3 +88,14 @@ def test_the_fault_matrix_is_a_table_of_fault_behaviour_and_test() -> None:
         files.add(references[0][0])
     matrix = {"test_target.py", "test_collector.py", "test_kube.py", "test_signals.py"}
     assert matrix | {"test_results_path.py"} <= files
+
+
+def test_the_stage_table_names_one_test_per_stop() -> None:
+    """Every row of the stage-by-stage table has a stop, its expected behaviour and exactly one
+    test named by its path."""
+    rows = table_rows(DOC.read_text(encoding="utf-8"), "## A stop, stage by stage")
+    assert len(rows) >= 5
+    for stop, behaviour, test in rows:
+        assert stop
+        assert behaviour
+        assert len(QUALIFIED.findall(test)) == 1, test
