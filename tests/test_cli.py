@@ -1,4 +1,5 @@
-"""The command line over the built-in scenarios: validate, plan, list, and a light cold start."""
+"""The command line (`cli.py`): validate, plan and list over the built-in scenarios, the seed
+generator's `--test` form, and a cold start that imports none of the runner's dependencies."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nimbus_scenarios.cli import main
+from nimbus_scenarios.catalog import builtin_names
+from nimbus_scenarios.cli import build_parser, main, seed_form
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = sorted((ROOT / "scenarios").glob("*.scn"))
@@ -166,23 +169,8 @@ def imported_modules(stderr: str) -> set[str]:
 
 def test_cold_validate_imports_no_heavy_modules() -> None:
     """A cold `python -m nimbus_scenarios validate scenarios/heavy.scn` skips the runner's deps."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "nimbus_scenarios",
-            "validate",
-            "scenarios/heavy.scn",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0
+    done = run_cli("validate", "scenarios/heavy.scn", python_options=("-X", "importtime"))
+    assert done.code == 0
     assert done.stdout == "scenarios/heavy.scn: ok\n"
     modules = imported_modules(done.stderr)
     assert {"nimbus_scenarios", "lark"} <= modules  # the probe sees real imports
@@ -211,3 +199,33 @@ def test_plan_and_list_import_no_heavy_modules() -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == "[0, 0, 0] []\n"
+
+
+def test_seed_form_becomes_a_run_command() -> None:
+    """`--url=U --test=light --monitor --cleanup` parses as `run light --url=U ...`."""
+    argv = seed_form(["--url=http://127.0.0.1:8000", "--test=light", "--monitor", "--cleanup"])
+    assert argv == ["run", "light", "--url=http://127.0.0.1:8000", "--monitor", "--cleanup"]
+    args = build_parser().parse_args(argv)
+    assert args.command == "run"
+    assert args.scenario == "light"
+    assert args.url == "http://127.0.0.1:8000"
+    assert args.monitor is True
+    assert args.cleanup is True
+    spaced = seed_form(["--test", "heavy", "--url", "http://127.0.0.1:8000"])
+    assert spaced == ["run", "heavy", "--url", "http://127.0.0.1:8000"]
+    assert seed_form(["run", "light"]) == ["run", "light"]
+
+
+def test_unknown_seed_test_exits_2_listing_the_built_ins(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--test=nope` is a usage error (exit 2) that lists every built-in scenario."""
+    with pytest.raises(SystemExit) as raised:
+        main(["--url=http://127.0.0.1:8000", "--test=nope"])
+    assert raised.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "'nope'" in stderr
+    names = builtin_names()
+    assert "light" in names
+    for name in names:
+        assert name in stderr
