@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.checks import read_results
+from tests.support.cli import run_cli
 
 SCENARIO = """\
 # Written from the language page: two requests a second cannot bring three replicas.
@@ -28,25 +28,10 @@ def test_unmet_replica_expectation_exits_1_and_names_it(tmp_path: Path) -> None:
     scenario = tmp_path / "unmet.scn"
     scenario.write_text(SCENARIO)
     results = tmp_path / "results.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nimbus_scenarios",
-            "run",
-            str(scenario),
-            "--local",
-            "--results",
-            str(results),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert done.returncode == 1, done.stderr
+    done = run_cli("run", str(scenario), "--local", "--results", str(results))
+    assert done.code == 1, done.stderr
     assert "FAIL  calm: expect ready replicas >= 3 within 5s" in done.stderr
-    document = json.loads(results.read_text())
+    document = read_results(results)
     assert document["verdict"] == "failed"
     replica = next(e for e in document["expectations"] if e["kind"] == "replicas")
     assert replica["verdict"] == "failed"

@@ -1,4 +1,5 @@
-"""Properties of the exact arithmetic: arrivals, phase tiling and send mixes (Hypothesis).
+"""Properties of the exact arithmetic: arrivals, phase tiling, send mixes (Hypothesis) and
+shard shares.
 
 The integral of the rate is computed here independently, with fractions, from the language
 page's definitions of the shapes and spikes; the plan must agree with it exactly.
@@ -23,6 +24,7 @@ from nimbus_scenarios.plan.arrivals import (
     arrival_times,
     integer_weights,
     mix_counts,
+    shard_share,
     smooth_round_robin,
 )
 from nimbus_scenarios.plan.model import Plan
@@ -437,3 +439,12 @@ def test_no_arrival_where_the_rate_is_zero() -> None:
     assert arrivals_of("    steps 0/s -> 1/s in 2")[:2] == pytest.approx([5, 6])
     two_spikes = arrivals_of("    idle\n    spike 2/s for 1s at 0s\n    spike 2/s for 1s at 5s")
     assert two_spikes == pytest.approx([0, 0.5, 5, 5.5])
+
+
+def test_shard_share_splits_exactly() -> None:
+    """Shard shares of every total add up to the total and differ by at most one."""
+    for total in range(40):
+        for count in range(1, 6):
+            shares = [shard_share(total, i, count) for i in range(count)]
+            assert sum(shares) == total
+            assert max(shares) - min(shares) <= 1

@@ -1,11 +1,14 @@
-"""Sharded runs and `merge`: N processes send exactly the plan together, and merge judges once."""
+"""`merge.py` over real shards: three `run --shard i/3` processes of one scenario, started
+together, send exactly the plan between them (open and closed models); `merge` adds their counts,
+judges the whole once on merged histograms, refuses documents that do not belong together, and
+finds the documents in pod logs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,8 +20,9 @@ from nimbus_scenarios.errors import ResultsError
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.merge import merge_results
 from nimbus_scenarios.pipeline import compile_source
-from nimbus_scenarios.plan.arrivals import mix_counts, shard_share
+from nimbus_scenarios.plan.arrivals import mix_counts
 from nimbus_scenarios.results.io import from_json_data, load_results
+from tests.support.cli import Child, write_scenario
 from tests.support.http import HttpServer
 
 SCENARIO = """\
@@ -48,50 +52,42 @@ scenario "sharded" {
 SHARDS = 3
 
 
+Sharded = tuple[HttpServer, list[Path]]
+
+
 @pytest.fixture(scope="module")
-def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[HttpServer, list[Path]]:
+def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sharded]:
     """Three shard processes of one scenario against one recording server, from one start."""
-    server = HttpServer().start()
     folder = tmp_path_factory.mktemp("shards")
-    scenario = folder / "sharded.scn"
-    scenario.write_text(SCENARIO)
-    start_at = time.time() + 4.0
+    scenario = write_scenario(folder, SCENARIO, "sharded.scn")
     results = [folder / f"shard-{i}.json" for i in range(SHARDS)]
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nimbus_scenarios",
-                "run",
-                str(scenario),
-                "--url",
-                server.url,
-                "--shard",
-                f"{i}/{SHARDS}",
-                "--start-at",
-                f"{start_at:.3f}",
-                "--results",
-                str(results[i]),
-                "--print-results",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(SHARDS)
-    ]
-    logs = folder / "kubectl-logs.txt"
-    with logs.open("wb") as log:
-        for process in processes:
-            stdout, stderr = process.communicate(timeout=60)
-            assert process.returncode == 0, stderr.decode()
-            log.write(stdout)
-    yield server, results
-    server.stop()
+    server = HttpServer().start()
+    try:
+        start_at = f"{time.time() + 4.0:.3f}"
+        args = ["run", str(scenario), "--url", server.url, "--start-at", start_at]
+        with contextlib.ExitStack() as running:
+            children = [
+                running.enter_context(
+                    Child(
+                        *args,
+                        *("--shard", f"{i}/{SHARDS}", "--results", str(results[i])),
+                        "--print-results",
+                    )
+                )
+                for i in range(SHARDS)
+            ]
+            finished = [child.finish(timeout_s=60) for child in children]
+        for done in finished:
+            assert done.code == 0, done.stderr
+        logs = folder / "kubectl-logs.txt"
+        logs.write_text("".join(done.stdout for done in finished), encoding="utf-8")
+        yield server, results
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
-def shard_logs(sharded_run: tuple[HttpServer, list[Path]]) -> Path:
+def shard_logs(sharded_run: Sharded) -> Path:
     """Every shard's stdout, concatenated as `kubectl logs` of the pods would show it."""
     return sharded_run[1][0].parent / "kubectl-logs.txt"
 
@@ -101,16 +97,7 @@ def _plan_totals() -> dict[str, int | None]:
     return {p.name: p.scheduled_total for p in plan.phases}
 
 
-def test_shard_share_splits_exactly() -> None:
-    """Shard shares of every total add up to the total and differ by at most one."""
-    for total in range(40):
-        for count in range(1, 6):
-            shares = [shard_share(total, i, count) for i in range(count)]
-            assert sum(shares) == total
-            assert max(shares) - min(shares) <= 1
-
-
-def test_shards_together_send_the_plan(sharded_run: tuple[HttpServer, list[Path]]) -> None:
+def test_shards_together_send_the_plan(sharded_run: Sharded) -> None:
     """Open-model phases: the shards' sent counts add up exactly to the plan's, per phase."""
     _, results = sharded_run
     documents = [json.loads(path.read_text()) for path in results]
@@ -121,7 +108,7 @@ def test_shards_together_send_the_plan(sharded_run: tuple[HttpServer, list[Path]
         assert sent == planned, name
 
 
-def test_server_saw_the_plan_and_the_mix(sharded_run: tuple[HttpServer, list[Path]]) -> None:
+def test_server_saw_the_plan_and_the_mix(sharded_run: Sharded) -> None:
     """The server received the plan's requests within 1%, with the 70/30 mix of the whole run."""
     server, results = sharded_run
     documents = [json.loads(path.read_text()) for path in results]
@@ -138,7 +125,7 @@ def test_server_saw_the_plan_and_the_mix(sharded_run: tuple[HttpServer, list[Pat
     assert hits == hit_share + ramp + bursts  # nothing failed, so exactly
 
 
-def test_users_are_split_between_shards(sharded_run: tuple[HttpServer, list[Path]]) -> None:
+def test_users_are_split_between_shards(sharded_run: Sharded) -> None:
     """Closed-model users: 5 users over 3 shards run as 2, 2 and 1."""
     _, results = sharded_run
     documents = sorted(
@@ -150,9 +137,7 @@ def test_users_are_split_between_shards(sharded_run: tuple[HttpServer, list[Path
     assert max(per_user) <= 2 * min(per_user)
 
 
-def test_merge_adds_counts_and_judges_the_whole(
-    sharded_run: tuple[HttpServer, list[Path]], tmp_path: Path
-) -> None:
+def test_merge_adds_counts_and_judges_the_whole(sharded_run: Sharded, tmp_path: Path) -> None:
     """`merge` writes one document whose counts are the plan's and whose verdict is judged anew."""
     _, results = sharded_run
     merged_path = tmp_path / "merged.json"
@@ -173,7 +158,7 @@ def test_merge_adds_counts_and_judges_the_whole(
 
 
 def test_merged_percentiles_equal_one_histogram_of_all_data(
-    sharded_run: tuple[HttpServer, list[Path]],
+    sharded_run: Sharded,
 ) -> None:
     """Merged latency percentiles are those of one histogram holding every shard's requests."""
     _, results = sharded_run
@@ -192,7 +177,7 @@ def test_merged_percentiles_equal_one_histogram_of_all_data(
 
 
 def test_merge_refuses_different_scenarios(
-    sharded_run: tuple[HttpServer, list[Path]],
+    sharded_run: Sharded,
 ) -> None:
     """Results of another scenario, or the same shard twice, are refused with a clear error."""
     _, results = sharded_run
@@ -210,7 +195,7 @@ def test_merge_refuses_different_scenarios(
 
 
 def test_merge_command_exit_code_on_mismatch(
-    sharded_run: tuple[HttpServer, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sharded_run: Sharded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI exits 2 and names the problem when the inputs do not belong together."""
     _, results = sharded_run
