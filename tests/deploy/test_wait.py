@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from aiohttp import web
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.wait import Probe, check_url, probe, wait_until_ready
+from tests.support.http import free_port, serving
 
 
 @asynccontextmanager
@@ -33,15 +33,8 @@ async def consumer(ready_after_s: float, *, early_status: int = 503) -> AsyncIte
 
     app = web.Application()
     app.router.add_get("/health", health)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/health"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/health"
 
 
 def run_wait(ready_after_s: float, call: Callable[[str], Any], **server: Any) -> Any:
@@ -52,13 +45,6 @@ def run_wait(ready_after_s: float, call: Callable[[str], Any], **server: Any) ->
             return await asyncio.to_thread(call, url)
 
     return asyncio.run(scenario())
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_ready_after_a_delay_exits_0() -> None:
@@ -109,7 +95,7 @@ def test_connection_refused_times_out_with_exit_4() -> None:
     """Nothing listening is retried until the timeout, then reported as connection refused."""
     err = io.StringIO()
     code = wait_until_ready(
-        f"http://127.0.0.1:{closed_port()}/health",
+        f"http://127.0.0.1:{free_port()}/health",
         timeout_s=0.3,
         interval_s=0.05,
         out=io.StringIO(),
@@ -196,8 +182,8 @@ def test_repeated_reason_is_not_logged_every_attempt() -> None:
 
 def test_probe_ignores_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """A proxy in the environment is not used: the wait connects directly, as the load does."""
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{closed_port()}")
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     result = run_wait(0, lambda url: probe(url, 5.0))

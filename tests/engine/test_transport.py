@@ -20,6 +20,7 @@ from aiohttp import web
 from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport, classify_exception
 from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, prepare
 from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, LoadTransport, make_transport
+from tests.support.http import free_port
 
 CLIENT_HEADER = "X-Test-Client"
 
@@ -114,12 +115,6 @@ def transport(kind: str, **overrides: Any) -> LoadTransport:
 
 def get(server: Server, path: str, client: str = "") -> PreparedRequest:
     return prepare("GET", server.base_url, path, headers={CLIENT_HEADER: client})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 
 from nimbus_scenarios.local.proxy import TcpProxy
 from tests.local.proxy_support import close, echo_backends, greet, other_tasks, reset, run
+from tests.support.http import free_port
 from tests.support.wait import eventually
 
 
@@ -146,9 +146,7 @@ def test_unreachable_backend_counts_a_connect_error() -> None:
     """A ready backend that refuses connections closes the client and counts a connect error."""
 
     async def body() -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            dead_port = int(probe.getsockname()[1])
+        dead_port = free_port()
         async with TcpProxy() as proxy:
             proxy.add_backend("dead", "127.0.0.1", dead_port, ready=True)
             reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)

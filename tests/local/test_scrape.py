@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -24,6 +23,7 @@ from nimbus_scenarios.local.consumer import ConsumerConfig, ReferenceConsumer
 from nimbus_scenarios.local.consumer.metrics import ConsumerMetrics
 from nimbus_scenarios.local.scrape import parse_metrics_text, scrape
 from nimbus_scenarios.local.series import MetricSample, Point, prometheus_rate
+from tests.support.http import free_port, serving
 
 T = TypeVar("T")
 
@@ -208,13 +208,6 @@ def test_the_autoscaler_sees_a_real_consumers_request_rate() -> None:
     assert 0 < latency.value < 1.0  # async answers come at once
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (bound and released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_failed_scrape_yields_nothing() -> None:
     """No listener, a 404 and a 200 with garbage each give None rather than part of a sample."""
 
@@ -224,19 +217,14 @@ def test_a_failed_scrape_yields_nothing() -> None:
     async def body() -> list[MetricSample | None]:
         app = web.Application()
         app.router.add_get("/bad/metrics", garbage)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        base = site.name
-        try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-                return [
-                    await scrape(session, f"http://127.0.0.1:{free_port()}", "r", lambda: 0.0),
-                    await scrape(session, f"{base}/missing", "r", lambda: 0.0),
-                    await scrape(session, f"{base}/bad", "r", lambda: 0.0),
-                ]
-        finally:
-            await runner.cleanup()
+        async with (
+            serving(app) as base,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        ):
+            return [
+                await scrape(session, f"http://127.0.0.1:{free_port()}", "r", lambda: 0.0),
+                await scrape(session, f"{base}/missing", "r", lambda: 0.0),
+                await scrape(session, f"{base}/bad", "r", lambda: 0.0),
+            ]
 
     assert run(body) == [None, None, None]

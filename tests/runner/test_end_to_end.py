@@ -5,7 +5,6 @@ the real seams play it the same way, and that the document they produce is the c
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from nimbus_scenarios.results.io import (
 )
 from nimbus_scenarios.results.model import RunVerdict, Stage, Verdict
 from nimbus_scenarios.runner import RunOutcome
-from tests.support.http import HttpServer
+from tests.support.http import HttpServer, free_port
 
 Run = Callable[..., RunOutcome]
 
@@ -110,10 +109,7 @@ scenario "replicas" {
 
 def test_a_target_down_at_start_sends_nothing(run: Run) -> None:
     """Nothing listening at the URL: exit 4, the URL and the error kind in `error`."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{free_port()}"
     outcome = run(TWO_PHASES, url)
     results = outcome.results
     assert outcome.exit_code is ExitCode.INFRASTRUCTURE
