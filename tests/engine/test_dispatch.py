@@ -14,15 +14,15 @@ from nimbus_scenarios.engine.dispatch import CANCELLED, Dispatcher, compile_temp
 from nimbus_scenarios.engine.request import ErrorKind, error_outcome, status_outcome
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.plan.model import Template, Text
-from tests.engine.fakes import FakeTransport, template
+from tests.engine.support import template
+from tests.support.fakes import ScriptedTransport, answer_after
 
 
 def test_drain_waits_on_the_clock_then_cancels_and_counts_the_rest() -> None:
     """Requests slower than the drain's timeout are cancelled then and fail as cancelled."""
     clock = ManualClock(start=10.0)
-    transport = FakeTransport(
-        clock, script=lambda k, _r: (1.0 if k == 0 else 5.0, status_outcome(200))
-    )
+    delays = iter([1.0])  # the first answer takes 1 s, the others 5 s
+    transport = ScriptedTransport(clock, lambda _r: (next(delays, 5.0), status_outcome(200)))
     stats = RunStats(10.0)
     phase = stats.phase("p")
     result: list[int] = []
@@ -47,7 +47,7 @@ def test_drain_waits_on_the_clock_then_cancels_and_counts_the_rest() -> None:
 def test_send_open_drops_over_the_cap_and_records_lateness() -> None:
     """Over `max_inflight` an arrival is dropped for its template; a late send records lateness."""
     clock = ManualClock(start=5.25)
-    transport = FakeTransport(clock, delay_s=1.0)
+    transport = ScriptedTransport(clock, answer_after(1.0))
     stats = RunStats(5.0)
     phase = stats.phase("p")
 
@@ -68,7 +68,7 @@ def test_send_open_drops_over_the_cap_and_records_lateness() -> None:
 def test_observers_see_clock_times_outcomes_and_extra_headers() -> None:
     """Each observer gets (phase, template, scheduled, sent, done, outcome, ok, extra headers)."""
     clock = ManualClock(start=1.0)
-    transport = FakeTransport(clock, delay_s=0.5, outcome=error_outcome(ErrorKind.reset))
+    transport = ScriptedTransport(clock, answer_after(0.5, error_outcome(ErrorKind.reset)))
     seen: list[tuple[Any, ...]] = []
     extra = (("traceparent", "x"),)
 
@@ -89,7 +89,7 @@ def test_observers_see_clock_times_outcomes_and_extra_headers() -> None:
 
     asyncio.run(clock.run(work()))
     assert seen == [("p", "a", 0.75, 1.0, 1.5, error_outcome(ErrorKind.reset), False, extra)]
-    assert transport.sends[0].extra_headers == extra
+    assert transport.sent[0].headers == extra
 
 
 def test_a_missing_environment_variable_is_the_usage_error() -> None:

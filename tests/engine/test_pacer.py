@@ -17,7 +17,8 @@ from nimbus_scenarios.engine.pacer import run_open
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.plan.arrivals import arrival_times, shard_share
 from nimbus_scenarios.plan.model import PhasePlan
-from tests.engine.fakes import FakeTransport, mix_of, phase_plan
+from tests.engine.support import mix_of, phase_plan
+from tests.support.fakes import ScriptedTransport, answer_after
 
 T = TypeVar("T")
 ORIGIN = 100.0  # the clock time of run offset 0; not 0, so that offsets and times differ
@@ -38,10 +39,10 @@ def run_phase(
     delay_s: float = 0.01,
     max_inflight: int = 1000,
     shard: tuple[int, int] = (0, 1),
-) -> tuple[FakeTransport, RunStats, Dispatcher, ManualClock]:
+) -> tuple[ScriptedTransport, RunStats, Dispatcher, ManualClock]:
     """Play ``phase`` from ``ORIGIN`` and drain it; the transport answers after ``delay_s``."""
     clock = ManualClock(start=ORIGIN - 1.0)
-    transport = FakeTransport(clock, delay_s=delay_s)
+    transport = ScriptedTransport(clock, answer_after(delay_s))
     stats = RunStats(ORIGIN)
     holder: list[Dispatcher] = []
 
@@ -99,7 +100,7 @@ def test_latency_is_the_transport_delay_from_the_scheduled_time() -> None:
 def test_mix_follows_the_weights_and_counts_per_template() -> None:
     """`send 70% a, 30% b` over 20 arrivals sends 14 a and 6 b, each counted for its template."""
     transport, stats, _, _ = run_phase(phase_plan("rate 10/s", send="70% a, 30% b"))
-    paths = [sent.path for sent in transport.sends]
+    paths = [sent.path for sent in transport.sent]
     assert paths.count("/a") == 14
     assert paths.count("/b") == 6
     assert "/b" in paths[:4]  # interleaved, not 14 a's first
@@ -132,7 +133,7 @@ def test_a_ten_minute_phase_plays_without_sleeping() -> None:
     started = time.monotonic()
     transport, stats, _, clock = run_phase(phase_plan("rate 5/s", length="10m"))
     assert time.monotonic() - started < 10.0
-    assert len(transport.sends) == 3000
+    assert len(transport.sent) == 3000
     assert transport.send_times()[-1] == ORIGIN + 2999 / 5
     assert clock.now() == ORIGIN + 2999 / 5 + 0.01
     assert stats.phases["p"].succeeded == 3000
@@ -144,7 +145,7 @@ def test_a_mix_that_does_not_match_the_weights_is_refused() -> None:
     clock = ManualClock()
 
     async def work() -> None:
-        dispatcher = Dispatcher(FakeTransport(clock), clock=clock, max_inflight=1)
+        dispatcher = Dispatcher(ScriptedTransport(clock), clock=clock, max_inflight=1)
         await run_open(phase, mix_of(phase)[:1], dispatcher, RunStats(0).phase("p"), 0, clock=clock)
 
     with pytest.raises(ValueError, match="1 templates for 2 mix weights"):

@@ -11,19 +11,20 @@ from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.engine.dispatch import Dispatcher
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.engine.users import run_users
-from tests.engine.fakes import FakeTransport, mix_of, phase_plan
+from tests.engine.support import mix_of, phase_plan
+from tests.support.fakes import ScriptedTransport, answer_after
 
 ORIGIN = 50.0
 
 
 def run_users_phase(
     shape: str, *, delay_s: float, shard: tuple[int, int] = (0, 1), send: str = "a"
-) -> tuple[FakeTransport, RunStats, list[float]]:
+) -> tuple[ScriptedTransport, RunStats, list[float]]:
     """Play a 1 s users phase; returns the transport, the stats and the clock at two moments:
     when `run_users` returned and when the dispatcher had drained."""
     phase = phase_plan(shape, length="1s", send=send)
     clock = ManualClock(start=ORIGIN)
-    transport = FakeTransport(clock, delay_s=delay_s)
+    transport = ScriptedTransport(clock, answer_after(delay_s))
     stats = RunStats(ORIGIN)
     moments: list[float] = []
 
@@ -71,7 +72,7 @@ def test_a_shard_runs_its_share_of_the_users() -> None:
 def test_users_share_one_template_chooser() -> None:
     """Across users the mix holds exactly: 4 users, `50% a, 50% b`, 2 rounds: 4 a and 4 b."""
     transport, stats, _ = run_users_phase("users 4", delay_s=0.5, send="50% a, 50% b")
-    paths = [sent.path for sent in transport.sends]
+    paths = [sent.path for sent in transport.sent]
     assert (paths.count("/a"), paths.count("/b")) == (4, 4)
     requests = stats.phases["p"].requests
     assert (requests["a"].succeeded, requests["b"].succeeded) == (4, 4)

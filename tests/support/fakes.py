@@ -1,17 +1,27 @@
 """Fakes for the run's seams, on a `ManualClock`: a transport whose answers are scripted and a
-replica source whose samples are. With them, whole runs are played and judged in milliseconds.
+replica source whose samples are. With them, whole runs (and the engine's pacer, users and
+dispatcher on their own) are played in milliseconds, and every time they see is exact: a send
+happens at the clock time the pacer reached, its answer comes exactly the scripted delay later.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from nimbus_scenarios.clock import Clock
 from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, status_outcome
 from nimbus_scenarios.replicas import ReplicaSample
 
-__all__ = ["Answer", "ScriptedReplicaSource", "ScriptedTransport", "Sent", "answer_by_path"]
+__all__ = [
+    "Answer",
+    "ScriptedReplicaSource",
+    "ScriptedTransport",
+    "Sent",
+    "answer_after",
+    "answer_by_path",
+]
 
 Answer = Callable[[PreparedRequest], tuple[float, Outcome]]
 """How the fake target answers a request: after how many seconds, with what outcome."""
@@ -25,11 +35,24 @@ class Sent:
     method: str
     url: str
     headers: tuple[tuple[str, str], ...]
+    """The extra headers the request was sent with (none: empty)."""
+
+    @property
+    def path(self) -> str:
+        """The URL's path (and query, if any)."""
+        parts = urlsplit(self.url)
+        return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 def ok_at_once(_request: PreparedRequest) -> tuple[float, Outcome]:
     """Every request answers 200 at once."""
     return 0.0, status_outcome(200)
+
+
+def answer_after(delay_s: float, outcome: Outcome | None = None) -> Answer:
+    """Every request answers `outcome` (a 200 unless given) after `delay_s`."""
+    fixed = (delay_s, outcome if outcome is not None else status_outcome(200))
+    return lambda _request: fixed
 
 
 def answer_by_path(
@@ -82,6 +105,10 @@ class ScriptedTransport:
     def paths(self, suffix: str = "") -> list[Sent]:
         """The requests whose URL path ends with `suffix`, in order."""
         return [s for s in self.sent if s.url.split("?", 1)[0].endswith(suffix)]
+
+    def send_times(self) -> list[float]:
+        """The clock time of every send, in order."""
+        return [s.at for s in self.sent]
 
 
 @dataclass
