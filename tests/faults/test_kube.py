@@ -4,7 +4,6 @@ counts from the kmock-based emulator through a kubeconfig; the test plays the co
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,7 @@ def test_kube_api_unreachable_mid_run(server: HttpServer, kube: KubeApi, tmp_pat
     with Child(*args) as child:
         child.wait_for("load", lambda: bool(server.paths("/h")))
         child.wait_for("the watch", lambda: kube.open_watches > 0)
-        time.sleep(0.5)
+        child.wait_for("half a second of load", lambda: len(server.paths("/h")) >= 5)
         kube.go_down()
         finished = child.finish(timeout_s=60)
     document = assert_outcome(finished, results, code=4, verdict="error")

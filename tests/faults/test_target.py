@@ -4,7 +4,6 @@ every failure is counted, nothing crashes, the results reconcile."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.support.checks import expectation
@@ -31,8 +30,7 @@ scenario "refused" {
     results = tmp_path / "results.json"
     try:
         with Child("run", str(scenario), "--url", target.url, "--results", str(results)) as child:
-            child.wait_for("load", lambda: bool(target.paths("/h")))
-            time.sleep(1.2)
+            child.wait_for("1.2 s of load", lambda: len(target.paths("/h")) >= 24)
             target.stop()
             finished = child.finish()
     finally:
