@@ -21,6 +21,7 @@ from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport, cl
 from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, prepare
 from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, LoadTransport, make_transport
 from tests.support.http import free_port
+from tests.support.wait import eventually
 
 CLIENT_HEADER = "X-Test-Client"
 
@@ -336,8 +337,7 @@ def test_connection_max_age_recycles_reuses_and_closes() -> None:
                 assert count == requests, (kind, count)
             else:
                 assert count == 1, (kind, count)
-        await asyncio.sleep(0.1)
-        assert server.open_connections() == 0
+        await eventually(lambda: server.open_connections() == 0, timeout_s=5)
 
     run(body)
 
@@ -359,8 +359,8 @@ def test_in_flight_requests_survive_a_generation_switch(kind: str) -> None:
             assert isinstance(t, AiohttpTransport | HttpxTransport)
             assert t.generations_started == 2
             assert len(server.connections[kind]) == 4
-            await asyncio.sleep(0.1)
-            assert server.open_connections() == 1  # the drained generation was closed
+            # the drained generation is closed
+            await eventually(lambda: server.open_connections() == 1, timeout_s=5)
         finally:
             await t.aclose()
 
