@@ -11,7 +11,7 @@ from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.report import _format as fmt
 from nimbus_scenarios.results.model import RunVerdict, Verdict
-from tests.support.results import compile_text
+from tests.support.results import plan_of
 
 _DASH = "\u2013"
 
@@ -74,7 +74,7 @@ def test_expectation_value_in_its_unit(
 
 def test_expected_value_from_the_typed_comparator() -> None:
     """What an expectation asks for comes from its Comparator and float value, in its unit."""
-    plan = compile_text(
+    plan = plan_of(
         'scenario "s" {\n target "http://h"\n request r = GET "/"\n'
         ' phase "p" 10s {\n  rate 1/s\n  send r\n }\n'
         " after {\n  expect r succeeds\n }\n"

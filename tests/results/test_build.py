@@ -13,7 +13,7 @@ from nimbus_scenarios.results.model import (
     ShardInfo,
     Verdict,
 )
-from tests.support.results import compile_text, phase_record, results_of, stats_of
+from tests.support.results import phase_record, plan_of, results_of, stats_of
 
 
 def test_phases_take_place_from_the_plan_and_counts_from_the_records() -> None:
@@ -51,7 +51,7 @@ def test_a_shard_plans_its_own_share() -> None:
 
 def test_values_are_rounded_once_as_written() -> None:
     """Observed values keep six decimals; offsets and rates three."""
-    e = compile_text().all_expectations[0]
+    e = plan_of().all_expectations[0]
     judgement = rounded_judgement(Judgement(e, Verdict.PASSED, 1.23456789, 4.00049, "x"))
     assert (judgement.observed, judgement.met_at_s) == (1.234568, 4.0)
     results = results_of(phases_run={"warm": (0.0, 10.00049), "ramp": (10.00049, 30.0)})

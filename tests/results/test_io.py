@@ -22,12 +22,12 @@ from nimbus_scenarios.results.io import (
     write_results,
 )
 from nimbus_scenarios.results.model import Judgement, Verdict
-from tests.support.results import compile_text, results_of
+from tests.support.results import plan_of, results_of
 
 
 def judged() -> list[Judgement]:
     """A verdict on each of the factory plan's expectations."""
-    plan = compile_text()
+    plan = plan_of()
     return [Judgement(e, Verdict.PASSED, 1.0, None, "ok") for e in plan.all_expectations]
 
 

@@ -14,7 +14,7 @@ the `judgements` given; the verdict and exit code follow from them, from `abort`
 Documents ready made:
 
 - `results_of(...)`: `SCENARIO` (two phases, a credential header) with hand-written records,
-  `recorded_stats()`: 100 requests, one of them reset;
+  `recorded_stats()`: 100 requests, one of them reset; nothing judged unless told;
 - `full_results()`: a 60 s, four-phase run with replica samples, a pod kill, replica windows, two
   failed latency expectations, a trace id and a Grafana link (`data/full.scn`);
 - `aborted_results()`: an abort guard fired 3 s in; the scenario and a phase are named with
@@ -119,7 +119,7 @@ Latency = Callable[[int], tuple[float, float, float] | None]
 """A second's latency percentiles (p50, p95, p99) in ms, or None when nothing completed."""
 
 
-def compile_text(text: str = SCENARIO, overrides: Mapping[str, str] | None = None) -> Plan:
+def plan_of(text: str = SCENARIO, overrides: Mapping[str, str] | None = None) -> Plan:
     """The plan of a scenario's text, as `run` compiles it (with a replica source given)."""
     return compile_source(Source("<test>", text), overrides, watch_given=True)
 
@@ -260,6 +260,7 @@ def _stats(
 def make_results(
     text: str = SCENARIO,
     *,
+    plan: Plan | None = None,
     overrides: Mapping[str, str] | None = None,
     until: float | None = None,
     stats: StatsRecord | None = None,
@@ -271,9 +272,12 @@ def make_results(
     shard: ShardInfo = UNSHARDED,
     verdict: RunVerdict | None = None,
     exit_code: ExitCode | None = None,
+    started_at: dt.datetime = STARTED,
+    ended_at: dt.datetime | None = None,
     **facts: object,
 ) -> RunResults:
-    """A results document for scenario `text` played until `until` (the plan's end by default).
+    """A results document for scenario `text` (compiled, unless its `plan` is given) played
+    until `until` (the plan's end by default), ending 2.5 s later unless `ended_at` says.
 
     The records are `stats` when given, else `seconds` (or the plan played, see `play`) summed
     up per phase. Expectations are judged by `judgements`, else as `outcomes` says by their text
@@ -282,7 +286,7 @@ def make_results(
     fields (kills, abort, replica_source, run_id, target, phases_run, ...).
     """
     assert outcomes is None or judgements is None, "give outcomes or judgements, not both"
-    plan = compile_text(text, overrides)
+    plan = plan or plan_of(text, overrides)
     stop = plan.phases_end_s if until is None else until
     ran = {p.name: (p.start_s, min(p.end_s, stop)) for p in plan.phases if p.start_s < stop}
     if judgements is None:
@@ -300,8 +304,8 @@ def make_results(
         scenario_text=text,
         target=str(facts.pop("target", "http://127.0.0.1:8000")),
         shard=shard,
-        started_at=STARTED,
-        ended_at=STARTED + dt.timedelta(seconds=stop + 2.5),
+        started_at=started_at,
+        ended_at=ended_at or started_at + dt.timedelta(seconds=stop + 2.5),
         stage_reached=Stage.CLEANUP,
         phases_run=facts.pop("phases_run", ran),  # type: ignore[arg-type]
         **facts,  # type: ignore[arg-type]
@@ -368,10 +372,22 @@ def recorded_stats() -> StatsRecord:
     )
 
 
-def results_of(**changes: object) -> RunResults:
-    """`SCENARIO`'s document from `recorded_stats()`; `changes` go to `make_results`."""
-    changes.setdefault("stats", recorded_stats())
-    return make_results(SCENARIO, **changes)  # type: ignore[arg-type]
+RECORDED_START = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+
+
+def results_of(plan: Plan | None = None, **changes: object) -> RunResults:
+    """`SCENARIO`'s document (or `plan`'s, compiled from `scenario_text`) from
+    `recorded_stats()`: run `run0`, 31 s from `RECORDED_START`, nothing judged unless
+    `judgements` are given; other `changes` go to `make_results`."""
+    text = str(changes.pop("scenario_text", SCENARIO))
+    defaults: dict[str, object] = {
+        "stats": recorded_stats(),
+        "judgements": (),
+        "run_id": "run0",
+        "started_at": RECORDED_START,
+        "ended_at": RECORDED_START + dt.timedelta(seconds=31),
+    }
+    return make_results(text, plan=plan, **{**defaults, **changes})  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- documents ready made
@@ -454,7 +470,7 @@ def full_results(**changes: object) -> RunResults:
 def aborted_results() -> RunResults:
     """A run stopped by its abort guard at +3.0s, in its second phase; the third never ran."""
     reason = "guard `abort when errors > 50% over 2s` fired: 10/15 failed over 2s"
-    plan = compile_text(ABORTED_SOURCE)
+    plan = plan_of(ABORTED_SOURCE)
     played = play(
         plan, 3.005, failing=lambda s: 10 if s >= 2 else 0, latency=lambda _s: (1.9, 9.2, 9.2)
     )
