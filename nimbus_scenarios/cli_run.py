@@ -38,17 +38,15 @@ __all__ = ["run_command"]
 MONITOR_INTERVAL_S = 10.0
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     """Run a scenario from parsed command-line arguments; return the exit code."""
-    from nimbus_scenarios.cli import max_rate
-
     if not math.isfinite(args.grace) or args.grace < 0:
         raise UsageError(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
     source = read_source(locate(args.scenario))
     plan = compile_source(
         source,
         parse_overrides(args.sets),
-        max_rate=max_rate(args),
+        max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
     )
     url, secret_target = _target(plan, args)

@@ -1,8 +1,9 @@
 """The HTTP clients behind the `LoadTransport` seam, and their exceptions mapped to `ErrorKind`.
 
-Its place: the `engine` stage, below `engine.transport`, whose `make_transport` imports this
-module on first use (so that importing the engine loads no HTTP client). Every transport here is
-a `RecyclingTransport`: connections are recycled by generations (see `engine.transport`).
+Its place: the `engine` stage, on top of `engine.transport`; `engine.factory.make_transport`
+imports this module on first use (so that importing the engine loads no HTTP client). Every
+transport here is a `RecyclingTransport`: connections are recycled by generations (see
+`engine.transport`).
 
 ``timeout_s`` bounds the whole exchange (pool wait, connect, request, response headers and body)
 for every kind; the httpx kinds add an ``asyncio.timeout`` because httpx's own timeouts are per
