@@ -13,7 +13,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.errors import ClusterError, UsageError
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from nimbus_scenarios.local.autoscaler import AutoscalerConfig
 
 __all__ = ["run_command"]
+
+_V = TypeVar("_V")
 
 MONITOR_INTERVAL_S = 10.0
 
@@ -326,16 +328,18 @@ def _write(results: RunResults, path: Path) -> Path | None:
 
 def _autoscaler_config(base: AutoscalerConfig, args: argparse.Namespace) -> AutoscalerConfig:
     """The local autoscaler's settings: a preset with the command line's overrides."""
-    changes: dict[str, Any] = {"max_replicas": args.replicas_max}
-    if args.replicas_min is not None:
-        changes["min_replicas"] = args.replicas_min
-    if args.poll_interval is not None:
-        changes["poll_interval_s"] = args.poll_interval
-    if args.stabilization is not None:
-        changes["scale_down_stabilization_s"] = args.stabilization
-    if args.readiness_delay is not None:
-        changes["readiness_delay_s"] = args.readiness_delay
+
+    def given(value: _V | None, default: _V) -> _V:
+        return default if value is None else value
+
     try:
-        return dataclasses.replace(base, **changes)
+        return dataclasses.replace(
+            base,
+            max_replicas=args.replicas_max,
+            min_replicas=given(args.replicas_min, base.min_replicas),
+            poll_interval_s=given(args.poll_interval, base.poll_interval_s),
+            scale_down_stabilization_s=given(args.stabilization, base.scale_down_stabilization_s),
+            readiness_delay_s=given(args.readiness_delay, base.readiness_delay_s),
+        )
     except ValueError as exc:
         raise UsageError(f"local autoscaler: {exc}") from None

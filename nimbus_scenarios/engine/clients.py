@@ -259,21 +259,21 @@ class HttpxTransport(RecyclingTransport[httpx.AsyncClient]):
         self.kind = kind
 
     def _new_client(self) -> httpx.AsyncClient:
-        common: dict[str, Any] = {
-            "timeout": httpx.Timeout(self.timeout_s),
-            "follow_redirects": False,
-            "trust_env": False,
-        }
+        timeout = httpx.Timeout(self.timeout_s)
         if self.kind == "aiohttp":
             # httpx-aiohttp passes per-operation timeouts that replace the session's: the total
             # deadline comes from asyncio.timeout in send().
             transport = _HttpxAiohttpTransport(client=_aiohttp_session(self, None))
-            return httpx.AsyncClient(transport=transport, **common)
+            return httpx.AsyncClient(
+                transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            )
         limits = httpx.Limits(
             max_connections=self.max_connections,
             max_keepalive_connections=0 if self.force_close else self.max_connections,
         )
-        client = httpx.AsyncClient(limits=limits, **common)
+        client = httpx.AsyncClient(
+            limits=limits, timeout=timeout, follow_redirects=False, trust_env=False
+        )
         pool = getattr(client._transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.AsyncNetworkBackend):
