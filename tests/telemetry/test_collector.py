@@ -27,10 +27,9 @@ from nimbus_scenarios.results.model import RunResults
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry.logs import configure_logging
 from tests.conftest import HttpServer
+from tests.support.otlp import OtlpSink, SpanRecord
 from tests.telemetry.conftest import (
-    OtlpSink,
     Rotel,
-    SpanRecord,
     TracedRun,
     compile_text,
     free_port,
