@@ -24,6 +24,7 @@ import rotel
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import Plan
+from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
 from nimbus_scenarios.telemetry.core import Telemetry
 from tests.support.otlp import OtlpSink
@@ -151,11 +152,11 @@ def compile_text(text: str) -> Plan:
 
 @dataclass
 class TracedRun:
-    """A finished traced run: its outcome, telemetry, counters and the shutdown's duration."""
+    """A finished traced run: its outcome, telemetry, export summary and the shutdown's duration."""
 
     outcome: RunOutcome
     telemetry: Telemetry
-    counters: dict[str, Any]
+    summary: TelemetrySummary
     shutdown_s: float
 
 
@@ -200,8 +201,8 @@ def run_traced(
         if timer is not None:
             timer.join()
     started = time.monotonic()
-    counters = telemetry.shutdown(timeout_s=shutdown_timeout_s)
-    return TracedRun(outcome, telemetry, counters, time.monotonic() - started)
+    summary = telemetry.shutdown(timeout_s=shutdown_timeout_s)
+    return TracedRun(outcome, telemetry, summary, time.monotonic() - started)
 
 
 def otel_env(endpoint: str, **extra: str) -> dict[str, str]:

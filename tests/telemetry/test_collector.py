@@ -213,9 +213,9 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert document.totals.sent == 60
     assert trace_id is not None
     assert run.telemetry.run_id == document.run_id
-    assert run.counters["spans_dropped"] == 0
-    assert run.counters["export_errors"] == 0
-    assert wait_until(lambda: len(sink.spans) >= run.counters["spans_exported"])
+    assert run.summary.spans_dropped == 0
+    assert run.summary.export_errors == 0
+    assert wait_until(lambda: len(sink.spans) >= run.summary.spans_exported)
     assert wait_until(lambda: any(r.body == "run_ended" for r in sink.logs))
     assert wait_until(lambda: "nimbus_replicas" in sink.metrics)
 
@@ -230,7 +230,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert sorted(phases) == ["mixed", "warm"]
     assert all(p.parent_id == root.span_id for p in phases.values())
     requests = [s for s in spans if s.kind == CLIENT]
-    assert len(requests) == run.counters["spans_exported"] - 3
+    assert len(requests) == run.summary.spans_exported - 3
     assert 10 <= len(requests) <= 50  # 50% of 60
     for span in requests:
         phase = phases[span.attributes["nimbus.phase"]]
@@ -322,14 +322,14 @@ def test_zero_sampling_still_sends_traceparents(
     env = otel_env(collector.endpoint, OTEL_METRIC_EXPORT_INTERVAL="60000")
     run = run_traced(text, consumer.url, env)
     assert run.outcome.results.verdict == "passed"
-    assert run.counters["spans_exported"] == 3
+    assert run.summary.spans_exported == 3
     assert wait_until(lambda: len(sink.spans) >= 3)
     phases = {s.span_id for s in _by_name(sink.spans, "phase ")}
     seen = [tp for tp in consumer.traceparents() if tp.split("-")[1] == run.telemetry.trace_id]
     assert len(seen) == 60
     assert all(tp.endswith("-00") for tp in seen)
     assert {tp.split("-")[2] for tp in seen} == phases
-    assert run.counters["metric_exports"] == 1
+    assert run.summary.metric_exports == 1
     assert wait_until(lambda: "nimbus_request_duration_seconds" in sink.metrics)
     durations = sink.metrics["nimbus_request_duration_seconds"]
     assert sum(count for _, (count, _) in durations) == 60
@@ -350,7 +350,7 @@ scenario "aborting" {
 """
     run = run_traced(text, http_server.url, otel_env(collector.endpoint))
     assert run.outcome.results.verdict == "aborted"
-    assert wait_until(lambda: len(sink.spans) >= run.counters["spans_exported"])
+    assert wait_until(lambda: len(sink.spans) >= run.summary.spans_exported)
     (root,) = _by_name(sink.spans, "scenario ")
     (phase,) = _by_name(sink.spans, "phase ")
     assert "aborted" in [name for name, _ in root.events]
@@ -364,10 +364,10 @@ def test_collector_down_for_the_whole_run(module_server: HttpServer, baseline: R
     endpoint = f"http://127.0.0.1:{free_port()}"
     run = run_traced(STEADY, module_server.url, otel_env(endpoint), shutdown_timeout_s=3.0)
     _same_run(run.outcome.results, baseline)
-    assert run.counters["spans_exported"] == 0
-    assert run.counters["spans_dropped"] == 80 + 3
-    assert run.counters["logs_dropped"] > 0
-    assert run.counters["export_errors"] > 0
+    assert run.summary.spans_exported == 0
+    assert run.summary.spans_dropped == 80 + 3
+    assert run.summary.logs_dropped > 0
+    assert run.summary.export_errors > 0
     assert run.shutdown_s < 3.5
 
 
@@ -384,13 +384,13 @@ def test_collector_killed_mid_run(
         shutdown_timeout_s=3.0,
     )
     _same_run(run.outcome.results, baseline)
-    counters = run.counters
-    assert counters["spans_exported"] > 0
-    assert counters["spans_dropped"] > 0
-    assert counters["spans_exported"] + counters["spans_dropped"] == 80 + 3
-    assert counters["export_errors"] > 0
+    summary = run.summary
+    assert summary.spans_exported > 0
+    assert summary.spans_dropped > 0
+    assert summary.spans_exported + summary.spans_dropped == 80 + 3
+    assert summary.export_errors > 0
     assert run.shutdown_s < 3.5
-    assert wait_until(lambda: len(sink.spans) >= counters["spans_exported"])
+    assert wait_until(lambda: len(sink.spans) >= summary.spans_exported)
 
 
 def test_slow_collector_costs_spans_not_time(
@@ -405,8 +405,8 @@ def test_slow_collector_costs_spans_not_time(
     finally:
         sink.delay_s = 0.0
     _same_run(run.outcome.results, baseline)
-    assert run.counters["spans_dropped"] > 0
-    assert run.counters["export_errors"] > 0
+    assert run.summary.spans_dropped > 0
+    assert run.summary.export_errors > 0
     assert run.shutdown_s < 2.5
 
 
@@ -418,8 +418,8 @@ def test_grpc_protocol(collector: Rotel, sink: OtlpSink, module_server: HttpServ
     """OTEL_EXPORTER_OTLP_PROTOCOL=grpc exports over gRPC when the grpc exporter is installed."""
     env = otel_env(collector.grpc_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
     run = run_traced(STEADY, module_server.url, env)
-    assert run.counters["protocol"] == "grpc"
-    assert run.counters["spans_exported"] == 83
+    assert run.summary.protocol == "grpc"
+    assert run.summary.spans_exported == 83
     assert wait_until(lambda: len(sink.spans) >= 83)
     assert {s.trace_id for s in sink.spans} == {run.telemetry.trace_id}
     assert wait_until(lambda: any(r.body == "run_ended" for r in sink.logs))

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 from structlog.testing import capture_logs
 
+from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.telemetry.config import parse_key_values, resolve_config
 from nimbus_scenarios.telemetry.core import Telemetry
 from nimbus_scenarios.telemetry.links import explore_link, trace_summary
@@ -106,10 +107,9 @@ def test_disabled_telemetry_is_inert() -> None:
     assert telemetry.trace_id is None
     assert not telemetry.enabled
     assert [(e["event"], e["log_level"]) for e in logs] == [("telemetry_disabled", "debug")]
-    counters = telemetry.shutdown()
-    assert counters["enabled"] is False
-    assert counters["spans_exported"] == counters["spans_dropped"] == 0
-    assert telemetry.shutdown() is counters
+    summary = telemetry.shutdown()
+    assert summary == TelemetrySummary(enabled=False, trace_sample=100.0)
+    assert telemetry.shutdown() is summary
     structlog.reset_defaults()
 
 
