@@ -10,8 +10,8 @@ pre-built `traceparent` of its phase span with the sampled flag 00 (no id drawn,
 recorded); one cancelled in flight is never recorded. Every request's duration goes to the
 duration histogram, sampled or not.
 
-`url.full` shows secret and `env(...)` query values as `REDACTED`. Nothing here imports an HTTP
-client: requests are `engine.request`'s.
+`url.full` shows the target's URL with a password masked and secret and `env(...)` query values
+as `secrets.MASK`. Nothing here imports an HTTP client: requests are `engine.request`'s.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from nimbus_scenarios.engine.dispatch import ExtraHeaders
 from nimbus_scenarios.engine.request import Outcome, prepare
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.plan.model import Plan, Template
+from nimbus_scenarios.secrets import MASK, mask_url
 from nimbus_scenarios.telemetry._metrics import DurationHistogram
 from nimbus_scenarios.telemetry._spans import RunSpans
 from nimbus_scenarios.telemetry._walltime import WallTime
@@ -38,14 +39,22 @@ _SAMPLED: Final = "1"  # the last character of a sampled `traceparent` (flags 01
 
 
 def shown_url(base_url: str, template: Template) -> str:
-    """The template's URL as sent, with secret and `env(...)` query values `REDACTED`."""
-    query = [
-        (k, "REDACTED" if v.env is not None or v.secret else v.value) for k, v in template.query
-    ]
+    """The template's URL as sent, but with a password in `base_url` and secret or `env(...)`
+    query values shown as `MASK` (written as is: `*` is allowed in a query)."""
+    base = mask_url(base_url)
     try:
-        return prepare(template.method, base_url, template.path, query).url
-    except ValueError:
-        return base_url.rstrip("/") + "/" + quote(template.path.lstrip("/"), safe="/:@%")
+        url = prepare(template.method, base, template.path).url
+    except ValueError:  # not an absolute http(s) URL: shown as it was written
+        return base.rstrip("/") + "/" + quote(template.path.lstrip("/"), safe="/:@%")
+    if template.query:
+        # The same encoding as `prepare`'s, with the mask left readable.
+        query = "&".join(
+            f"{quote(name, safe='')}="
+            + (MASK if text.env is not None or text.secret else quote(text.value, safe=""))
+            for name, text in template.query
+        )
+        url += ("&" if "?" in url else "?") + query
+    return url
 
 
 class RequestSpans(RunHandler):

@@ -27,6 +27,7 @@ from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.results.model import Judgement, RunResults, RunVerdict, Stage
+from nimbus_scenarios.secrets import mask_url
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._walltime import WallTime
 
@@ -72,6 +73,7 @@ class RunSpans(RunHandler):
         self.scenario = plan.scenario
         self.run_id = run_id
         self.wall = wall
+        target = mask_url(url) if url else None
         root_span = tracer.start_span(
             f"scenario {plan.scenario}",
             kind=SpanKind.INTERNAL,
@@ -81,7 +83,7 @@ class RunSpans(RunHandler):
                     "nimbus.run_id": run_id,
                     "nimbus.trace_sample": plan.settings.trace_sample,
                     "nimbus.planned_duration_s": plan.duration_s,
-                    "nimbus.target": url or None,
+                    "nimbus.target": target,
                 }
             ),
             start_time=wall.now_ns(),
