@@ -24,8 +24,10 @@ import rotel
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import Plan
+from nimbus_scenarios.replicas import ReplicaSource
 from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
+from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry.core import Telemetry
 from tests.support.otlp import OtlpSink
 
@@ -126,6 +128,14 @@ def _listening(port: int) -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def fresh_run_context() -> Iterator[None]:
+    """Each test starts and ends with an empty process-wide run context."""
+    run_context.reset()
+    yield
+    run_context.reset()
+
+
 @pytest.fixture(scope="module")
 def sink() -> Iterator[OtlpSink]:
     """An OTLP sink shared by one module's tests (cleared before each use by `collector`)."""
@@ -165,22 +175,16 @@ def run_traced(
     url: str,
     environ: Mapping[str, str],
     *,
-    source: Any = None,
-    started: Callable[[Telemetry], None] | None = None,
+    source: ReplicaSource | None = None,
     during: Callable[[], None] | None = None,
     during_at_s: float = 0.0,
     limit_s: float = 40.0,
     shutdown_timeout_s: float = 5.0,
     **options: Any,
 ) -> TracedRun:
-    """Play `text` against `url` with telemetry from `environ`.
-
-    `started(telemetry)` is called once telemetry is up; `during()` runs at +`during_at_s`.
-    """
+    """Play `text` against `url`, telemetry from `environ`; `during()` runs at +`during_at_s`."""
     plan = compile_text(text)
     telemetry = Telemetry.start(plan, url=url, run_id="testrun00001", environ=environ)
-    if started is not None:
-        started(telemetry)
     timer = threading.Timer(during_at_s, during) if during is not None else None
     if timer is not None:
         timer.start()
@@ -200,9 +204,9 @@ def run_traced(
     finally:
         if timer is not None:
             timer.join()
-    started = time.monotonic()
+    shutdown_at = time.monotonic()
     summary = telemetry.shutdown(timeout_s=shutdown_timeout_s)
-    return TracedRun(outcome, telemetry, summary, time.monotonic() - started)
+    return TracedRun(outcome, telemetry, summary, time.monotonic() - shutdown_at)
 
 
 def otel_env(endpoint: str, **extra: str) -> dict[str, str]:

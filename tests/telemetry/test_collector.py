@@ -15,8 +15,7 @@ import io
 import json
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -114,19 +113,14 @@ class ConsumerThread:
 
 
 class FakeSource:
-    """A replica source: 1 replica, and 1 ready of 2 desired after a kill.
-
-    The runner does not emit `replica_sample` yet, so the source hands each sample to
-    `on_sample` (the telemetry handler), as the runner will.
-    """
+    """A replica source: 1 replica, and 1 ready of 2 desired after a kill."""
 
     description = "fake deployment"
     autoscaler = None
     lost_at = None
 
-    def __init__(self, on_sample: Callable[[ReplicaSample, float], None]) -> None:
+    def __init__(self) -> None:
         self._samples: list[ReplicaSample] = []
-        self.on_sample = on_sample
 
     @property
     def samples(self) -> list[ReplicaSample]:
@@ -135,7 +129,6 @@ class FakeSource:
     def _add(self, ready: int, desired: int) -> None:
         sample = ReplicaSample(asyncio.get_running_loop().time(), ready, desired, ready)
         self._samples.append(sample)
-        self.on_sample(sample, 0.0)
 
     async def start(self) -> None:
         self._add(1, 1)
@@ -193,18 +186,11 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
 ) -> None:
     """A traced run arrives through rotel whole: span tree, attributes, events, logs, metrics."""
     monkeypatch.setenv("NIMBUS_TELEMETRY_TEST_TOKEN", "s3cr3t")
-    holder: dict[str, Any] = {}
-
-    def on_sample(sample: ReplicaSample, at_s: float) -> None:
-        holder["telemetry"].handler.replica_sample(sample, at_s)
-
-    source = FakeSource(on_sample)
     run = run_traced(
         TRACED,
         consumer.url,
         otel_env(collector.endpoint),
-        source=source,
-        started=lambda telemetry: holder.update(telemetry=telemetry),
+        source=FakeSource(),
         progress_interval_s=0.2,
     )
     document = run.outcome.results
@@ -313,10 +299,8 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
 def test_zero_sampling_still_sends_traceparents(
     collector: Rotel, sink: OtlpSink, consumer: ConsumerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At 0% no request span is kept, yet every request carries flags 00 and the phase as parent.
-
-    Metrics are exported only by the shutdown flush here: the durations of all 60 arrive.
-    """
+    """At 0% no request span is kept, yet every request names its phase span, flags 00."""
+    # Metrics are exported only by the shutdown flush here: the durations of all 60 arrive.
     monkeypatch.setenv("NIMBUS_TELEMETRY_TEST_TOKEN", "s3cr3t")
     text = TRACED.replace("trace_sample 50%", "trace_sample 0%").replace("at 0.5s kill 1 pods", "")
     env = otel_env(collector.endpoint, OTEL_METRIC_EXPORT_INTERVAL="60000")
