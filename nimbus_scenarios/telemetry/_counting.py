@@ -293,6 +293,8 @@ class CountingSpanProcessor(BatchSpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Queue a finished span (the newest is dropped, and counted, when the queue is full)."""
         # No lock: spans end on the event loop's thread only, and these two are read at shutdown.
+        # The export thread may empty the queue between this check and the enqueue, so the
+        # full-queue count can be a little high; `spans_dropped` (submitted - exported) is exact.
         counters = self.counters
         counters.spans_submitted += 1
         queue = self._queue
