@@ -2,9 +2,9 @@
 
 Its place: inside the SDK pipelines that `_pipeline.build_pipeline` assembles (imported only when
 telemetry is on). Every OTLP exporter is wrapped so that what was lost is counted instead of
-being felt by the run: a full queue drops the newest record (the processors count it), an export
-that fails (collector down, slow, refusing) drops its batch, and after the shutdown deadline no
-export is tried at all. `Counters.summary` turns the counts into the results' `TelemetrySummary`.
+being felt by the run: a full queue drops a record (the SDK's oldest; the processors count it),
+an export that fails (collector down, slow, refusing) drops its batch, and after the shutdown
+deadline no export is tried at all. `Counters.summary` turns the counts into the results' `TelemetrySummary`.
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ class CountingSpanProcessor(BatchSpanProcessor):
         self._maxlen = 0 if self._queue is None else self._queue.maxlen or 0
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue a finished span (the newest is dropped, and counted, when the queue is full)."""
+        """Queue a finished span (a full queue drops its oldest, counted)."""
         # No lock: spans end on the event loop's thread only, and these two are read at shutdown.
         # The export thread may empty the queue between this check and the enqueue, so the
         # full-queue count can be a little high; `spans_dropped` (submitted - exported) is exact.
