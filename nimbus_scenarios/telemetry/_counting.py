@@ -4,7 +4,8 @@ Its place: inside the SDK pipelines that `_pipeline.build_pipeline` assembles (i
 telemetry is on). Every OTLP exporter is wrapped so that what was lost is counted instead of
 being felt by the run: a full queue drops a record (the SDK's oldest; the processors count it),
 an export that fails (collector down, slow, refusing) drops its batch, and after the shutdown
-deadline no export is tried at all. `Counters.summary` turns the counts into the results' `TelemetrySummary`.
+deadline no export is tried at all. `Counters.summary` turns the counts into the results'
+`TelemetrySummary`.
 """
 
 from __future__ import annotations
