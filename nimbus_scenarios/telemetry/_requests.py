@@ -156,13 +156,13 @@ class RequestSpans(RunHandler):
         else:
             error = None
         late = sent - scheduled
-        offset = self.wall.offset_ns
+        wall = self.wall
         submit(
             RequestSpan(
                 shape,
                 int(traceparent[36:52], 16),  # the span id headers_for drew
-                int(sent * 1e9) + offset,
-                int(done * 1e9) + offset,
+                wall.at_ns(sent),
+                wall.at_ns(done),
                 status,
                 error,
                 round(late * 1000.0, 3) if late > 0 else 0.0,

@@ -95,6 +95,8 @@ class RunSpans(RunHandler):
         self._current: ParentSpan | None = None
         self._decided: set[tuple[str, str]] = set()
         self._ended = False
+        self.ending: RunHandler = _SpanEnds(self)
+        """The handler that ends spans: telemetry hears it after the log lines."""
         ctx = run_context.current()
         ctx.trace_id = self.trace_hex
         ctx.span_id = self.root.span_hex
@@ -205,10 +207,6 @@ class RunSpans(RunHandler):
         self._event("aborted", attributes, root=True)
 
     # ------------------------------------------------------------------ endings
-    @property
-    def ending(self) -> RunHandler:
-        """The handler that ends spans; telemetry hears it after the log lines."""
-        return _SpanEnds(self)
 
     def end_phase(self, phase: PhasePlan, at_s: float) -> None:
         """End the phase's span; log lines carry the root's id again."""
