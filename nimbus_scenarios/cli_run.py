@@ -26,7 +26,7 @@ from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.report.console import format_summary, make_monitor
 from nimbus_scenarios.results.io import default_results_path, to_json, write_results
-from nimbus_scenarios.results.model import RunResults, ShardInfo, TelemetrySummary
+from nimbus_scenarios.results.model import RunResults, ShardInfo
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.secrets import MASK, mask_url
 
@@ -237,7 +237,7 @@ async def _run(
         counters = await asyncio.to_thread(telemetry.shutdown, 5.0)
         if fleet is not None:
             await fleet.stop()
-    results = dataclasses.replace(outcome.results, telemetry=_telemetry_summary(counters))
+    results = dataclasses.replace(outcome.results, telemetry=counters)
     path = Path(args.results) if args.results else default_results_path(results)
     written = _write(results, path)
     if args.print_results and written is not None:
@@ -257,15 +257,6 @@ async def _run(
     if args.grafana_url and results.trace_id:
         print(f"trace: {explore_link(args.grafana_url, results.trace_id)}", file=sys.stderr)
     return outcome.exit_code
-
-
-def _telemetry_summary(counters: object) -> TelemetrySummary:
-    """Telemetry's own counters as the results keep them."""
-    if isinstance(counters, TelemetrySummary):
-        return counters
-    fields = {f.name for f in dataclasses.fields(TelemetrySummary)}
-    values = {k: v for k, v in dict(counters).items() if k in fields}  # type: ignore[call-overload]
-    return TelemetrySummary(**values)
 
 
 class _UnavailableSource:

@@ -8,7 +8,7 @@ test must signal it) against servers on 127.0.0.1 that this module starts and st
   (`/delay/MS`, `/status/CODE`, `/flaky/MS`, anything else 200) and can stop listening mid-run;
 - `ResetServer` is a raw asyncio TCP server: it answers `GET /` (the pre-flight) and resets every
   other connection without a byte of answer;
-- `OtlpSink` accepts OTLP/HTTP exports (`POST /v1/traces`, `/v1/metrics`, `/v1/logs`) and keeps
+- `OtlpSink` (from `tests.support.otlp`, re-exported here) accepts OTLP/HTTP exports and keeps
   their raw bodies;
 - `KubeApi` runs `tests/kube/apiserver.py`'s emulator on its own loop in a thread, with one
   Deployment `default/consumer` whose status the test writes the way a controller would, and
@@ -44,6 +44,7 @@ from aiohttp import web
 from tests.conftest import HttpServer
 from tests.kube.apiserver import ApiServer
 from tests.support.checks import read_results
+from tests.support.otlp import OtlpSink  # noqa: F401 - re-exported: cases import tools from here
 
 REPO = Path(__file__).resolve().parents[2]
 TRACEBACK = "Traceback (most recent call last)"
@@ -305,47 +306,6 @@ class ResetServer:
             with contextlib.suppress(Exception):
                 self._thread.call(self._stop(), 10)
             self._thread.close()
-
-
-class OtlpSink:
-    """An OTLP/HTTP receiver on 127.0.0.1: keeps the raw body of every export it accepts."""
-
-    def __init__(self) -> None:
-        self.bodies: list[tuple[str, bytes]] = []
-        self._thread = _LoopThread("otlp-sink")
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def _export(self, request: web.Request) -> web.Response:
-        self.bodies.append((request.path, await request.read()))
-        return web.Response(body=b"", content_type="application/x-protobuf")
-
-    async def _start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        for signal_name in ("traces", "metrics", "logs"):
-            app.router.add_post(f"/v1/{signal_name}", self._export)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> OtlpSink:
-        """Start accepting exports; `url` is the OTLP base URL."""
-        self.url = self._thread.call(self._start())
-        return self
-
-    def stop(self) -> None:
-        """Stop listening (the collector is gone) and end the thread; idempotent."""
-        if self._runner is not None and not self._thread.loop.is_closed():
-            with contextlib.suppress(Exception):
-                self._thread.call(self._runner.cleanup(), 10)
-        self._thread.close()
-
-    def received(self, path: str | None = None) -> list[bytes]:
-        """The bodies received (at `path`, e.g. `/v1/traces`, or all)."""
-        return [body for p, body in list(self.bodies) if path is None or p == path]
 
 
 # ---------------------------------------------------------------- the Kubernetes API emulator
