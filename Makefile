@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv system-deps test lint typecheck unit demo bench fmt clean
+.PHONY: all venv system-deps test-deps test lint typecheck unit demo bench fmt clean
 
 all: test
 
@@ -17,10 +17,27 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests use: chromium (the HTML report is opened headless), nginx (bench).
-system-deps:
-	@if ! command -v chromium >/dev/null || ! test -x /usr/sbin/nginx; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx-light >/dev/null; \
+# What the tests need from the system: headless Chromium, for the HTML report's browser tests.
+# Installed with apt-get where that is possible (root on Debian or Ubuntu); otherwise `make test`
+# stops before running anything and says what is missing and how to get it.
+test-deps:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+		|| [ -n "$$NIMBUS_CHROMIUM" ] || [ "$$NIMBUS_SKIP_BROWSER" = 1 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium (the HTML report's browser tests need it)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "make test: headless Chromium is missing (the HTML report's browser tests need it)." >&2; \
+		echo "  Debian or Ubuntu: sudo apt-get install -y chromium" >&2; \
+		echo "  elsewhere: install Chromium or Chrome and set NIMBUS_CHROMIUM=/path/to/it" >&2; \
+		echo "  or skip those tests: NIMBUS_SKIP_BROWSER=1 make test" >&2; \
+		exit 2; \
+	fi
+
+# Also nginx, which bench/ measures against (not needed by the tests).
+system-deps: test-deps
+	@if ! test -x /usr/sbin/nginx; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
 	fi
 
 lint: $(STAMP)
@@ -33,7 +50,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: test-deps lint typecheck unit
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

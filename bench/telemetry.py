@@ -38,6 +38,7 @@ from transports import CLIENT_CPU, SERVER_CPU, cpu_seconds, local_server, pin, w
 
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry import Telemetry, configure_logging
 
@@ -138,7 +139,7 @@ def play(
     outcome = asyncio.run(
         asyncio.wait_for(run_scenario(plan, options, scenario_text=text, telemetry=telemetry), 120)
     )
-    counters = telemetry.shutdown(timeout_s=5.0) if telemetry is not None else {}
+    summary = telemetry.shutdown(timeout_s=5.0) if telemetry is not None else TelemetrySummary()
     cpu, elapsed = cpu_seconds() - cpu0, time.perf_counter() - t0
     results = outcome.results
     ran = results.phases[0].ran_s
@@ -150,8 +151,8 @@ def play(
         elapsed_s=ran[1] - ran[0] if ran else elapsed,
         cpu_s=cpu,
         late_p99_ms=0.0 if late is None else late.p99,
-        spans=int(counters.get("spans_exported", 0)),
-        spans_dropped=int(counters.get("spans_dropped", 0)),
+        spans=summary.spans_exported,
+        spans_dropped=summary.spans_dropped,
     )
 
 

@@ -33,9 +33,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nimbus_scenarios.engine.factory import TRANSPORT_KINDS, make_transport
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.request import prepare
-from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, LoadTransport, make_transport
+from nimbus_scenarios.engine.transport import LoadTransport
 
 NGINX = Path("/usr/sbin/nginx")
 SERVER_CPU = 1

@@ -314,7 +314,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "run":
             from nimbus_scenarios.cli_run import run_command
 
-            return run_command(args)
+            return run_command(args, max_rate=max_rate(args))
         case "merge":
             return _merge(args)
         case "report":

@@ -13,7 +13,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.errors import ClusterError, UsageError
@@ -26,7 +26,7 @@ from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.report.console import format_summary, make_monitor
 from nimbus_scenarios.results.io import default_results_path, to_json, write_results
-from nimbus_scenarios.results.model import RunResults, ShardInfo, TelemetrySummary
+from nimbus_scenarios.results.model import RunResults, ShardInfo
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.secrets import MASK, mask_url
 
@@ -35,20 +35,20 @@ if TYPE_CHECKING:
 
 __all__ = ["run_command"]
 
+_V = TypeVar("_V")
+
 MONITOR_INTERVAL_S = 10.0
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     """Run a scenario from parsed command-line arguments; return the exit code."""
-    from nimbus_scenarios.cli import max_rate
-
     if not math.isfinite(args.grace) or args.grace < 0:
         raise UsageError(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
     source = read_source(locate(args.scenario))
     plan = compile_source(
         source,
         parse_overrides(args.sets),
-        max_rate=max_rate(args),
+        max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
     )
     url, secret_target = _target(plan, args)
@@ -237,7 +237,7 @@ async def _run(
         counters = await asyncio.to_thread(telemetry.shutdown, 5.0)
         if fleet is not None:
             await fleet.stop()
-    results = dataclasses.replace(outcome.results, telemetry=_telemetry_summary(counters))
+    results = dataclasses.replace(outcome.results, telemetry=counters)
     path = Path(args.results) if args.results else default_results_path(results)
     written = _write(results, path)
     if args.print_results and written is not None:
@@ -257,15 +257,6 @@ async def _run(
     if args.grafana_url and results.trace_id:
         print(f"trace: {explore_link(args.grafana_url, results.trace_id)}", file=sys.stderr)
     return outcome.exit_code
-
-
-def _telemetry_summary(counters: object) -> TelemetrySummary:
-    """Telemetry's own counters as the results keep them."""
-    if isinstance(counters, TelemetrySummary):
-        return counters
-    fields = {f.name for f in dataclasses.fields(TelemetrySummary)}
-    values = {k: v for k, v in dict(counters).items() if k in fields}  # type: ignore[call-overload]
-    return TelemetrySummary(**values)
 
 
 class _UnavailableSource:
@@ -328,16 +319,18 @@ def _write(results: RunResults, path: Path) -> Path | None:
 
 def _autoscaler_config(base: AutoscalerConfig, args: argparse.Namespace) -> AutoscalerConfig:
     """The local autoscaler's settings: a preset with the command line's overrides."""
-    changes: dict[str, Any] = {"max_replicas": args.replicas_max}
-    if args.replicas_min is not None:
-        changes["min_replicas"] = args.replicas_min
-    if args.poll_interval is not None:
-        changes["poll_interval_s"] = args.poll_interval
-    if args.stabilization is not None:
-        changes["scale_down_stabilization_s"] = args.stabilization
-    if args.readiness_delay is not None:
-        changes["readiness_delay_s"] = args.readiness_delay
+
+    def given(value: _V | None, default: _V) -> _V:
+        return default if value is None else value
+
     try:
-        return dataclasses.replace(base, **changes)
+        return dataclasses.replace(
+            base,
+            max_replicas=args.replicas_max,
+            min_replicas=given(args.replicas_min, base.min_replicas),
+            poll_interval_s=given(args.poll_interval, base.poll_interval_s),
+            scale_down_stabilization_s=given(args.stabilization, base.scale_down_stabilization_s),
+            readiness_delay_s=given(args.readiness_delay, base.readiness_delay_s),
+        )
     except ValueError as exc:
         raise UsageError(f"local autoscaler: {exc}") from None

@@ -1,8 +1,9 @@
 """The HTTP clients behind the `LoadTransport` seam, and their exceptions mapped to `ErrorKind`.
 
-Its place: the `engine` stage, below `engine.transport`, whose `make_transport` imports this
-module on first use (so that importing the engine loads no HTTP client). Every transport here is
-a `RecyclingTransport`: connections are recycled by generations (see `engine.transport`).
+Its place: the `engine` stage, on top of `engine.transport`; `engine.factory.make_transport`
+imports this module on first use (so that importing the engine loads no HTTP client). Every
+transport here is a `RecyclingTransport`: connections are recycled by generations (see
+`engine.transport`).
 
 ``timeout_s`` bounds the whole exchange (pool wait, connect, request, response headers and body)
 for every kind; the httpx kinds add an ``asyncio.timeout`` because httpx's own timeouts are per
@@ -258,21 +259,21 @@ class HttpxTransport(RecyclingTransport[httpx.AsyncClient]):
         self.kind = kind
 
     def _new_client(self) -> httpx.AsyncClient:
-        common: dict[str, Any] = {
-            "timeout": httpx.Timeout(self.timeout_s),
-            "follow_redirects": False,
-            "trust_env": False,
-        }
+        timeout = httpx.Timeout(self.timeout_s)
         if self.kind == "aiohttp":
             # httpx-aiohttp passes per-operation timeouts that replace the session's: the total
             # deadline comes from asyncio.timeout in send().
             transport = _HttpxAiohttpTransport(client=_aiohttp_session(self, None))
-            return httpx.AsyncClient(transport=transport, **common)
+            return httpx.AsyncClient(
+                transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            )
         limits = httpx.Limits(
             max_connections=self.max_connections,
             max_keepalive_connections=0 if self.force_close else self.max_connections,
         )
-        client = httpx.AsyncClient(limits=limits, **common)
+        client = httpx.AsyncClient(
+            limits=limits, timeout=timeout, follow_redirects=False, trust_env=False
+        )
         pool = getattr(client._transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.AsyncNetworkBackend):

@@ -7,14 +7,15 @@ connection can be reused) and returns a tiny `Outcome`: the status code, or an `
 never raises for network problems and takes no times: the engine measures those itself.
 Cancellation propagates.
 
-This module holds the seam itself (`LoadTransport`), the connection recycling every transport
-shares (`RecyclingTransport`) and the factory; the clients live in `engine.clients`, imported
-only when a transport is made, so that importing the engine does not load aiohttp or httpx.
+This module holds the seam itself (`LoadTransport`) and the connection recycling every transport
+shares (`RecyclingTransport`); the clients live in `engine.clients`, and `engine.factory` makes
+them, importing them only when a transport is made, so that importing the engine does not load
+aiohttp or httpx.
 The hot path is kept lean on purpose (thousands of calls per second on one event loop): no
 logging, no exceptions in the normal path, and the recycling check is one monotonic-clock
 comparison.
 
-Transports (see `make_transport`):
+Transports (see `engine.factory.make_transport`):
 
 =================  ==========================================================================
 kind               implementation
@@ -53,7 +54,7 @@ from typing import Final, Generic, Protocol, TypeVar
 
 from nimbus_scenarios.engine.request import Outcome, PreparedRequest
 
-__all__ = ["TRANSPORT_KINDS", "LoadTransport", "RecyclingTransport", "make_transport"]
+__all__ = ["LoadTransport", "RecyclingTransport"]
 
 
 class LoadTransport(Protocol):
@@ -207,35 +208,3 @@ class RecyclingTransport(Generic[ClientT]):
             await self._close_quietly(gen.client)
         while self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Factory
-
-TRANSPORT_KINDS: Final = ("aiohttp", "httpx-aiohttp", "httpx")
-
-
-def make_transport(
-    kind: str, *, timeout_s: float, connection_max_age_s: float, max_connections: int
-) -> LoadTransport:
-    """Build the transport named ``kind`` (one of `TRANSPORT_KINDS`).
-
-    The HTTP clients are imported here, on first use, not when the engine is imported.
-    """
-    if kind not in TRANSPORT_KINDS:
-        valid = ", ".join(TRANSPORT_KINDS)
-        raise ValueError(f"unknown transport kind {kind!r}; valid kinds: {valid}")
-    from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport
-
-    if kind == "aiohttp":
-        return AiohttpTransport(
-            timeout_s=timeout_s,
-            connection_max_age_s=connection_max_age_s,
-            max_connections=max_connections,
-        )
-    return HttpxTransport(
-        "aiohttp" if kind == "httpx-aiohttp" else "default",
-        timeout_s=timeout_s,
-        connection_max_age_s=connection_max_age_s,
-        max_connections=max_connections,
-    )

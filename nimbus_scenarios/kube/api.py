@@ -299,9 +299,11 @@ def api_error(exc: ApiException, permission: Permission, namespace: str) -> Clus
     )
 
 
-def call_json(
-    api: k8s.ApiClient, permission: Permission, *args: Any, **kwargs: Any
-) -> dict[str, Any]:
+KubeObject = Mapping[str, object]
+"""An object as the API serves it (parsed JSON): read it with `get_in`, `as_int`, `as_str`."""
+
+
+def call_json(api: k8s.ApiClient, permission: Permission, *args: Any, **kwargs: Any) -> KubeObject:
     """Make `permission`'s call (blocking); the JSON body. Errors raise `ApiException`.
 
     Bodies are read raw (`_preload_content=False`): only a few fields are needed, and a raw read
@@ -316,7 +318,7 @@ def call_json(
     return data if isinstance(data, dict) else {}
 
 
-def get_in(obj: Any, *path: str) -> Any:
+def get_in(obj: object, *path: str) -> object:
     """`obj[path[0]][path[1]]…`, or None where a step is missing."""
     for key in path:
         if not isinstance(obj, Mapping):
@@ -325,17 +327,17 @@ def get_in(obj: Any, *path: str) -> Any:
     return obj
 
 
-def as_int(value: Any) -> int | None:
+def as_int(value: object) -> int | None:
     """A JSON integer, or None (JSON booleans are not counts)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def as_str(value: Any) -> str | None:
+def as_str(value: object) -> str | None:
     """A non-empty JSON string, or None."""
     return value if isinstance(value, str) and value else None
 
 
-def items_of(listing: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def items_of(listing: KubeObject) -> list[KubeObject]:
     """The objects of a list answer; none when `items` is missing or malformed."""
     items = listing.get("items")
     return [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []

@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -29,6 +27,7 @@ from nimbus_scenarios.errors import ClusterError, ClusterForbidden, DeploymentNo
 from nimbus_scenarios.kube.api import (
     LIST_DEPLOYMENTS,
     TRANSPORT_ERRORS,
+    KubeObject,
     api_error,
     check_access,
     get_in,
@@ -333,7 +332,7 @@ class ClusterReplicaSource:
                     self._append(self._now())
 
     # ------------------------------------------------------------ pre-flight
-    def _first_list(self) -> tuple[str, Mapping[str, Any]]:
+    def _first_list(self) -> tuple[str, KubeObject]:
         """The list's resourceVersion and the Deployment; a clear error if it cannot be read."""
         try:
             version, deployment = list_deployment(

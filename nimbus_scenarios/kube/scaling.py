@@ -32,6 +32,7 @@ from nimbus_scenarios.kube.api import (
     LIST_PODS,
     LIST_SCALEDOBJECTS,
     TRANSPORT_ERRORS,
+    KubeObject,
     Permission,
     api_error,
     as_int,
@@ -126,7 +127,7 @@ def read_decision(
 
 def _optional_items(
     api: k8s.ApiClient, permission: Permission, *args: Any, timeout: float
-) -> list[Mapping[str, Any]]:
+) -> list[KubeObject]:
     """The items of an optional list call; none when it is missing (404) or forbidden."""
     try:
         listing = call_json(api, permission, *args, _request_timeout=timeout)
@@ -139,7 +140,7 @@ def _optional_items(
     return items_of(listing)
 
 
-def _targets(ref: Any, deployment: str) -> bool:
+def _targets(ref: object, deployment: str) -> bool:
     """Whether a scaleTargetRef names the Deployment `deployment`."""
     if get_in(ref, "name") != deployment:
         return False
@@ -149,14 +150,15 @@ def _targets(ref: Any, deployment: str) -> bool:
 
 
 # ---------------------------------------------------------------- pods
-def label_selector(selector: Any) -> str:
+def label_selector(selector: object) -> str:
     """A LabelSelector (`matchLabels`, `matchExpressions`) as a label selector string."""
     labels = get_in(selector, "matchLabels")
     parts = [f"{k}={v}" for k, v in sorted(labels.items())] if isinstance(labels, Mapping) else []
     expressions = get_in(selector, "matchExpressions")
     for expression in expressions if isinstance(expressions, list) else []:
         key, operator = get_in(expression, "key"), get_in(expression, "operator")
-        values = ",".join(get_in(expression, "values") or [])
+        listed = get_in(expression, "values")
+        values = ",".join(str(v) for v in listed) if isinstance(listed, list) else ""
         if operator == "In":
             parts.append(f"{key} in ({values})")
         elif operator == "NotIn":
@@ -168,7 +170,7 @@ def label_selector(selector: Any) -> str:
     return ",".join(parts)
 
 
-def _is_ready(pod: Mapping[str, Any]) -> bool:
+def _is_ready(pod: KubeObject) -> bool:
     """Condition Ready=True and not terminating."""
     if get_in(pod, "metadata", "deletionTimestamp"):
         return False

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
@@ -31,6 +31,7 @@ from nimbus_scenarios.kube.api import (
     GET_DEPLOYMENT,
     LIST_DEPLOYMENTS,
     WATCH_DEPLOYMENTS,
+    KubeObject,
     as_int,
     as_str,
     call_json,
@@ -74,7 +75,7 @@ class DeploymentCounts:
     current: int
 
 
-def deployment_counts(deployment: Mapping[str, Any]) -> DeploymentCounts:
+def deployment_counts(deployment: KubeObject) -> DeploymentCounts:
     """The counts of a Deployment object as the API serves it."""
     desired = as_int(get_in(deployment, "spec", "replicas"))
     return DeploymentCounts(
@@ -86,7 +87,7 @@ def deployment_counts(deployment: Mapping[str, Any]) -> DeploymentCounts:
 
 def list_deployment(
     api: k8s.ApiClient, namespace: str, deployment: str, timeout: float
-) -> tuple[str, Mapping[str, Any] | None]:
+) -> tuple[str, KubeObject | None]:
     """The collection's resourceVersion and the Deployment (None if absent). Blocking; errors
     raise `ApiException` or a transport error."""
     listing = call_json(

@@ -4,7 +4,6 @@ warnings a plan deserves (memory in flight). Reads only the plan."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan, Template, Text
 
@@ -21,7 +20,7 @@ MEMORY_WARN_MB = 1024
 """Planned stress memory in flight above this (one consumer pod's limit) earns a warning."""
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan) -> dict[str, object]:
     """The plan as plain JSON data; secrets are masked."""
     return {
         "scenario": plan.scenario,
@@ -65,7 +64,7 @@ def _shown(pairs: tuple[tuple[str, Text], ...]) -> dict[str, str]:
     return {k: v.shown() for k, v in pairs}
 
 
-def _template(t: Template) -> dict[str, Any]:
+def _template(t: Template) -> dict[str, object]:
     return {
         "method": t.method,
         "path": t.path,
@@ -77,8 +76,8 @@ def _template(t: Template) -> dict[str, Any]:
     }
 
 
-def _phase(p: PhasePlan) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def _phase(p: PhasePlan) -> dict[str, object]:
+    data: dict[str, object] = {
         "name": p.name,
         "start_s": _r(p.start_s),
         "end_s": _r(p.end_s),
@@ -109,7 +108,7 @@ def _phase(p: PhasePlan) -> dict[str, Any]:
     return data
 
 
-def _expectation(e: ExpectationPlan) -> dict[str, Any]:
+def _expectation(e: ExpectationPlan) -> dict[str, object]:
     return {k: v for k, v in asdict(e).items() if v is not None}
 
 

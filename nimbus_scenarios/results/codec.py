@@ -266,7 +266,7 @@ def _decode_dataclass(kind: Any, data: JsonValue, path: str, hooks: Mapping[type
     if unknown:
         raise DecodeError(f"{path}.{unknown[0]}", "unknown field")
     omit: frozenset[str] = getattr(kind, "OMIT_IF_NONE", frozenset())
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for name, item in fields.items():
         where = f"{path}.{name}"
         if name in flat:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from nimbus_scenarios.clock import Clock, LoopClock, within
 from nimbus_scenarios.engine.dispatch import Dispatcher, compile_templates
+from nimbus_scenarios.engine.factory import make_transport
 from nimbus_scenarios.engine.request import PreparedRequest, prepare
-from nimbus_scenarios.engine.transport import LoadTransport, make_transport
+from nimbus_scenarios.engine.transport import LoadTransport
 from nimbus_scenarios.events import Handlers, RunHandler
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSource

@@ -4,7 +4,8 @@ Its place: the `telemetry` stage, a listener of the runner (`events.RunHandler`)
 observer and a per-request header source for the dispatcher. See docs/telemetry.md.
 
 - `Telemetry` (`core`): `Telemetry.start(plan, url=..., run_id=..., otlp_endpoint=...)` gives
-  `handler`, `observer`, `headers_for`, `trace_id`, and `shutdown()` the export counters.
+  `handler`, `observer`, `headers_for`, `trace_id`, and `shutdown()` the results'
+  `TelemetrySummary`.
 - `configure_logging`, `LoggingHandler` (`logs`): structlog JSON lines / console lines.
 - `explore_link`, `trace_summary` (`links`): a Grafana Explore link to the run's trace.
 - `resolve_config` (`config`): the `OTEL_*` variables.
@@ -16,7 +17,7 @@ Importing this package imports neither OpenTelemetry nor structlog: names are lo
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nimbus_scenarios.telemetry.config import TelemetryConfig, resolve_config
@@ -45,7 +46,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

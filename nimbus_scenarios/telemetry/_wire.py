@@ -1,5 +1,8 @@
 """Request spans, light on the hot path, encoded straight to OTLP protobuf bytes.
 
+Its place: the data `_requests` records and `_pipeline.RequestSpanExporter` exports; the only
+module that writes the OTLP wire format itself.
+
 A sampled request becomes a `RequestSpan`: a few slots (span id, times, status, lateness) and a
 reference to the `RequestShape` of its phase and template, which holds everything that is the
 same for all of them (name, parent, fixed attributes), pre-encoded once. The export thread turns
@@ -17,12 +20,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import AttributeValue
 
 __all__ = ["RequestShape", "RequestSpan", "encode_request_spans", "encode_resource_scope"]
 
@@ -93,7 +97,7 @@ class RequestShape:
         self,
         name: str,
         parent: SpanContext,
-        attributes: Mapping[str, Any],
+        attributes: Mapping[str, AttributeValue],
     ) -> None:
         self.name = name
         self.parent = parent
@@ -178,9 +182,9 @@ class RequestSpan:
         """Send to response, in seconds."""
         return (self.end_ns - self.start_ns) / 1e9
 
-    def dynamic_attributes(self) -> dict[str, Any]:
+    def dynamic_attributes(self) -> dict[str, AttributeValue]:
         """The attributes that differ per request."""
-        attributes: dict[str, Any] = {}
+        attributes: dict[str, AttributeValue] = {}
         if self.status is not None:
             attributes["http.response.status_code"] = self.status
         if self.error_type is not None:
@@ -266,6 +270,6 @@ def split(
     for span in spans:
         if isinstance(span, RequestSpan):
             requests.append(span)
-        else:
-            sdk.append(span)  # type: ignore[arg-type]
+        elif isinstance(span, ReadableSpan):
+            sdk.append(span)
     return sdk, requests

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["LogSink", "RunContext", "current", "reset"]
 
-LogSink = Callable[[str, str, Mapping[str, Any]], None]
-"""Receives every log record: (level, event, the other key-values); telemetry's OTLP logs."""
+LogSink = Callable[[str, str, Mapping[str, object]], None]
+"""Receives every log record: (level, event, the record's fields, read only); telemetry's OTLP
+logs."""
 
 
 @dataclass

@@ -1,115 +1,45 @@
 """`Telemetry`: what the runner wires in: a run handler, a request observer, per-request headers.
 
-`Telemetry.start(...)` reads the configuration (`config.resolve_config`); with no endpoint (or
-`OTEL_SDK_DISABLED=true`) it returns a disabled object at once, having imported no
-OpenTelemetry: its handler only logs, `observer` and `headers_for` are None (the dispatcher's hot
-path then pays one `is None` check), `trace_id` is None. Otherwise it builds the SDK pipelines
-(`_pipeline`) and the run's spans and instruments (`_tracing`), all exporting on background
-threads through bounded queues; nothing here can fail a run: a failure to set telemetry up is
-logged as a warning and gives the disabled object.
+Its place: the face of the `telemetry` stage. `Telemetry.start(...)` reads the configuration
+(`config.resolve_config`); with no endpoint (or `OTEL_SDK_DISABLED=true`) it returns a disabled
+object at once, having imported no OpenTelemetry: its handler only logs, `observer` and
+`headers_for` are None (the dispatcher's hot path then pays one `is None` check), `trace_id` is
+None. Otherwise it builds the SDK pipelines (`_pipeline`) and the run's handlers: spans
+(`_spans`), request spans and durations (`_requests`), metrics (`_metrics`), OTLP logs
+(`_log_bridge`) and the log lines (`logs.LoggingHandler`), all exporting on background threads
+through bounded queues. Nothing here can fail a run: a failure to set telemetry up is logged as
+a warning and gives the disabled object. `shutdown` returns the results' `TelemetrySummary`.
+
+Importing this module loads neither OpenTelemetry, structlog nor an HTTP client.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from nimbus_scenarios.clock import Clock, LoopClock
 from nimbus_scenarios.engine.dispatch import HeadersFor, RequestObserver
-from nimbus_scenarios.events import Progress, RunHandler
+from nimbus_scenarios.events import Handlers, RunHandler
+from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry.config import TelemetryConfig, resolve_config
 
 if TYPE_CHECKING:
-    from nimbus_scenarios.plan.model import PhasePlan, Plan
-    from nimbus_scenarios.replicas import ReplicaSample
-    from nimbus_scenarios.results.model import Judgement, RunResults
-    from nimbus_scenarios.telemetry._pipeline import Pipeline, SdkLogBridge
-    from nimbus_scenarios.telemetry._tracing import RunTelemetry
+    from structlog.typing import FilteringBoundLogger
+
+    from nimbus_scenarios.plan.model import Plan
+    from nimbus_scenarios.telemetry._log_bridge import SdkLogBridge
+    from nimbus_scenarios.telemetry._metrics import RunMetrics
+    from nimbus_scenarios.telemetry._pipeline import Pipeline
+    from nimbus_scenarios.telemetry._spans import RunSpans
 
 __all__ = ["Telemetry"]
 
 SHUTDOWN_TIMEOUT_S = 5.0
-
-
-class _Combined(RunHandler):
-    """Spans and metrics first, then the log line (so it carries the new phase's span id);
-    at a phase's end the log line comes first (still inside the phase span)."""
-
-    def __init__(self, tracing: RunHandler, logging_handler: RunHandler | None) -> None:
-        self.tracing = tracing
-        self.logging = logging_handler
-
-    def _both(self, name: str, *args: Any, log_first: bool = False) -> None:
-        handlers = [self.tracing, self.logging] if not log_first else [self.logging, self.tracing]
-        for handler in handlers:
-            if handler is not None:
-                try:
-                    getattr(handler, name)(*args)
-                except Exception:  # one listener failing must not stop the other
-                    continue
-
-    def run_started(self, plan: Plan, run_id: str) -> None:
-        """See `RunHandler`."""
-        self._both("run_started", plan, run_id)
-
-    def stage_started(self, stage: str) -> None:
-        """See `RunHandler`."""
-        self._both("stage_started", stage)
-
-    def phase_started(self, phase: PhasePlan, at_s: float) -> None:
-        """See `RunHandler`."""
-        self._both("phase_started", phase, at_s)
-
-    def phase_ended(self, phase: PhasePlan, at_s: float) -> None:
-        """See `RunHandler`."""
-        self._both("phase_ended", phase, at_s, log_first=True)
-
-    def replica_sample(self, sample: ReplicaSample, at_s: float) -> None:
-        """See `RunHandler`."""
-        self._both("replica_sample", sample, at_s)
-
-    def pods_killed(self, names: Sequence[str], at_s: float) -> None:
-        """See `RunHandler`."""
-        self._both("pods_killed", names, at_s)
-
-    def expectation_decided(self, judgement: Judgement, at_s: float | None) -> None:
-        """See `RunHandler`."""
-        self._both("expectation_decided", judgement, at_s)
-
-    def aborted(self, reason: str, at_s: float) -> None:
-        """See `RunHandler`."""
-        self._both("aborted", reason, at_s)
-
-    def progress(self, status: Progress) -> None:
-        """See `RunHandler`."""
-        self._both("progress", status)
-
-    def run_ended(self, results: RunResults) -> None:
-        """See `RunHandler`."""
-        self._both("run_ended", results, log_first=True)
-
-
-def _logger() -> Any:
-    from nimbus_scenarios.telemetry.logs import ensure_logging, get_logger
-
-    ensure_logging()
-    return get_logger()
-
-
-def _empty_counters() -> dict[str, int]:
-    return {
-        "spans_exported": 0,
-        "spans_dropped": 0,
-        "spans_queue_full": 0,
-        "logs_exported": 0,
-        "logs_dropped": 0,
-        "logs_queue_full": 0,
-        "metric_exports": 0,
-        "export_errors": 0,
-    }
+_SDK_LOGGER = "opentelemetry"
 
 
 class Telemetry:
@@ -118,8 +48,8 @@ class Telemetry:
     Wire in: `handler` (a `RunHandler`: spans, span events, metrics and, unless
     `log_events=False`, the structured log lines of `LoggingHandler`), `observer` (a dispatcher
     `RequestObserver`, or None) and `headers_for` (the dispatcher's per-request headers, or
-    None); read `trace_id` for the results document and the summary, and put what `shutdown`
-    returns in the results as `telemetry`.
+    None); read `trace_id` for the results and the summary, and put what `shutdown` returns in
+    the results as `telemetry`.
     """
 
     def __init__(
@@ -129,27 +59,26 @@ class Telemetry:
         handler: RunHandler,
         run_id: str | None,
         sample_percent: float,
-        run: RunTelemetry | None = None,
+        observer: RequestObserver | None = None,
+        headers_for: HeadersFor | None = None,
+        spans: RunSpans | None = None,
+        metrics: RunMetrics | None = None,
         pipeline: Pipeline | None = None,
         bridge: SdkLogBridge | None = None,
     ) -> None:
         self.config = config
         self.handler = handler
         self.sample_percent = sample_percent
-        self._run = run
+        self.observer = observer
+        """Counts request durations and records sampled request spans; None when off."""
+        self.headers_for = headers_for
+        """`(phase, template) -> (("traceparent", ...),)` for every request; None when off."""
+        self._run_id = run_id
+        self._spans = spans
+        self._metrics = metrics
         self._pipeline = pipeline
         self._bridge = bridge
-        self._result: dict[str, Any] | None = None
-        self._run_id = run_id
-        self.observer: RequestObserver | None = None
-        """Counts request durations and records sampled request spans; None when off."""
-        self.headers_for: HeadersFor | None = None
-        """`(phase, template) -> (("traceparent", ...),)` for every request; None when off."""
-        if run is not None and run.tracer is not None:
-            self.observer = run.observe
-            self.headers_for = run.headers_for
-        elif run is not None and pipeline is not None and pipeline.meter_provider is not None:
-            self.observer = run.observe  # durations only: no headers, so no spans
+        self._summary: TelemetrySummary | None = None
 
     @property
     def enabled(self) -> bool:
@@ -159,12 +88,12 @@ class Telemetry:
     @property
     def run_id(self) -> str | None:
         """The run id (the runner's, once the run started)."""
-        return self._run.run_id if self._run is not None else self._run_id
+        return self._spans.run_id if self._spans is not None else self._run_id
 
     @property
     def trace_id(self) -> str | None:
         """The run's trace id as 32 hex digits; None when tracing is off."""
-        return None if self._run is None else self._run.trace_hex
+        return None if self._spans is None else self._spans.trace_hex
 
     @classmethod
     def start(
@@ -176,13 +105,16 @@ class Telemetry:
         otlp_endpoint: str | None = None,
         environ: Mapping[str, str] | None = None,
         log_events: bool = True,
+        clock: Clock | None = None,
     ) -> Telemetry:
         """Start a run's telemetry; returns a disabled object when there is nowhere to export.
 
         `url` is the target's base URL (for `url.full`, `server.address`, `server.port` on the
-        request spans); `run_id` the runner's run id (adopted at `run_started` anyway);
-        `otlp_endpoint` overrides `OTEL_EXPORTER_OTLP_ENDPOINT`; `environ` defaults to
-        `os.environ`. `log_events` adds `LoggingHandler`'s lines to `handler`.
+        request spans; a password in it is masked); `run_id` the runner's run id (adopted at
+        `run_started` anyway); `otlp_endpoint` overrides `OTEL_EXPORTER_OTLP_ENDPOINT`;
+        `environ` defaults to `os.environ`. `log_events` adds `LoggingHandler`'s lines to
+        `handler`. `clock` is the run's clock (the one given to the runner; by default the
+        event loop's), which every span and log timestamp is read from.
         """
         env = os.environ if environ is None else environ
         config = resolve_config(env, otlp_endpoint)
@@ -199,7 +131,7 @@ class Telemetry:
             log.debug("telemetry_disabled", reason=config.reason)
             return cls._disabled(config, logging_handler, run_id, sample)
         try:
-            return cls._enabled(config, plan, url, run_id, logging_handler)
+            return cls._enabled(config, plan, url, run_id, logging_handler, clock or LoopClock())
         except ImportError as exc:
             log.warning(
                 "telemetry_disabled",
@@ -218,10 +150,9 @@ class Telemetry:
         run_id: str | None,
         sample: float,
     ) -> Telemetry:
-        handler = logging_handler if logging_handler is not None else RunHandler()
         return cls(
             TelemetryConfig(enabled=False, reason=config.reason or "setup failed"),
-            handler=handler,
+            handler=logging_handler if logging_handler is not None else RunHandler(),
             run_id=run_id,
             sample_percent=sample,
         )
@@ -234,77 +165,126 @@ class Telemetry:
         url: str | None,
         run_id: str | None,
         logging_handler: RunHandler | None,
+        clock: Clock,
     ) -> Telemetry:
-        from nimbus_scenarios.telemetry._pipeline import SdkLogBridge, build_pipeline
-        from nimbus_scenarios.telemetry._tracing import RunTelemetry
+        from nimbus_scenarios import __version__
+        from nimbus_scenarios.telemetry._log_bridge import OtlpLogs, SdkLogBridge
+        from nimbus_scenarios.telemetry._metrics import RunMetrics
+        from nimbus_scenarios.telemetry._pipeline import SCOPE_NAME, build_pipeline
+        from nimbus_scenarios.telemetry._requests import RequestSpans
+        from nimbus_scenarios.telemetry._spans import RunSpans
+        from nimbus_scenarios.telemetry._walltime import WallTime
 
         pipeline = build_pipeline(config)
+        wall = WallTime(clock)
+        identity = run_id or ""
+        spans = None
+        if pipeline.tracer_provider is not None:
+            tracer = pipeline.tracer_provider.get_tracer(SCOPE_NAME, __version__)
+            spans = RunSpans(tracer, plan, url=url, run_id=identity, wall=wall)
+        metrics = None
+        if pipeline.meter_provider is not None and pipeline.metric_exporter is not None:
+            meter = pipeline.meter_provider.get_meter(SCOPE_NAME, __version__)
+            metrics = RunMetrics(meter, plan, run_id=identity)
+            pipeline.metric_exporter.extra = metrics.durations.metric
+        processor = pipeline.span_processor
+        requests = RequestSpans(
+            plan,
+            url=url,
+            run_id=identity,
+            wall=wall,
+            spans=spans,
+            # The batch processor queues any span whose context says sampled; a `RequestSpan`
+            # is one (see `_wire`), and the exporter tells the two kinds apart.
+            submit=processor.on_end if processor is not None else None,  # type: ignore[arg-type]
+            durations=metrics.durations if metrics is not None else None,
+        )
+        if pipeline.logger_provider is not None:
+            otel_logger = pipeline.logger_provider.get_logger(SCOPE_NAME, __version__)
+            run_context.current().sink = OtlpLogs(otel_logger, spans=spans, wall=wall).emit
         bridge = SdkLogBridge(_report_sdk_problem)
-        otel_logger = logging.getLogger("opentelemetry")
-        otel_logger.addHandler(bridge)
-        otel_logger.propagate = False
-        wall_offset_ns = time.time_ns() - int(time.monotonic() * 1e9)
-        run = RunTelemetry(pipeline, plan, url=url, run_id=run_id, wall_offset_ns=wall_offset_ns)
+        sdk_logger = logging.getLogger(_SDK_LOGGER)
+        sdk_logger.addHandler(bridge)
+        sdk_logger.propagate = False
         _logger().info(
             "telemetry_started",
             endpoint=config.endpoint,
             protocol=config.protocol,
             trace_sample=plan.settings.trace_sample,
-            trace_id=run.trace_hex,
+            trace_id=spans.trace_hex if spans is not None else None,
         )
+        # Order matters: spans and metrics first, so that a phase's log line carries the new
+        # phase span; span endings last, so that the lines about an end are still inside it.
+        handlers: list[RunHandler] = [requests]
+        if spans is not None:
+            handlers.append(spans)
+        if metrics is not None:
+            handlers.append(metrics)
+        if logging_handler is not None:
+            handlers.append(logging_handler)
+        if spans is not None:
+            handlers.append(spans.ending)
+        tracing = spans is not None
         return cls(
             config,
-            handler=_Combined(run, logging_handler),
+            handler=Handlers(handlers),
             run_id=run_id,
             sample_percent=plan.settings.trace_sample,
-            run=run,
+            observer=requests.observe if tracing or metrics is not None else None,
+            headers_for=requests.headers_for if tracing else None,
+            spans=spans,
+            metrics=metrics,
             pipeline=pipeline,
             bridge=bridge,
         )
 
-    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> dict[str, Any]:
-        """End open spans, flush every signal within `timeout_s`, return the counters.
+    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> TelemetrySummary:
+        """End open spans, flush every signal within `timeout_s`, return what was exported.
 
-        The counters (for `results["telemetry"]`): spans_exported, spans_dropped (everything
-        not delivered: full queue, failed export, not flushed in time), spans_queue_full,
-        logs_exported, logs_dropped, logs_queue_full, metric_exports, export_errors (failed
-        export calls of any signal); plus enabled, endpoint, protocol and trace_sample.
-        Idempotent: later calls return the same dict.
+        Spans still open (a crash) are ended marked incomplete. In the summary: spans_dropped is
+        everything not delivered (full queue, failed export, not flushed in time), export_errors
+        counts failed export calls of any signal. Idempotent: later calls return the same one.
         """
-        if self._result is not None:
-            return self._result
-        counters = _empty_counters()
+        if self._summary is not None:
+            return self._summary
+        summary = TelemetrySummary(
+            enabled=self.enabled,
+            endpoint=self.config.endpoint,
+            protocol=self.config.protocol if self.enabled else None,
+            trace_sample=self.sample_percent,
+        )
         try:
-            if self._run is not None:
-                self._run.end_spans(incomplete=True)
-            ctx = run_context.current()
-            ctx.sink = None
+            if self._spans is not None:
+                self._spans.end_spans(incomplete=True)
+            if self._metrics is not None:
+                self._metrics.end()
+            run_context.current().sink = None
             if self._pipeline is not None:
                 self._pipeline.shutdown(timeout_s)
-                counters = self._pipeline.counters.snapshot()
-        except Exception as exc:
+                summary = self._pipeline.counters.summary(summary)
+        except Exception as exc:  # a failing flush loses records, never the run's results
             _logger().warning("telemetry_shutdown_failed", error=str(exc))
         finally:
             if self._bridge is not None:
-                otel_logger = logging.getLogger("opentelemetry")
-                otel_logger.removeHandler(self._bridge)
-                otel_logger.propagate = True
-        result: dict[str, Any] = {
-            "enabled": self.enabled,
-            "endpoint": self.config.endpoint,
-            "protocol": self.config.protocol if self.enabled else None,
-            "trace_sample": self.sample_percent,
-            **counters,
-        }
-        if self.enabled and (result["spans_dropped"] or result["logs_dropped"]):
+                sdk_logger = logging.getLogger(_SDK_LOGGER)
+                sdk_logger.removeHandler(self._bridge)
+                sdk_logger.propagate = True
+        if self.enabled and (summary.spans_dropped or summary.logs_dropped):
             _logger().warning(
                 "telemetry_dropped",
-                spans_dropped=result["spans_dropped"],
-                logs_dropped=result["logs_dropped"],
-                export_errors=result["export_errors"],
+                spans_dropped=summary.spans_dropped,
+                logs_dropped=summary.logs_dropped,
+                export_errors=summary.export_errors,
             )
-        self._result = result
-        return result
+        self._summary = summary
+        return summary
+
+
+def _logger() -> FilteringBoundLogger:
+    from nimbus_scenarios.telemetry.logs import ensure_logging, get_logger
+
+    ensure_logging()
+    return get_logger()
 
 
 def _logging_handler() -> RunHandler:
@@ -315,6 +295,5 @@ def _logging_handler() -> RunHandler:
 
 def _report_sdk_problem(level: str, message: str) -> None:
     log = _logger()
-    (log.warning if level in ("warning", "info", "debug") else log.error)(
-        "telemetry_export_problem", message=message
-    )
+    report = log.warning if level in ("warning", "info", "debug") else log.error
+    report("telemetry_export_problem", message=message)

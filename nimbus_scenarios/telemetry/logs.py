@@ -13,12 +13,14 @@ Events are names, not sentences: ``log.info("phase_started", phase="warmup", tar
 from __future__ import annotations
 
 import sys
-from collections.abc import MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from nimbus_scenarios.events import Progress, RunHandler, WindowState
+from nimbus_scenarios.results.model import RunVerdict, Stage, Verdict
 from nimbus_scenarios.telemetry.context import current
 
 if TYPE_CHECKING:
@@ -37,12 +39,9 @@ __all__ = [
 
 LOGGER_NAME = "nimbus_scenarios"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-_VERDICT_LEVEL = {"passed": "info", "failed": "warning", "aborted": "warning", "error": "error"}
 
 
-def add_run_context(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def add_run_context(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Add run_id, scenario, phase, trace_id and span_id where known and not given explicitly."""
     ctx = current()
     for key, value in (
@@ -57,9 +56,7 @@ def add_run_context(
     return event_dict
 
 
-def forward_to_sink(
-    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def forward_to_sink(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """Hand the record to the registered sink (OTLP logs); a failing sink is ignored."""
     sink = current().sink
     if sink is not None:
@@ -85,13 +82,14 @@ def configure_logging(
     out = sys.stdout if stream is None else stream
     tty = _isatty(out)
     as_json = not tty if json is None else json
-    renderer: Any
+    tail: list[Processor]
     if as_json:
-        renderer = structlog.processors.JSONRenderer(default=str)
-        tail: list[Any] = [structlog.processors.dict_tracebacks, renderer]
+        tail = [
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(default=str),
+        ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=tty)
-        tail = [renderer]
+        tail = [structlog.dev.ConsoleRenderer(colors=tty)]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -114,16 +112,17 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def get_logger() -> Any:
-    """The project's structlog logger."""
-    return structlog.get_logger(LOGGER_NAME)
+def get_logger() -> FilteringBoundLogger:
+    """The project's structlog logger (a filtering bound logger, as `configure_logging` sets)."""
+    logger: FilteringBoundLogger = structlog.get_logger(LOGGER_NAME)
+    return logger
 
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _known(**fields: Any) -> dict[str, Any]:
+def _known(**fields: object) -> dict[str, object]:
     """The fields that have a value (a line shows what is known, not a row of None)."""
     return {key: value for key, value in fields.items() if value is not None}
 
@@ -137,7 +136,7 @@ def ensure_logging() -> None:
 class LoggingHandler(RunHandler):
     """Logs a run's events as structured lines (and keeps the run context of every line)."""
 
-    def __init__(self, logger: Any = None) -> None:
+    def __init__(self, logger: FilteringBoundLogger | None = None) -> None:
         self.log = get_logger() if logger is None else logger
         self._logged: set[tuple[str, str]] = set()
 
@@ -157,7 +156,7 @@ class LoggingHandler(RunHandler):
             trace_sample=plan.settings.trace_sample,
         )
 
-    def stage_started(self, stage: str) -> None:
+    def stage_started(self, stage: Stage) -> None:
         """Log `stage_started`."""
         self.log.info("stage_started", stage=stage)
 
@@ -205,13 +204,13 @@ class LoggingHandler(RunHandler):
         """Log `expectation_decided` (before/after expectations, as they are decided)."""
         e = judgement.expectation
         self._logged.add((e.scope, e.text))
-        verdict = str(judgement.verdict)
-        getattr(self.log, "warning" if verdict == "failed" else "info")(
+        log = self.log.warning if judgement.verdict is Verdict.FAILED else self.log.info
+        log(
             "expectation_decided",
             **_known(
                 expectation=e.text,
                 scope=e.scope,
-                verdict=verdict,
+                verdict=str(judgement.verdict),
                 observed=judgement.observed,
                 detail=judgement.detail or None,
                 at_s=_r(at_s),
@@ -224,7 +223,7 @@ class LoggingHandler(RunHandler):
 
     def progress(self, status: Progress) -> None:
         """Log a `progress` line with the live status (window states counted)."""
-        fields: dict[str, Any] = {
+        fields: dict[str, object] = {
             "stage": str(status.stage),
             "phase": status.phase,
             "elapsed_s": round(status.elapsed_s, 3),
@@ -250,7 +249,8 @@ class LoggingHandler(RunHandler):
             e = j.expectation
             if (e.scope, e.text) in self._logged:
                 continue
-            getattr(self.log, "warning" if j.verdict == "failed" else "info")(
+            log = self.log.warning if j.verdict is Verdict.FAILED else self.log.info
+            log(
                 "expectation_decided",
                 **_known(
                     expectation=e.text,
@@ -277,5 +277,10 @@ class LoggingHandler(RunHandler):
             fields["abort_reason"] = results.abort.reason
         if results.trace_id:
             fields["trace_id"] = results.trace_id
-        level = _VERDICT_LEVEL.get(str(results.verdict), "info")
-        getattr(self.log, level)("run_ended", **fields)
+        verdict = results.verdict
+        if verdict is RunVerdict.PASSED:
+            self.log.info("run_ended", **fields)
+        elif verdict is RunVerdict.ERROR:
+            self.log.error("run_ended", **fields)
+        else:  # failed or aborted
+            self.log.warning("run_ended", **fields)

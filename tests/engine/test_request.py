@@ -52,7 +52,7 @@ import nimbus_scenarios.engine.dispatch, nimbus_scenarios.engine.pacer
 import nimbus_scenarios.engine.request, nimbus_scenarios.engine.stats
 import nimbus_scenarios.engine.transport, nimbus_scenarios.engine.users
 before = sorted(m for m in sys.modules if m.split(".")[0] in ("aiohttp", "httpx"))
-from nimbus_scenarios.engine.transport import make_transport
+from nimbus_scenarios.engine.factory import make_transport
 make_transport("aiohttp", timeout_s=1, connection_max_age_s=1, max_connections=1)
 after = sorted(m for m in sys.modules if m.split(".")[0] in ("aiohttp", "httpx"))
 print(json.dumps([before, bool(after)]))

@@ -18,8 +18,9 @@ import pytest
 from aiohttp import web
 
 from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport, classify_exception
+from nimbus_scenarios.engine.factory import TRANSPORT_KINDS, make_transport
 from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, prepare
-from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, LoadTransport, make_transport
+from nimbus_scenarios.engine.transport import LoadTransport
 from tests.support.http import free_port
 from tests.support.wait import eventually
 

@@ -1,11 +1,8 @@
-"""The fault matrix's fixtures: the recording target (`server`), and the servers only these
-tests need, driven from the test's thread while a CLI child runs against them:
-
-- `OtlpSink` accepts OTLP/HTTP exports (`POST /v1/traces`, `/v1/metrics`, `/v1/logs`) and keeps
-  their raw bodies;
-- `KubeApi` runs `tests/kube/apiserver.py`'s emulator on its own loop in a thread, with one
-  Deployment `default/consumer` whose status the test writes the way a controller would, and
-  writes a kubeconfig file pointing at it.
+"""The fault matrix's fixtures: the recording target (`server`), and the Kubernetes API
+emulator only these tests need (`kube`): `KubeApi` runs `tests/kube/apiserver.py`'s emulator on
+its own loop in a thread, with one Deployment `default/consumer` whose status the test writes
+the way a controller would, and writes a kubeconfig file pointing at it. The OTLP/HTTP sink is
+`tests/support/otlp.py`'s.
 
 Every case runs `python -m nimbus_scenarios run ...` end to end with `tests/support/cli.py`
 (`run_cli`, or `Child` when the test acts while it runs) and makes the checks every case shares
@@ -26,13 +23,11 @@ from typing import Any, TypeVar
 
 import kmock
 import pytest
-from aiohttp import web
 
 from tests.kube.apiserver import ApiServer
 from tests.support.http import HttpServer, LoopThread
 
 T = TypeVar("T")
-_LoopThread = LoopThread  # OtlpSink's name for it, until the sink moves to tests/support/otlp.py
 
 
 @pytest.fixture
@@ -41,47 +36,6 @@ def server() -> Iterator[HttpServer]:
     target = HttpServer().start()
     yield target
     target.stop()
-
-
-class OtlpSink:
-    """An OTLP/HTTP receiver on 127.0.0.1: keeps the raw body of every export it accepts."""
-
-    def __init__(self) -> None:
-        self.bodies: list[tuple[str, bytes]] = []
-        self._thread = _LoopThread("otlp-sink")
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def _export(self, request: web.Request) -> web.Response:
-        self.bodies.append((request.path, await request.read()))
-        return web.Response(body=b"", content_type="application/x-protobuf")
-
-    async def _start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        for signal_name in ("traces", "metrics", "logs"):
-            app.router.add_post(f"/v1/{signal_name}", self._export)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> OtlpSink:
-        """Start accepting exports; `url` is the OTLP base URL."""
-        self.url = self._thread.call(self._start())
-        return self
-
-    def stop(self) -> None:
-        """Stop listening (the collector is gone) and end the thread; idempotent."""
-        if self._runner is not None and not self._thread.loop.is_closed():
-            with contextlib.suppress(Exception):
-                self._thread.call(self._runner.cleanup(), 10)
-        self._thread.close()
-
-    def received(self, path: str | None = None) -> list[bytes]:
-        """The bodies received (at `path`, e.g. `/v1/traces`, or all)."""
-        return [body for p, body in list(self.bodies) if path is None or p == path]
 
 
 # ---------------------------------------------------------------- the Kubernetes API emulator

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import OtlpSink
 from tests.support.cli import Child, assert_outcome, run_cli, write_scenario
 from tests.support.http import HttpServer, free_port
+from tests.support.otlp import OtlpSink
 
 SCENARIO = """
 scenario "collector" {

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import CONTEXT, KubeApi, OtlpSink
+from tests.faults.conftest import CONTEXT, KubeApi
 from tests.support.cli import assert_no_traceback, assert_outcome, run_cli, write_scenario
 from tests.support.http import HttpServer, free_port
+from tests.support.otlp import OtlpSink
 
 SIMPLE = """
 scenario "simple" {

@@ -15,8 +15,7 @@ import io
 import json
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -27,10 +26,9 @@ from nimbus_scenarios.results.model import RunResults
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry.logs import configure_logging
 from tests.conftest import HttpServer
+from tests.support.otlp import OtlpSink, SpanRecord
 from tests.telemetry.conftest import (
-    OtlpSink,
     Rotel,
-    SpanRecord,
     TracedRun,
     compile_text,
     free_port,
@@ -115,19 +113,14 @@ class ConsumerThread:
 
 
 class FakeSource:
-    """A replica source: 1 replica, and 1 ready of 2 desired after a kill.
-
-    The runner does not emit `replica_sample` yet, so the source hands each sample to
-    `on_sample` (the telemetry handler), as the runner will.
-    """
+    """A replica source: 1 replica, and 1 ready of 2 desired after a kill."""
 
     description = "fake deployment"
     autoscaler = None
     lost_at = None
 
-    def __init__(self, on_sample: Callable[[ReplicaSample, float], None]) -> None:
+    def __init__(self) -> None:
         self._samples: list[ReplicaSample] = []
-        self.on_sample = on_sample
 
     @property
     def samples(self) -> list[ReplicaSample]:
@@ -136,7 +129,6 @@ class FakeSource:
     def _add(self, ready: int, desired: int) -> None:
         sample = ReplicaSample(asyncio.get_running_loop().time(), ready, desired, ready)
         self._samples.append(sample)
-        self.on_sample(sample, 0.0)
 
     async def start(self) -> None:
         self._add(1, 1)
@@ -194,18 +186,11 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
 ) -> None:
     """A traced run arrives through rotel whole: span tree, attributes, events, logs, metrics."""
     monkeypatch.setenv("NIMBUS_TELEMETRY_TEST_TOKEN", "s3cr3t")
-    holder: dict[str, Any] = {}
-
-    def on_sample(sample: ReplicaSample, at_s: float) -> None:
-        holder["telemetry"].handler.replica_sample(sample, at_s)
-
-    source = FakeSource(on_sample)
     run = run_traced(
         TRACED,
         consumer.url,
         otel_env(collector.endpoint),
-        source=source,
-        started=lambda telemetry: holder.update(telemetry=telemetry),
+        source=FakeSource(),
         progress_interval_s=0.2,
     )
     document = run.outcome.results
@@ -214,9 +199,9 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert document.totals.sent == 60
     assert trace_id is not None
     assert run.telemetry.run_id == document.run_id
-    assert run.counters["spans_dropped"] == 0
-    assert run.counters["export_errors"] == 0
-    assert wait_until(lambda: len(sink.spans) >= run.counters["spans_exported"])
+    assert run.summary.spans_dropped == 0
+    assert run.summary.export_errors == 0
+    assert wait_until(lambda: len(sink.spans) >= run.summary.spans_exported)
     assert wait_until(lambda: any(r.body == "run_ended" for r in sink.logs))
     assert wait_until(lambda: "nimbus_replicas" in sink.metrics)
 
@@ -231,7 +216,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert sorted(phases) == ["mixed", "warm"]
     assert all(p.parent_id == root.span_id for p in phases.values())
     requests = [s for s in spans if s.kind == CLIENT]
-    assert len(requests) == run.counters["spans_exported"] - 3
+    assert len(requests) == run.summary.spans_exported - 3
     assert 10 <= len(requests) <= 50  # 50% of 60
     for span in requests:
         phase = phases[span.attributes["nimbus.phase"]]
@@ -248,7 +233,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     port = int(consumer.url.rsplit(":", 1)[1])
     assert health.name == "GET /health"
     assert health.attributes["http.request.method"] == "GET"
-    assert health.attributes["url.full"] == f"{consumer.url}/health?probe=1&token=REDACTED"
+    assert health.attributes["url.full"] == f"{consumer.url}/health?probe=1&token=***"
     assert health.attributes["server.address"] == "127.0.0.1"
     assert health.attributes["server.port"] == port
     assert health.attributes["http.response.status_code"] == 200
@@ -314,23 +299,21 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
 def test_zero_sampling_still_sends_traceparents(
     collector: Rotel, sink: OtlpSink, consumer: ConsumerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At 0% no request span is kept, yet every request carries flags 00 and the phase as parent.
-
-    Metrics are exported only by the shutdown flush here: the durations of all 60 arrive.
-    """
+    """At 0% no request span is kept, yet every request names its phase span, flags 00."""
+    # Metrics are exported only by the shutdown flush here: the durations of all 60 arrive.
     monkeypatch.setenv("NIMBUS_TELEMETRY_TEST_TOKEN", "s3cr3t")
     text = TRACED.replace("trace_sample 50%", "trace_sample 0%").replace("at 0.5s kill 1 pods", "")
     env = otel_env(collector.endpoint, OTEL_METRIC_EXPORT_INTERVAL="60000")
     run = run_traced(text, consumer.url, env)
     assert run.outcome.results.verdict == "passed"
-    assert run.counters["spans_exported"] == 3
+    assert run.summary.spans_exported == 3
     assert wait_until(lambda: len(sink.spans) >= 3)
     phases = {s.span_id for s in _by_name(sink.spans, "phase ")}
     seen = [tp for tp in consumer.traceparents() if tp.split("-")[1] == run.telemetry.trace_id]
     assert len(seen) == 60
     assert all(tp.endswith("-00") for tp in seen)
     assert {tp.split("-")[2] for tp in seen} == phases
-    assert run.counters["metric_exports"] == 1
+    assert run.summary.metric_exports == 1
     assert wait_until(lambda: "nimbus_request_duration_seconds" in sink.metrics)
     durations = sink.metrics["nimbus_request_duration_seconds"]
     assert sum(count for _, (count, _) in durations) == 60
@@ -351,7 +334,7 @@ scenario "aborting" {
 """
     run = run_traced(text, http_server.url, otel_env(collector.endpoint))
     assert run.outcome.results.verdict == "aborted"
-    assert wait_until(lambda: len(sink.spans) >= run.counters["spans_exported"])
+    assert wait_until(lambda: len(sink.spans) >= run.summary.spans_exported)
     (root,) = _by_name(sink.spans, "scenario ")
     (phase,) = _by_name(sink.spans, "phase ")
     assert "aborted" in [name for name, _ in root.events]
@@ -365,10 +348,10 @@ def test_collector_down_for_the_whole_run(module_server: HttpServer, baseline: R
     endpoint = f"http://127.0.0.1:{free_port()}"
     run = run_traced(STEADY, module_server.url, otel_env(endpoint), shutdown_timeout_s=3.0)
     _same_run(run.outcome.results, baseline)
-    assert run.counters["spans_exported"] == 0
-    assert run.counters["spans_dropped"] == 80 + 3
-    assert run.counters["logs_dropped"] > 0
-    assert run.counters["export_errors"] > 0
+    assert run.summary.spans_exported == 0
+    assert run.summary.spans_dropped == 80 + 3
+    assert run.summary.logs_dropped > 0
+    assert run.summary.export_errors > 0
     assert run.shutdown_s < 3.5
 
 
@@ -385,13 +368,13 @@ def test_collector_killed_mid_run(
         shutdown_timeout_s=3.0,
     )
     _same_run(run.outcome.results, baseline)
-    counters = run.counters
-    assert counters["spans_exported"] > 0
-    assert counters["spans_dropped"] > 0
-    assert counters["spans_exported"] + counters["spans_dropped"] == 80 + 3
-    assert counters["export_errors"] > 0
+    summary = run.summary
+    assert summary.spans_exported > 0
+    assert summary.spans_dropped > 0
+    assert summary.spans_exported + summary.spans_dropped == 80 + 3
+    assert summary.export_errors > 0
     assert run.shutdown_s < 3.5
-    assert wait_until(lambda: len(sink.spans) >= counters["spans_exported"])
+    assert wait_until(lambda: len(sink.spans) >= summary.spans_exported)
 
 
 def test_slow_collector_costs_spans_not_time(
@@ -406,8 +389,8 @@ def test_slow_collector_costs_spans_not_time(
     finally:
         sink.delay_s = 0.0
     _same_run(run.outcome.results, baseline)
-    assert run.counters["spans_dropped"] > 0
-    assert run.counters["export_errors"] > 0
+    assert run.summary.spans_dropped > 0
+    assert run.summary.export_errors > 0
     assert run.shutdown_s < 2.5
 
 
@@ -419,8 +402,8 @@ def test_grpc_protocol(collector: Rotel, sink: OtlpSink, module_server: HttpServ
     """OTEL_EXPORTER_OTLP_PROTOCOL=grpc exports over gRPC when the grpc exporter is installed."""
     env = otel_env(collector.grpc_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
     run = run_traced(STEADY, module_server.url, env)
-    assert run.counters["protocol"] == "grpc"
-    assert run.counters["spans_exported"] == 83
+    assert run.summary.protocol == "grpc"
+    assert run.summary.spans_exported == 83
     assert wait_until(lambda: len(sink.spans) >= 83)
     assert {s.trace_id for s in sink.spans} == {run.telemetry.trace_id}
     assert wait_until(lambda: any(r.body == "run_ended" for r in sink.logs))

@@ -1,25 +1,8 @@
-"""Tests of the telemetry configuration, the Grafana link, the disabled path and lazy imports."""
+"""Tests of `config`: the `OTEL_*` variables read into a `TelemetryConfig`."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
-
-import structlog
-from structlog.testing import capture_logs
-
 from nimbus_scenarios.telemetry.config import parse_key_values, resolve_config
-from nimbus_scenarios.telemetry.core import Telemetry
-from nimbus_scenarios.telemetry.links import explore_link, trace_summary
-from tests.telemetry.conftest import compile_text
-
-REPO = Path(__file__).resolve().parents[2]
-SCENARIO = (
-    'scenario "c" {\n  request a = GET "/"\n  phase "p" 1s {\n    rate 1/s\n    send a\n  }\n}\n'
-)
 
 
 def test_no_endpoint_means_disabled() -> None:
@@ -78,73 +61,3 @@ def test_override_protocols_and_defaults() -> None:
     assert odd.protocol == "http/protobuf"
     assert odd.warnings
     assert parse_key_values("a=1,,b = 2 ,=x") == ({"a": "1", "b": "2"}, ["=x"])
-
-
-def test_explore_link_points_at_tempo() -> None:
-    """The Explore link opens the trace id on the Tempo datasource (uid tempo)."""
-    trace_id = "0af7651916cd43dd8448eb211c80319c"
-    link = explore_link("http://grafana:3000/", trace_id)
-    parts = urlsplit(link)
-    assert link.startswith("http://grafana:3000/explore?")
-    panes = json.loads(parse_qs(parts.query)["panes"][0])
-    (pane,) = panes.values()
-    assert pane["datasource"] == "tempo"
-    assert pane["queries"][0]["query"] == trace_id
-    assert pane["queries"][0]["datasource"] == {"type": "tempo", "uid": "tempo"}
-    assert trace_summary(None, "http://g") == []
-    assert trace_summary(trace_id) == [f"trace id: {trace_id}"]
-    assert trace_summary(trace_id, "http://g")[1] == f"trace: {explore_link('http://g', trace_id)}"
-
-
-def test_disabled_telemetry_is_inert() -> None:
-    """With no endpoint: no observer, no headers, no trace id, one debug line, zero counters."""
-    structlog.reset_defaults()
-    with capture_logs() as logs:
-        telemetry = Telemetry.start(compile_text(SCENARIO), url="http://127.0.0.1:9", environ={})
-    assert telemetry.observer is None
-    assert telemetry.headers_for is None
-    assert telemetry.trace_id is None
-    assert not telemetry.enabled
-    assert [(e["event"], e["log_level"]) for e in logs] == [("telemetry_disabled", "debug")]
-    counters = telemetry.shutdown()
-    assert counters["enabled"] is False
-    assert counters["spans_exported"] == counters["spans_dropped"] == 0
-    assert telemetry.shutdown() is counters
-    structlog.reset_defaults()
-
-
-def _modules_after(code: str) -> set[str]:
-    script = code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-def test_validate_plan_and_disabled_run_never_import_opentelemetry(tmp_path: Path) -> None:
-    """`validate`, `plan` and a disabled `Telemetry.start` import no OpenTelemetry."""
-    path = tmp_path / "c.scn"
-    path.write_text(SCENARIO)
-    cli = (
-        "import contextlib, io\n"
-        "from nimbus_scenarios.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    main(['validate', {str(path)!r}])\n"
-        f"    main(['plan', {str(path)!r}])\n"
-        "import nimbus_scenarios.telemetry\n"
-    )
-    loaded = _modules_after(cli)
-    assert not any(m.startswith(("opentelemetry", "structlog")) for m in loaded)
-    disabled = (
-        "from nimbus_scenarios.pipeline import compile_source\n"
-        "from nimbus_scenarios.language.errors import Source\n"
-        "from nimbus_scenarios.telemetry import Telemetry\n"
-        f"plan = compile_source(Source('c.scn', {SCENARIO!r}))\n"
-        "Telemetry.start(plan, environ={}).shutdown()\n"
-    )
-    assert not any(m.startswith("opentelemetry") for m in _modules_after(disabled))

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from nimbus_scenarios.clock import LoopClock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher, ok_statuses
+from nimbus_scenarios.engine.factory import TRANSPORT_KINDS, make_transport
 from nimbus_scenarios.engine.request import Outcome, prepare
 from nimbus_scenarios.engine.stats import RunStats
-from nimbus_scenarios.engine.transport import TRANSPORT_KINDS, make_transport
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

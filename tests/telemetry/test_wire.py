@@ -27,7 +27,7 @@ SHAPE = RequestShape(
         "nimbus.scenario": "s",
         "nimbus.phase": "p",
         "http.request.method": "POST",
-        "url.full": "http://127.0.0.1:8000/process?cpu_intensity=5&token=REDACTED",
+        "url.full": "http://127.0.0.1:8000/process?cpu_intensity=5&token=***",
         "server.port": 8000,
         "nimbus.weight": 0.25,
         "nimbus.tags": ("a", "b"),

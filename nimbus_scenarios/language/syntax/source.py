@@ -1,0 +1,114 @@
+"""Syntax's first step: scenario bytes to a `Source`, and the inputs refused before lark sees them.
+
+A file that is missing, a directory, binary, not UTF-8, empty or huge is refused here with one
+plain diagnostic, and so is text with more phases than validation allows: parsing such input
+would be slow at best, and lark's own error for it would say nothing a user can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nimbus_scenarios.language import nodes as n
+from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Source
+from nimbus_scenarios.language.vocabulary import MAX_PHASES
+
+__all__ = ["MAX_FILE_BYTES", "decode", "read_source", "refuse_unparseable"]
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Scenario files are hand-written; anything larger is refused rather than parsed slowly."""
+
+
+def read_source(path: str | Path) -> Source:
+    """Read a scenario file as UTF-8 text, refusing missing, huge and binary files clearly."""
+    name = str(path)
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        if file.is_dir():
+            raise _fail(name, f"`{name}` is a directory, not a scenario file")
+        if size > MAX_FILE_BYTES:
+            raise _fail(
+                name,
+                f"the file is too large ({size / 1024 / 1024:.1f} MB); "
+                f"scenario files are limited to {MAX_FILE_BYTES // 1024 // 1024} MB",
+            )
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise _fail(name, "no such file") from None
+    except PermissionError:
+        raise _fail(name, "permission denied") from None
+    except OSError as exc:
+        raise _fail(name, f"cannot read the file: {exc.strerror or exc}") from None
+    return decode(name, data)
+
+
+def decode(name: str, data: bytes) -> Source:
+    """Bytes to a `Source`, refusing binary content and invalid UTF-8 with the offending spot."""
+    if b"\x00" in data:
+        raise _fail(name, "this is a binary file, not scenario text (it contains NUL bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ScenarioError(
+            Source(name, ""),
+            [
+                Diagnostic(
+                    f"not a UTF-8 text file: invalid byte 0x{data[exc.start]:02x} "
+                    f"at line {line} (byte offset {exc.start})"
+                )
+            ],
+        ) from None
+    return Source(name, text.removeprefix("\ufeff"))
+
+
+def _fail(name: str, message: str) -> ScenarioError:
+    return ScenarioError(Source(name, ""), [Diagnostic(message)])
+
+
+def refuse_unparseable(source: Source) -> None:
+    """Raise `ScenarioError` for text too large, empty (or only comments) or with too many
+    phases to be worth parsing; return quietly for anything else."""
+    if len(source.text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise _fail(source.name, "the scenario text is larger than 1 MB")
+    if not source.text.strip() or _only_comments(source.text):
+        raise ScenarioError(
+            source,
+            [
+                Diagnostic(
+                    'the file is empty: expected `scenario "NAME" { ... }`', n.Span(1, 1, 1, 1)
+                )
+            ],
+        )
+    _refuse_too_many_phases(source)
+
+
+_PHASE_LINE = re.compile(r'^[ \t]*phase[ \t]+"', re.MULTILINE)
+
+
+def _refuse_too_many_phases(source: Source) -> None:
+    """Refuse more phases than validation allows before lark parses them all (10,000 phases
+    take about a second to parse). Counts only lines that start with `phase "`, which in a file
+    are always phase statements (strings hold no line breaks, comments start with `#`), so it
+    never refuses a file validation would accept; validation counts the rest exactly."""
+    starts = [m.start() for m in _PHASE_LINE.finditer(source.text)]
+    if len(starts) <= MAX_PHASES:
+        return
+    line = source.text.count("\n", 0, starts[MAX_PHASES]) + 1  # each match starts a line
+    text = source.line(line)
+    column = len(text) - len(text.lstrip()) + 1
+    raise ScenarioError(
+        source,
+        [
+            Diagnostic(
+                f"the scenario has {len(starts):,} phases; the limit is {MAX_PHASES:,}",
+                n.Span(line, column, line + 1, 1),
+            )
+        ],
+    )
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())

@@ -1,0 +1,138 @@
+"""Validation of what is judged: expectations (their subject, value and window, and where each
+kind may stand: `before`/`after`, a phase, the scenario) and the `abort when` guards.
+
+The judge and the runner rely on these rules: a replica expectation always has a window and a
+watched deployment, load expectations never have one, and `NAME succeeds` appears only in the
+steady-state blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+
+from nimbus_scenarios.language import nodes as n
+from nimbus_scenarios.language.errors import closest
+from nimbus_scenarios.language.validate.values import Checker
+from nimbus_scenarios.language.vocabulary import (
+    GUARD_SUBJECTS,
+    METRIC_SUBJECTS,
+    REPLICA_SUBJECTS,
+    ExpectationKind,
+    subject_kind,
+)
+
+__all__ = ["check_abort", "check_expectation", "check_hypothesis"]
+
+
+def check_hypothesis(check: Checker, block: n.Block, where: str) -> None:
+    """A `before` or `after` block: replica expectations and `NAME succeeds` only."""
+    for item in block.items:
+        if isinstance(item, n.Compare):
+            kind = subject_kind(_subject(item.subject))
+            if kind not in {ExpectationKind.REPLICAS, None}:
+                check.error(
+                    f"`{where}` holds replica expectations and `NAME succeeds` checks; "
+                    f"`{_subject(item.subject)}` is judged over phases (put it in a phase or "
+                    "at scenario level)",
+                    item.span,
+                )
+                continue
+        check_expectation(check, item, scope=where)  # type: ignore[arg-type]
+
+
+def check_expectation(
+    check: Checker, item: n.Expectation, *, scope: str, phase_length: Fraction | None = None
+) -> None:
+    """One `expect` line in `scope` (`before`, `after`, `phase` or `scenario`)."""
+    if isinstance(item, n.Succeeds):
+        if scope not in {"before", "after"}:
+            check.error("`expect NAME succeeds` belongs in `before` or `after`", item.span)
+        check.known_request(item.request)
+        if item.within is not None:
+            check.duration(item.within, "`within`")
+        return
+    subject = _subject(item.subject)
+    kind = subject_kind(subject)
+    if kind is None:
+        hint = closest(subject, (*METRIC_SUBJECTS, *REPLICA_SUBJECTS))
+        check.error(
+            f"unknown expectation `{subject}`; expected one of "
+            + ", ".join(f"`{s}`" for s in (*METRIC_SUBJECTS, *REPLICA_SUBJECTS)),
+            _subject_span(item.subject),
+            hint,
+        )
+        return
+    if kind is ExpectationKind.REPLICAS:
+        _replica_expectation(check, item, scope, phase_length)
+        return
+    if item.window is not None:
+        check.error(
+            f"`{subject}` is judged over all requests in its scope and takes no window",
+            item.window.span,
+        )
+    if kind is ExpectationKind.LATENCY:
+        check.duration(item.value, f"`{subject}`", positive=False)
+    else:
+        check.percent(item.value, f"`{subject}`")
+
+
+def _replica_expectation(
+    check: Checker, item: n.Compare, scope: str, phase_length: Fraction | None
+) -> None:
+    check.integer(item.value, "a replica count", 0, 10_000)
+    if not check.has_watch:
+        check.error(
+            'a replica expectation needs `watch deployment "NAME"` (or --deployment)',
+            item.span,
+        )
+    window = item.window
+    if window is None:
+        check.error(
+            "a replica expectation needs a window: `within D`, `throughout` or `at end`",
+            item.span,
+        )
+        return
+    # `before` and `after` have no length of their own for `throughout` or `at end` to mean.
+    if scope in {"before", "after"} and window.kind is not n.WindowKind.WITHIN:
+        check.error(f"in `{scope}`, replica expectations use `within D`", window.span)
+        return
+    if window.kind is n.WindowKind.WITHIN:
+        check.duration(window.duration, "`within`")
+
+
+def check_abort(check: Checker, abort: n.Abort) -> None:
+    """One `abort when` guard: load subjects need a window (`over D`), `replicas` has none."""
+    subject = _subject(abort.subject)
+    kind = subject_kind(subject)
+    if subject == "errors" or kind is ExpectationKind.LATENCY:
+        if kind is ExpectationKind.LATENCY:
+            check.duration(abort.value, f"`{subject}`", positive=False)
+        else:
+            check.percent(abort.value, "`errors`")
+        if abort.over is None:
+            check.error(f"`abort when {subject} ...` needs a window: `over 30s`", abort.span)
+        else:
+            check.duration(abort.over, "`over`")
+        return
+    if subject == "replicas":
+        check.integer(abort.value, "a replica count", 0, 10_000)
+        if abort.over is not None:
+            check.error("`abort when replicas ...` takes no window", abort.over.span)
+        if not check.has_watch:
+            check.error('`abort when replicas` needs `watch deployment "NAME"`', abort.span)
+        return
+    check.error(
+        f"`abort when` takes errors, p50..p99, max, mean or replicas; found `{subject}`",
+        _subject_span(abort.subject),
+        closest(subject, GUARD_SUBJECTS),
+    )
+
+
+def _subject(names: Iterable[n.Name]) -> str:
+    return " ".join(name.text for name in names)
+
+
+def _subject_span(names: tuple[n.Name, ...]) -> n.Span:
+    first, last = names[0].span, names[-1].span
+    return n.Span(first.line, first.column, last.end_line, last.end_column)

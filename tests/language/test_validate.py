@@ -1,0 +1,127 @@
+"""Validation rules the golden corpus shows only by example: `url_problem`'s table, the options
+that come from the command line (`--max-rate`, `--deployment`), and checks that report once."""
+
+from __future__ import annotations
+
+import pytest
+
+from nimbus_scenarios.language import check
+from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.language.validate import url_problem
+
+
+def errors(body: str, *, max_rate: float = 10_000, watch_given: bool = False) -> list[str]:
+    """The error messages of a scenario whose statements are `body`, in source order."""
+    text = f'scenario "t" {{\n  target "http://svc"\n{body}\n}}\n'
+    checked = check(Source("t.scn", text), max_rate=max_rate, watch_given=watch_given)
+    return [d.message for d in checked.errors]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://svc", None),
+        ("https://svc.example:8443/base", None),
+        ("http://[::1]:8000", None),
+        ("ftp://svc", "must be an http:// or https:// URL"),
+        ("http://", "must be an http:// or https:// URL"),
+        ("svc:8000", "must be an http:// or https:// URL"),
+        ("http://svc:0", "has port 0"),
+        ("http://svc:99999", "is not a valid URL"),
+        ("http://svc?x=1", "must not have a query or fragment"),
+        ("http://svc#top", "must not have a query or fragment"),
+        ("http://svc?", "must not have a query or fragment"),
+    ],
+)
+def test_url_problem_table(url: str, problem: str | None) -> None:
+    """`target` and `run --url` accept only an http(s) base URL with a host and a usable port."""
+    found = url_problem(url)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(problem)
+
+
+def test_max_rate_bounds_rates_and_bursts() -> None:
+    """`--max-rate` is the limit for a rate and for a burst's average, and the messages say so."""
+    body = """  request h = GET "/h"
+  phase "a" 1m {
+    rate 20/s
+    send h
+  }
+  phase "b" 1m {
+    burst 100 every 5s
+    send h
+  }"""
+    assert errors(body, max_rate=50) == []
+    assert errors(body, max_rate=10) == [
+        (
+            "`rate` `20/s` is above the limit of 10/s per process "
+            "(raise it with --max-rate, or shard the run)"
+        ),
+        (
+            "100 requests every 5s averages above the limit of 10/s per process "
+            "(raise it with --max-rate)"
+        ),
+    ]
+
+
+def test_deployment_from_the_command_line_stands_for_watch() -> None:
+    """Replica expectations, kills and replica guards need a watch, which --deployment gives."""
+    body = """  request h = GET "/h"
+  phase "a" 1m {
+    rate 1/s
+    send h
+    expect replicas >= 2 within 30s
+    at 10s kill 1 pods
+  }
+  abort when replicas > 5"""
+    assert errors(body, watch_given=True) == []
+    assert errors(body) == [
+        'a replica expectation needs `watch deployment "NAME"` (or --deployment)',
+        '`kill` needs `watch deployment "NAME"` to know which pods to delete',
+        '`abort when replicas` needs `watch deployment "NAME"`',
+    ]
+
+
+def test_stairs_limit_is_reported_once_at_the_shape_that_crosses_it() -> None:
+    """Three shapes of 9,000 stairs cross the 20,000 limit at the third; it alone is reported."""
+    phases = "\n".join(
+        f'  phase "p{i}" 1m {{\n    steps 1/s -> 2/s in 9000\n    send h\n  }}' for i in range(4)
+    )
+    found = errors(f'  request h = GET "/h"\n{phases}')
+    assert found == [
+        "the `steps` shapes reach 27,000 stairs in all here; the limit is 20,000 for a scenario"
+    ]
+
+
+def test_a_bad_param_default_is_reported_where_it_is_defined_only() -> None:
+    """A param whose default is malformed gives one error, however often it is used."""
+    body = """  param peak = 5/q
+  request h = GET "/h"
+  phase "a" 1m {
+    rate $peak
+    send h
+  }
+  phase "b" 1m {
+    ramp $peak -> $peak
+    send h
+  }"""
+    assert errors(body) == ["unknown rate unit `/q` in `5/q` (use /s, /m or /h)"]
+
+
+def test_spikes_are_checked_against_their_own_phase() -> None:
+    """A spike must end inside its phase and not overlap another; each spike is judged alone."""
+    body = """  request h = GET "/h"
+  phase "a" 30s {
+    rate 1/s
+    spike 10/s for 10s at 5s
+    spike 10/s for 10s at 10s
+    spike 10/s for 10s at 25s
+    send h
+  }"""
+    assert errors(body) == [
+        "this spike overlaps the one at line 6",
+        "the spike runs from 25s to 35s, past the end of its 30s phase",
+    ]
