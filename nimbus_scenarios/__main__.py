@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from nimbus_scenarios.cli import main
+from nimbus_scenarios.entry import entry
 
-sys.exit(main())
+sys.exit(entry())

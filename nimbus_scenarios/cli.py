@@ -6,7 +6,6 @@ Imports are lazy so that `validate` and `plan` start fast (no httpx, kubernetes 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -134,7 +133,8 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="on SIGINT/SIGTERM, wait this long for requests in flight (default 10)",
+        help="after a stop, the time left for requests in flight, cleanup and the telemetry "
+        "flush together (default 10; keep it under the pod's terminationGracePeriodSeconds)",
     )
     run.add_argument(
         "--max-duration",
@@ -266,13 +266,12 @@ def seed_form(argv: list[str]) -> list[str]:
 
     names = builtin_names()
     if test not in names:
-        _usage(f"--test: unknown test type {test!r}; built-in scenarios: {', '.join(names)}")
+        from nimbus_scenarios.errors import UsageError
+
+        raise UsageError(
+            f"--test: unknown test type {test!r}; built-in scenarios: {', '.join(names)}"
+        )
     return ["run", str(test), *rest]
-
-
-def _usage(message: str) -> NoReturn:
-    print(f"nimbus-scenarios: error: {message}", file=sys.stderr)
-    raise SystemExit(ExitCode.USAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,37 +279,79 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every error the tool raises on purpose is a `NimbusError` carrying its exit code, mapped
     here and only here: a scenario's diagnostics print as they are, other errors as one line
-    naming the command.
+    naming the command. Anything else is a crash: one line, the traceback in a log file, and
+    exit 4, never 1 (which means an expectation failed). A stop signal may come at any moment,
+    even while the modules a command needs are still being imported.
     """
-    arguments = seed_form(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(arguments)
+    from nimbus_scenarios.stops import Stopped
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = "nimbus-scenarios"
+    if arguments and arguments[0] in _COMMANDS:
+        command = f"nimbus-scenarios {arguments[0]}"
+    try:
+        return _main(arguments, command)
+    except Stopped as exc:
+        print(f"{command}: stopped: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _main(arguments: list[str], command: str) -> int:
     from nimbus_scenarios.errors import NimbusError
     from nimbus_scenarios.language.errors import ScenarioError
 
     try:
+        args = build_parser().parse_args(seed_form(arguments))
         return _dispatch(args)
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return exc.exit_code
     except NimbusError as exc:
-        print(f"nimbus-scenarios {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        print(f"{command}: stopped (SIGINT)", file=sys.stderr)
         return ExitCode.ABORTED
-    except BrokenPipeError:
-        return ExitCode.OK
+    except Exception as exc:
+        log = _crash_log(exc)
+        where = f"; the traceback is in {log}" if log else ""
+        print(f"{command}: internal error: {type(exc).__name__}: {exc}{where}", file=sys.stderr)
+        return ExitCode.INFRASTRUCTURE
+
+
+def _crash_log(exc: BaseException) -> str | None:
+    """Write the traceback of a crash to a file of its own; its path, or None if impossible."""
+    import tempfile
+    import traceback
+
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="nimbus-scenarios-crash-", suffix=".log", delete=False
+        ) as log:
+            log.write("".join(traceback.format_exception(exc)))
+            return log.name
+    except OSError:
+        return None
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     match args.command:
         case "validate":
-            return _validate(args)
+            from nimbus_scenarios.cli_language import validate_command
+
+            return validate_command(args, max_rate=max_rate(args))
         case "plan":
-            return _plan(args)
+            from nimbus_scenarios.cli_language import plan_command
+
+            return plan_command(args, max_rate=max_rate(args))
         case "list":
-            return _list()
+            from nimbus_scenarios.cli_language import list_command
+
+            return list_command()
         case "fmt":
-            return _fmt(args)
+            from nimbus_scenarios.cli_language import fmt_command
+
+            return fmt_command(args)
         case "run":
             from nimbus_scenarios.cli_run import run_command
 
@@ -341,66 +382,6 @@ def max_rate(args: argparse.Namespace) -> float:
     if not math.isfinite(value) or value <= 0:
         raise UsageError("--max-rate must be above zero and finite")
     return value
-
-
-def _validate(args: argparse.Namespace) -> int:
-    from nimbus_scenarios.catalog import locate
-    from nimbus_scenarios.language.errors import ScenarioError, render_all
-    from nimbus_scenarios.language.params import parse_overrides
-    from nimbus_scenarios.language.syntax import read_source
-    from nimbus_scenarios.pipeline import check
-
-    overrides = parse_overrides(args.sets)
-    worst = ExitCode.OK
-    for name in args.files:
-        try:
-            source = read_source(locate(name))
-            checked = check(source, overrides, max_rate=max_rate(args))
-        except ScenarioError as exc:
-            print(exc, file=sys.stderr)
-            worst = ExitCode.USAGE
-            continue
-        if checked.diagnostics:
-            print(render_all(source, checked.diagnostics), file=sys.stderr)
-        if checked.errors:
-            worst = ExitCode.USAGE
-            count = len(checked.errors)
-            print(f"{source.name}: {count} error{'s' if count > 1 else ''}", file=sys.stderr)
-        else:
-            print(f"{source.name}: ok")
-    return worst
-
-
-def _plan(args: argparse.Namespace) -> int:
-    from nimbus_scenarios.catalog import locate
-    from nimbus_scenarios.language.params import parse_overrides
-    from nimbus_scenarios.language.syntax import read_source
-    from nimbus_scenarios.pipeline import compile_source
-    from nimbus_scenarios.plan.render import plan_json, plan_table
-
-    source = read_source(locate(args.scenario))
-    plan = compile_source(source, parse_overrides(args.sets), max_rate=max_rate(args))
-    if args.json:
-        print(json.dumps(plan_json(plan), indent=2))
-    else:
-        print(plan_table(plan))
-    return ExitCode.OK
-
-
-def _list() -> int:
-    from nimbus_scenarios.catalog import builtin_names, builtin_path
-    from nimbus_scenarios.language.syntax import read_source
-    from nimbus_scenarios.pipeline import compile_source
-    from nimbus_scenarios.plan.render import clock_text
-
-    rows = []
-    for name in builtin_names():
-        plan = compile_source(read_source(builtin_path(name)))
-        rows.append((name, clock_text(plan.duration_s), plan.description))
-    width = max((len(r[0]) for r in rows), default=4)
-    for name, duration, description in rows:
-        print(f"{name.ljust(width)}  {duration:>7}  {description}")
-    return ExitCode.OK
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -447,24 +428,3 @@ def _writing(write: Callable[..., _T], *args: object) -> _T:
     except OSError as exc:
         what = exc.filename or "a file"
         raise ResultsError(f"cannot write {what}: {exc.strerror or exc}") from None
-
-
-def _fmt(args: argparse.Namespace) -> int:
-    from nimbus_scenarios.language.fmt import format_scenario
-    from nimbus_scenarios.language.syntax import parse, read_source
-
-    unformatted = []
-    for name in args.files:
-        source = read_source(name)
-        text = format_scenario(parse(source), source)
-        if args.check:
-            if text != source.text:
-                unformatted.append(name)
-                print(f"{name}: would reformat", file=sys.stderr)
-        elif args.write:
-            if text != source.text:
-                Path(name).write_text(text, encoding="utf-8")
-                print(f"{name}: reformatted", file=sys.stderr)
-        else:
-            sys.stdout.write(text)
-    return ExitCode.FAILED if unformatted else ExitCode.OK

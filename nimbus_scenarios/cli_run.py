@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import math
 import os
@@ -15,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from nimbus_scenarios import stops
 from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.errors import ClusterError, UsageError
 from nimbus_scenarios.events import RunHandler
@@ -38,6 +38,9 @@ __all__ = ["run_command"]
 _V = TypeVar("_V")
 
 MONITOR_INTERVAL_S = 10.0
+TELEMETRY_FLUSH_S = 5.0
+"""How long telemetry may take to export what it holds at the end (less if a stop's
+shutdown budget has less left)."""
 
 
 def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
@@ -60,6 +63,9 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
         )
     if args.local and shard.count != 1:
         raise UsageError("--local runs one process; it cannot be sharded")
+    # From here a stop signal is recorded, and the run (once it starts) stops at once: a run
+    # that is stopped keeps, and writes, what it gathered.
+    stops.hold()
     return asyncio.run(_run(plan, source.text, url, args, shard, secret_target))
 
 
@@ -212,6 +218,12 @@ async def _run(
         otlp_endpoint=args.otlp_endpoint,
         environ=os.environ,
     )
+
+    def checkpoint(results: RunResults) -> None:
+        """Write the results before cleanup: a kill during cleanup then leaves them on disk."""
+        _write(results, _results_path(args, results), fallback=False)
+
+    shutdown_left: float | None = None
     try:
         options = RunOptions(
             url=url,
@@ -232,18 +244,24 @@ async def _run(
             handlers=handlers,
             scenario_text=text,
             telemetry=telemetry,
+            checkpoint=checkpoint,
         )
+        shutdown_left = outcome.shutdown_left_s
+        written = _write(outcome.results, _results_path(args, outcome.results))
     finally:
-        counters = await asyncio.to_thread(telemetry.shutdown, 5.0)
+        # A stopped run flushes its telemetry within what is left of its shutdown budget.
+        flush_s = (
+            TELEMETRY_FLUSH_S if shutdown_left is None else min(TELEMETRY_FLUSH_S, shutdown_left)
+        )
+        counters = await asyncio.to_thread(telemetry.shutdown, max(flush_s, 0.1))
         if fleet is not None:
             await fleet.stop()
     results = dataclasses.replace(outcome.results, telemetry=counters)
-    path = Path(args.results) if args.results else default_results_path(results)
-    written = _write(results, path)
+    if written is not None:
+        written = _write(results, written)
     if args.print_results and written is not None:
-        with contextlib.suppress(BrokenPipeError):
-            sys.stdout.write(to_json(results, indent=None) + "\n")
-            sys.stdout.flush()
+        sys.stdout.write(to_json(results, indent=None) + "\n")
+        sys.stdout.flush()
     if args.html or args.junit:
         from nimbus_scenarios.report.files import write_reports
 
@@ -257,6 +275,10 @@ async def _run(
     if args.grafana_url and results.trace_id:
         print(f"trace: {explore_link(args.grafana_url, results.trace_id)}", file=sys.stderr)
     return outcome.exit_code
+
+
+def _results_path(args: argparse.Namespace, results: RunResults) -> Path:
+    return Path(args.results) if args.results else default_results_path(results)
 
 
 class _UnavailableSource:
@@ -300,20 +322,22 @@ def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
     return ClusterReplicaSource(deployment, namespace, config.api_client(), kills=plan_kills(plan))
 
 
-def _write(results: RunResults, path: Path) -> Path | None:
-    """Write the results; on failure say why and print them to stdout instead."""
+def _write(results: RunResults, path: Path, *, fallback: bool = True) -> Path | None:
+    """Write the results; on failure say why and print them to stdout instead (unless this is
+    an early write that the final one will repeat)."""
     try:
         return write_results(results, path)
     except OSError as exc:
+        if not fallback:
+            return None
         reason = exc.strerror or str(exc)
         print(
             f"nimbus-scenarios: cannot write results to {path}: {reason}; "
             "printing them to stdout instead",
             file=sys.stderr,
         )
-        with contextlib.suppress(BrokenPipeError):
-            sys.stdout.write(to_json(results, indent=None) + "\n")
-            sys.stdout.flush()
+        sys.stdout.write(to_json(results, indent=None) + "\n")
+        sys.stdout.flush()
         return None
 
 

@@ -1,5 +1,6 @@
 """Every error this tool raises on purpose, under one root. `cli.main` maps them to exit codes
-once, by the class's `exit_code`; anything else that escapes is a crash (exit 4, never 1).
+once, by the class's `exit_code`; anything else that escapes is a crash: one line, the traceback
+in a log file, and exit 4, never 1.
 
     NimbusError
     ├── UsageError                 exit 2: the command line or an input cannot be used; nothing
@@ -9,6 +10,8 @@ once, by the class's `exit_code`; anything else that escapes is a crash (exit 4,
     │   ├── MissingEnvironment     `env("NAME")` is not set when the run starts
     │   └── ResultsError           a results file that cannot be read, or results that cannot
     │                              be merged
+    ├── Stopped                    exit 3: SIGINT or SIGTERM before the run could keep results
+    │                              (defined in `stops`)
     └── InfrastructureError        exit 4: what the run needs is not there
         ├── ClusterError           the Kubernetes API
         │   ├── ClusterConfigError      no usable kubeconfig or in-cluster configuration

@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "nimbus_scenarios.exit_codes": 1,
     "nimbus_scenarios.resources": 1,
     "nimbus_scenarios.clock": 1,
+    "nimbus_scenarios.streams": 1,
+    "nimbus_scenarios.stops": 1,
     # 2: the language
     "nimbus_scenarios.language": 2,
     # 3: the plan, and text -> plan
@@ -49,6 +51,8 @@ LAYERS: dict[str, int] = {
     # 8: the command line
     "nimbus_scenarios.cli": 8,
     "nimbus_scenarios.cli_run": 8,
+    "nimbus_scenarios.cli_language": 8,
+    "nimbus_scenarios.entry": 8,
     "nimbus_scenarios.__main__": 8,
 }
 

@@ -47,6 +47,13 @@ class RunState:
     """Set on the first stop request: scheduling ends, stages wind down."""
     force: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on a second signal: stop waiting for requests in flight and for cleanup."""
+    shutdown_deadline: float | None = None
+    """Clock time by which a stopped run must be done with requests in flight and cleanup
+    (the stop plus `--grace`)."""
+    started: bool = False
+    """Pre-flight passed and the stages began (only then are expectations judged)."""
+    load_started: bool = False
+    """A phase began: from then on there is something for cleanup to clean up."""
     phases_run: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Each phase that ran: (start, end) as run offsets."""
     running: tuple[str, float] | None = None
@@ -112,8 +119,14 @@ class RunContext:
         if state.abort is None:
             at = self.now_s()
             state.abort = Abort(reason, at, state.stage)
+            state.shutdown_deadline = self.clock.now() + self.options.grace_s
             self.events.aborted(reason, at)
         state.stop.set()
+
+    def shutdown_left(self) -> float | None:
+        """Seconds left before the shutdown deadline (None while the run is not stopped)."""
+        deadline = self.state.shutdown_deadline
+        return None if deadline is None else max(deadline - self.clock.now(), 0.0)
 
     async def sleep_until(self, deadline: float) -> bool:
         """Sleep until clock time `deadline`; False if the run was stopped first."""

@@ -23,7 +23,7 @@ from nimbus_scenarios.results.model import (
 from nimbus_scenarios.runner.context import RunContext
 from nimbus_scenarios.runner.options import RunOutcome
 
-__all__ = ["finish", "judge_all"]
+__all__ = ["judge_all", "results_now"]
 
 
 def _not_run(e: ExpectationPlan, what: str) -> Judgement:
@@ -104,17 +104,17 @@ def _source_result(ctx: RunContext) -> ReplicaSourceResult | None:
     )
 
 
-def finish(
+def results_now(
     ctx: RunContext, infrastructure: str | None, *, scenario_text: str, trace_id: str | None
 ) -> RunOutcome:
-    """Judge what the run saw and build its results document."""
-    judgements = [] if infrastructure else judge_all(ctx)
+    """Judge what the run has seen so far and build its results document (the runner calls
+    it before cleanup, so the results exist if the process is killed there, and at the end)."""
     state = ctx.state
+    judgements = [] if infrastructure or not state.started else judge_all(ctx)
     lost = ctx.source is not None and ctx.source.lost_at is not None
     verdict, code = run_verdict(
         judgements,
-        # A run that never got past pre-flight is an infrastructure error, stopped or not.
-        aborted=state.abort is not None and infrastructure is None,
+        aborted=state.abort is not None,
         infrastructure=infrastructure is not None or lost,
     )
     abort = state.abort
@@ -141,5 +141,4 @@ def finish(
         grafana_url=ctx.options.grafana_url,
     )
     results = build_results(ctx.plan, facts, ctx.stats.freeze(), judgements, verdict, code)
-    ctx.events.run_ended(results)
-    return RunOutcome(results, code)
+    return RunOutcome(results, code, ctx.shutdown_left())

@@ -61,6 +61,7 @@ async def _run_phase(ctx: RunContext, phase: PhasePlan) -> None:
     stats = ctx.stats.phase(phase.name)
     started = ctx.now_s()
     ctx.state.running = (phase.name, started)
+    ctx.state.load_started = True
     ctx.events.phase_started(phase, started)
     tasks: list[asyncio.Task[Any]] = []
     shard = (ctx.options.shard.index, ctx.options.shard.count)
@@ -156,7 +157,8 @@ async def wait_for_windows(ctx: RunContext) -> None:
 
 async def drain(ctx: RunContext) -> None:
     """Let requests in flight finish: up to the scenario's timeout (plus a second) after a
-    normal end, up to `--grace` after a stop, not at all after a second signal."""
+    normal end, until the shutdown deadline (the stop plus `--grace`) after a stop, not at all
+    after a second signal."""
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
     grace = ctx.options.grace_s if ctx.state.stop.is_set() else ctx.plan.settings.timeout_s + 1

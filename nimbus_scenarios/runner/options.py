@@ -22,7 +22,8 @@ class RunOptions:
     consumer_cleanup: bool = False
     """Also send the consumer's `DELETE /process/cleanup` at the end (`--cleanup`)."""
     grace_s: float = 10.0
-    """After a stop, how long requests in flight may take to finish."""
+    """After a stop, how long the rest of the run may take: requests in flight, cleanup and
+    the telemetry flush together (keep it under the pod's terminationGracePeriodSeconds)."""
     max_duration_s: float | None = None
     guard_interval_s: float = 1.0
     progress_interval_s: float | None = None
@@ -46,3 +47,5 @@ class RunOutcome:
 
     results: RunResults
     exit_code: ExitCode
+    shutdown_left_s: float | None = None
+    """Seconds left of a stopped run's shutdown budget (`--grace`) when it returned."""

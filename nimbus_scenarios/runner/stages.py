@@ -2,41 +2,40 @@
 results, with signals and the deadline. The one place that knows the order of a run.
 
 A stop (a guard, SIGINT/SIGTERM, `--max-duration`) ends scheduling at once; requests in flight
-get `--grace` to finish; cleanup still runs; every result gathered is kept. A second signal
-stops waiting for requests in flight and for cleanup.
+and cleanup share one shutdown budget, `--grace` from the stop; every result gathered is kept,
+and handed to `checkpoint` before cleanup. A second signal stops waiting for requests in flight
+and for cleanup. Cleanup runs only if load was scheduled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from nimbus_scenarios.clock import Clock, LoopClock, within
 from nimbus_scenarios.engine.dispatch import Dispatcher, compile_templates
 from nimbus_scenarios.engine.factory import make_transport
-from nimbus_scenarios.engine.request import PreparedRequest, prepare
+from nimbus_scenarios.engine.request import prepare
 from nimbus_scenarios.engine.transport import LoadTransport
 from nimbus_scenarios.events import Handlers, RunHandler
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSource
-from nimbus_scenarios.results.model import CleanupResult, Stage
+from nimbus_scenarios.results.model import RunResults, Stage
 from nimbus_scenarios.runner.context import Interrupted, RunContext, unless
-from nimbus_scenarios.runner.judging import finish
+from nimbus_scenarios.runner.judging import results_now
 from nimbus_scenarios.runner.load import drain, run_phases, wait_for_windows
 from nimbus_scenarios.runner.monitor import start_watchers
 from nimbus_scenarios.runner.options import RunOptions, RunOutcome
 from nimbus_scenarios.runner.probes import run_hypotheses
+from nimbus_scenarios.runner.shutdown import Signals, cleanup, cleanup_steps
 
 if TYPE_CHECKING:
     from nimbus_scenarios.telemetry import Telemetry
 
 __all__ = ["run_scenario"]
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 async def run_scenario(
@@ -50,8 +49,13 @@ async def run_scenario(
     transport: LoadTransport | None = None,
     telemetry: Telemetry | None = None,
     clock: Clock | None = None,
+    checkpoint: Callable[[RunResults], None] | None = None,
 ) -> RunOutcome:
-    """Play `plan` against `options.url` and return its results and exit code."""
+    """Play `plan` against `options.url` and return its results and exit code.
+
+    `checkpoint` gets the results as they stand just before cleanup (so they can be written
+    before anything that may hang or be killed), the returned outcome has them final.
+    """
     listeners: list[RunHandler] = [telemetry.handler] if telemetry is not None else []
     listeners.extend(handlers)
     if transport is None:
@@ -71,9 +75,10 @@ async def run_scenario(
         events=Handlers(listeners),
         run_id=run_id or uuid.uuid4().hex[:12],
     )
+    trace_id = telemetry.trace_id if telemetry is not None else None
     infrastructure: str | None = None
-    loop = asyncio.get_running_loop()
-    _install_signals(ctx, loop)
+    signals = Signals(ctx)
+    signals.install()
     try:
         ctx.templates = compile_templates(plan.templates, options.url, environ)
         ctx.dispatcher = Dispatcher(
@@ -83,20 +88,29 @@ async def run_scenario(
             observers=(telemetry.observer,) if telemetry and telemetry.observer else (),
             headers_for=telemetry.headers_for if telemetry is not None else None,
         )
-        infrastructure = await _preflight(ctx)
-        if infrastructure is None:
+        if not ctx.state.stop.is_set():
+            infrastructure = await _preflight(ctx)
+        if infrastructure is None and not ctx.state.stop.is_set():
+            ctx.state.started = True
             await _stages(ctx)
-        if ctx.primary:
-            await _cleanup(ctx)
+        # Cleanup undoes what the load did; without load (pre-flight failed or stopped, the
+        # hypothesis failed) there is nothing to undo.
+        if ctx.primary and ctx.state.load_started and cleanup_steps(ctx):
+            if checkpoint is not None:
+                checkpoint(
+                    results_now(ctx, None, scenario_text=scenario_text, trace_id=trace_id).results
+                )
+            await cleanup(ctx)
     finally:
-        _remove_signals(ctx, loop)
+        signals.remove()
         if source is not None:
             with contextlib.suppress(Exception):
                 await source.stop()
         with contextlib.suppress(Exception):
             await transport.aclose()
-    trace_id = telemetry.trace_id if telemetry is not None else None
-    return finish(ctx, infrastructure, scenario_text=scenario_text, trace_id=trace_id)
+    outcome = results_now(ctx, infrastructure, scenario_text=scenario_text, trace_id=trace_id)
+    ctx.events.run_ended(outcome.results)
+    return outcome
 
 
 async def _stages(ctx: RunContext) -> None:
@@ -121,19 +135,27 @@ async def _stages(ctx: RunContext) -> None:
 
 
 async def _preflight(ctx: RunContext) -> str | None:
-    """None if the target answers and the replica source starts; else what is wrong."""
+    """None if the target answers and the replica source starts (or the run was stopped
+    meanwhile: then nothing more happens); else what is wrong."""
     ctx.state.stage = Stage.PREFLIGHT
     request = prepare("GET", ctx.options.url, "/")
     wait = ctx.options.preflight_timeout_s
+    clock = ctx.clock
     try:
-        outcome = await within(ctx.clock, ctx.transport.send(request), ctx.clock.now() + wait)
+        outcome = await unless(
+            ctx.state.stop, within(clock, ctx.transport.send(request), clock.now() + wait)
+        )
+    except Interrupted:
+        return None
     except TimeoutError:
         return f"target {ctx.shown_url} does not answer (no response in {wait:g}s)"
     if outcome.status is None:
         return f"target {ctx.shown_url} does not answer ({outcome.error} error)"
     if ctx.source is not None:
         try:
-            await ctx.source.start()
+            await unless(ctx.state.stop, ctx.source.start())
+        except Interrupted:
+            return None
         except Exception as exc:
             return f"replica source {ctx.source.description}: {exc}"
     return None
@@ -149,69 +171,3 @@ def _start_deadline(ctx: RunContext) -> asyncio.Task[None] | None:
             ctx.request_stop(f"--max-duration of {limit:g}s reached")
 
     return asyncio.ensure_future(deadline())
-
-
-def _cleanup_steps(ctx: RunContext) -> list[tuple[str, PreparedRequest]]:
-    steps: list[tuple[str, PreparedRequest]] = []
-    url = ctx.options.url
-    for step in ctx.plan.cleanup:
-        if step.template is not None and step.template in ctx.templates:
-            steps.append((step.template, ctx.templates[step.template].request))
-        elif step.method is not None and step.path is not None:
-            steps.append((f"{step.method} {step.path}", prepare(step.method, url, step.path)))
-    if ctx.options.consumer_cleanup and not any(
-        request.method == "DELETE" and request.url.endswith("/process/cleanup")
-        for _, request in steps
-    ):
-        steps.append(("DELETE /process/cleanup", prepare("DELETE", url, "/process/cleanup")))
-    return steps
-
-
-async def _cleanup(ctx: RunContext) -> None:
-    """Send the cleanup requests, each bounded by the scenario's timeout plus a second."""
-    steps = _cleanup_steps(ctx)
-    if not steps:
-        return
-    ctx.enter(Stage.CLEANUP)
-    record = ctx.state.cleanup
-    force = ctx.state.force
-    clock = ctx.clock
-    for name, request in steps:
-        if force.is_set():
-            record.append(CleanupResult(name, error="skipped (forced exit)"))
-            continue
-        limit = clock.now() + ctx.plan.settings.timeout_s + 1
-        try:
-            outcome = await unless(force, within(clock, ctx.transport.send(request), limit))
-        except TimeoutError:
-            record.append(CleanupResult(name, error="timeout"))
-        except Interrupted:
-            record.append(CleanupResult(name, error="abandoned (forced exit)"))
-        else:
-            error = None if outcome.error is None else str(outcome.error)
-            record.append(CleanupResult(name, status=outcome.status, error=error))
-
-
-def _install_signals(ctx: RunContext, loop: asyncio.AbstractEventLoop) -> None:
-    if not ctx.options.install_signal_handlers:
-        return
-    for sig in _SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, _on_signal, ctx, sig)
-
-
-def _remove_signals(ctx: RunContext, loop: asyncio.AbstractEventLoop) -> None:
-    if not ctx.options.install_signal_handlers:
-        return
-    for sig in _SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(sig)
-
-
-def _on_signal(ctx: RunContext, sig: signal.Signals) -> None:
-    ctx.state.signals += 1
-    if ctx.state.signals == 1:
-        ctx.request_stop(f"{sig.name} received")
-    else:
-        # A second signal: stop waiting for in-flight requests and cleanup; still write results.
-        ctx.state.force.set()

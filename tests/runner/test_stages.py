@@ -5,87 +5,17 @@ this process through the run's own handlers), and the grace given to requests in
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
-from collections.abc import Sequence
 
 import pytest
 
-from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest
 from nimbus_scenarios.events import Progress, RunHandler, WindowState
 from nimbus_scenarios.exit_codes import ExitCode
-from nimbus_scenarios.language.errors import Source
-from nimbus_scenarios.pipeline import compile_source
-from nimbus_scenarios.results.model import CleanupResult, RunVerdict, ShardInfo, Stage, Verdict
-from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
-from tests.support.checks import assert_run_reconciles
-from tests.support.fakes import Answer, ScriptedReplicaSource, ScriptedTransport, answer_by_path
-
-URL = "http://target.test"
-
-
-def play(
-    text: str,
-    *,
-    answer: Answer | None = None,
-    script: Sequence[tuple[float, int, int]] | None = None,
-    lost_after: float | None = None,
-    handlers: Sequence[RunHandler] = (),
-    signals_at: Sequence[tuple[float, signal.Signals]] = (),
-    **options: object,
-) -> tuple[RunOutcome, ScriptedTransport, ScriptedReplicaSource | None, float]:
-    """Play scenario `text` on a manual clock; the outcome, the fakes and the clock's end.
-
-    `signals_at` delivers each (clock time, signal) to this process while the run's signal
-    handlers are installed (they are, when a signal is to come, or `install_signal_handlers`
-    says so).
-    """
-    plan = compile_source(Source("t.scn", text), watch_given=script is not None)
-    clock = ManualClock()
-    transport = ScriptedTransport(clock, answer) if answer else ScriptedTransport(clock)
-    source = (
-        ScriptedReplicaSource(clock, script, lost_after=lost_after) if script is not None else None
-    )
-    options.setdefault("install_signal_handlers", bool(signals_at))
-    run_options = RunOptions(url=URL, **options)  # type: ignore[arg-type]
-
-    async def deliver() -> None:
-        for at, sig in signals_at:
-            await clock.sleep_until(at)
-            raise_signals(sig)
-
-    async def main() -> RunOutcome:
-        delivery = asyncio.ensure_future(deliver())
-        try:
-            return await clock.run(
-                run_scenario(
-                    plan,
-                    run_options,
-                    source=source,
-                    transport=transport,
-                    clock=clock,
-                    handlers=handlers,
-                    scenario_text=text,
-                )
-            )
-        finally:
-            delivery.cancel()
-
-    outcome = asyncio.run(main())
-    return outcome, transport, source, clock.now()
-
-
-def raise_signals(*signals: signal.Signals) -> None:
-    """Deliver `signals` to this process, as an operator's `kill` would; only while a run's
-    handlers catch them (the default action would end the test session)."""
-    for sig in signals:
-        installed = signal.getsignal(sig)
-        defaults = (signal.SIG_DFL, signal.SIG_IGN, signal.default_int_handler, None)
-        assert installed not in defaults, f"no run is catching {sig.name}"
-        signal.raise_signal(sig)
-
+from nimbus_scenarios.results.model import RunVerdict, ShardInfo, Stage, Verdict
+from tests.support.fakes import answer_by_path
+from tests.support.play import URL, play
 
 RAMP = """
 scenario "ramp" {
@@ -280,39 +210,6 @@ def test_max_duration_stops_the_run_at_its_moment() -> None:
     assert results.phases[0].load.sent == 900
 
 
-def test_cleanup_that_hangs_is_bounded_by_the_timeout() -> None:
-    """A cleanup request never answered ends after the timeout plus a second."""
-    text = GUARDED.replace("abort when errors > 50% over 10s", "settings { timeout 5s }").replace(
-        "5m", "2s"
-    )
-    outcome, _, _, end = play(text, answer=answer_by_path({"cleanup": (1000.0, 200)}))
-    assert [(c.request, c.error) for c in outcome.results.cleanup] == [
-        ("DELETE /process/cleanup", "timeout")
-    ]
-    assert 8.0 <= end <= 9.0
-
-
-def test_requests_in_flight_when_the_grace_runs_out_are_cancelled() -> None:
-    """Stopped at +1 s with 3 s answers in flight and a 0.3 s grace: the 20 requests sent are
-    failed as `cancelled` at +1.3 s, and every count still reconciles."""
-    text = """
-scenario "grace" {
-  request slow = GET "/slow"
-  phase "p" 3s { rate 20/s
-    send slow }
-}
-"""
-    answer = answer_by_path({"slow": (3.0, 200)})
-    outcome, _, _, end = play(text, answer=answer, max_duration_s=1.0, grace_s=0.3)
-    results = outcome.results
-    load = results.phases[0].load
-    assert outcome.exit_code is ExitCode.ABORTED
-    assert (load.sent, load.succeeded, load.failed) == (20, 0, 20)
-    assert load.errors_by_kind == {"cancelled": 20}
-    assert_run_reconciles(results)
-    assert end == pytest.approx(1.3)
-
-
 BEFORE = """
 scenario "b" {
   request probe = GET "/probe"
@@ -327,8 +224,8 @@ scenario "b" {
 
 def test_sigterm_during_before_leaves_the_hypothesis_not_judged() -> None:
     """SIGTERM at +1.7 s, while the second probe (sent at +1.5 s, a 503 after 0.5 s) is in
-    flight: the probe is abandoned, the hypothesis is not judged, no phase runs, cleanup still
-    runs: exit 3 at once, not after the 10 s window."""
+    flight: the probe is abandoned, the hypothesis is not judged, no phase runs and, with no
+    load sent, no cleanup either: exit 3 at once, not after the 10 s window."""
     answer = answer_by_path({"probe": (0.5, 503)})
     outcome, transport, _, end = play(BEFORE, answer=answer, signals_at=[(1.7, signal.SIGTERM)])
     results = outcome.results
@@ -343,7 +240,8 @@ def test_sigterm_during_before_leaves_the_hypothesis_not_judged() -> None:
     assert transport.paths("/work") == []
     assert results.phases[0].ran is False
     assert results.totals.scheduled == 0
-    assert [(c.request, c.status) for c in results.cleanup] == [("DELETE /process/cleanup", 200)]
+    assert results.cleanup == ()
+    assert transport.paths("/process/cleanup") == []
     assert end == pytest.approx(1.7)
 
 
@@ -374,58 +272,6 @@ def test_sigterm_while_a_window_is_pending_leaves_it_not_judged() -> None:
     assert results.phases[0].load.sent == 20
     assert results.lost_at_s is None
     assert end == pytest.approx(3.5)
-
-
-CLEANUP = """
-scenario "c" {
-  request h = GET "/h"
-  phase "load" 1s { rate 10/s
-    send h }
-  cleanup { send DELETE "/slow-cleanup" }
-}
-"""
-
-
-def signalling(answer: Answer, *signals: signal.Signals) -> Answer:
-    """`answer`, after delivering `signals` as the cleanup (the only DELETE) goes out."""
-
-    def answer_and_signal(request: PreparedRequest) -> tuple[float, Outcome]:
-        if request.method == "DELETE":
-            raise_signals(*signals)
-        return answer(request)
-
-    return answer_and_signal
-
-
-def test_sigterm_during_cleanup_lets_the_request_finish() -> None:
-    """SIGTERM as a 2 s cleanup request goes out: it completes and is recorded: exit 3."""
-    answer = signalling(answer_by_path({"slow-cleanup": (2.0, 200)}), signal.SIGTERM)
-    outcome, _, _, end = play(CLEANUP, answer=answer, install_signal_handlers=True)
-    results = outcome.results
-    assert outcome.exit_code is ExitCode.ABORTED
-    assert results.abort is not None
-    assert results.abort.stage is Stage.CLEANUP
-    assert results.cleanup == (CleanupResult("DELETE /slow-cleanup", status=200, error=None),)
-    load = results.phases[0].load
-    assert load.sent == load.succeeded == 10
-    assert end == pytest.approx(3.0)
-
-
-def test_a_second_signal_abandons_a_hanging_cleanup() -> None:
-    """Two SIGTERMs as a never-answered cleanup request goes out: it is abandoned at once
-    (not after its 31 s bound) and the results are kept: exit 3."""
-    answer = signalling(
-        answer_by_path({"slow-cleanup": (1000.0, 200)}), signal.SIGTERM, signal.SIGTERM
-    )
-    outcome, _, _, end = play(CLEANUP, answer=answer, install_signal_handlers=True)
-    results = outcome.results
-    assert outcome.exit_code is ExitCode.ABORTED
-    assert results.abort is not None
-    assert results.abort.stage is Stage.CLEANUP
-    assert results.cleanup == (
-        CleanupResult("DELETE /slow-cleanup", error="abandoned (forced exit)"),
-    )
-    assert end == pytest.approx(1.0)
 
 
 def test_a_target_down_at_pre_flight_sends_no_load() -> None:

@@ -9,6 +9,9 @@
   `stop` may come early, to stop listening mid-run, and may be called again.
 - `ResetServer` misbehaves at the TCP level: it answers the pre-flight `GET /` and resets every
   other connection without a byte of answer.
+- `SilentServer` reads each request, records it, and answers only the paths it is told to,
+  leaving every other request hanging (a pre-flight that never gets an answer, a cleanup that
+  never ends).
 - `serving(app)` serves an aiohttp app on the test's own running loop, for tests that build
   their own handlers; `LoopThread` is the event loop in a thread that the threaded servers
   (and other servers tests drive from outside, such as the Kubernetes API emulator) run on.
@@ -30,7 +33,15 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-__all__ = ["Hit", "HttpServer", "LoopThread", "ResetServer", "free_port", "serving"]
+__all__ = [
+    "Hit",
+    "HttpServer",
+    "LoopThread",
+    "ResetServer",
+    "SilentServer",
+    "free_port",
+    "serving",
+]
 
 MAX_DELAY_S = 30.0
 """The longest `/delay/MS` answer, whatever MS says."""
@@ -204,3 +215,62 @@ class ResetServer:
         with contextlib.suppress(Exception):
             thread.call(self._stop(), 10)
         thread.close()
+
+
+class SilentServer:
+    """A raw TCP server that records every request line and answers 200 only to the paths in
+    `answered`; any other request is left hanging until the client gives up. `requests` lists
+    (method, path) in arrival order."""
+
+    def __init__(self, answered: frozenset[str] = frozenset()) -> None:
+        self.answered = answered
+        self.requests: list[tuple[str, str]] = []
+        self.url = ""
+        self._thread: LoopThread | None = None
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                method, path = [*head.split(b" ", 2), b"", b""][:2]
+                self.requests.append((method.decode("latin-1"), path.decode("latin-1")))
+                if path.decode("latin-1") not in self.answered:
+                    await reader.read()  # hang until the client closes
+                    break
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    def start(self) -> SilentServer:
+        """Start listening from a new thread; `url` is set."""
+        self._thread = LoopThread("silent-server")
+        self.url = self._thread.call(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and end the thread; idempotent."""
+        thread = self._thread
+        if thread is None or thread.closed:
+            return
+        with contextlib.suppress(Exception):
+            thread.call(self._stop(), 10)
+        thread.close()
+
+    def paths(self, method: str) -> list[str]:
+        """The paths of the requests of `method` seen so far."""
+        return [path for m, path in list(self.requests) if m == method]
