@@ -129,6 +129,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         help="HTTP client for the load (default aiohttp, the fastest measured)",
     )
     run.add_argument(
+        "--i-know",
+        action="store_true",
+        help="run a plan whose stress memory in flight is above the ceiling (64 GiB)",
+    )
+    run.add_argument(
         "--grace",
         type=float,
         default=10.0,

@@ -54,6 +54,11 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
         max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
     )
+    from nimbus_scenarios.plan.render import memory_refusal
+
+    refusal = memory_refusal(plan, i_know=args.i_know)
+    if refusal is not None:
+        raise UsageError(refusal)
     url, secret_target = _target(plan, args)
     shard = _shard(args)
     if plan_kills(plan) and not args.allow_chaos:

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_DURATION_S",
     "MAX_PHASES",
     "MAX_STAIRS",
+    "MEMORY_IN_FLIGHT_CEILING_MB",
     "METRIC_SUBJECTS",
     "REPLICA_SUBJECTS",
     "RESERVED",
@@ -35,6 +36,9 @@ MAX_PHASES = 10_000
 MAX_STAIRS = 20_000
 """Stairs of all `steps` shapes together: each is a piece of the compiled timeline, and
 10,000 phases of `steps ... in 10000` would take minutes and gigabytes to compile."""
+MEMORY_IN_FLIGHT_CEILING_MB = 64 * 1024
+"""Stress memory a plan may hold in flight at its peak (rate x hold time x size) before `run`
+refuses it, unless `--i-know` or `settings { memory_in_flight SIZE }` says it is meant."""
 MAX_DURATION_S = 7 * 24 * 3600
 """A run longer than a week is a mistake (`1000h`), refused before anything is scheduled."""
 
@@ -99,6 +103,7 @@ RESERVED = frozenset(
         "succeeds",
         "timeout",
         "max_inflight",
+        "memory_in_flight",
         "connection_max_age",
         "trace_sample",
         "stress_path",

@@ -201,6 +201,8 @@ class Settings:
     trace_sample: float = 100.0
     stress_path: str = "/process"
     headers: tuple[tuple[str, Text], ...] = ()
+    memory_in_flight_mb: float | None = None
+    """What the scenario declares it means to hold in flight (`memory_in_flight`), if it does."""
 
 
 @dataclass(frozen=True, slots=True)

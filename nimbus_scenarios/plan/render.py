@@ -3,13 +3,16 @@ warnings a plan deserves (memory in flight). Reads only the plan."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
+from nimbus_scenarios.language.vocabulary import MEMORY_IN_FLIGHT_CEILING_MB
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan, Template, Text
 
 __all__ = [
     "MEMORY_WARN_MB",
     "memory_in_flight_mb",
+    "memory_refusal",
     "plan_json",
     "plan_table",
     "plan_warnings",
@@ -43,6 +46,12 @@ def plan_json(plan: Plan) -> dict[str, object]:
             "trace_sample": plan.settings.trace_sample,
             "stress_path": plan.settings.stress_path,
             "headers": {k: v.shown() for k, v in plan.settings.headers},
+            # Only when declared, so that plans without it print as they always did.
+            **(
+                {"memory_in_flight_mb": _r(plan.settings.memory_in_flight_mb)}
+                if plan.settings.memory_in_flight_mb is not None
+                else {}
+            ),
         },
         "templates": {name: _template(t) for name, t in plan.templates.items()},
         "phases": [_phase(p) for p in plan.phases],
@@ -153,11 +162,40 @@ def _max_memory(plan: Plan, phase: PhasePlan) -> float:
     return max((s.memory_mb for s in sizes if s is not None), default=0.0)
 
 
+def memory_refusal(plan: Plan, *, i_know: bool = False) -> str | None:
+    """Why `run` refuses this plan's stress memory in flight, if it does: above the ceiling,
+    unless `--i-know` is given or the scenario declares at least as much."""
+    memory = memory_in_flight_mb(plan)
+    declared = plan.settings.memory_in_flight_mb
+    if i_know or memory <= MEMORY_IN_FLIGHT_CEILING_MB:
+        return None
+    if declared is not None and memory <= declared:
+        return None
+    return (
+        f"stress requests plan about {_size(memory)} of memory in flight at peak (rate x hold "
+        f"time x size), above the {_size(MEMORY_IN_FLIGHT_CEILING_MB)} a run takes unasked; "
+        "if that is what you mean, pass --i-know or declare it in the scenario with "
+        f"`settings {{ memory_in_flight {_size_literal(memory)} }}`"
+    )
+
+
+def _size(megabytes: float) -> str:
+    if megabytes >= 1024 * 1024:
+        return f"{megabytes / 1024 / 1024:.1f} TiB"
+    return f"{megabytes / 1024:.1f} GiB"
+
+
+def _size_literal(megabytes: float) -> str:
+    """A size literal at least `megabytes` large, in whole gigabytes."""
+    return f"{math.ceil(megabytes / 1024)}GB"
+
+
 def plan_warnings(plan: Plan) -> list[str]:
     """Things about a valid plan that a user should hear before running it."""
     warnings = []
     memory = memory_in_flight_mb(plan)
-    if memory > MEMORY_WARN_MB:
+    declared = plan.settings.memory_in_flight_mb
+    if memory > MEMORY_WARN_MB and (declared is None or memory > declared):
         warnings.append(
             f"stress requests plan about {memory / 1024:.1f} GiB of memory in flight at peak "
             f"(rate x hold time x size); a consumer pod is limited to 1 GiB, so pods may be "

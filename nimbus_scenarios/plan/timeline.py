@@ -150,6 +150,11 @@ class _Compiler:
                 else defaults.stress_path
             ),
             headers=self.headers(block.headers),
+            memory_in_flight_mb=(
+                self.number(values["memory_in_flight"]) / (1024 * 1024)
+                if "memory_in_flight" in values
+                else None
+            ),
         )
 
     def headers(self, headers: Iterable[n.Header]) -> tuple[tuple[str, Text], ...]:

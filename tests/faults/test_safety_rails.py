@@ -333,3 +333,42 @@ def test_a_target_from_env_is_masked_in_spans(server: HttpServer, tmp_path: Path
     port = server.url.rsplit(":", 1)[1]
     assert server.url.encode() not in exported
     assert f"127.0.0.1:{port}".encode() not in exported
+
+
+HUGE_MEMORY = """
+scenario "huge-memory" {
+  request work = stress cpu 1 memory 500MB for 60s async
+  phase "p" 10s {
+    rate 1000/s
+    send work
+  }
+}
+"""
+
+
+def test_a_plan_of_terabytes_in_flight_is_refused_unless_meant(tmp_path: Path) -> None:
+    """28.6 TiB of stress memory in flight at peak: `run` refuses it (exit 2, nothing sent)
+    above the 64 GiB ceiling, saying how to mean it; `--i-know` or a `memory_in_flight`
+    setting at least that large lets it through (here to a target that is down: exit 4)."""
+    scenario = write_scenario(tmp_path, HUGE_MEMORY)
+    down = f"http://127.0.0.1:{free_port()}"
+    refused = run_cli("run", str(scenario), "--url", down)
+    assert refused.code == 2
+    assert "28.6 TiB of memory in flight" in refused.stderr
+    assert "--i-know" in refused.stderr
+    assert "memory_in_flight 29297GB" in refused.stderr
+    assert_no_traceback(refused.stderr)
+    forced = run_cli("run", str(scenario), "--url", down, "--i-know")
+    assert forced.code == 4, forced.stderr
+    setting = "settings { memory_in_flight 30000GB }\n  request work"
+    declared = write_scenario(
+        tmp_path, HUGE_MEMORY.replace("request work", setting), "declared.scn"
+    )
+    meant = run_cli("run", str(declared), "--url", down)
+    assert meant.code == 4, meant.stderr
+    short = write_scenario(
+        tmp_path,
+        HUGE_MEMORY.replace("request work", "settings { memory_in_flight 1000GB }\n  request work"),
+        "short.scn",
+    )
+    assert run_cli("run", str(short), "--url", down).code == 2

@@ -40,3 +40,14 @@ def test_light_expects_no_scale_up_and_heavy_expects_up_then_down() -> None:
     assert max(e.value for e in ups) >= 3
     assert downs
     assert downs[0].value == 1
+
+
+def test_no_built_in_scenario_needs_to_declare_its_memory() -> None:
+    """Every built-in scenario runs without `--i-know`: under the memory-in-flight ceiling."""
+    from nimbus_scenarios.catalog import builtin_names, builtin_path
+    from nimbus_scenarios.language.syntax import read_source
+    from nimbus_scenarios.plan.render import memory_refusal
+
+    for name in builtin_names():
+        plan = compile_source(read_source(builtin_path(name)))
+        assert memory_refusal(plan) is None, name

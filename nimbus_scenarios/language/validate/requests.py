@@ -44,6 +44,10 @@ def check_settings(check: Checker, block: n.Settings) -> None:
                 path = check.text(setting.value, what)
                 if path is not None and not path.startswith("/"):
                     check.error(f"{what} must start with `/`", setting.value.span)
+            case "memory_in_flight":
+                size = check.value(setting.value, [n.Kind.SIZE], what)
+                if size is not None and size.exact <= 0:
+                    check.error(f"{what} must be above zero", setting.value.span)
     for header in block.headers:
         _header(check, header)
 
