@@ -17,7 +17,8 @@ plain objects. `ApiServer` adds, on top of it and only for these tests:
 - `bookmark_every(s)`: BOOKMARK events on watches that ask for them (`allowWatchBookmarks`),
   carrying the version up to which the stream has sent every change;
 - `silence_watches()`: the open streams stay open but send nothing more, not even their end at
-  `timeoutSeconds` (a proxy or a stuck watch cache), while later watches work;
+  `timeoutSeconds` (a stuck proxy connection), while later watches work; with `new=True` later
+  watches are silent from the start too (a stuck watch cache), until `voice_watches()`;
 - `state.fetches`: every GET of one object, counted.
 
 docs/kmock.md lists the differences from a real API server.
@@ -85,6 +86,7 @@ class ApiState:
     """Every GET of one object: (resource, name)."""
     bookmark_every_s: float | None = None
     bookmarks_sent: int = 0
+    silence_new: bool = False
     down: bool = False
     open_streams: dict[int, _Stream] = field(default_factory=dict)
 
@@ -115,14 +117,20 @@ class ApiServer(kmock.KubernetesEmulator):
         self._wake()
         return len(streams)
 
-    def silence_watches(self) -> int:
+    def silence_watches(self, *, new: bool = False) -> int:
         """Hold every open watch open without sending anything more (events, bookmarks or the
-        end at timeoutSeconds) until it is dropped; new watches are not affected."""
+        end at timeoutSeconds) until it is dropped; with `new`, later watches too. How many
+        were open."""
+        self.state.silence_new = self.state.silence_new or new
         streams = list(self.state.open_streams.values())
         for stream in streams:
             stream.silent = True
         self._wake()
         return len(streams)
+
+    def voice_watches(self) -> None:
+        """New watches speak again (silenced open ones stay silent until dropped)."""
+        self.state.silence_new = False
 
     def bookmark_every(self, seconds: float | None) -> None:
         """Send a BOOKMARK every `seconds` on watches that allow them (None: no more)."""
@@ -248,7 +256,7 @@ class ApiServer(kmock.KubernetesEmulator):
         self.state.watch_params.append(dict(request.params))
         await self.watch_gate.wait()
         yield b""  # the headers go out: the stream is open
-        stream = _Stream(request)
+        stream = _Stream(request, silent=self.state.silence_new)
         key = id(stream)
         self.state.open_streams[key] = stream
         try:
@@ -269,7 +277,7 @@ class ApiServer(kmock.KubernetesEmulator):
         since = params.get("resourceVersion") or "0"
         if since == "0":  # no version: the current state first, as synthetic ADDED events
             cursor = self.state.version
-            for body in self._live(request):
+            for body in [] if stream.silent else self._live(request):
                 yield {"type": "ADDED", "object": body}
         else:
             cursor = int(since)
