@@ -279,8 +279,8 @@ class ClusterReplicaSource:
         match event:
             case Observed(counts, version):
                 self._observe(counts, version)
-            case Contact():
-                self._contact()
+            case Contact(proves):
+                self._contact(prove=proves)
             case Deleted():
                 self._gone()
             case Relisted():
@@ -298,16 +298,17 @@ class ClusterReplicaSource:
         assert self._loop is not None
         return self._loop.time()
 
-    def _contact(self) -> float:
-        """A good answer from the watcher has just arrived, proving the data complete up to
-        now; the loop time."""
+    def _contact(self, *, prove: bool = True) -> float:
+        """A good answer from the watcher has just arrived (proving the data complete up to now,
+        unless it is only a stream ended cleanly); the loop time."""
         now = self._now()
         if not self._closed:
             self._last_contact = now
             self._heard_at = now
             self._failures = 0
             self._first_failure = None
-            self._prove(now)
+            if prove:
+                self._prove(now)
         return now
 
     def _observe(self, counts: DeploymentCounts, version: str | None) -> None:
@@ -378,6 +379,8 @@ class ClusterReplicaSource:
 
     def _lose(self, reason: str) -> None:
         self._lost_at = self._last_contact if self._last_contact is not None else self._now()
+        if self._fresh_until is not None:  # lost: stale from the last contact at the latest
+            self._fresh_until = min(self._fresh_until, self._lost_at)
         self._lost_reason = reason
         log.warning("%s: lost (%s)", self.description, reason)
         self._watcher.halt()

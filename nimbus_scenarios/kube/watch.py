@@ -9,9 +9,10 @@ failures are retried with a doubling delay. `resync()` cuts a stream the loop ha
 (the Deployment changed and the stream did not say so) and watches again from the last version,
 or relists.
 
-Every answer that shows the Deployment is `Observed` with the object's resourceVersion; a
-bookmark and a stream the server ended cleanly are a `Contact`: both prove that nothing was
-missed up to then, which is how the source measures freshness.
+Every answer that shows the Deployment is `Observed` with the object's resourceVersion, and a
+bookmark is a proving `Contact`: both show that nothing was missed up to then, which is how the
+source measures freshness. A stream the server ended cleanly is a `Contact` that proves nothing
+(the connection was alive; whether every change came through, the resumed watch will tell).
 
 The thread owns only its `_Cursor`. Everything it learns is a `WatchEvent`, handed to the event
 loop with `loop.call_soon_threadsafe`: the loop stays the only writer of the source's state and
@@ -136,8 +137,11 @@ class Observed:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """The API proved the watch up to date without news of the Deployment: a bookmark, or a
-    stream the server ended cleanly."""
+    """The API answered without news of the Deployment: a bookmark, which proves every change up
+    to its version was sent (`proves`), or a stream the server ended cleanly, which shows only
+    that the connection was alive."""
+
+    proves: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +354,7 @@ class DeploymentWatcher:
                     as_str(get_in(raw, "metadata", "resourceVersion")) or cursor.version
                 )
                 if kind == "BOOKMARK":  # all changes up to its version were sent
-                    self._post(Contact())
+                    self._post(Contact(proves=True))
                 elif kind == "DELETED":
                     raise _Gone
                 elif isinstance(raw, Mapping):
@@ -363,7 +367,7 @@ class DeploymentWatcher:
             with self._watch_lock:
                 self._watch = None
         if not self._halt.is_set() and not self._resync.is_set():
-            self._post(Contact())  # the server ended the stream cleanly: nothing was missed
+            self._post(Contact())  # the server ended the stream cleanly: it is alive
 
     def _poll(self) -> None:
         try:

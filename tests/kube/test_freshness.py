@@ -82,6 +82,26 @@ def test_without_bookmarks_a_quiet_watch_goes_stale() -> None:
     run(test)
 
 
+def test_a_stream_ended_cleanly_proves_nothing() -> None:
+    """A watch the server ends cleanly (as a proxy in the way might) is resumed, but its end
+    does not prove the data fresh: only events, bookmarks and answers do."""
+
+    async def test(cluster: Cluster) -> None:
+        await cluster.create(DEPLOYMENTS, deployment())
+        async with started(cluster, timing=NO_GETS) as source:
+            first = source.fresh_until
+            await eventually(lambda: cluster.server.open_watches == 1)
+            watches = cluster.server.state.watch_params
+            for count in (2, 3):
+                assert cluster.server.drop_watches(abrupt=False) == 1
+                await eventually(lambda n=count: len(watches) == n)
+                await eventually(lambda: cluster.server.open_watches == 1)
+            assert source.fresh_until == first
+            assert source.lost_at is None
+
+    run(test)
+
+
 def test_gets_prove_a_quiet_watch_fresh() -> None:
     """Without events or bookmarks, a GET every `fresh_interval_s` finds the version the watch
     last delivered: the data stays fresh, and nothing is resynced."""
