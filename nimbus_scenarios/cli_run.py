@@ -294,6 +294,8 @@ class _UnavailableSource:
         self.error = error
         self.samples: list[ReplicaSample] = []
         self.lost_at: float | None = None
+        self.fresh_until: float | None = None
+        self.stale_after_s = 0.0
         self.autoscaler: str | None = None
 
     async def start(self) -> None:

@@ -2,13 +2,17 @@
 
 `judge_window` judges one `within`, `throughout` or `at end` expectation of a phase or the
 scenario over the series the run saw, given how far the run and its replica source got
-(`Seen`). A window is judged only on what was seen: a window the run or the source did not see
-to its end is passed if the condition already held (`within`), failed if it already broke
-(`throughout`), and otherwise not judged, never passed.
+(`Seen`). A window is judged only on data known complete: up to the run's offset, the moment the
+source was lost, and the moment up to which the source proved its data fresh, whichever comes
+first (`Seen.data_until_s`). A window that data does not reach the end of is passed if the
+condition already held (`within`), failed if it already broke (`throughout`), and otherwise not
+judged, never passed; samples recorded after that moment are not used, since a change learnt
+late may have happened earlier. `awaiting_data` says whether waiting could still decide a window.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,7 +21,14 @@ from nimbus_scenarios.language.vocabulary import Subject
 from nimbus_scenarios.plan.model import ExpectationPlan
 from nimbus_scenarios.results.model import Judgement, ReplicaPoint, Verdict
 
-__all__ = ["NO_SOURCE", "Seen", "judge_series", "judge_window", "replica_value"]
+__all__ = [
+    "NO_SOURCE",
+    "Seen",
+    "awaiting_data",
+    "judge_series",
+    "judge_window",
+    "replica_value",
+]
 
 NO_SOURCE = "no replica source: run in the cluster (watch) or with --local"
 
@@ -37,6 +48,18 @@ class Seen:
     lost_at_s: float | None = None
     """When the replica source was lost, if it was."""
     has_source: bool = True
+    fresh_until_s: float = math.inf
+    """How far the source's data is known complete (`ReplicaSource.fresh_until`; -inf: nothing
+    proven yet; inf, the default: not limited)."""
+    stale: bool = False
+    """The source has proven nothing for longer than its bound: its data will not become fresh
+    beyond `fresh_until_s` any more."""
+
+    @property
+    def data_until_s(self) -> float:
+        """How far windows may be judged: the run's offset, the loss, the freshness, the first."""
+        lost = math.inf if self.lost_at_s is None else self.lost_at_s
+        return min(self.until_s, lost, self.fresh_until_s)
 
 
 def replica_value(e: ExpectationPlan, point: ReplicaPoint) -> int:
@@ -56,13 +79,37 @@ def judge_window(e: ExpectationPlan, series: Sequence[ReplicaPoint], seen: Seen)
     cut_short = ran is not None and seen.stopped and ran[1] + 1e-6 < end
     if e.window is not WindowKind.WITHIN and cut_short:
         return Judgement(e, Verdict.NOT_JUDGED, detail="the run stopped before the phase end")
-    lost = seen.lost_at_s
-    until = seen.until_s if lost is None else min(seen.until_s, lost)
+    until = seen.data_until_s
     judgement = judge_series(e, series, start_s=start, end_s=end, seen_until_s=until)
-    if judgement.verdict is Verdict.NOT_JUDGED and lost is None and until < end and seen.stopped:
-        detail = f"the run was stopped at +{max(until, 0.0):.0f}s, before the window closed"
-        return Judgement(e, Verdict.NOT_JUDGED, detail=detail)
-    return judgement
+    if judgement.verdict is not Verdict.NOT_JUDGED or until >= end or not series:
+        return judgement
+    lost = seen.lost_at_s
+    fresh = seen.fresh_until_s
+    if lost is not None:
+        detail = f"the replica source was lost at +{_offset(lost)}s, before the window closed"
+    elif fresh <= until and seen.stale:
+        detail = (
+            f"replica data stale from +{_offset(fresh)}s (the source's last update), "
+            f"before the window closed at +{_offset(end)}s"
+        )
+    elif seen.stopped:
+        detail = f"the run was stopped at +{_offset(seen.until_s)}s, before the window closed"
+    elif fresh <= until:
+        detail = f"replica data proven fresh only to +{_offset(fresh)}s, before the window closed"
+    else:
+        return judgement
+    return Judgement(e, Verdict.NOT_JUDGED, detail=detail)
+
+
+def awaiting_data(e: ExpectationPlan, seen: Seen) -> bool:
+    """Whether more data could still decide window `e`: its end lies beyond the data known
+    complete, and the source may yet prove it (not lost, not stale, the run not stopped)."""
+    if not seen.has_source or seen.stopped or seen.stale or seen.lost_at_s is not None:
+        return False
+    if e.scope != "scenario" and e.scope not in seen.phases_run:
+        return False
+    end = e.end_s if e.end_s is not None else seen.phases_end_s
+    return seen.data_until_s < end
 
 
 def judge_series(
@@ -136,15 +183,14 @@ def _moments(
 
 
 def _unseen(e: ExpectationPlan, seen_until_s: float) -> Judgement:
-    return Judgement(
-        e,
-        Verdict.NOT_JUDGED,
-        # The last contact may precede the run's offset 0 (the pre-flight list): never "+-0s".
-        detail=(
-            f"the replica source was lost at +{max(seen_until_s, 0.0):.0f}s, "
-            "before the window closed"
-        ),
-    )
+    detail = f"the replica source was lost at +{_offset(seen_until_s)}s, before the window closed"
+    return Judgement(e, Verdict.NOT_JUDGED, detail=detail)
+
+
+def _offset(at_s: float) -> str:
+    """A run offset in whole seconds; never negative (the last contact may precede offset 0,
+    the pre-flight list: never "+-0s")."""
+    return f"{max(at_s, 0.0):.0f}"
 
 
 def _at(e: ExpectationPlan, value: int, into_s: float) -> str:

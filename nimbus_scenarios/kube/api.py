@@ -118,7 +118,7 @@ _CUSTOM = "CustomObjectsApi"
 
 GET_DEPLOYMENT: Final = Permission(
     "get", "apps", "deployments", f"{_APPS}.read_namespaced_deployment",
-    "polling when watch is forbidden",
+    "proving the watch fresh after 2 s of silence, and polling when watch is forbidden",
 )  # fmt: skip
 LIST_DEPLOYMENTS: Final = Permission(
     "list", "apps", "deployments", f"{_APPS}.list_namespaced_deployment",

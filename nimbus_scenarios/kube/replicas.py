@@ -9,6 +9,17 @@ replaces it when watch is forbidden) runs in one background thread. That thread 
 the source's state: it hands what it saw to the loop with `loop.call_soon_threadsafe`, and the
 loop stamps each sample with its own clock (`loop.time()`) and decides when the source is lost.
 
+Freshness: a watch that says nothing may be quiet or may be dead (or held open by something in
+between that no longer forwards events), and bookmarks come about once a minute at best, so
+silence proves nothing. Every event, bookmark, list or poll answer proves the samples complete up
+to the moment it arrives (`fresh_until`); when nothing has for `fresh_interval_s`, the loop reads
+the Deployment with a GET and compares its resourceVersion with the last one the watch
+delivered: equal proves the data fresh; different means the watch missed a change, and unless it
+catches up within `behind_grace_s` its stream is cut and the watch resumes from the last version
+(replaying what it missed), or relists if a resync already brought nothing. A proof that comes
+more than `stale_after_s` after the one before does not make the data fresh again: freshness
+stays where the gap began, because what was learnt after the gap may have happened in it.
+
 This module imports `kubernetes`; keep it out of the `validate`/`plan` import path (import it
 lazily where a run needs it).
 """
@@ -30,6 +41,7 @@ from nimbus_scenarios.kube.api import (
     KubeObject,
     api_error,
     check_access,
+    describe_failure,
     get_in,
     needed_permissions,
     unreachable,
@@ -53,7 +65,9 @@ from nimbus_scenarios.kube.watch import (
     WatchEvent,
     WatchMode,
     deployment_counts,
+    get_deployment,
     list_deployment,
+    object_version,
 )
 from nimbus_scenarios.replicas import ReplicaSample
 
@@ -68,6 +82,12 @@ class SourceTiming:
     """How often and how patiently the source talks to the API server (seconds)."""
 
     poll_interval_s: float = 2.0
+    fresh_interval_s: float = 2.0
+    """Prove freshness with a GET when nothing else has for this long."""
+    behind_grace_s: float = 0.5
+    """How long a watch found behind the GET may take to catch up before its stream is cut."""
+    stale_after_s: float = 5.0
+    """Without a proof for this long, the data is stale (from the last proof on, for good)."""
     autoscaler_interval_s: float = 5.0
     watch_timeout_s: int = 300
     request_timeout_s: float = 10.0
@@ -87,7 +107,8 @@ class ClusterReplicaSource:
     Gone relists and watches on, and a 403 on watch falls back to polling every
     `poll_interval_s` (`mode` says which is in use). When the API stays unreachable
     (`lost_after_failures` failed attempts, the first `lost_after_s` ago or more) or the
-    Deployment is deleted, `lost_at` is set and the source stops.
+    Deployment is deleted, `lost_at` is set and the source stops. `fresh_until` is how far the
+    samples are proven complete (the module docstring says how).
     """
 
     def __init__(
@@ -114,6 +135,7 @@ class ClusterReplicaSource:
         self._autoscaler: Autoscaler | None = None
         self._autoscaler_desired: int | None = None
         self._autoscaler_task: asyncio.Task[None] | None = None
+        self._fresh_task: asyncio.Task[None] | None = None
         self._mode = WatchMode.WATCH
         self._relists = 0
         self._lost_at: float | None = None
@@ -122,6 +144,15 @@ class ClusterReplicaSource:
         self._failures = 0
         self._first_failure: float | None = None
         self._stopped = False
+        # Freshness (loop times): the last proof, how far the data is fresh (it stops moving
+        # after a gap longer than stale_after_s), what the watch last delivered and when.
+        self._proven_at: float | None = None
+        self._fresh_until: float | None = None
+        self._stale_from: float | None = None
+        self._delivered_version: str | None = None
+        self._heard_at: float | None = None
+        self._resyncs = 0
+        self._resynced_at: float | None = None
         # Made here, not in start(), so that a stop() during start() halts it before it runs.
         self._watcher = DeploymentWatcher(
             api_client, namespace, deployment, self._timing, self._on_watch
@@ -144,6 +175,16 @@ class ClusterReplicaSource:
         return self._lost_at
 
     @property
+    def fresh_until(self) -> float | None:
+        """Loop time up to which the samples are proven complete (None before `start()`)."""
+        return self._fresh_until
+
+    @property
+    def stale_after_s(self) -> float:
+        """Without a proof for this long, the data is stale."""
+        return self._timing.stale_after_s
+
+    @property
     def autoscaler(self) -> str | None:
         """`HorizontalPodAutoscaler ns/name` or `ScaledObject ns/name`, when one targets it."""
         if self._autoscaler is None:
@@ -164,6 +205,11 @@ class ClusterReplicaSource:
     def relists(self) -> int:
         """How many times a 410 Gone made the source relist."""
         return self._relists
+
+    @property
+    def resyncs(self) -> int:
+        """How many times a watch stream was found to have missed a change, and was cut."""
+        return self._resyncs
 
     async def start(self) -> None:
         """Check access, record the first sample and begin watching.
@@ -188,8 +234,9 @@ class ClusterReplicaSource:
         self._selector = label_selector(get_in(deployment, "spec", "selector"))
         self._autoscaler = autoscaler
         self._autoscaler_desired = desired
-        self._observe(deployment_counts(deployment))
+        self._observe(deployment_counts(deployment), object_version(deployment))
         self._watcher.start(loop, version or None)
+        self._fresh_task = loop.create_task(self._keep_fresh())
         if autoscaler is not None:
             self._autoscaler_task = loop.create_task(self._follow_autoscaler(autoscaler))
 
@@ -197,10 +244,11 @@ class ClusterReplicaSource:
         """Stop watching; waits up to `stop_timeout_s` for the watcher thread to end."""
         self._stopped = True
         self._watcher.halt()
-        if self._autoscaler_task is not None:
-            self._autoscaler_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._autoscaler_task
+        for task in (self._autoscaler_task, self._fresh_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         watcher = self._watcher
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timing.stop_timeout_s
@@ -229,10 +277,10 @@ class ClusterReplicaSource:
     def _on_watch(self, event: WatchEvent) -> None:
         """What the watcher thread saw, run on the loop."""
         match event:
-            case Observed(counts):
-                self._observe(counts)
-            case Contact():
-                self._contact()
+            case Observed(counts, version):
+                self._observe(counts, version)
+            case Contact(proves):
+                self._contact(prove=proves)
             case Deleted():
                 self._gone()
             case Relisted():
@@ -250,22 +298,44 @@ class ClusterReplicaSource:
         assert self._loop is not None
         return self._loop.time()
 
-    def _contact(self) -> float:
-        """A good answer from the API has just arrived; the loop time."""
+    def _contact(self, *, prove: bool = True) -> float:
+        """A good answer from the watcher has just arrived (proving the data complete up to now,
+        unless it is only a stream ended cleanly); the loop time."""
         now = self._now()
         if not self._closed:
             self._last_contact = now
+            self._heard_at = now
             self._failures = 0
             self._first_failure = None
+            if prove:
+                self._prove(now)
         return now
 
-    def _observe(self, counts: DeploymentCounts) -> None:
+    def _observe(self, counts: DeploymentCounts, version: str | None) -> None:
         if self._closed:
             return
         now = self._contact()
+        self._delivered_version = version
         if counts != self._counts:
             self._counts = counts
             self._append(now)
+
+    def _prove(self, at: float) -> None:
+        """Nothing was missed up to `at`: the data is fresh to there, unless the last proof is
+        more than `stale_after_s` older, in which case it stays stale from that last proof."""
+        if self._closed:
+            return
+        last = self._proven_at
+        if last is not None and at - last > self._timing.stale_after_s and self._stale_from is None:
+            self._stale_from = last
+            log.warning(
+                "%s: nothing proved the replica data fresh for %.1fs; stale from then on",
+                self.description,
+                at - last,
+            )
+        self._proven_at = at if last is None else max(last, at)
+        if self._stale_from is None:
+            self._fresh_until = self._proven_at
 
     def _append(self, now: float) -> None:
         counts = self._counts
@@ -309,12 +379,69 @@ class ClusterReplicaSource:
 
     def _lose(self, reason: str) -> None:
         self._lost_at = self._last_contact if self._last_contact is not None else self._now()
+        if self._fresh_until is not None:  # lost: stale from the last contact at the latest
+            self._fresh_until = min(self._fresh_until, self._lost_at)
         self._lost_reason = reason
         log.warning("%s: lost (%s)", self.description, reason)
         self._watcher.halt()
         self._watcher.interrupt()
-        if self._autoscaler_task is not None:
-            self._autoscaler_task.cancel()
+        for task in (self._autoscaler_task, self._fresh_task):
+            if task is not None:
+                task.cancel()
+
+    # ------------------------------------------------------------ freshness
+    async def _keep_fresh(self) -> None:
+        """Whenever nothing has proved the data fresh for `fresh_interval_s`, read the
+        Deployment: the version the watch delivered proves it; another one means the watch
+        missed a change, and its stream is cut unless it catches up within `behind_grace_s`."""
+        timing = self._timing
+        attempted = self._now()
+        while not self._closed:
+            since = attempted if self._proven_at is None else max(self._proven_at, attempted)
+            await asyncio.sleep(max(since + timing.fresh_interval_s - self._now(), 0.0))
+            now = self._now()
+            proven = self._proven_at
+            if self._closed:
+                return
+            if self._mode is WatchMode.POLL:  # each poll answer proves itself
+                attempted = now
+                continue
+            if proven is not None and now - proven < timing.fresh_interval_s:
+                continue  # an event or a bookmark came meanwhile
+            attempted = now
+            try:
+                deployment = await asyncio.to_thread(
+                    get_deployment,
+                    self._api,
+                    self.namespace,
+                    self.deployment,
+                    timing.request_timeout_s,
+                )
+            except Exception as exc:  # the watcher's own attempts decide when it is lost
+                log.info("%s: freshness check failed: %s", self.description, describe_failure(exc))
+                continue
+            version = object_version(deployment)
+            if self._closed or version is None:
+                continue
+            if version == self._delivered_version:
+                self._prove(attempted)
+                continue
+            await asyncio.sleep(timing.behind_grace_s)
+            heard = self._heard_at
+            if not self._closed and (heard is None or heard < attempted):
+                self._resync()
+
+    def _resync(self) -> None:
+        """The watch stream missed a change: cut it and watch again from the last version seen,
+        or relist if the last resync brought nothing."""
+        heard = self._heard_at
+        last = self._resynced_at
+        relist = last is not None and (heard is None or heard < last)
+        self._resyncs += 1
+        self._resynced_at = self._now()
+        action = "relisting" if relist else "watching again from the last version seen"
+        log.warning("%s: the watch missed a change; %s", self.description, action)
+        self._watcher.resync(relist=relist)
 
     # ------------------------------------------------------------ autoscaler
     async def _follow_autoscaler(self, autoscaler: Autoscaler) -> None:

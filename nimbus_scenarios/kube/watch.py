@@ -2,9 +2,17 @@
 followed through the API from a background thread, because the official client blocks.
 
 `DeploymentWatcher` lists the Deployment when it has no resourceVersion to start from, then
-watches it (with bookmarks): a dropped stream resumes from the last resourceVersion seen, so no
-change is lost; 410 Gone (that version was compacted) relists and watches on; 403 on watch falls
-back to polling with get; other failures are retried with a doubling delay.
+watches it, asking for bookmarks (`allowWatchBookmarks`): a dropped stream resumes from the last
+resourceVersion seen (an event's or a bookmark's), so no change is lost; 410 Gone (that version
+was compacted) relists and watches on; 403 on watch falls back to polling with get; other
+failures are retried with a doubling delay. `resync()` cuts a stream the loop has found silent
+(the Deployment changed and the stream did not say so) and watches again from the last version,
+or relists.
+
+Every answer that shows the Deployment is `Observed` with the object's resourceVersion, and a
+bookmark is a proving `Contact`: both show that nothing was missed up to then, which is how the
+source measures freshness. A stream the server ended cleanly is a `Contact` that proves nothing
+(the connection was alive; whether every change came through, the resumed watch will tell).
 
 The thread owns only its `_Cursor`. Everything it learns is a `WatchEvent`, handed to the event
 loop with `loop.call_soon_threadsafe`: the loop stays the only writer of the source's state and
@@ -53,7 +61,9 @@ __all__ = [
     "WatchMode",
     "WatchTiming",
     "deployment_counts",
+    "get_deployment",
     "list_deployment",
+    "object_version",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,17 +112,36 @@ def list_deployment(
     return version, (items[0] if items else None)
 
 
+def get_deployment(
+    api: k8s.ApiClient, namespace: str, deployment: str, timeout: float
+) -> KubeObject:
+    """The Deployment, read by name (a quorum read: the latest state). Blocking; errors raise
+    `ApiException` (404 when it is gone) or a transport error."""
+    return call_json(api, GET_DEPLOYMENT, deployment, namespace, _request_timeout=timeout)
+
+
+def object_version(obj: object) -> str | None:
+    """An object's own resourceVersion (compared for equality only, as the API asks)."""
+    return as_str(get_in(obj, "metadata", "resourceVersion"))
+
+
 # ---------------------------------------------------------------- what the thread reports
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """The Deployment as a list, a watch event or a poll just showed it."""
+    """The Deployment as a list, a watch event or a poll just showed it, with its own
+    resourceVersion (None if it carried none)."""
 
     counts: DeploymentCounts
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """The API answered without news of the Deployment (a bookmark, a cleanly ended stream)."""
+    """The API answered without news of the Deployment: a bookmark, which proves every change up
+    to its version was sent (`proves`), or a stream the server ended cleanly, which shows only
+    that the connection was alive."""
+
+    proves: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +225,8 @@ class DeploymentWatcher:
         self._thread: threading.Thread | None = None
         self._watch_lock = threading.Lock()
         self._watch: k8s_watch.Watch | None = None
+        self._resync = threading.Event()
+        self._relist = threading.Event()
 
     def start(self, loop: asyncio.AbstractEventLoop, version: str | None) -> None:
         """Start the thread, watching from `version` (None: list first). Once halted (even
@@ -223,6 +254,14 @@ class DeploymentWatcher:
             watch = self._watch
         if watch is not None:
             watch.stop()  # type: ignore[no-untyped-call]  # kubernetes.watch is unannotated
+
+    def resync(self, *, relist: bool) -> None:
+        """Cut the open stream and watch again from the last resourceVersion seen (replaying
+        what the stream missed), or relist first; neither counts as a failure."""
+        if relist:
+            self._relist.set()
+        self._resync.set()
+        self.interrupt()
 
     # ------------------------------------------------------------ the thread
     def _post(self, event: WatchEvent) -> None:
@@ -270,13 +309,18 @@ class DeploymentWatcher:
             self._poll()
             self._halt.wait(self._timing.poll_interval_s)
             return
-        if cursor.version is None:  # first start without a version, or after 410 Gone
+        if self._resync.is_set():  # the loop cut a silent stream
+            self._resync.clear()
+            if self._relist.is_set():
+                self._relist.clear()
+                cursor.version = None
+        if cursor.version is None:  # first start without a version, after 410 Gone, or resync
             version, deployment = list_deployment(
                 self._api, self._namespace, self._deployment, self._timing.request_timeout_s
             )
             if deployment is None:
                 raise _Gone
-            self._post(Observed(deployment_counts(deployment)))
+            self._post(Observed(deployment_counts(deployment), object_version(deployment)))
             cursor.version = version or None
             if cursor.version is None:
                 raise ClusterError("the list carried no resourceVersion to watch from")
@@ -290,7 +334,7 @@ class DeploymentWatcher:
         with self._watch_lock:
             self._watch = watch
         try:
-            if self._halt.is_set():
+            if self._halt.is_set() or self._resync.is_set():
                 return
             events = watch.stream(  # type: ignore[no-untyped-call]
                 WATCH_DEPLOYMENTS.method(self._api),
@@ -309,29 +353,29 @@ class DeploymentWatcher:
                 cursor.version = (
                     as_str(get_in(raw, "metadata", "resourceVersion")) or cursor.version
                 )
-                if kind == "BOOKMARK":
-                    self._post(Contact())
+                if kind == "BOOKMARK":  # all changes up to its version were sent
+                    self._post(Contact(proves=True))
                 elif kind == "DELETED":
                     raise _Gone
                 elif isinstance(raw, Mapping):
-                    self._post(Observed(deployment_counts(raw)))
+                    self._post(Observed(deployment_counts(raw), object_version(raw)))
+        except Exception:
+            if self._resync.is_set() and not self._halt.is_set():
+                return  # the loop cut this stream on purpose: not a failure
+            raise
         finally:
             with self._watch_lock:
                 self._watch = None
-        if not self._halt.is_set():
+        if not self._halt.is_set() and not self._resync.is_set():
             self._post(Contact())  # the server ended the stream cleanly: it is alive
 
     def _poll(self) -> None:
         try:
-            deployment = call_json(
-                self._api,
-                GET_DEPLOYMENT,
-                self._deployment,
-                self._namespace,
-                _request_timeout=self._timing.request_timeout_s,
+            deployment = get_deployment(
+                self._api, self._namespace, self._deployment, self._timing.request_timeout_s
             )
         except ApiException as exc:
             if exc.status == 404:
                 raise _Gone from None
             raise
-        self._post(Observed(deployment_counts(deployment)))
+        self._post(Observed(deployment_counts(deployment), object_version(deployment)))

@@ -4,7 +4,9 @@ Its place: the `local` stage, plugged into the runner where the cluster's Deploy
 would be. It records a `ReplicaSample` (on the event loop's clock, like every source) when the
 fleet's ready, desired or current count changes, plus one when it starts; `autoscaler` in each
 sample is the fleet's desired count (the local autoscaler's decision). A local fleet is never
-"lost". `kill_pods` delegates to the fleet (SIGKILL; the fleet replaces the replicas).
+"lost", and its data is fresh up to now while the source follows it: the fleet tells the source
+of every change as it makes it, so nothing can be missing. `kill_pods` delegates to the fleet
+(SIGKILL; the fleet replaces the replicas).
 
 The fleet is normally started by the caller (the load generator needs its URL first) and then
 only observed; if it is not started yet, `start()` starts it and `stop()` stops it again.
@@ -20,6 +22,9 @@ from nimbus_scenarios.replicas import ReplicaSample
 
 __all__ = ["LocalReplicaSource"]
 
+_STALE_AFTER_S = 1.0
+"""The staleness bound the source reports; it is fresh up to now for as long as it runs."""
+
 
 class LocalReplicaSource:
     """A `ReplicaSource` over a local fleet of reference consumers."""
@@ -29,6 +34,8 @@ class LocalReplicaSource:
         self._samples: list[ReplicaSample] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._owns_fleet = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped_at: float | None = None
 
     @property
     def description(self) -> str:
@@ -47,6 +54,19 @@ class LocalReplicaSource:
         return None
 
     @property
+    def fresh_until(self) -> float | None:
+        """Now while the source follows the fleet (every change reaches it as it is made); the
+        moment it stopped following, once stopped; None before it started."""
+        if self._unsubscribe is not None and self._loop is not None:
+            return self._loop.time()
+        return self._stopped_at
+
+    @property
+    def stale_after_s(self) -> float:
+        """A bound the source never reaches while it follows the fleet."""
+        return _STALE_AFTER_S
+
+    @property
     def autoscaler(self) -> str | None:
         """The local autoscaler and its triggers."""
         return self.fleet.autoscaler_description
@@ -58,13 +78,15 @@ class LocalReplicaSource:
         if not self.fleet.started:
             self._owns_fleet = True
             await self.fleet.start()
+        self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.fleet.subscribe(self._record)
         counts = self.fleet.counts()
-        self._append(asyncio.get_running_loop().time(), counts)
+        self._append(self._loop.time(), counts)
 
     async def stop(self) -> None:
         """Stop following the fleet; stop the fleet too if `start()` started it."""
         if self._unsubscribe is not None:
+            self._stopped_at = self.fresh_until
             self._unsubscribe()
             self._unsubscribe = None
         if self._owns_fleet:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -141,20 +142,35 @@ class RunContext:
 
     def seen(self, until_s: float | None = None) -> Seen:
         """How far the run and its replica source got: what windows may be judged on."""
-        lost = self.source.lost_at if self.source is not None else None
+        source = self.source
+        lost = source.lost_at if source is not None else None
         until = self.now_s() if until_s is None else until_s
         phases_run = dict(self.state.phases_run)
         if self.state.running is not None:
             name, start = self.state.running
             phases_run.setdefault(name, (start, until))
+        fresh = source.fresh_until if source is not None else None
         return Seen(
             until_s=until,
             phases_run=phases_run,
             phases_end_s=self.plan.phases_end_s,
             stopped=self.state.abort is not None,
             lost_at_s=None if lost is None else lost - self.origin,
-            has_source=self.source is not None,
+            has_source=source is not None,
+            fresh_until_s=(
+                math.inf if source is None else -math.inf if fresh is None else fresh - self.origin
+            ),
+            stale=self.replicas_stale(),
         )
+
+    def replicas_stale(self) -> bool:
+        """Whether the replica source has stopped proving its data fresh: nothing proven for
+        longer than its `stale_after_s`, or nothing proven at all."""
+        source = self.source
+        if source is None:
+            return False
+        fresh = source.fresh_until
+        return fresh is None or self.clock.now() - fresh > source.stale_after_s
 
     def replica_expectations(self) -> list[ExpectationPlan]:
         """The replica windows of the phases and the scenario, in plan order."""

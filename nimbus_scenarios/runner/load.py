@@ -1,5 +1,6 @@
 """The load stages: the phases (open-model pacers, closed-model users, pod kills, guards), the
-wait for replica windows that run past the last phase, and the drain of requests in flight.
+wait for replica windows that run past the last phase (or whose data is not yet proven fresh to
+their end), and the drain of requests in flight.
 
 Every wait is on the run's clock and ends early when the run is stopped.
 """
@@ -14,15 +15,15 @@ from nimbus_scenarios.engine.pacer import run_open
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.engine.users import run_users
 from nimbus_scenarios.judge.guards import check_guards
-from nimbus_scenarios.judge.windows import NO_SOURCE, judge_window
-from nimbus_scenarios.plan.model import PhasePlan
+from nimbus_scenarios.judge.windows import NO_SOURCE, awaiting_data, judge_window
+from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan
 from nimbus_scenarios.results.model import KillResult, Stage, Verdict
 from nimbus_scenarios.runner.context import RunContext
 
 __all__ = ["drain", "run_phases", "wait_for_windows"]
 
 PENDING_POLL_S = 0.5
-"""How often the pending stage looks whether the open windows have all passed."""
+"""How often the pending stage looks whether the open windows are all decided."""
 
 
 async def run_phases(ctx: RunContext) -> None:
@@ -124,35 +125,41 @@ async def _guard_loop(ctx: RunContext) -> None:
 
 
 async def wait_for_windows(ctx: RunContext) -> None:
-    """Wait, without load, for replica windows that run past the last phase."""
-    if ctx.state.stop.is_set() or ctx.source is None:
+    """Wait, without load, until every replica window is decided: for windows that run past the
+    last phase, and for the source to prove its data fresh past the windows' ends. The wait
+    ends early when the run is stopped or the data goes stale (or the source is lost): what is
+    still open then is not judged."""
+    source = ctx.source
+    if ctx.state.stop.is_set() or source is None:
         return
     windows = ctx.replica_expectations()
-    end = max((e.end_s for e in windows if e.end_s is not None), default=0.0)
-    if end <= ctx.now_s():
+    if not _undecided(ctx, windows):
         return
     ctx.enter(Stage.PENDING)
+    clock = ctx.clock
+    end = max([ctx.plan.phases_end_s, *(e.end_s for e in windows if e.end_s is not None)])
+    # A source proves itself within `stale_after_s` or goes stale: past this, nothing can change.
+    deadline = clock.now() + max(end - ctx.now_s(), 0.0) + source.stale_after_s + PENDING_POLL_S
     guards = asyncio.ensure_future(_guard_loop(ctx))
     try:
-        while ctx.now_s() < end:
-            now = ctx.now_s()
-            seen = ctx.seen(now)
-            points = ctx.replica_points()
-            still_open = [
-                e
-                for e in windows
-                if e.end_s is not None
-                and e.end_s > now
-                and judge_window(e, points, seen).verdict is not Verdict.PASSED
-            ]
-            if not still_open or ctx.source.lost_at is not None:
-                break
-            if not await ctx.sleep_until(ctx.clock.now() + PENDING_POLL_S):
+        while _undecided(ctx, windows) and clock.now() < deadline:
+            if not await ctx.sleep_until(min(clock.now() + PENDING_POLL_S, deadline)):
                 break
     finally:
         guards.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await guards
+
+
+def _undecided(ctx: RunContext, windows: list[ExpectationPlan]) -> list[ExpectationPlan]:
+    """The windows that are neither passed nor failed yet, and that more data could decide."""
+    seen = ctx.seen()
+    points = ctx.replica_points()
+    return [
+        e
+        for e in windows
+        if awaiting_data(e, seen) and judge_window(e, points, seen).verdict is Verdict.NOT_JUDGED
+    ]
 
 
 async def drain(ctx: RunContext) -> None:

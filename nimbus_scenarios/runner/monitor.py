@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from nimbus_scenarios.events import Progress, WindowState, WindowStatus
-from nimbus_scenarios.judge.windows import judge_window
+from nimbus_scenarios.judge.windows import awaiting_data, judge_window
 from nimbus_scenarios.results.model import Stage, Verdict
 from nimbus_scenarios.runner.context import RunContext
 
@@ -24,7 +24,8 @@ _STATE_OF = {
 
 
 def window_states(ctx: RunContext) -> tuple[WindowStatus, ...]:
-    """Each replica window so far: waiting, open, passed, failed (or not judged once closed)."""
+    """Each replica window so far: waiting, open, passed, failed (or not judged once closed and
+    no proof of fresh data can come any more)."""
     now = ctx.now_s()
     seen = ctx.seen(now)
     points = ctx.replica_points()
@@ -35,7 +36,9 @@ def window_states(ctx: RunContext) -> tuple[WindowStatus, ...]:
             continue
         verdict = judge_window(e, points, seen).verdict
         closed = e.end_s is not None and e.end_s <= now
-        state = _STATE_OF[verdict] if closed or verdict is Verdict.PASSED else WindowState.OPEN
+        decided = verdict is not Verdict.NOT_JUDGED or not awaiting_data(e, seen)
+        final = (closed and decided) or verdict is Verdict.PASSED
+        state = _STATE_OF[verdict] if final else WindowState.OPEN
         states.append(WindowStatus(e.text, state))
     return tuple(states)
 

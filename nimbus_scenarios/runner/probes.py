@@ -2,8 +2,8 @@
 
 `expect NAME succeeds [within D]` sends the request every second (and once more at the
 window's end) until it succeeds; `expect replicas CMP N within D` watches the replica source
-until the condition holds. A stop abandons a probe in flight: the expectation is then not
-judged either way.
+until the condition holds, judging only on data the source has proven fresh (stale data is not
+judged). A stop abandons a probe in flight: the expectation is then not judged either way.
 """
 
 from __future__ import annotations
@@ -73,29 +73,46 @@ async def _succeeds(ctx: RunContext, e: ExpectationPlan) -> Judgement:
 
 
 async def _replicas(ctx: RunContext, e: ExpectationPlan) -> Judgement:
+    """Watch the source until the condition holds at a moment of the window that its data is
+    proven fresh at; failed only once the data is proven fresh to the window's end without it
+    holding; not judged if the data goes stale first (or the source is lost)."""
     source = ctx.source
     if source is None:
         return Judgement(e, Verdict.NOT_JUDGED, detail=NO_SOURCE)
     clock = ctx.clock
     started = clock.now()
-    window = e.window_s or 0.0
+    closes = started + (e.window_s or 0.0)
+    observed = None
     while True:
-        samples = source.samples
-        latest = samples[-1] if samples else None
         if source.lost_at is not None:
             return Judgement(e, Verdict.NOT_JUDGED, detail="the replica source was lost")
-        observed = None
-        if latest is not None:
-            observed = replica_value(e, ReplicaPoint(0.0, latest.ready, latest.desired))
-            if e.comparator.holds(observed, e.value):
-                return Judgement(
-                    e, Verdict.PASSED, observed, clock.now() - started, f"{observed} replicas"
-                )
-        if clock.now() - started >= window:
-            return Judgement(e, Verdict.FAILED, observed, None, "never held in the window")
-        if not await ctx.sleep_until(min(clock.now() + REPLICA_POLL_S, started + window)):
+        fresh = source.fresh_until
+        known = None if fresh is None else min(fresh, closes)
+        if known is not None and known >= started:
+            # The latest sample at or before `known` held from its time through `known`.
+            latest = next((s for s in reversed(source.samples) if s.at <= known), None)
+            if latest is not None:
+                observed = replica_value(e, ReplicaPoint(0.0, latest.ready, latest.desired))
+                if e.comparator.holds(observed, e.value):
+                    return Judgement(
+                        e, Verdict.PASSED, observed, clock.now() - started, f"{observed} replicas"
+                    )
+            if known >= closes:
+                return Judgement(e, Verdict.FAILED, observed, None, "never held in the window")
+        if ctx.replicas_stale():
+            return Judgement(e, Verdict.NOT_JUDGED, detail=_stale(ctx, fresh, observed))
+        wake = clock.now() + REPLICA_POLL_S
+        if not await ctx.sleep_until(wake if clock.now() >= closes else min(wake, closes)):
             last = "" if observed is None else f"{observed} replicas"
             return _stopped(e, "before the window closed", last)
+
+
+def _stale(ctx: RunContext, fresh: float | None, observed: int | None) -> str:
+    """Why a replica probe is not judged: the source stopped proving its data fresh."""
+    if fresh is None:
+        return "replica data never proven fresh"
+    last = "" if observed is None else f"; last: {observed} replicas"
+    return f"replica data stale: nothing from the source for {ctx.clock.now() - fresh:.0f}s{last}"
 
 
 def _stopped(e: ExpectationPlan, when: str, last: str) -> Judgement:

@@ -173,6 +173,10 @@ class KubeApi:
         """Forget history: a watch from an older resourceVersion gets 410 Gone."""
         self._on_loop(lambda api: api.compact())
 
+    def silence_watches(self) -> int:
+        """Hold every open watch open, sending nothing more; how many there were."""
+        return self._on_loop(lambda api: api.silence_watches())
+
     @property
     def open_watches(self) -> int:
         """Watch streams open now."""
@@ -181,6 +185,10 @@ class KubeApi:
     def watches(self) -> list[dict[str, str]]:
         """The query parameters of every watch request so far."""
         return self._on_loop(lambda api: [dict(p) for p in api.state.watch_params])
+
+    def deployment_gets(self) -> int:
+        """How many times the Deployment was read by name (the run's freshness proofs)."""
+        return self._on_loop(lambda api: api.state.fetches.count(("deployments", DEPLOYMENT)))
 
     def deployment_lists(self) -> int:
         """How many times the Deployment was listed (the first sample, and each relist)."""

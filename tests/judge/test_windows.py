@@ -1,11 +1,18 @@
 """Replica windows (pure): `within`, `throughout` and `at end` over step series, and what a
-run and its source saw bounding what may be judged. Expectations are compiled from text."""
+run and its source saw (how far, and how far the data is proven fresh) bounding what may be
+judged. Expectations are compiled from text."""
 
 from __future__ import annotations
 
 from functools import cache
 
-from nimbus_scenarios.judge.windows import NO_SOURCE, Seen, judge_series, judge_window
+from nimbus_scenarios.judge.windows import (
+    NO_SOURCE,
+    Seen,
+    awaiting_data,
+    judge_series,
+    judge_window,
+)
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import ExpectationPlan
@@ -223,3 +230,99 @@ def test_a_lost_source_bounds_what_is_judged() -> None:
     judgement = judge_window(e, SERIES, seen(lost_at_s=3.0))
     assert judgement.verdict is Verdict.NOT_JUDGED
     assert "lost at +3s" in judgement.detail
+
+
+# ---------------------------------------------------------------- freshness
+def stale_from(fresh_until_s: float, **changes: object) -> Seen:
+    """What a run saw whose source proved its data fresh only up to `fresh_until_s`, then went
+    stale (the run itself went on to +12 s)."""
+    return seen(fresh_until_s=fresh_until_s, stale=True, **changes)
+
+
+def test_within_met_before_the_data_went_stale_passes() -> None:
+    """3 ready at +4 s, data stale from +4.5 s: the window had already passed."""
+    e = expectations()["expect replicas >= 3 within 5s"]
+    judgement = judge_window(e, SERIES, stale_from(4.5))
+    assert (judgement.verdict, judgement.met_at_s) == (Verdict.PASSED, 4.0)
+
+
+def test_within_not_met_when_the_data_went_stale_is_not_judged_never_failed() -> None:
+    """Never 5 ready up to +3 s, stale from there: not judged, naming the staleness and when;
+    the same window on data fresh to its end fails."""
+    e = expectations()["expect ready replicas >= 5 within 5s"]
+    judgement = judge_window(e, SERIES, stale_from(3.0))
+    assert judgement.verdict is Verdict.NOT_JUDGED
+    assert judgement.detail == (
+        "replica data stale from +3s (the source's last update), before the window closed at +5s"
+    )
+    assert judge_window(e, SERIES, seen(fresh_until_s=12.0)).verdict is Verdict.FAILED
+
+
+def test_throughout_without_a_violation_but_stale_before_its_end_is_not_judged() -> None:
+    """`>= 1 throughout` held up to +6 s, when the data went stale: not judged, not passed."""
+    e = expectations()["expect replicas >= 1 throughout"]
+    judgement = judge_window(e, SERIES, stale_from(6.0))
+    assert judgement.verdict is Verdict.NOT_JUDGED
+    assert judgement.detail.startswith("replica data stale from +6s")
+    assert judge_window(e, SERIES, seen(fresh_until_s=10.0)).verdict is Verdict.PASSED
+
+
+def test_throughout_broken_before_the_data_went_stale_fails() -> None:
+    """1 ready at the start breaks `>= 2 throughout`, whatever came after."""
+    e = expectations()["expect replicas >= 2 throughout"]
+    judgement = judge_window(e, SERIES, stale_from(1.0))
+    assert (judgement.verdict, judgement.observed) == (Verdict.FAILED, 1)
+
+
+def test_samples_after_the_fresh_data_are_not_judged_on() -> None:
+    """A drop recorded at +8 s, after the data went stale at +6 s, may have happened earlier or
+    later: `>= 2 throughout` is not judged rather than failed, and a `within` met only then is
+    not passed either."""
+    dropped = [Point(0.0, 3, 3), Point(8.0, 1, 3)]
+    e = expectations()["expect replicas >= 2 throughout"]
+    assert judge_window(e, dropped, stale_from(6.0)).verdict is Verdict.NOT_JUDGED
+    assert judge_window(e, dropped, stale_from(9.0)).verdict is Verdict.FAILED
+    late = [Point(0.0, 1, 1), Point(4.0, 3, 3)]
+    within = expectations()["expect replicas >= 3 within 5s"]
+    assert judge_window(within, late, stale_from(3.0)).verdict is Verdict.NOT_JUDGED
+
+
+def test_at_end_needs_data_fresh_at_the_end() -> None:
+    """1 ready at the end of the phase (+10 s): judged only if the data is fresh to +10 s."""
+    e = expectations()["expect ready replicas == 1 at end"]
+    assert judge_window(e, SERIES, stale_from(9.5)).verdict is Verdict.NOT_JUDGED
+    judged = judge_window(e, SERIES, seen(fresh_until_s=10.0))
+    assert (judged.verdict, judged.met_at_s) == (Verdict.PASSED, 10.0)
+
+
+def test_data_not_yet_proven_to_the_end_is_awaited_until_it_goes_stale() -> None:
+    """Proven fresh to +8 s and not stale: the window is open (more data could decide it); once
+    stale, lost or stopped, or for a phase that did not run, waiting cannot decide it."""
+    e = expectations()["expect replicas >= 1 throughout"]
+    unproven = seen(fresh_until_s=8.0)
+    judgement = judge_window(e, SERIES, unproven)
+    assert judgement.verdict is Verdict.NOT_JUDGED
+    assert judgement.detail == "replica data proven fresh only to +8s, before the window closed"
+    assert awaiting_data(e, unproven)
+    assert not awaiting_data(e, seen(fresh_until_s=10.0))
+    assert not awaiting_data(e, stale_from(8.0))
+    assert not awaiting_data(e, seen(fresh_until_s=8.0, lost_at_s=8.0))
+    assert not awaiting_data(e, seen(fresh_until_s=8.0, stopped=True))
+    assert not awaiting_data(e, seen(fresh_until_s=8.0, phases_run={}))
+    assert not awaiting_data(e, seen(fresh_until_s=8.0, has_source=False))
+
+
+def test_a_lost_source_is_named_before_staleness() -> None:
+    """Lost at +3 s (and so stale from then): the detail names the loss, as before."""
+    e = expectations()["expect replicas >= 3 within 5s"]
+    judgement = judge_window(e, SERIES, stale_from(3.0, lost_at_s=3.0))
+    assert judgement.verdict is Verdict.NOT_JUDGED
+    assert judgement.detail == "the replica source was lost at +3s, before the window closed"
+
+
+def test_what_may_be_judged_is_the_first_of_the_limits() -> None:
+    """The run's offset, the loss and the freshness bound the data; the first one counts."""
+    assert seen(until_s=12.0).data_until_s == 12.0
+    assert seen(until_s=12.0, lost_at_s=7.0, fresh_until_s=9.0).data_until_s == 7.0
+    assert seen(until_s=12.0, lost_at_s=7.0, fresh_until_s=5.0).data_until_s == 5.0
+    assert seen(until_s=4.0, fresh_until_s=5.0).data_until_s == 4.0

@@ -13,7 +13,13 @@ plain objects. `ApiServer` adds, on top of it and only for these tests:
 - a denied set of (verb, group, resource): such requests get 403, and SelfSubjectAccessReviews
   are answered from the same set;
 - `drop_watches()` (abruptly or cleanly) and `watch_gate` (hold new watch requests), to cut the
-  stream and change things while the client is disconnected; `go_down()` to play a dead server.
+  stream and change things while the client is disconnected; `go_down()` to play a dead server;
+- `bookmark_every(s)`: BOOKMARK events on watches that ask for them (`allowWatchBookmarks`),
+  carrying the version up to which the stream has sent every change;
+- `silence_watches()`: the open streams stay open but send nothing more, not even their end at
+  `timeoutSeconds` (a stuck proxy connection), while later watches work; with `new=True` later
+  watches are silent from the start too (a stuck watch cache), until `voice_watches()`;
+- `state.fetches`: every GET of one object, counted.
 
 docs/kmock.md lists the differences from a real API server.
 """
@@ -42,6 +48,7 @@ VERBS = {
     kmock.action.DELETE: "delete",
 }
 WRITES = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
+KINDS = {"deployments": "Deployment", "pods": "Pod"}
 Denied = tuple[str, str, str]  # (verb, group, resource)
 
 
@@ -52,6 +59,7 @@ class _Stream:
     request: kmock.Request
     dropped: bool = False
     abrupt: bool = False
+    silent: bool = False
 
 
 @dataclass
@@ -74,6 +82,11 @@ class ApiState:
     crds: set[tuple[str, str]] = field(default_factory=set)
     watch_params: list[dict[str, str]] = field(default_factory=list)
     list_params: list[dict[str, str]] = field(default_factory=list)
+    fetches: list[tuple[str, str | None]] = field(default_factory=list)
+    """Every GET of one object: (resource, name)."""
+    bookmark_every_s: float | None = None
+    bookmarks_sent: int = 0
+    silence_new: bool = False
     down: bool = False
     open_streams: dict[int, _Stream] = field(default_factory=dict)
 
@@ -103,6 +116,26 @@ class ApiServer(kmock.KubernetesEmulator):
             stream.abrupt = abrupt
         self._wake()
         return len(streams)
+
+    def silence_watches(self, *, new: bool = False) -> int:
+        """Hold every open watch open without sending anything more (events, bookmarks or the
+        end at timeoutSeconds) until it is dropped; with `new`, later watches too. How many
+        were open."""
+        self.state.silence_new = self.state.silence_new or new
+        streams = list(self.state.open_streams.values())
+        for stream in streams:
+            stream.silent = True
+        self._wake()
+        return len(streams)
+
+    def voice_watches(self) -> None:
+        """New watches speak again (silenced open ones stay silent until dropped)."""
+        self.state.silence_new = False
+
+    def bookmark_every(self, seconds: float | None) -> None:
+        """Send a BOOKMARK every `seconds` on watches that allow them (None: no more)."""
+        self.state.bookmark_every_s = seconds
+        self._wake()
 
     @property
     def open_watches(self) -> int:
@@ -146,6 +179,8 @@ class ApiServer(kmock.KubernetesEmulator):
         verb = VERBS.get(request.action) if request.action is not None else None
         if verb is not None and (verb, group, resource.plural) in self.state.denied:
             return _forbidden(verb, group, resource.plural, request.namespace)
+        if request.action == kmock.action.FETCH:
+            self.state.fetches.append((resource.plural, request.name))
         if request.action not in WRITES:
             return await super()._handle(request)
         async with self._write_lock:
@@ -221,7 +256,7 @@ class ApiServer(kmock.KubernetesEmulator):
         self.state.watch_params.append(dict(request.params))
         await self.watch_gate.wait()
         yield b""  # the headers go out: the stream is open
-        stream = _Stream(request)
+        stream = _Stream(request, silent=self.state.silence_new)
         key = id(stream)
         self.state.open_streams[key] = stream
         try:
@@ -242,15 +277,23 @@ class ApiServer(kmock.KubernetesEmulator):
         since = params.get("resourceVersion") or "0"
         if since == "0":  # no version: the current state first, as synthetic ADDED events
             cursor = self.state.version
-            for body in self._live(request):
+            for body in [] if stream.silent else self._live(request):
                 yield {"type": "ADDED", "object": body}
         else:
             cursor = int(since)
             if cursor < self.state.compacted:
                 yield _expired(cursor, self.state.compacted)
                 return
+        bookmarks = params.get("allowWatchBookmarks") == "true"
+        next_bookmark = loop.time()
         while not stream.dropped:
             tick = self._tick
+            if stream.silent:  # held open, saying nothing, until dropped or the client leaves
+                if _gone(request):
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tick.wait(), 0.1)
+                continue
             for event in [e for e in self.state.log if e.version > cursor]:
                 cursor = event.version
                 if (event.group, event.resource) != (group, plural):
@@ -259,9 +302,17 @@ class ApiServer(kmock.KubernetesEmulator):
                     continue
                 if _selected(event.body["object"], params):
                     yield event.body
-            left = deadline - loop.time()
+            now = loop.time()
+            every = self.state.bookmark_every_s
+            if bookmarks and every is not None and now >= next_bookmark:
+                next_bookmark = now + every
+                self.state.bookmarks_sent += 1
+                yield _bookmark(request, cursor)
+            left = deadline - now
             if left <= 0 or stream.dropped:
                 return
+            if bookmarks and every is not None:
+                left = min(left, max(next_bookmark - now, 0.0))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(tick.wait(), left)
 
@@ -281,6 +332,26 @@ class ApiServer(kmock.KubernetesEmulator):
             },
             status=201,
         )
+
+
+def _gone(request: kmock.Request) -> bool:
+    """Whether the client has closed the connection of `request`."""
+    raw = request._raw_request
+    return raw is None or raw.transport is None or raw.transport.is_closing()
+
+
+def _bookmark(request: kmock.Request, version: int) -> dict[str, Any]:
+    """A BOOKMARK event: every change up to `version` was sent; the object carries only that."""
+    assert request.resource is not None
+    group, api_version = request.resource.group or "", request.resource.version or "v1"
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "apiVersion": f"{group}/{api_version}" if group else api_version,
+            "kind": KINDS.get(request.resource.plural or "", ""),
+            "metadata": {"resourceVersion": str(version)},
+        },
+    }
 
 
 def _abort(request: kmock.Request) -> None:

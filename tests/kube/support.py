@@ -29,6 +29,9 @@ SCALEDOBJECTS = f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects"
 
 FAST = SourceTiming(
     poll_interval_s=0.1,
+    fresh_interval_s=0.1,
+    behind_grace_s=0.1,
+    stale_after_s=1.0,
     autoscaler_interval_s=0.1,
     watch_timeout_s=30,
     request_timeout_s=2.0,

@@ -1,7 +1,8 @@
 """The stage driver on a manual clock: whole runs against a scripted target and a scripted
 replica source, played and judged in milliseconds, with times and counts asserted exactly;
 stops too (a guard, `--max-duration`, SIGTERM in each stage and a second signal, delivered to
-this process through the run's own handlers), and the grace given to requests in flight."""
+this process through the run's own handlers), the grace given to requests in flight, and
+replica data that goes stale or is proven fresh only now and then."""
 
 from __future__ import annotations
 
@@ -110,6 +111,127 @@ def test_a_source_lost_mid_window_is_not_judged_never_passed() -> None:
     assert verdicts["expect desired replicas <= 5 throughout"] is Verdict.NOT_JUDGED
     assert outcome.exit_code is ExitCode.INFRASTRUCTURE
     assert outcome.results.lost_at_s == 20.0
+
+
+FRESHNESS = """
+scenario "fresh" {
+  watch deployment "consumer"
+  request h = GET "/h"
+  phase "load" 8s { rate 10/s
+    send h
+    EXPECTATION }
+}
+"""
+
+
+def fresh(expectation: str) -> str:
+    """An 8 s phase at 10/s holding one replica expectation."""
+    return FRESHNESS.replace("EXPECTATION", expectation)
+
+
+def test_throughout_on_data_stale_from_two_seconds_is_not_judged() -> None:
+    """The source proves nothing after +2 s (the API refusing connections): `== 1 throughout`
+    is not judged, naming the staleness, never passed: exit 4, and the run does not wait."""
+    outcome, _, _, end = play(
+        fresh("expect replicas == 1 throughout"), script=[(0.0, 1, 1)], stale_after=2.0
+    )
+    results = outcome.results
+    (window,) = results.expectations
+    assert window.verdict is Verdict.NOT_JUDGED
+    assert window.detail == (
+        "replica data stale from +2s (the source's last update), before the window closed at +8s"
+    )
+    assert (outcome.exit_code, results.verdict) == (ExitCode.INFRASTRUCTURE, RunVerdict.ERROR)
+    assert results.lost_at_s is None  # stale, not lost
+    assert results.phases[0].load.sent == 80
+    assert end == pytest.approx(8.0)
+
+
+def test_within_not_met_on_stale_data_is_not_judged_not_failed() -> None:
+    """`>= 2 within 8s` never met while the data was fresh (to +2 s): exit 4, not 1."""
+    outcome, _, _, _ = play(
+        fresh("expect replicas >= 2 within 8s"), script=[(0.0, 1, 1)], stale_after=2.0
+    )
+    (window,) = outcome.results.expectations
+    assert window.verdict is Verdict.NOT_JUDGED
+    assert window.detail.startswith("replica data stale from +2s")
+    assert outcome.exit_code is ExitCode.INFRASTRUCTURE
+
+
+def test_within_met_before_the_data_went_stale_passes_the_run() -> None:
+    """2 ready at +1.5 s, stale from +2 s: `>= 2 within 8s` had passed: exit 0."""
+    outcome, _, _, _ = play(
+        fresh("expect replicas >= 2 within 8s"), script=[(0.0, 1, 1), (1.5, 2, 2)], stale_after=2.0
+    )
+    (window,) = outcome.results.expectations
+    assert (window.verdict, window.met_at_s) == (Verdict.PASSED, 1.5)
+    assert outcome.exit_code is ExitCode.OK
+
+
+def test_a_change_recorded_after_the_data_went_stale_fails_nothing() -> None:
+    """3 ready recorded at +5 s, after the data went stale at +2 s: it may have happened at any
+    moment of the gap, so `== 1 throughout` is not judged (exit 4), not failed."""
+    outcome, _, _, _ = play(
+        fresh("expect replicas == 1 throughout"), script=[(0.0, 1, 1), (5.0, 3, 3)], stale_after=2.0
+    )
+    (window,) = outcome.results.expectations
+    assert window.verdict is Verdict.NOT_JUDGED
+    assert outcome.exit_code is ExitCode.INFRASTRUCTURE
+
+
+def test_the_run_waits_for_a_proof_past_the_window_end() -> None:
+    """A source proving its data every 3 s has proven it only to +6 s when the 8 s phase ends:
+    the run waits for the proof at +9 s, then judges `== 1 throughout` passed."""
+    recorder = Recorder()
+    outcome, _, _, end = play(
+        fresh("expect replicas == 1 throughout"),
+        script=[(0.0, 1, 1)],
+        proof_every=3.0,
+        handlers=[recorder],
+    )
+    (window,) = outcome.results.expectations
+    assert window.verdict is Verdict.PASSED
+    assert outcome.exit_code is ExitCode.OK
+    assert outcome.results.stage_reached is Stage.PENDING
+    assert recorder.stages[:2] == [Stage.PHASES, Stage.PENDING]
+    assert end == pytest.approx(9.0)
+
+
+def test_the_pending_stage_stops_waiting_when_the_data_goes_stale() -> None:
+    """A 60 s window past a 2 s phase, data stale from +10 s: the run stops waiting once the
+    source is overdue (its 5 s bound), not at +60 s; the window is not judged."""
+    outcome, _, _, end = play(PENDING, script=[(0.0, 1, 1)], stale_after=10.0)
+    (window,) = outcome.results.expectations
+    assert window.verdict is Verdict.NOT_JUDGED
+    assert window.detail.startswith("replica data stale from +10s")
+    assert outcome.results.stage_reached is Stage.PENDING
+    assert outcome.exit_code is ExitCode.INFRASTRUCTURE
+    assert 15.0 < end <= 16.0
+
+
+STALE_HYPOTHESIS = """
+scenario "h" {
+  watch deployment "consumer"
+  request health = GET "/health"
+  before { expect replicas == 1 within 10s }
+  phase "p" 10s { rate 1/s
+    send health }
+  after { expect replicas == 1 within 10s }
+}
+"""
+
+
+def test_replica_probes_on_stale_data_are_not_judged() -> None:
+    """2 ready when the data goes stale at +1 s: the `before` probe is not judged once the source
+    is overdue (not failed, so the phases run); the `after` probe, on data stale since, is not
+    judged at once: exit 4."""
+    outcome, _, _, _ = play(STALE_HYPOTHESIS, script=[(0.0, 2, 2)], stale_after=1.0)
+    before, after = outcome.results.expectations
+    assert before.verdict is Verdict.NOT_JUDGED
+    assert before.detail == "replica data stale: nothing from the source for 5s; last: 2 replicas"
+    assert after.verdict is Verdict.NOT_JUDGED
+    assert outcome.results.phases[0].load.sent == 10
+    assert outcome.exit_code is ExitCode.INFRASTRUCTURE
 
 
 HYPOTHESIS = """

@@ -6,6 +6,7 @@ happens at the clock time the pacer reached, its answer comes exactly the script
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -114,11 +115,20 @@ class ScriptedTransport:
 @dataclass
 class ScriptedReplicaSource:
     """A `ReplicaSource` playing a script of (offset, ready, desired) on `clock`, offsets from
-    when it is started; `lost_after` makes it lose the Deployment at that offset."""
+    when it is started; `lost_after` makes it lose the Deployment at that offset.
+
+    Freshness is scripted too: the data is fresh up to now, or only up to the last multiple of
+    `proof_every` (a source proving itself every so often), and never past `stale_after` (from
+    there on it proves nothing, though the script's later samples still appear, as a source
+    that recovers late would record them).
+    """
 
     clock: Clock
     script: Sequence[tuple[float, int, int]]
     lost_after: float | None = None
+    stale_after: float | None = None
+    proof_every: float | None = None
+    stale_after_s: float = 5.0
     start_error: str | None = None
     description: str = "deployment test/consumer (scripted)"
     autoscaler: str | None = None
@@ -147,6 +157,20 @@ class ScriptedReplicaSource:
             return None
         at = self.started_at + self.lost_after
         return at if self.clock.now() >= at else None
+
+    @property
+    def fresh_until(self) -> float | None:
+        """Now, or the last proof before it; never past `stale_after` or the loss."""
+        if self.started_at is None:
+            return None
+        base = self.started_at
+        elapsed = self.clock.now() - base
+        if self.proof_every is not None:
+            elapsed = math.floor(elapsed / self.proof_every) * self.proof_every
+        for limit in (self.stale_after, self.lost_after):
+            if limit is not None:
+                elapsed = min(elapsed, limit)
+        return base + elapsed
 
     async def start(self) -> None:
         """Start the script now (or fail as scripted)."""

@@ -26,6 +26,8 @@ def play(
     answer: Answer | None = None,
     script: Sequence[tuple[float, int, int]] | None = None,
     lost_after: float | None = None,
+    stale_after: float | None = None,
+    proof_every: float | None = None,
     handlers: Sequence[RunHandler] = (),
     signals_at: Sequence[tuple[float, signal.Signals]] = (),
     checkpoint: Callable[[RunResults], None] | None = None,
@@ -35,13 +37,18 @@ def play(
 
     `signals_at` delivers each (clock time, signal) to this process while the run's signal
     handlers are installed (they are, when a signal is to come, or `install_signal_handlers`
-    says so).
+    says so). `lost_after`, `stale_after` and `proof_every` script the replica source's loss
+    and freshness (`ScriptedReplicaSource`).
     """
     plan = compile_source(Source("t.scn", text), watch_given=script is not None)
     clock = ManualClock()
     transport = ScriptedTransport(clock, answer) if answer else ScriptedTransport(clock)
     source = (
-        ScriptedReplicaSource(clock, script, lost_after=lost_after) if script is not None else None
+        ScriptedReplicaSource(
+            clock, script, lost_after=lost_after, stale_after=stale_after, proof_every=proof_every
+        )
+        if script is not None
+        else None
     )
     options.setdefault("install_signal_handlers", bool(signals_at))
     run_options = RunOptions(url=URL, **options)  # type: ignore[arg-type]

@@ -118,6 +118,7 @@ class FakeSource:
     description = "fake deployment"
     autoscaler = None
     lost_at = None
+    stale_after_s = 5.0
 
     def __init__(self) -> None:
         self._samples: list[ReplicaSample] = []
@@ -125,6 +126,10 @@ class FakeSource:
     @property
     def samples(self) -> list[ReplicaSample]:
         return list(self._samples)
+
+    @property
+    def fresh_until(self) -> float:
+        return asyncio.get_running_loop().time()
 
     def _add(self, ready: int, desired: int) -> None:
         sample = ReplicaSample(asyncio.get_running_loop().time(), ready, desired, ready)
