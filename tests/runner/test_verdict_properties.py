@@ -46,10 +46,26 @@ def fault_schedules(draw: st.DrawFn) -> list[Fault]:
     return faults
 
 
+@dataclass(frozen=True)
+class Replicas:
+    """A replica script (ready climbing and falling at random moments), when, if ever, the
+    source is lost, and from when, if ever, its data stops being proven fresh (the source may
+    still report later samples: they are learnt too late to be trusted)."""
+
+    script: list[tuple[float, int, int]]
+    lost: float | None
+    stale: float | None
+
+    @property
+    def unseen_from(self) -> float | None:
+        """From when the data cannot be trusted: the loss or the staleness, the earlier."""
+        limits = [t for t in (self.lost, self.stale) if t is not None]
+        return min(limits) if limits else None
+
+
 @st.composite
-def replica_scripts(draw: st.DrawFn) -> tuple[list[tuple[float, int, int]], float | None]:
-    """A replica script (ready climbing and falling at random moments) and when, if ever, the
-    source is lost."""
+def replica_scripts(draw: st.DrawFn) -> Replicas:
+    """Replicas with random changes, a random loss and a random staleness."""
     script = [(0.0, 1, 1)]
     moment = 0.0
     for _ in range(draw(st.integers(0, 4))):
@@ -57,7 +73,8 @@ def replica_scripts(draw: st.DrawFn) -> tuple[list[tuple[float, int, int]], floa
         ready = draw(st.integers(1, 4))
         script.append((moment, ready, ready))
     lost = draw(st.one_of(st.none(), st.floats(0.5, 25, allow_nan=False)))
-    return script, lost
+    stale = draw(st.one_of(st.none(), st.floats(0.5, 25, allow_nan=False)))
+    return Replicas(script, lost, stale)
 
 
 def answer_for(clock: ManualClock, faults: list[Fault]) -> object:
@@ -109,13 +126,13 @@ def compiled() -> Plan:
     return compile_source(Source("prop.scn", SCENARIO), watch_given=True)
 
 
-def play(
-    faults: list[Fault], script: list[tuple[float, int, int]], lost: float | None
-) -> RunResults:
+def play(faults: list[Fault], replicas: Replicas) -> RunResults:
     """One whole run of SCENARIO under `faults`, with the replica source scripted."""
     clock = ManualClock()
     transport = ScriptedTransport(clock, answer_for(clock, faults))  # type: ignore[arg-type]
-    source = ScriptedReplicaSource(clock, script, lost_after=lost)
+    source = ScriptedReplicaSource(
+        clock, replicas.script, lost_after=replicas.lost, stale_after=replicas.stale
+    )
     options = RunOptions(url="http://target.test", install_signal_handlers=False)
 
     async def main() -> RunResults:
@@ -135,12 +152,13 @@ def verdicts(results: RunResults) -> dict[str, Verdict]:
 @settings(max_examples=60, deadline=None)
 @given(faults=fault_schedules(), replicas=replica_scripts())
 def test_a_run_is_never_passed_on_failures_or_unseen_replicas(
-    faults: list[Fault], replicas: tuple[list[tuple[float, int, int]], float | None]
+    faults: list[Fault], replicas: Replicas
 ) -> None:
     """Never passed when a request failed (`errors == 0%` catches it), nor when a replica
-    window could not be seen to its end; and a passed run has every verdict passed."""
-    script, lost = replicas
-    results = play(faults, script, lost)
+    window could not be seen to its end, the source lost or its data stale; and a passed run
+    has every verdict passed."""
+    script, unseen = replicas.script, replicas.unseen_from
+    results = play(faults, replicas)
     if results.error is not None:  # a fault at +0 s met the pre-flight: nothing was sent
         assert results.verdict is RunVerdict.ERROR
         assert results.totals.sent == 0
@@ -148,8 +166,8 @@ def test_a_run_is_never_passed_on_failures_or_unseen_replicas(
     if results.totals.failed > 0:
         assert results.verdict is not RunVerdict.PASSED
         assert verdicts(results)["expect errors == 0%"] is not Verdict.PASSED
-    if lost is not None and lost < 20.0:
-        # The `throughout` window covers 10..20 s: lost before its end, it cannot have held.
+    if unseen is not None and unseen < 20.0:
+        # The `throughout` window covers 10..20 s: unseen before its end, it cannot have held.
         assert verdicts(results)["expect replicas <= 3 throughout"] is not Verdict.PASSED
         assert results.verdict is not RunVerdict.PASSED
     if results.verdict is RunVerdict.PASSED:
@@ -161,4 +179,4 @@ def test_a_run_is_never_passed_on_failures_or_unseen_replicas(
         # Offsets count from the same moment as the script's, to the millisecond written.
         ready_then = [r for t, r, _ in script if t <= within.met_at_s + 0.001]
         assert ready_then[-1] >= 2
-        assert lost is None or within.met_at_s <= lost + 0.001
+        assert unseen is None or within.met_at_s <= unseen + 0.001
