@@ -42,7 +42,8 @@ class LatencySummary:
 
 @dataclass(frozen=True, slots=True)
 class SecondLatencySummary:
-    """The latency of the requests completed in one second, in milliseconds."""
+    """The latency of the responses that came in one second (``count`` of them), in
+    milliseconds."""
 
     count: int
     p50: float
@@ -84,9 +85,9 @@ class Histograms:
     """hdrhistogram's compressed base64 encodings, in microseconds."""
 
     latency_us: str
-    """From the scheduled time to completion (no coordinated omission)."""
+    """From the scheduled time to the response (no coordinated omission); responses only."""
     service_time_us: str
-    """From the actual send to completion."""
+    """From the actual send to the response; responses only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class PhaseRecord:
 @dataclass(frozen=True, slots=True)
 class SecondRecord:
     """One whole second of run offset: scheduled and dropped by scheduled time, sent by send
-    time, succeeded, failed and latency by completion time."""
+    time, succeeded, failed and latency (of the responses) by completion time."""
 
     second: int
     scheduled: int

@@ -17,10 +17,15 @@ Times given to the hot-path methods are seconds (floats) on one monotonic clock,
   full connection pool shows up as latency instead of silently thinning the load.
 * ``service_time``: from the actual send to completion.
 
-Both count every completed request, failed ones included (a fast 503 or a timeout is a latency
-too); the counters tell how many failed. Counters are kept per request template only
-(`RequestStats`): a phase's counts are the sum of its templates', so the hot path counts each
-event once. The run-wide per-second series lives in `engine.series`.
+Both time the requests that got a response, whatever its status (a fast 503 is a response
+time, as k6's ``http_req_duration`` keeps it), and only those: a request that got no response
+(an error kind: timeout, connect, reset, protocol, other; or ``cancelled``) is counted (failed,
+``errors_by_kind``) but not timed, because the time to a reset or to a timeout is not a response
+time. So ``latency.total_count`` is the number of responses, ``sum(status_counts.values())``,
+and a latency statistic over no response is not judged (`judge.expectations`). Counters are
+kept per request template only (`RequestStats`): a phase's counts are the sum of its
+templates', so the hot path counts each event once. The run-wide per-second series lives in
+`engine.series`.
 """
 
 from __future__ import annotations
@@ -138,9 +143,11 @@ class PhaseStats:
         self.requests: dict[str, RequestStats] = {}
         """Per request template, in first-seen order."""
         self.latency = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
-        """From the scheduled time to completion (coordinated-omission corrected), in us."""
+        """From the scheduled time to the response (coordinated-omission corrected), in us;
+        requests with no response are not in it."""
         self.service_time = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
-        """From the actual send to completion, in us."""
+        """From the actual send to the response, in us; requests with no response are not in
+        it."""
 
     def request(self, template: str) -> RequestStats:
         """The counters of ``template``, created (after the existing ones) if new."""
@@ -180,10 +187,11 @@ class PhaseStats:
         *,
         error_kind: str | None = None,
     ) -> None:
-        """A sent request completed; ``error_kind`` is counted only when ``ok`` is false."""
-        latency_us = int((done_at - scheduled_at) * 1_000_000.0)
-        self.latency.record(latency_us)
-        self.service_time.record(int((done_at - sent_at) * 1_000_000.0))
+        """A sent request completed; ``error_kind`` is counted only when ``ok`` is false.
+
+        A response (``status`` not None) is timed; a request with no response (``status``
+        None) is counted but not timed (see the module docstring).
+        """
         if ok:
             request.succeeded += 1
         else:
@@ -193,9 +201,14 @@ class PhaseStats:
                 errors[error_kind] = errors.get(error_kind, 0) + 1
                 if error_kind == _TIMEOUT:
                     request.timed_out += 1
-        if status is not None:
-            statuses = request.status_counts
-            statuses[status] = statuses.get(status, 0) + 1
+        if status is None:
+            self.series.count_unanswered(done_at, ok)
+            return
+        latency_us = int((done_at - scheduled_at) * 1_000_000.0)
+        self.latency.record(latency_us)
+        self.service_time.record(int((done_at - sent_at) * 1_000_000.0))
+        statuses = request.status_counts
+        statuses[status] = statuses.get(status, 0) + 1
         self.series.count_done(done_at, latency_us, ok)
 
     # Views ---------------------------------------------------------------------------------
@@ -247,18 +260,21 @@ class PhaseStats:
     def accounting_problems(self, *, in_flight: int = 0, pending: int = 0) -> list[str]:
         """What breaks the accounting identities, given what is still pending / in flight.
 
-        With nothing pending or in flight, every template is checked too (the engine does not
-        track pending and in-flight requests per template).
+        Besides the counters' identities, each latency histogram holds one value per response
+        (``sum(status_counts.values())``). With nothing pending or in flight, every template is
+        checked too (the engine does not track pending and in-flight requests per template).
         """
         where = f"phase {self.name!r}"
         counts = self.counts()
         errors = sum(self.errors_by_kind.values())
         problems = _problems(where, counts, errors, in_flight=in_flight, pending=pending)
-        if self.latency.total_count != counts.completed:
-            problems.append(
-                f"{where}: latency histogram holds {self.latency.total_count} values, "
-                f"{counts.completed} requests completed"
-            )
+        responses = sum(self.status_counts.values())
+        for name, histogram in (("latency", self.latency), ("service time", self.service_time)):
+            if histogram.total_count != responses:
+                problems.append(
+                    f"{where}: {name} histogram holds {histogram.total_count} values, "
+                    f"{responses} requests got a response"
+                )
         if not in_flight and not pending:
             for request in self.requests.values():
                 problems.extend(request.accounting_problems(f"{where}, request {request.name!r}"))

@@ -82,7 +82,7 @@ def load_result(record: PhaseRecord | None) -> LoadResult:
     if record is None:
         return LoadResult()
     c = record.counts
-    completed = c.completed > 0
+    responded = any(record.status_counts.values())  # latency covers responses only
     return LoadResult(
         scheduled=c.scheduled,
         sent=c.sent,
@@ -92,8 +92,8 @@ def load_result(record: PhaseRecord | None) -> LoadResult:
         timed_out=c.timed_out,
         errors_by_kind=dict(sorted(record.errors_by_kind.items())),
         status_counts=dict(sorted(record.status_counts.items())),
-        latency_ms=record.latency_ms if completed else None,
-        service_ms=record.service_time_ms if completed else None,
+        latency_ms=record.latency_ms if responded else None,
+        service_ms=record.service_time_ms if responded else None,
         requests=tuple(_request(r) for r in record.requests),
     )
 

@@ -131,7 +131,8 @@ class LoadResult:
     """What was sent and what came back, over a phase or the run (`totals`).
 
     `latency_ms` is measured from the scheduled time (no coordinated omission), `service_ms`
-    from the actual send; both are None when no request completed.
+    from the actual send, both over the requests that got a response (whatever its status);
+    both are None when no request got one.
     """
 
     scheduled: int = 0

@@ -68,6 +68,38 @@ def test_counters_and_accounting() -> None:
     assert run.check_accounting(in_flight=1) == []
 
 
+def test_requests_with_no_response_are_counted_but_not_timed() -> None:
+    """Errors and cancellations count as failed; only responses (any status) reach latency."""
+    run = RunStats(T0)
+    phase = run.phase("p")
+    t = phase.request("t")
+    for kind in (*ErrorKind, "cancelled"):
+        phase.schedule(T0, t)
+        phase.mark_sent(T0, t)
+        phase.record(T0, T0, T0 + 2.5, None, False, t, error_kind=kind)
+    complete(phase, 0.0, 0.004, ok=False)  # a fast 503 is a response time
+    complete(phase, 0.0, 0.010)
+    assert (phase.failed, phase.succeeded) == (7, 1)
+    assert phase.errors_by_kind == {str(kind): 1 for kind in (*ErrorKind, "cancelled")}
+    assert phase.status_counts == {503: 1, 200: 1}
+    assert phase.latency.total_count == phase.service_time.total_count == 2
+    assert phase.latency.max_value() < 11_000  # no 2.5 s reset among them
+    first, _, third = run.series.freeze()
+    assert (first.failed, first.latency_ms and first.latency_ms.count) == (1, 2)
+    assert (third.failed, third.latency_ms) == (6, None)  # the errors' second: counted only
+    assert run.check_accounting() == []
+
+
+def test_accounting_checks_the_histograms_against_the_responses() -> None:
+    """A latency value with no response behind it breaks the identity and is named."""
+    phase = RunStats(T0).phase("p")
+    complete(phase, 0.0, 0.01)
+    phase.latency.record(5_000)
+    assert phase.accounting_problems() == [
+        "phase 'p': latency histogram holds 2 values, 1 requests got a response"
+    ]
+
+
 def test_counts_are_kept_per_template_in_first_seen_order() -> None:
     """Each template has its own counters, errors and statuses; the phase's are their sums."""
     phase = RunStats(T0).phase("p")

@@ -129,6 +129,41 @@ scenario "resets" {
     assert target.paths.count("/h") >= 20  # (aiohttp may retry an idempotent request once)
 
 
+def test_resets_only_leave_a_latency_expectation_not_judged(tmp_path: Path) -> None:
+    """Every load connection reset, only `expect p95 < 100ms`: not judged, exit 4, never 0."""
+    target = ResetServer().start()
+    scenario = write_scenario(
+        tmp_path,
+        """
+scenario "resets-latency" {
+  request h = GET "/h"
+  phase "load" 1s {
+    rate 30/s
+    send h
+  }
+  expect p95 < 100ms
+}
+""",
+    )
+    results = tmp_path / "results.json"
+    try:
+        finished = run_cli("run", str(scenario), "--url", target.url, "--results", str(results))
+    finally:
+        target.stop()
+    document = assert_outcome(finished, results, code=4, verdict="error")
+    phase = document["phases"][0]
+    assert phase["sent"] == phase["failed"] == 30, phase
+    assert set(phase["errors_by_kind"]) == {"reset"}, phase["errors_by_kind"]
+    assert phase["status_counts"] == {}
+    assert phase["latency_ms"] is None
+    assert phase["service_ms"] is None
+    assert document["totals"]["latency_ms"] is None
+    assert all(second["latency_ms"] is None for second in document["seconds"])
+    entry = expectation(document, "expect p95 < 100ms")
+    assert (entry["verdict"], entry["detail"]) == ("not_judged", "no response in scope")
+    assert entry["observed"] is None
+
+
 def test_slow_target_reaches_max_inflight_and_drops(server: HttpServer, tmp_path: Path) -> None:
     """1 s answers at 40/s with `max_inflight 5`: arrivals over the cap are dropped, not errors."""
     scenario = write_scenario(
