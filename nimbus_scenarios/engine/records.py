@@ -55,7 +55,8 @@ class SecondLatencySummary:
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Request counters. Accounting: scheduled = sent + dropped, sent = succeeded + failed (once
-    nothing is pending or in flight); timed_out is part of failed."""
+    nothing is pending or in flight); timed_out is part of failed; truncated counts responses
+    (succeeded or failed by their status) whose body was cut at the transports' cap."""
 
     scheduled: int = 0
     sent: int = 0
@@ -63,6 +64,7 @@ class Counts:
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
+    truncated: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -72,6 +74,7 @@ class Counts:
             self.succeeded + other.succeeded,
             self.failed + other.failed,
             self.timed_out + other.timed_out,
+            self.truncated + other.truncated,
         )
 
     @property

@@ -72,6 +72,7 @@ def _request(record: RequestRecord) -> RequestResult:
         succeeded=c.succeeded,
         failed=c.failed,
         timed_out=c.timed_out,
+        truncated=c.truncated,
         errors_by_kind=dict(sorted(record.errors_by_kind.items())),
         status_counts=dict(sorted(record.status_counts.items())),
     )
@@ -90,6 +91,7 @@ def load_result(record: PhaseRecord | None) -> LoadResult:
         succeeded=c.succeeded,
         failed=c.failed,
         timed_out=c.timed_out,
+        truncated=c.truncated,
         errors_by_kind=dict(sorted(record.errors_by_kind.items())),
         status_counts=dict(sorted(record.status_counts.items())),
         latency_ms=record.latency_ms if responded else None,

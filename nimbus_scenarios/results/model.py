@@ -122,6 +122,8 @@ class RequestResult:
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
+    truncated: int = 0
+    """Responses whose body was cut at the transports' 1 MiB cap (still responses)."""
     errors_by_kind: Mapping[str, int] = field(default_factory=dict)
     status_counts: Mapping[int, int] = field(default_factory=dict)
 
@@ -141,6 +143,8 @@ class LoadResult:
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
+    truncated: int = 0
+    """Responses whose body was cut at the transports' 1 MiB cap (still responses)."""
     errors_by_kind: Mapping[str, int] = field(default_factory=dict)
     status_counts: Mapping[int, int] = field(default_factory=dict)
     latency_ms: LatencySummary | None = None

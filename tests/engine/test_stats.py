@@ -24,6 +24,7 @@ def complete(
     template: str = "t",
     send_delay_s: float = 0.0,
     ok: bool = True,
+    truncated: bool = False,
 ) -> None:
     """Schedule, send and complete one request scheduled at run offset ``at``."""
     scheduled = T0 + at
@@ -37,6 +38,7 @@ def complete(
         200 if ok else 503,
         ok,
         request,
+        truncated=truncated,
     )
 
 
@@ -88,6 +90,22 @@ def test_requests_with_no_response_are_counted_but_not_timed() -> None:
     assert (first.failed, first.latency_ms and first.latency_ms.count) == (1, 2)
     assert (third.failed, third.latency_ms) == (6, None)  # the errors' second: counted only
     assert run.check_accounting() == []
+
+
+def test_truncated_responses_are_responses_counted_apart() -> None:
+    """A cut body keeps its status and its time; `truncated` counts it, never above responses."""
+    run = RunStats(T0)
+    phase = run.phase("p")
+    complete(phase, 0.0, 0.01, truncated=True)
+    complete(phase, 0.1, 0.02, ok=False, truncated=True)
+    complete(phase, 0.2, 0.03)
+    assert phase.counts() == Counts(3, 3, 0, 2, 1, 0, truncated=2)
+    assert phase.status_counts == {200: 2, 503: 1}
+    assert phase.latency.total_count == 3
+    assert phase.freeze().requests[0].counts.truncated == 2
+    assert run.check_accounting() == []
+    phase.requests["t"].truncated = 4  # more than the three responses: impossible
+    assert "phase 'p': truncated 4 > responses 3" in run.check_accounting()
 
 
 def test_accounting_checks_the_histograms_against_the_responses() -> None:
@@ -162,7 +180,13 @@ def _split_run(rng: random.Random) -> tuple[RunStats, RunStats, RunStats]:
         template = "a" if i % 6 < 4 else "b"  # both halves see "a" first, like the whole
         for run in (whole, half_a if i % 2 else half_b):
             complete(
-                run.phase(phase_name), at, latency, template=template, send_delay_s=0.0002, ok=ok
+                run.phase(phase_name),
+                at,
+                latency,
+                template=template,
+                send_delay_s=0.0002,
+                ok=ok,
+                truncated=i % 97 == 0,
             )
     return whole, half_a, half_b
 
@@ -173,7 +197,7 @@ def test_freeze_and_thaw_round_trip() -> None:
     record = whole.freeze()
     assert [p.name for p in record.phases] == ["ramp", "steady"]
     assert record.total.counts == Counts(6000, 6000, 0, record.total.counts.succeeded,
-                                         record.total.counts.failed, 0)  # fmt: skip
+                                         record.total.counts.failed, 0, 62)  # fmt: skip
     thawed = RunStats.thaw(record)
     assert thawed.freeze() == record
     assert thawed.check_accounting() == []
