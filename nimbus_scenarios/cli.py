@@ -375,9 +375,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def max_rate(args: argparse.Namespace) -> float:
-    """`--max-rate`, or the default; nan, inf and values at or below zero are refused."""
+    """`--max-rate`, or the default; nan, inf, values at or below zero and values above
+    `MAX_RATE_CEILING` are refused."""
     from nimbus_scenarios.errors import UsageError
-    from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE
+    from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE, MAX_RATE_CEILING
 
     value: float | None = args.max_rate
     if value is None:
@@ -386,6 +387,12 @@ def max_rate(args: argparse.Namespace) -> float:
     # is false): refuse them like zero.
     if not math.isfinite(value) or value <= 0:
         raise UsageError("--max-rate must be above zero and finite")
+    # A finite cap can be no cap at all (`1e308`): one process holds about 10,000/s.
+    if value > MAX_RATE_CEILING:
+        raise UsageError(
+            f"--max-rate {value:g} is above the ceiling of {MAX_RATE_CEILING:,} requests/s "
+            "per process; shard the run for more"
+        )
     return value
 
 

@@ -48,11 +48,13 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     if not math.isfinite(args.grace) or args.grace < 0:
         raise UsageError(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
     source = read_source(locate(args.scenario))
+    shard = _shard(args)
     plan = compile_source(
         source,
         parse_overrides(args.sets),
         max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
+        shards=shard.count,
     )
     from nimbus_scenarios.plan.render import memory_refusal
 
@@ -60,7 +62,6 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     if refusal is not None:
         raise UsageError(refusal)
     url, secret_target = _target(plan, args)
-    shard = _shard(args)
     if plan_kills(plan) and not args.allow_chaos:
         raise UsageError(
             "this scenario deletes pods (`at T kill N pods`); pass --allow-chaos to allow it "

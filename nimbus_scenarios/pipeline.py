@@ -25,9 +25,14 @@ def compile_source(
     *,
     max_rate: float = DEFAULT_MAX_RATE,
     watch_given: bool = False,
+    shards: int = 1,
 ) -> Plan:
-    """Text to a `Plan`, raising `ScenarioError` with every error if the scenario is invalid."""
-    checked = check(source, overrides, max_rate=max_rate, watch_given=watch_given)
+    """Text to a `Plan`, raising `ScenarioError` with every error if the scenario is invalid.
+
+    `shards` is how many processes will share the run (`run --shards N`): the limits per
+    process (users) are checked against each one's share.
+    """
+    checked = check(source, overrides, max_rate=max_rate, watch_given=watch_given, shards=shards)
     if checked.errors:
         raise ScenarioError(source, checked.errors)
     return compile_plan(checked.scenario, checked.params, max_rate=max_rate)
@@ -39,7 +44,11 @@ def compile_file(
     *,
     max_rate: float = DEFAULT_MAX_RATE,
     watch_given: bool = False,
+    shards: int = 1,
 ) -> tuple[Source, Plan]:
     """Read a scenario file (size-limited, as `read_source` does) and compile it."""
     source = read_source(path)
-    return source, compile_source(source, overrides, max_rate=max_rate, watch_given=watch_given)
+    plan = compile_source(
+        source, overrides, max_rate=max_rate, watch_given=watch_given, shards=shards
+    )
+    return source, plan

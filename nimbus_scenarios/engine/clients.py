@@ -6,10 +6,16 @@ transport here is a `RecyclingTransport`: connections are recycled by generation
 `engine.transport`).
 
 ``timeout_s`` bounds the whole exchange (pool wait, connect, request, response headers and body)
-for every kind; the httpx kinds add an ``asyncio.timeout`` because httpx's own timeouts are per
-operation. Redirects are never followed (a 3xx is an outcome). Note that aiohttp, like browsers,
-silently retries an idempotent request once when a *reused* keep-alive connection turns out to
-have been closed by the server before the request could be written.
+for every kind, and every kind reads at most about `MAX_BODY_BYTES` (1 MiB) of a body, then cuts
+it: that connection is closed and the outcome keeps its status, marked ``truncated`` (see
+`engine.transport`, "Body cap"). aiohttp closes the response itself (`ClientResponse.close`
+drops the connection); the httpx kinds leave the response's ``stream`` block half read, which
+closes the connection in httpcore and, under httpx-aiohttp, in aiohttp (a connection whose body
+was not read to its end is never put back in the pool). The httpx kinds add an
+``asyncio.timeout`` because httpx's own timeouts are per operation. Redirects are never followed
+(a 3xx is an outcome). Note that aiohttp, like browsers, silently retries an idempotent request
+once when a *reused* keep-alive connection turns out to have been closed by the server before
+the request could be written.
 
 Exception mapping (checked in this order, most specific first)
 -------------------------------------------------------------
@@ -42,10 +48,11 @@ anything else that is an ``Exception`` (invalid URL, other ``OSError``, ...)  ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
-from collections.abc import Callable
-from typing import Any, Final, Literal
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Final, Literal, cast
 
 import aiohttp
 import httpcore
@@ -60,8 +67,9 @@ from nimbus_scenarios.engine.request import (
     PreparedRequest,
     error_outcome,
     status_outcome,
+    truncated_outcome,
 )
-from nimbus_scenarios.engine.transport import RecyclingTransport
+from nimbus_scenarios.engine.transport import MAX_BODY_BYTES, RecyclingTransport
 
 __all__ = ["AiohttpTransport", "HttpxTransport", "classify_exception"]
 
@@ -177,6 +185,7 @@ class AiohttpTransport(RecyclingTransport[aiohttp.ClientSession]):
         """Send ``request`` and return its outcome; see `LoadTransport.send`."""
         headers = request.headers if extra_headers is None else request.headers + extra_headers
         gen = self._acquire()
+        left = MAX_BODY_BYTES
         try:
             async with gen.client.request(
                 request.method,
@@ -186,14 +195,17 @@ class AiohttpTransport(RecyclingTransport[aiohttp.ClientSession]):
                 allow_redirects=False,
             ) as response:
                 content = response.content
-                while await content.readany():
-                    pass
+                while chunk := await content.readany():
+                    left -= len(chunk)
+                    if left < 0:
+                        response.close()  # half read: its connection is closed, not pooled
+                        break
                 status = response.status
         except Exception as exc:
             return error_outcome(classify_exception(exc))
         finally:
             self._finish(gen)
-        return status_outcome(status)
+        return status_outcome(status) if left >= 0 else truncated_outcome(status)
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,17 +303,27 @@ class HttpxTransport(RecyclingTransport[httpx.AsyncClient]):
         """Send ``request`` and return its outcome; see `LoadTransport.send`."""
         headers = request.headers if extra_headers is None else request.headers + extra_headers
         gen = self._acquire()
+        left = MAX_BODY_BYTES
         try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await gen.client.request(
+            async with (
+                asyncio.timeout(self.timeout_s),
+                gen.client.stream(
                     request.method,
                     request.url,
                     headers=headers or None,
                     content=request.body,
-                )
-            status = response.status_code
+                ) as response,
+            ):
+                # Leaving the block half read closes the connection (module docstring).
+                raw = cast("AsyncGenerator[bytes, None]", response.aiter_raw())  # it is one
+                async with contextlib.aclosing(raw) as chunks:
+                    async for chunk in chunks:
+                        left -= len(chunk)
+                        if left < 0:
+                            break
+                status = response.status_code
         except Exception as exc:
             return error_outcome(classify_exception(exc))
         finally:
             self._finish(gen)
-        return status_outcome(status)
+        return status_outcome(status) if left >= 0 else truncated_outcome(status)

@@ -201,7 +201,14 @@ class Dispatcher:
         done = self._now()
         ok = template.succeeded(outcome)
         stats.record(
-            scheduled_at, sent_at, done, outcome.status, ok, request, error_kind=outcome.error
+            scheduled_at,
+            sent_at,
+            done,
+            outcome.status,
+            ok,
+            request,
+            error_kind=outcome.error,
+            truncated=outcome.truncated,
         )
         for observer in self.observers:
             observer(stats.name, template.name, scheduled_at, sent_at, done, outcome, ok, extra)

@@ -42,7 +42,8 @@ class LatencySummary:
 
 @dataclass(frozen=True, slots=True)
 class SecondLatencySummary:
-    """The latency of the requests completed in one second, in milliseconds."""
+    """The latency of the responses that came in one second (``count`` of them), in
+    milliseconds."""
 
     count: int
     p50: float
@@ -54,7 +55,8 @@ class SecondLatencySummary:
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Request counters. Accounting: scheduled = sent + dropped, sent = succeeded + failed (once
-    nothing is pending or in flight); timed_out is part of failed."""
+    nothing is pending or in flight); timed_out is part of failed; truncated counts responses
+    (succeeded or failed by their status) whose body was cut at the transports' cap."""
 
     scheduled: int = 0
     sent: int = 0
@@ -62,6 +64,7 @@ class Counts:
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
+    truncated: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -71,6 +74,7 @@ class Counts:
             self.succeeded + other.succeeded,
             self.failed + other.failed,
             self.timed_out + other.timed_out,
+            self.truncated + other.truncated,
         )
 
     @property
@@ -84,9 +88,9 @@ class Histograms:
     """hdrhistogram's compressed base64 encodings, in microseconds."""
 
     latency_us: str
-    """From the scheduled time to completion (no coordinated omission)."""
+    """From the scheduled time to the response (no coordinated omission); responses only."""
     service_time_us: str
-    """From the actual send to completion."""
+    """From the actual send to the response; responses only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,7 @@ class PhaseRecord:
 @dataclass(frozen=True, slots=True)
 class SecondRecord:
     """One whole second of run offset: scheduled and dropped by scheduled time, sent by send
-    time, succeeded, failed and latency by completion time."""
+    time, succeeded, failed and latency (of the responses) by completion time."""
 
     second: int
     scheduled: int

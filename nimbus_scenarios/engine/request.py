@@ -4,10 +4,11 @@ Its place: the bottom of the `engine` stage, with no HTTP client imported, so th
 the dispatcher, the runner and telemetry can build requests and read outcomes without loading
 aiohttp or httpx. `prepare` builds a `PreparedRequest` once, ahead of time; a transport
 (`engine.transport`, `engine.clients`) sends it and returns an `Outcome`: the status code, or an
-`ErrorKind`, never both.
+`ErrorKind`, never both; a response whose body was cut at the transports' cap
+(`engine.transport.MAX_BODY_BYTES`) keeps its status and is marked ``truncated``.
 
-Outcomes for every status code and every error kind are pre-built singletons, so the hot path
-allocates none.
+Outcomes for every status code (plain and truncated) and every error kind are pre-built
+singletons, so the hot path allocates none.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "error_outcome",
     "prepare",
     "status_outcome",
+    "truncated_outcome",
 ]
 
 
@@ -130,9 +132,15 @@ class Outcome:
     """The response status, None when no complete response was received."""
     error: ErrorKind | None
     """Why there is no (complete) response; None when there is one."""
+    truncated: bool = False
+    """The body was longer than the transports' cap (`engine.transport.MAX_BODY_BYTES`):
+    reading stopped there and the connection was closed. Still a response, with its status."""
 
 
 _STATUS_OUTCOMES: Final[tuple[Outcome, ...]] = tuple(Outcome(code, None) for code in range(600))
+_TRUNCATED_OUTCOMES: Final[tuple[Outcome, ...]] = tuple(
+    Outcome(code, None, truncated=True) for code in range(600)
+)
 _ERROR_OUTCOMES: Final[dict[ErrorKind, Outcome]] = {kind: Outcome(None, kind) for kind in ErrorKind}
 
 
@@ -141,6 +149,13 @@ def status_outcome(status: int) -> Outcome:
     if 0 <= status < 600:
         return _STATUS_OUTCOMES[status]
     return Outcome(status, None)
+
+
+def truncated_outcome(status: int) -> Outcome:
+    """The shared `Outcome` for a response whose body was cut at the cap (pre-built, 0-599)."""
+    if 0 <= status < 600:
+        return _TRUNCATED_OUTCOMES[status]
+    return Outcome(status, None, truncated=True)
 
 
 def error_outcome(kind: ErrorKind) -> Outcome:

@@ -5,8 +5,9 @@ guards read its recent seconds while a run goes on; `freeze` hands the finished 
 `SecondRecord`s and `thaw` reads them back so that shards can be merged second by second.
 
 For each second it counts scheduled and dropped (by scheduled time), sent (by send time),
-succeeded and failed (by completion time), and keeps the latency from scheduled time by
-completion time. Memory stays flat however long the run: only the last ``live_seconds`` (2)
+succeeded and failed (by completion time), and keeps the latency from scheduled time of the
+responses, by completion time (a request with no response is counted, not timed: see
+`engine.stats`). Memory stays flat however long the run: only the last ``live_seconds`` (2)
 seconds have live histograms (2 significant digits); older seconds are sealed into a
 `SecondLatency` (count, p50/p95/p99/max and the encoded histogram) and the live histogram
 objects are reset and reused.
@@ -158,13 +159,23 @@ class SecondSeries:
             self.dropped[self._index(at)] += 1
 
     def count_done(self, done_at: float, latency_us: int, ok: bool) -> None:
-        """A request completed at ``done_at`` after ``latency_us`` from its scheduled time."""
+        """A response came at ``done_at``, ``latency_us`` after its scheduled time."""
         sec = int(done_at - self.started_at)
         if sec == self._cur_sec:
             self._cur_hist.record(latency_us)
         else:
             sec = self._index(done_at)
             self._latency_slow(sec).record(latency_us)
+        if ok:
+            self.succeeded[sec] += 1
+        else:
+            self.failed[sec] += 1
+
+    def count_unanswered(self, done_at: float, ok: bool) -> None:
+        """A request ended at ``done_at`` with no response: counted, not timed."""
+        sec = int(done_at - self.started_at)
+        if not 0 <= sec < self._size:
+            sec = self._index(done_at)
         if ok:
             self.succeeded[sec] += 1
         else:

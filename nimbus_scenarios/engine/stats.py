@@ -17,10 +17,12 @@ Times given to the hot-path methods are seconds (floats) on one monotonic clock,
   full connection pool shows up as latency instead of silently thinning the load.
 * ``service_time``: from the actual send to completion.
 
-Both count every completed request, failed ones included (a fast 503 or a timeout is a latency
-too); the counters tell how many failed. Counters are kept per request template only
-(`RequestStats`): a phase's counts are the sum of its templates', so the hot path counts each
-event once. The run-wide per-second series lives in `engine.series`.
+Both time every response, whatever its status (a fast 503 is a response time, as k6's
+``http_req_duration`` keeps it), and nothing else: a request with no response (an error kind, or
+``cancelled``) is counted (failed, ``errors_by_kind``) but not timed, as the time to a reset is
+no response time. So each histogram holds ``sum(status_counts.values())`` values. Counters are
+kept per request template only (`RequestStats`): a phase's counts are the sum of its templates',
+so the hot path counts each event once. The run-wide per-second series is in `engine.series`.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class RequestStats:
     Accounting: ``scheduled == sent + dropped`` once nothing is pending, ``sent == succeeded +
     failed`` once nothing is in flight; ``timed_out`` (error kind "timeout") is part of
     ``failed``. ``errors_by_kind`` counts the error kinds of failures; ``status_counts`` counts
-    every response status, whether the engine judged it a success or not.
+    every response status, whether the engine judged it a success or not; ``truncated`` counts
+    the responses whose body was cut at the transports' cap (`engine.transport.MAX_BODY_BYTES`),
+    so it is at most ``sum(status_counts.values())``.
     """
 
     __slots__ = (
@@ -67,6 +71,7 @@ class RequestStats:
         "status_counts",
         "succeeded",
         "timed_out",
+        "truncated",
     )
 
     def __init__(self, name: str) -> None:
@@ -77,13 +82,20 @@ class RequestStats:
         self.succeeded = 0
         self.failed = 0
         self.timed_out = 0
+        self.truncated = 0
         self.errors_by_kind: dict[str, int] = {}
         self.status_counts: dict[int, int] = {}
 
     def counts(self) -> Counts:
-        """The six counters as a record."""
+        """The seven counters as a record."""
         return Counts(
-            self.scheduled, self.sent, self.dropped, self.succeeded, self.failed, self.timed_out
+            self.scheduled,
+            self.sent,
+            self.dropped,
+            self.succeeded,
+            self.failed,
+            self.timed_out,
+            self.truncated,
         )
 
     def add(
@@ -96,14 +108,14 @@ class RequestStats:
         self.succeeded += counts.succeeded
         self.failed += counts.failed
         self.timed_out += counts.timed_out
+        self.truncated += counts.truncated
         _add_counts(self.errors_by_kind, errors_by_kind)
         _add_counts(self.status_counts, status_counts)
 
     def accounting_problems(self, where: str) -> list[str]:
         """What breaks the identities, for a template with nothing pending or in flight."""
-        return _problems(
-            where, self.counts(), sum(self.errors_by_kind.values()), in_flight=0, pending=0
-        )
+        responses = sum(self.status_counts.values())
+        return _problems(where, self.counts(), sum(self.errors_by_kind.values()), responses)
 
     def freeze(self) -> RequestRecord:
         """The counters as a record (error kinds and statuses sorted, as in the results)."""
@@ -138,9 +150,11 @@ class PhaseStats:
         self.requests: dict[str, RequestStats] = {}
         """Per request template, in first-seen order."""
         self.latency = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
-        """From the scheduled time to completion (coordinated-omission corrected), in us."""
+        """From the scheduled time to the response (coordinated-omission corrected), in us;
+        requests with no response are not in it."""
         self.service_time = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
-        """From the actual send to completion, in us."""
+        """From the actual send to the response, in us; requests with no response are not in
+        it."""
 
     def request(self, template: str) -> RequestStats:
         """The counters of ``template``, created (after the existing ones) if new."""
@@ -179,11 +193,13 @@ class PhaseStats:
         request: RequestStats,
         *,
         error_kind: str | None = None,
+        truncated: bool = False,
     ) -> None:
-        """A sent request completed; ``error_kind`` is counted only when ``ok`` is false."""
-        latency_us = int((done_at - scheduled_at) * 1_000_000.0)
-        self.latency.record(latency_us)
-        self.service_time.record(int((done_at - sent_at) * 1_000_000.0))
+        """A sent request completed; ``error_kind`` is counted only when ``ok`` is false.
+
+        A response (``status`` not None) is timed (and counted in ``truncated`` when its body
+        was cut); a request with no response (``status`` None) is counted, not timed.
+        """
         if ok:
             request.succeeded += 1
         else:
@@ -193,9 +209,16 @@ class PhaseStats:
                 errors[error_kind] = errors.get(error_kind, 0) + 1
                 if error_kind == _TIMEOUT:
                     request.timed_out += 1
-        if status is not None:
-            statuses = request.status_counts
-            statuses[status] = statuses.get(status, 0) + 1
+        if status is None:
+            self.series.count_unanswered(done_at, ok)
+            return
+        latency_us = int((done_at - scheduled_at) * 1_000_000.0)
+        self.latency.record(latency_us)
+        self.service_time.record(int((done_at - sent_at) * 1_000_000.0))
+        statuses = request.status_counts
+        statuses[status] = statuses.get(status, 0) + 1
+        if truncated:
+            request.truncated += 1
         self.series.count_done(done_at, latency_us, ok)
 
     # Views ---------------------------------------------------------------------------------
@@ -229,6 +252,10 @@ class PhaseStats:
         return sum(r.timed_out for r in self.requests.values())
 
     @property
+    def truncated(self) -> int:
+        return sum(r.truncated for r in self.requests.values())
+
+    @property
     def errors_by_kind(self) -> dict[str, int]:
         """Failures by error kind, over every template."""
         total: dict[str, int] = {}
@@ -247,18 +274,21 @@ class PhaseStats:
     def accounting_problems(self, *, in_flight: int = 0, pending: int = 0) -> list[str]:
         """What breaks the accounting identities, given what is still pending / in flight.
 
-        With nothing pending or in flight, every template is checked too (the engine does not
-        track pending and in-flight requests per template).
+        Besides the counters' identities, each latency histogram holds one value per response
+        (``sum(status_counts.values())``). With nothing pending or in flight, every template is
+        checked too (the engine does not track pending and in-flight requests per template).
         """
         where = f"phase {self.name!r}"
         counts = self.counts()
         errors = sum(self.errors_by_kind.values())
-        problems = _problems(where, counts, errors, in_flight=in_flight, pending=pending)
-        if self.latency.total_count != counts.completed:
-            problems.append(
-                f"{where}: latency histogram holds {self.latency.total_count} values, "
-                f"{counts.completed} requests completed"
-            )
+        responses = sum(self.status_counts.values())
+        problems = _problems(where, counts, errors, responses, in_flight=in_flight, pending=pending)
+        for name, histogram in (("latency", self.latency), ("service time", self.service_time)):
+            if histogram.total_count != responses:
+                problems.append(
+                    f"{where}: {name} histogram holds {histogram.total_count} values, "
+                    f"{responses} requests got a response"
+                )
         if not in_flight and not pending:
             for request in self.requests.values():
                 problems.extend(request.accounting_problems(f"{where}, request {request.name!r}"))
@@ -315,7 +345,7 @@ def _add_counts(target: dict[_K, int], source: Mapping[_K, int]) -> None:
 
 
 def _problems(
-    where: str, counts: Counts, errors: int, *, in_flight: int, pending: int
+    where: str, counts: Counts, errors: int, responses: int, *, in_flight: int = 0, pending: int = 0
 ) -> list[str]:
     """The broken identities of one set of counters."""
     problems: list[str] = []
@@ -333,6 +363,8 @@ def _problems(
         problems.append(f"{where}: timed_out {counts.timed_out} > failed {counts.failed}")
     if errors > counts.failed:
         problems.append(f"{where}: more errors by kind than failures ({counts.failed})")
+    if counts.truncated > responses:
+        problems.append(f"{where}: truncated {counts.truncated} > responses {responses}")
     return problems
 
 

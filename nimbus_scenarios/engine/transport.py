@@ -2,10 +2,21 @@
 
 Its place: the `engine` stage. The pacer decides *when* a request goes out and the statistics
 (`engine.stats`) record *what happened*; a transport only sends. It takes a `PreparedRequest`
-(`engine.request`), sends it, reads and discards the whole response body (so the keep-alive
+(`engine.request`), sends it, reads and discards the response body (so the keep-alive
 connection can be reused) and returns a tiny `Outcome`: the status code, or an `ErrorKind`. It
 never raises for network problems and takes no times: the engine measures those itself.
 Cancellation propagates.
+
+Body cap (`MAX_BODY_BYTES`, 1 MiB)
+----------------------------------
+Every kind reads at most about `MAX_BODY_BYTES` of a body: the bytes as they come off the wire
+(no decompression), each chunk discarded once counted. A body longer than that (an endless
+stream, a runaway export) is cut: reading stops as soon as more than `MAX_BODY_BYTES` have
+arrived, that connection is closed (never handed back to the pool half read), and the outcome
+keeps its status, marked ``truncated`` (`engine.request.truncated_outcome`): it is a response
+(timed, its status counted) and the engine counts it in ``truncated``. The answers a load test
+needs (the consumer's small JSON) are far below the cap; without it the httpx kinds buffer a
+whole body in memory (gigabytes for an endless one) and aiohttp reads until the timeout.
 
 This module holds the seam itself (`LoadTransport`) and the connection recycling every transport
 shares (`RecyclingTransport`); the clients live in `engine.clients`, and `engine.factory` makes
@@ -54,7 +65,10 @@ from typing import Final, Generic, Protocol, TypeVar
 
 from nimbus_scenarios.engine.request import Outcome, PreparedRequest
 
-__all__ = ["LoadTransport", "RecyclingTransport"]
+__all__ = ["MAX_BODY_BYTES", "LoadTransport", "RecyclingTransport"]
+
+MAX_BODY_BYTES: Final = 1 << 20
+"""The most of a response body a transport reads (1 MiB); see "Body cap" above."""
 
 
 class LoadTransport(Protocol):
@@ -70,7 +84,8 @@ class LoadTransport(Protocol):
         request: PreparedRequest,
         extra_headers: tuple[tuple[str, str], ...] | None = None,
     ) -> Outcome:
-        """Send ``request``, read and discard the whole response, return its outcome.
+        """Send ``request``, read and discard the response (its body up to `MAX_BODY_BYTES`,
+        then cut: ``Outcome.truncated``), return its outcome.
 
         ``extra_headers`` (per-request headers such as telemetry's ``traceparent``) are sent
         after the prepared ones; None (the default) costs nothing.

@@ -1,7 +1,12 @@
 """The closed model: `users N think D` — N loops, each sending its next request when the last
 one ends, after D. A user starts no request at or after the phase end; one in flight then
 finishes in the background and still counts for the phase it was sent in. Time comes from the
-run's `Clock`."""
+run's `Clock`.
+
+Users start in batches of `USERS_BATCH`, each batch a turn of the event loop: started all at
+once, tens of thousands of users each take their first step in one turn, which holds the loop
+for seconds, so that a stop or `--max-duration` acts that much late. Validation caps the users
+of one process (`language.vocabulary.MAX_USERS_PER_PROCESS`)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,10 @@ from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import smooth_round_robin
 from nimbus_scenarios.plan.model import PhasePlan
 
-__all__ = ["run_users"]
+__all__ = ["USERS_BATCH", "run_users"]
+
+USERS_BATCH = 100
+"""Users started per turn of the event loop (see the module docstring)."""
 
 
 async def run_users(
@@ -33,7 +41,8 @@ async def run_users(
 
     `mix` holds the phase's templates in the order of `phase.weights`; the users share one
     chooser. With `shard` (I, N) this process runs users u with u % N == I, so N shards run all
-    N users.
+    N users. Users start `USERS_BATCH` at a time with a turn of the loop between batches;
+    cancelling the task stops starting them (those started go on in `background`).
     """
     check_mix(phase, mix)
     loop = asyncio.get_running_loop()
@@ -51,8 +60,10 @@ async def run_users(
                 await clock.sleep_until(min(clock.now() + phase.think_s, end))
 
     index, count = shard
-    tasks = [loop.create_task(user()) for _ in range(index, phase.users, count)]
-    background.update(tasks)
-    for task in tasks:
+    for started, _ in enumerate(range(index, phase.users, count)):
+        if started and started % USERS_BATCH == 0:
+            await asyncio.sleep(0)  # a turn for the loop, not a wait: no clock involved
+        task = loop.create_task(user())
+        background.add(task)
         task.add_done_callback(background.discard)
     await clock.sleep_until(end)

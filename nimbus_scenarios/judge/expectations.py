@@ -2,6 +2,9 @@
 
 `judge_load` judges a latency statistic, `errors` or `achieved` over the requests of a phase or
 of the whole run. Nothing is passed for lack of data: no request in scope gives `not_judged`.
+Latency covers the requests that got a response, whatever its status (the engine times only
+those: `engine.stats`), so a latency statistic over no response (every request reset, refused,
+timed out or cancelled) is `not_judged` ("no response in scope"), never passed.
 Replica windows are `judge.windows`'; the `before`/`after` checks are judged as the runner
 probes them.
 """
@@ -13,18 +16,24 @@ from nimbus_scenarios.language.vocabulary import ExpectationKind, Subject
 from nimbus_scenarios.plan.model import ExpectationPlan
 from nimbus_scenarios.results.model import Judgement, Verdict
 
-__all__ = ["judge_load"]
+__all__ = ["NO_RESPONSE", "judge_load"]
+
+NO_RESPONSE = "no response in scope"
+"""The detail of a latency expectation that is not judged because nothing in scope got a
+response."""
 
 
 def judge_load(e: ExpectationPlan, stats: PhaseStats, *, scheduled: int | None = None) -> Judgement:
     """Judge a latency, `errors` or `achieved` expectation over the requests in `stats`.
+
+    Latency is judged over the responses in scope (`stats.latency` holds one value each).
 
     `scheduled` is what the plan scheduled in scope (None for closed-model scopes, where every
     request a user starts is one it scheduled).
     """
     if e.kind is ExpectationKind.LATENCY:
         if stats.latency.total_count == 0:
-            return Judgement(e, Verdict.NOT_JUDGED, detail="no request completed in scope")
+            return Judgement(e, Verdict.NOT_JUDGED, detail=NO_RESPONSE)
         percentile = e.subject.percentile
         if percentile is not None:
             micros: float = stats.latency.value_at_percentile(percentile)

@@ -1,5 +1,9 @@
 """Abort guards: `abort when errors/pNN ... over D` on the per-second series, and
-`abort when replicas ...` on the latest replica sample. Pure: data in, the guard that fired out."""
+`abort when replicas ...` on the latest replica sample. Pure: data in, the guard that fired out.
+
+A latency guard reads the per-second latency, which holds responses only (`engine.stats`): over
+a window with no response it is not judged, so it does not fire (a target that only resets or
+times out is caught by `abort when errors ...`)."""
 
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ def window_errors(series: SecondSeries, now_s: float, over_s: float) -> tuple[in
 
 
 def window_latency(series: SecondSeries, now_s: float, over_s: float) -> LatencyHistogram | None:
-    """The merged latency histogram of the whole seconds in [now - over, now)."""
+    """The merged latency histogram of the responses in the whole seconds in [now - over,
+    now); None when there was none."""
     merged: LatencyHistogram | None = None
     for sec in range(max(int(now_s - over_s), 0), int(now_s)):
         record = series.latency(sec)

@@ -45,9 +45,12 @@ def check(
     *,
     max_rate: float = DEFAULT_MAX_RATE,
     watch_given: bool = False,
+    shards: int = 1,
 ) -> Checked:
     """Parse and validate; syntax errors raise `ScenarioError`, the rest are collected."""
     scenario = parse(source)
     params, problems = resolve_params(scenario, overrides or {})
-    problems += validate(scenario, params, max_rate=max_rate, watch_given=watch_given)
+    problems += validate(
+        scenario, params, max_rate=max_rate, watch_given=watch_given, shards=shards
+    )
     return Checked(source, scenario, params, tuple(problems))

@@ -17,7 +17,10 @@ __all__ = [
     "LATENCY_SUBJECTS",
     "MAX_DURATION_S",
     "MAX_PHASES",
+    "MAX_RATE_CEILING",
     "MAX_STAIRS",
+    "MAX_USERS",
+    "MAX_USERS_PER_PROCESS",
     "MEMORY_IN_FLIGHT_CEILING_MB",
     "METRIC_SUBJECTS",
     "REPLICA_SUBJECTS",
@@ -31,6 +34,10 @@ __all__ = [
 
 DEFAULT_MAX_RATE = 10_000
 """Requests per second one process may be asked for unless `--max-rate` raises it."""
+MAX_RATE_CEILING = 1_000_000
+"""The highest `--max-rate`: one process falls behind at about 10,000/s on a core
+(docs/performance.md), so a cap of a million per second is already no cap; `1e308` is a typo or
+a way round the cap. Shard the run for more."""
 
 MAX_PHASES = 10_000
 MAX_STAIRS = 20_000
@@ -41,6 +48,12 @@ MEMORY_IN_FLIGHT_CEILING_MB = 64 * 1024
 refuses it, unless `--i-know` or `settings { memory_in_flight SIZE }` says it is meant."""
 MAX_DURATION_S = 7 * 24 * 3600
 """A run longer than a week is a mistake (`1000h`), refused before anything is scheduled."""
+MAX_USERS = 100_000
+"""The most users a `users N` phase may name, over every shard."""
+MAX_USERS_PER_PROCESS = 10_000
+"""The most users one process runs (`users N` divided by `--shards`): each is a task with its
+own request in flight, and 100,000 in one process took about 1 GB and blocked the event loop
+for seconds (so a stop or `--max-duration` acted late). Shard the run for more."""
 
 LATENCY_SUBJECTS = ("p50", "p90", "p95", "p99", "max", "mean")
 METRIC_SUBJECTS = (*LATENCY_SUBJECTS, "errors", "achieved")

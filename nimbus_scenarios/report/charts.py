@@ -108,7 +108,7 @@ def _latency_chart(tl: Timeline, axis: TimeAxis) -> Chart:
     legend = tuple((name, COLOURS[name], "") for name in ("p50", "p95", "p99"))
     title = "Latency (from the scheduled time, by completion second)"
     if not values:
-        return Chart("latency", title, legend, scale, _ms_tick, message="no completed requests")
+        return Chart("latency", title, legend, scale, _ms_tick, message="no responses")
     body = []
     for name in ("p99", "p95", "p50"):  # p95 drawn over p99: it is the one usually judged
         points: list[tuple[float, float] | None] = []

@@ -142,6 +142,8 @@ class RequestRow:
     succeeded: str
     failed: str
     timed_out: str
+    truncated: str
+    """Responses whose body was cut at the transports' cap."""
     dropped: str
     outcomes: str
     failed_hot: bool
@@ -350,6 +352,7 @@ def _requests(scope: str, load: LoadResult) -> RequestTable | None:
             succeeded=count(r.succeeded),
             failed=count(r.failed),
             timed_out=count(r.timed_out),
+            truncated=count(r.truncated),
             dropped=count(r.dropped),
             outcomes=_outcomes(r),
             failed_hot=r.failed > 0,

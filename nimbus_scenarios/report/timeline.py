@@ -51,7 +51,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class SecondPoint:
     """One whole second of the run: counts, and latency percentiles in ms (None for a second
-    in which nothing completed)."""
+    in which no response came)."""
 
     second: int
     scheduled: int

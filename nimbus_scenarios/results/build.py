@@ -72,6 +72,7 @@ def _request(record: RequestRecord) -> RequestResult:
         succeeded=c.succeeded,
         failed=c.failed,
         timed_out=c.timed_out,
+        truncated=c.truncated,
         errors_by_kind=dict(sorted(record.errors_by_kind.items())),
         status_counts=dict(sorted(record.status_counts.items())),
     )
@@ -82,7 +83,7 @@ def load_result(record: PhaseRecord | None) -> LoadResult:
     if record is None:
         return LoadResult()
     c = record.counts
-    completed = c.completed > 0
+    responded = any(record.status_counts.values())  # latency covers responses only
     return LoadResult(
         scheduled=c.scheduled,
         sent=c.sent,
@@ -90,10 +91,11 @@ def load_result(record: PhaseRecord | None) -> LoadResult:
         succeeded=c.succeeded,
         failed=c.failed,
         timed_out=c.timed_out,
+        truncated=c.truncated,
         errors_by_kind=dict(sorted(record.errors_by_kind.items())),
         status_counts=dict(sorted(record.status_counts.items())),
-        latency_ms=record.latency_ms if completed else None,
-        service_ms=record.service_time_ms if completed else None,
+        latency_ms=record.latency_ms if responded else None,
+        service_ms=record.service_time_ms if responded else None,
         requests=tuple(_request(r) for r in record.requests),
     )
 

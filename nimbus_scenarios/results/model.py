@@ -122,6 +122,8 @@ class RequestResult:
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
+    truncated: int = 0
+    """Responses whose body was cut at the transports' 1 MiB cap (still responses)."""
     errors_by_kind: Mapping[str, int] = field(default_factory=dict)
     status_counts: Mapping[int, int] = field(default_factory=dict)
 
@@ -131,7 +133,8 @@ class LoadResult:
     """What was sent and what came back, over a phase or the run (`totals`).
 
     `latency_ms` is measured from the scheduled time (no coordinated omission), `service_ms`
-    from the actual send; both are None when no request completed.
+    from the actual send, both over the requests that got a response (whatever its status);
+    both are None when no request got one.
     """
 
     scheduled: int = 0
@@ -140,6 +143,8 @@ class LoadResult:
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
+    truncated: int = 0
+    """Responses whose body was cut at the transports' 1 MiB cap (still responses)."""
     errors_by_kind: Mapping[str, int] = field(default_factory=dict)
     status_counts: Mapping[int, int] = field(default_factory=dict)
     latency_ms: LatencySummary | None = None

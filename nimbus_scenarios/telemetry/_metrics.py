@@ -1,7 +1,7 @@
 """The run's metrics: gauges fed by run events, and the request duration histogram.
 
 Its place: a `RunHandler` (`RunMetrics`) among telemetry's handlers, plus the histogram that the
-request observer (`_requests.RequestSpans.observe`) feeds for every request. Imported only when
+request observer (`_requests.RequestSpans.observe`) feeds for every response. Imported only when
 telemetry is on. The gauges read the last `Progress` and the last replica sample when the SDK's
 metric reader collects (every `OTEL_METRIC_EXPORT_INTERVAL`, and at shutdown); after `run_ended`
 they report nothing. Names and attributes are what the Grafana dashboards query:
@@ -9,7 +9,8 @@ they report nothing. Names and attributes are what the Grafana dashboards query:
 - `nimbus_target_rate`, `nimbus_achieved_rate`, `nimbus_in_flight` (from `Progress`);
 - `nimbus_replicas` with `kind` = `ready` / `desired` (from the last replica sample);
 - `nimbus_run_info`, always 1;
-- `nimbus_request_duration_seconds`, a cumulative explicit-bucket histogram.
+- `nimbus_request_duration_seconds`, a cumulative explicit-bucket histogram of the requests
+  that got a response (as the results' latency: a request with no response is not timed).
 
 Every point has `scenario`, `run_id` and, inside a phase, `phase`. Point times are the SDK's
 (real time), not the run's clock.

@@ -117,9 +117,10 @@ class RequestSpans(RunHandler):
         ok: bool,
         extra: ExtraHeaders | None,
     ) -> None:
-        """Count the request's duration; record its span when it was sampled."""
+        """Count the request's duration (a response's only, as the engine's latency does);
+        record its span when it was sampled."""
         durations = self._durations
-        if durations is not None:
+        if durations is not None and outcome.status is not None:
             durations.record(phase, done - sent)
         if extra is None:
             return

@@ -82,8 +82,10 @@ scenario "timeouts" {
     assert phase.timed_out == 10
     assert phase.errors_by_kind == {"timeout": 10}
     assert_reconciles(phase)
-    # a timed-out request's latency is about the timeout, not the server's 3 s
-    assert 900 <= phase.latency_ms.max < 2500
+    # a timed-out request got no response: counted failed, never timed
+    assert phase.latency_ms is None
+    assert phase.service_ms is None
+    assert not any(second.latency_ms for second in results.seconds)
     errors = judgement(results, "expect errors < 10%")
     assert errors.verdict is Verdict.FAILED
     assert errors.observed == 100.0

@@ -11,7 +11,12 @@ import pytest
 from nimbus_scenarios import errors
 from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.engine.dispatch import CANCELLED, Dispatcher, compile_templates
-from nimbus_scenarios.engine.request import ErrorKind, error_outcome, status_outcome
+from nimbus_scenarios.engine.request import (
+    ErrorKind,
+    error_outcome,
+    status_outcome,
+    truncated_outcome,
+)
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.plan.model import Template, Text
 from tests.engine.support import template
@@ -40,7 +45,9 @@ def test_drain_waits_on_the_clock_then_cancels_and_counts_the_rest() -> None:
     assert clock.now() == 12.0
     assert (phase.succeeded, phase.failed) == (1, 2)
     assert phase.errors_by_kind == {CANCELLED: 2}
-    assert phase.latency.summary().max == pytest.approx(2000, rel=1e-3)
+    # only the answered request is timed: a cancelled one got no response
+    assert phase.latency.total_count == 1
+    assert phase.latency.summary().max == pytest.approx(1000, rel=1e-3)
     assert stats.check_accounting() == []
 
 
@@ -100,3 +107,23 @@ def test_a_missing_environment_variable_is_the_usage_error() -> None:
     assert isinstance(caught.value, errors.UsageError)
     compiled = compile_templates(templates, "http://h", environ={"NIMBUS_KEY": "k"})
     assert compiled["t"].request.headers == (("X-Key", "k"),)
+
+
+def test_a_truncated_answer_counts_by_its_status_and_as_truncated() -> None:
+    """A cut body is a response: succeeded by its 200, timed, and counted in `truncated`."""
+    clock = ManualClock(start=0.0)
+    transport = ScriptedTransport(clock, answer_after(0.25, truncated_outcome(200)))
+    stats = RunStats(0.0)
+    phase = stats.phase("p")
+
+    async def work() -> None:
+        dispatcher = Dispatcher(transport, clock=clock, max_inflight=10)
+        phase.schedule(0.0, phase.request("a"))
+        dispatcher.send_open(phase, template("a"), 0.0)
+        assert await dispatcher.drain(1.0) == 0
+
+    asyncio.run(clock.run(work()))
+    assert (phase.succeeded, phase.failed, phase.truncated) == (1, 0, 1)
+    assert phase.status_counts == {200: 1}
+    assert phase.latency.summary().max == pytest.approx(250, rel=1e-3)
+    assert stats.check_accounting() == []

@@ -24,6 +24,7 @@ def complete(
     template: str = "t",
     send_delay_s: float = 0.0,
     ok: bool = True,
+    truncated: bool = False,
 ) -> None:
     """Schedule, send and complete one request scheduled at run offset ``at``."""
     scheduled = T0 + at
@@ -37,6 +38,7 @@ def complete(
         200 if ok else 503,
         ok,
         request,
+        truncated=truncated,
     )
 
 
@@ -66,6 +68,54 @@ def test_counters_and_accounting() -> None:
     problems = run.check_accounting()
     assert any("sent 10 != succeeded 6 + failed 3" in p for p in problems)
     assert run.check_accounting(in_flight=1) == []
+
+
+def test_requests_with_no_response_are_counted_but_not_timed() -> None:
+    """Errors and cancellations count as failed; only responses (any status) reach latency."""
+    run = RunStats(T0)
+    phase = run.phase("p")
+    t = phase.request("t")
+    for kind in (*ErrorKind, "cancelled"):
+        phase.schedule(T0, t)
+        phase.mark_sent(T0, t)
+        phase.record(T0, T0, T0 + 2.5, None, False, t, error_kind=kind)
+    complete(phase, 0.0, 0.004, ok=False)  # a fast 503 is a response time
+    complete(phase, 0.0, 0.010)
+    assert (phase.failed, phase.succeeded) == (7, 1)
+    assert phase.errors_by_kind == {str(kind): 1 for kind in (*ErrorKind, "cancelled")}
+    assert phase.status_counts == {503: 1, 200: 1}
+    assert phase.latency.total_count == phase.service_time.total_count == 2
+    assert phase.latency.max_value() < 11_000  # no 2.5 s reset among them
+    first, _, third = run.series.freeze()
+    assert (first.failed, first.latency_ms and first.latency_ms.count) == (1, 2)
+    assert (third.failed, third.latency_ms) == (6, None)  # the errors' second: counted only
+    assert run.check_accounting() == []
+
+
+def test_truncated_responses_are_responses_counted_apart() -> None:
+    """A cut body keeps its status and its time; `truncated` counts it, never above responses."""
+    run = RunStats(T0)
+    phase = run.phase("p")
+    complete(phase, 0.0, 0.01, truncated=True)
+    complete(phase, 0.1, 0.02, ok=False, truncated=True)
+    complete(phase, 0.2, 0.03)
+    assert phase.counts() == Counts(3, 3, 0, 2, 1, 0, truncated=2)
+    assert phase.status_counts == {200: 2, 503: 1}
+    assert phase.latency.total_count == 3
+    assert phase.freeze().requests[0].counts.truncated == 2
+    assert run.check_accounting() == []
+    phase.requests["t"].truncated = 4  # more than the three responses: impossible
+    assert "phase 'p': truncated 4 > responses 3" in run.check_accounting()
+
+
+def test_accounting_checks_the_histograms_against_the_responses() -> None:
+    """A latency value with no response behind it breaks the identity and is named."""
+    phase = RunStats(T0).phase("p")
+    complete(phase, 0.0, 0.01)
+    phase.latency.record(5_000)
+    assert phase.accounting_problems() == [
+        "phase 'p': latency histogram holds 2 values, 1 requests got a response"
+    ]
 
 
 def test_counts_are_kept_per_template_in_first_seen_order() -> None:
@@ -130,7 +180,13 @@ def _split_run(rng: random.Random) -> tuple[RunStats, RunStats, RunStats]:
         template = "a" if i % 6 < 4 else "b"  # both halves see "a" first, like the whole
         for run in (whole, half_a if i % 2 else half_b):
             complete(
-                run.phase(phase_name), at, latency, template=template, send_delay_s=0.0002, ok=ok
+                run.phase(phase_name),
+                at,
+                latency,
+                template=template,
+                send_delay_s=0.0002,
+                ok=ok,
+                truncated=i % 97 == 0,
             )
     return whole, half_a, half_b
 
@@ -141,7 +197,7 @@ def test_freeze_and_thaw_round_trip() -> None:
     record = whole.freeze()
     assert [p.name for p in record.phases] == ["ramp", "steady"]
     assert record.total.counts == Counts(6000, 6000, 0, record.total.counts.succeeded,
-                                         record.total.counts.failed, 0)  # fmt: skip
+                                         record.total.counts.failed, 0, 62)  # fmt: skip
     thawed = RunStats.thaw(record)
     assert thawed.freeze() == record
     assert thawed.check_accounting() == []

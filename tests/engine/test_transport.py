@@ -1,5 +1,6 @@
 """Tests for the LoadTransport seam and its clients against a real aiohttp.web server on
-127.0.0.1: statuses, error kinds, the exception mapping and connection recycling."""
+127.0.0.1: statuses, error kinds, the exception mapping, the body cap and connection
+recycling."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ from aiohttp import web
 
 from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport, classify_exception
 from nimbus_scenarios.engine.factory import TRANSPORT_KINDS, make_transport
-from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, prepare
-from nimbus_scenarios.engine.transport import LoadTransport
+from nimbus_scenarios.engine.request import (
+    ErrorKind,
+    Outcome,
+    PreparedRequest,
+    prepare,
+    status_outcome,
+    truncated_outcome,
+)
+from nimbus_scenarios.engine.transport import MAX_BODY_BYTES, LoadTransport
 from tests.support.http import free_port
 from tests.support.wait import eventually
 
@@ -79,7 +87,21 @@ async def serve() -> AsyncIterator[Server]:
         await asyncio.sleep(0.05)
         return web.Response(text="never sent")
 
+    async def sized(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * int(request.match_info["size"]))
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1024):  # 64 MiB at most: far past the cap, bounded all the same
+                await response.write(b"x" * 65_536)
+        return response
+
     app.router.add_route("*", "/status/{code}", status)
+    app.router.add_get("/bytes/{size}", sized)
+    app.router.add_get("/endless", endless)
     app.router.add_post("/echo", echo)
     app.router.add_get("/cut", cut)
     app.router.add_get("/close", close)
@@ -142,6 +164,34 @@ def test_status_codes_headers_and_body_pass_through(kind: str) -> None:
             )
             assert await t.send(echo) == Outcome(200, None)
             assert t.connections_opened == 1  # the 100 kB echo body was read: connection reused
+        finally:
+            await t.aclose()
+
+    run(body)
+
+
+@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+def test_bodies_are_cut_at_the_cap_and_their_connection_closed(kind: str) -> None:
+    """A body of exactly the cap is read whole (the connection reused); one byte more, or an
+    endless one, is cut: its status kept, marked truncated, a half-read connection closed."""
+
+    async def body(server: Server) -> None:
+        t = transport(kind)
+        try:
+            assert await t.send(get(server, f"/bytes/{MAX_BODY_BYTES}")) == status_outcome(200)
+            assert await t.send(get(server, "/status/200")) == status_outcome(200)
+            assert t.connections_opened == 1
+            over = await t.send(get(server, f"/bytes/{MAX_BODY_BYTES + 1}"))
+            assert over == truncated_outcome(200)
+            assert over.truncated
+            assert await t.send(get(server, "/status/200")) == status_outcome(200)
+            # An idle connection is pooled now; the endless answer takes it and leaves it half
+            # read, so the next request needs a new one, and the server sees the old one close.
+            before = t.connections_opened
+            assert await t.send(get(server, "/endless")) == truncated_outcome(200)
+            assert await t.send(get(server, "/status/200")) == status_outcome(200)
+            assert t.connections_opened == before + 1
+            await eventually(lambda: server.open_connections() == 1, timeout_s=5)
         finally:
             await t.aclose()
 

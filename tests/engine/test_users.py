@@ -1,16 +1,19 @@
 """The closed model on a manual clock with a fake transport: each user sends, waits for the
-response, thinks, and sends again, until the phase ends; its last request finishes afterwards."""
+response, thinks, and sends again, until the phase ends; its last request finishes afterwards.
+Users start in batches, a turn of the loop apart, so a stop while they start acts at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.engine.dispatch import Dispatcher
+from nimbus_scenarios.engine.request import Outcome, PreparedRequest, status_outcome
 from nimbus_scenarios.engine.stats import RunStats
-from nimbus_scenarios.engine.users import run_users
+from nimbus_scenarios.engine.users import USERS_BATCH, run_users
 from tests.engine.support import mix_of, phase_plan
 from tests.support.fakes import ScriptedTransport, answer_after
 
@@ -76,3 +79,70 @@ def test_users_share_one_template_chooser() -> None:
     assert (paths.count("/a"), paths.count("/b")) == (4, 4)
     requests = stats.phases["p"].requests
     assert (requests["a"].succeeded, requests["b"].succeeded) == (4, 4)
+
+
+def test_users_start_in_batches_a_turn_of_the_loop_apart() -> None:
+    """1,000 users: the first request goes out while the second batch starts, not after all
+    1,000 have; every user then sends, all at the phase start on the clock."""
+    phase = phase_plan("users 1000", length="1s")
+    clock = ManualClock(start=ORIGIN)
+    background: set[asyncio.Task[None]] = set()
+    started_at_first_send: list[int] = []
+
+    def answer(_request: PreparedRequest) -> tuple[float, Outcome]:
+        if not started_at_first_send:
+            started_at_first_send.append(len(background))
+        return 2.0, status_outcome(200)  # one request per user: the phase lasts 1 s
+
+    transport = ScriptedTransport(clock, answer)
+    stats = RunStats(ORIGIN)
+
+    async def work() -> None:
+        dispatcher = Dispatcher(transport, clock=clock, max_inflight=1)
+        await run_users(
+            phase, mix_of(phase), dispatcher, stats.phase("p"), ORIGIN, background, clock=clock
+        )
+        assert await dispatcher.drain(10.0) == 0
+
+    asyncio.run(clock.run(work()))
+    # Batch 1's users take their first step in the loop's next turn, and their requests reach
+    # the transport in the turn after, when batch 2 has started.
+    assert started_at_first_send == [2 * USERS_BATCH]
+    assert stats.phases["p"].sent == 1000
+    assert set(transport.send_times()) == {ORIGIN}
+    assert stats.check_accounting() == []
+
+
+def test_a_stop_while_users_start_starts_no_more() -> None:
+    """Cancelled when the first requests go out, `run_users` starts no further batch: only the
+    users already started send, their requests finish, and the counts reconcile."""
+    phase = phase_plan("users 10000", length="1s")
+    clock = ManualClock(start=ORIGIN)
+    background: set[asyncio.Task[None]] = set()
+    stats = RunStats(ORIGIN)
+    starting: list[asyncio.Task[None]] = []
+
+    def answer(_request: PreparedRequest) -> tuple[float, Outcome]:
+        starting[0].cancel()  # the stop arrives with the first request on the wire
+        return 0.5, status_outcome(200)
+
+    transport = ScriptedTransport(clock, answer)
+
+    async def work() -> None:
+        dispatcher = Dispatcher(transport, clock=clock, max_inflight=1)
+        users = run_users(
+            phase, mix_of(phase), dispatcher, stats.phase("p"), ORIGIN, background, clock=clock
+        )
+        starting.append(asyncio.ensure_future(users))
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting[0]
+        for user in list(background):  # what the runner's drain does with a stopped phase
+            user.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        assert await dispatcher.drain(10.0) == 0
+
+    asyncio.run(clock.run(work()))
+    sent = stats.phases["p"].sent
+    assert sent == 2 * USERS_BATCH  # of 10,000: the two batches that had started
+    assert stats.phases["p"].succeeded == sent
+    assert stats.check_accounting() == []

@@ -1,6 +1,7 @@
 """Inputs built to exhaust memory or time: a million phases, 10,001 phases, 30,000 stairs, a
-rate of 10^12/s, 1000 h, a 10 MB `--set` value, braces nested 100,000 deep, a cap switched off
-with `--max-rate nan`. Each is refused quickly (exit 2) with a message naming the limit, before
+rate of 10^12/s, 100,000 users in one process, 1000 h, a 10 MB `--set` value, braces nested
+100,000 deep, a cap switched off with `--max-rate nan` or lifted out of reach with
+`--max-rate 1e308`. Each is refused quickly (exit 2) with a message naming the limit, before
 anything is sent, and without a traceback."""
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import pytest
 
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.language.params import MAX_OVERRIDE_CHARS
-from nimbus_scenarios.language.vocabulary import MAX_PHASES
+from nimbus_scenarios.language.vocabulary import (
+    MAX_PHASES,
+    MAX_RATE_CEILING,
+    MAX_USERS_PER_PROCESS,
+)
 from tests.support.cli import assert_no_traceback, run_cli, write_scenario
 from tests.support.http import free_port
 
@@ -119,6 +124,30 @@ def test_max_rate_cannot_switch_the_cap_off(refused: Refused, tmp_path: Path, va
     path = write_scenario(tmp_path, one_phase("rate 1000000000000/s"))
     for command in COMMANDS:
         assert "must be above zero and finite" in refused(command, str(path), f"--max-rate={value}")
+
+
+@pytest.mark.parametrize("value", ["1e308", "1000001"])
+def test_max_rate_has_a_ceiling(refused: Refused, tmp_path: Path, value: str) -> None:
+    """`--max-rate 1e308` (anything over 1,000,000/s) is a usage error naming the ceiling."""
+    path = write_scenario(tmp_path, one_phase("rate 1/s"))
+    for command in COMMANDS:
+        err = refused(command, str(path), f"--max-rate={value}")
+        assert f"is above the ceiling of {MAX_RATE_CEILING:,} requests/s per process" in err
+    assert main(["validate", str(path), f"--max-rate={MAX_RATE_CEILING}"]) == 0
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_hundred_thousand_users_are_refused(
+    refused: Refused, tmp_path: Path, command: str
+) -> None:
+    """`users 100000`, in the file or by `--set`: over the 10,000 users per process limit, and
+    the message says how many shards would run them."""
+    limit = f"is above the limit of {MAX_USERS_PER_PROCESS:,} users per process"
+    path = write_scenario(tmp_path, one_phase("users 100000"))
+    err = refused(command, str(path))
+    assert f"`users 100000` {limit}; shard the run: `run --shards 10`" in err
+    param = write_scenario(tmp_path, one_phase("users $n", extra="  param n = 1\n"), "p.scn")
+    assert limit in refused(command, str(param), "--set", "n=100000")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,5 +1,6 @@
 """Stopping a real run from outside: SIGTERM mid-phase, SIGINT twice, and the `--max-duration`
-deadline, each once through `python -m nimbus_scenarios run` in a child process. A stop exits 3
+deadline (also while 10,000 users start), each through `python -m nimbus_scenarios run` in a
+child process. A stop exits 3
 with the results written and reconciled; the first signal lets requests in flight finish, a
 second one abandons them. How each stage winds down (a stop in `before`, in a pending replica
 window, in `cleanup`, a second signal there, the grace running out) is played on a manual clock
@@ -129,3 +130,43 @@ scenario "deadline" {
     assert 10 <= phase["sent"] <= 30, phase
     assert phase["ran_s"][1] < 2.5
     assert expectation(document, "expect achieved > 95%")["verdict"] == "passed"
+
+
+def test_max_duration_acts_on_time_while_ten_thousand_users_start(
+    server: HttpServer, tmp_path: Path
+) -> None:
+    """10,000 users (the most one process may run) start at +2.9 s against a target that
+    hangs; `--max-duration 3s` lands while they start and stops the run within a second of
+    +3 s: users start in batches that give the loop its turns, and no batch starts after the
+    stop."""
+    scenario = write_scenario(
+        tmp_path,
+        """
+scenario "crowd" {
+  settings {
+    max_inflight 200
+  }
+  request stuck = GET "/delay/30000"
+  phase "quiet" 2900ms {
+    idle
+  }
+  phase "crowd" 30s {
+    users 10000
+    send stuck
+  }
+}
+""",
+    )
+    results = tmp_path / "results.json"
+    args = run_args(scenario, server, results, "--max-duration", "3s", "--grace", "1")
+    finished = run_cli(*args)
+    document = assert_outcome(finished, results, code=3, verdict="aborted")
+    assert "--max-duration" in document["abort"]["reason"]
+    assert document["abort"]["stage"] == "phases"
+    assert 2.9 <= document["abort"]["at_s"] < 4.0, document["abort"]
+    crowd = document["phases"][1]
+    assert crowd["ran_s"][1] < 4.0, crowd["ran_s"]
+    # Started all at once (before the batches), all 10,000 sent, and the stop came 0.8 s late.
+    assert 0 < crowd["sent"] < 10_000, crowd
+    assert crowd["failed"] == crowd["errors_by_kind"]["cancelled"]  # abandoned at the grace
+    assert finished.elapsed_s < 30  # not the 30 s phase, nor the hanging answers

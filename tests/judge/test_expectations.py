@@ -8,7 +8,7 @@ from functools import cache
 import pytest
 
 from nimbus_scenarios.engine.stats import PhaseStats
-from nimbus_scenarios.judge.expectations import judge_load
+from nimbus_scenarios.judge.expectations import NO_RESPONSE, judge_load
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import ExpectationPlan
@@ -111,3 +111,36 @@ def test_load_expectations_without_data_are_not_judged() -> None:
         assert judge_load(expectations()[text], empty).verdict is Verdict.NOT_JUDGED, text
     achieved = judge_load(expectations()["expect achieved >= 80%"], empty, scheduled=0)
     assert achieved.verdict is Verdict.NOT_JUDGED
+
+
+def test_latency_over_no_response_is_not_judged() -> None:
+    """Every request reset, refused, timed out or cancelled: latency not judged, errors judged."""
+    stats = PhaseStats("p")
+    request = stats.request("t")
+    for i, kind in enumerate(("reset", "connect", "timeout", "cancelled")):
+        stats.schedule(float(i), request)
+        stats.mark_sent(float(i), request)
+        stats.record(float(i), float(i), i + 0.001, None, False, request, error_kind=kind)
+    for text in ("expect p95 < 96ms", "expect max <= 101ms", "expect mean < 49ms"):
+        verdict = judge_load(expectations()[text], stats, scheduled=4)
+        assert verdict.verdict is Verdict.NOT_JUDGED, text
+        assert verdict.detail == NO_RESPONSE == "no response in scope"
+        assert verdict.observed is None
+    errors = judge_load(expectations()["expect errors < 11%"], stats)
+    assert (errors.verdict, errors.observed) == (Verdict.FAILED, 100.0)
+
+
+def test_latency_is_judged_over_the_responses_only() -> None:
+    """Failed responses (500) are timed; requests with no response do not change the latency."""
+    stats = stats_1_to_100_ms()
+    request = stats.request("t")
+    for i in range(100):  # a hundred fast resets that would pull every percentile down
+        stats.schedule(200.0 + i, request)
+        stats.mark_sent(200.0 + i, request)
+        stats.record(200.0 + i, 200.0 + i, 200.0 + i, None, False, request, error_kind="reset")
+    p50 = judge_load(expectations()["expect p50 < 51ms"], stats, scheduled=200)
+    assert p50.verdict is Verdict.PASSED
+    assert p50.observed == pytest.approx(0.050, rel=0.01)
+    assert stats.latency.total_count == 100
+    errors = judge_load(expectations()["expect errors < 11%"], stats)
+    assert errors.observed == 55.0  # 10 failed responses and 100 resets in 200

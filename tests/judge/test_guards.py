@@ -119,3 +119,15 @@ def test_first_firing_guard_is_reported() -> None:
     fired = check_guards(list(guards().values()), series, 2.0, 9)
     assert fired is not None
     assert fired.guard.text == "abort when errors > 50% over 1s"
+
+
+def test_latency_guard_is_not_judged_over_seconds_with_no_response() -> None:
+    """Seconds of resets and timeouts only hold no latency: a latency guard never fires on them."""
+    series = SecondSeries(0.0)
+    for second in range(3):
+        for k in range(10):
+            series.count_unanswered(second + k / 100.0, False)
+    assert window_errors(series, 3.0, 2.0) == (20, 20)
+    assert check_guards(guard("abort when p95 > 500ms over 2s"), series, 3.0, None) is None
+    assert check_guards(guard("abort when max >= 2s over 1s"), series, 3.0, None) is None
+    assert check_guards(guard("abort when errors > 50% over 2s"), series, 3.0, None) is not None

@@ -1,5 +1,6 @@
 """Validation rules the golden corpus shows only by example: `url_problem`'s table, the options
-that come from the command line (`--max-rate`, `--deployment`), and checks that report once."""
+that come from the command line (`--max-rate`, `--deployment`, the shard count), and checks
+that report once."""
 
 from __future__ import annotations
 
@@ -10,10 +11,19 @@ from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.language.validate import url_problem
 
 
-def errors(body: str, *, max_rate: float = 10_000, watch_given: bool = False) -> list[str]:
+def errors(
+    body: str,
+    *,
+    max_rate: float = 10_000,
+    watch_given: bool = False,
+    shards: int = 1,
+    sets: dict[str, str] | None = None,
+) -> list[str]:
     """The error messages of a scenario whose statements are `body`, in source order."""
     text = f'scenario "t" {{\n  target "http://svc"\n{body}\n}}\n'
-    checked = check(Source("t.scn", text), max_rate=max_rate, watch_given=watch_given)
+    checked = check(
+        Source("t.scn", text), sets, max_rate=max_rate, watch_given=watch_given, shards=shards
+    )
     return [d.message for d in checked.errors]
 
 
@@ -64,6 +74,33 @@ def test_max_rate_bounds_rates_and_bursts() -> None:
             "100 requests every 5s averages above the limit of 10/s per process "
             "(raise it with --max-rate)"
         ),
+    ]
+
+
+USERS = """  param crowd = 100
+  request h = GET "/h"
+  phase "a" 1m {
+    users $crowd
+    send h
+  }"""
+
+
+def test_users_per_process_are_capped_and_shards_share_them() -> None:
+    """10,000 users fit one process, 10,001 do not; shards divide them, and the message says
+    how many shards would do."""
+    assert errors(USERS, sets={"crowd": "10000"}) == []
+    assert errors(USERS, sets={"crowd": "10001"}) == [
+        (
+            "`users 10001` is above the limit of 10,000 users per process; shard the run: "
+            "`run --shards 2` gives each process at most 10,000"
+        )
+    ]
+    assert errors(USERS, sets={"crowd": "100000"}, shards=10) == []
+    assert errors(USERS, sets={"crowd": "100000"}, shards=5) == [
+        (
+            "`users 100000` is above the limit of 10,000 users per process (20,000 in each of 5 "
+            "shards); shard the run: `run --shards 10` gives each process at most 10,000"
+        )
     ]
 
 

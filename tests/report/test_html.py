@@ -286,6 +286,18 @@ def test_per_request_counts() -> None:
     assert _body_rows(page, 'requests" data-scope="ramp') == 3  # work, health, missing
 
 
+def test_per_request_counts_show_truncated_bodies() -> None:
+    """A template's truncated answers have their own column, after timed out."""
+    results = full_results()
+    work = dataclasses.replace(results.totals.requests[0], truncated=7, timed_out=3)
+    totals = dataclasses.replace(results.totals, requests=(work, *results.totals.requests[1:]))
+    page = render_html(dataclasses.replace(results, totals=totals))
+    requests = page.split('<table class="grid requests" data-scope="run">')[1].split("</table>")[0]
+    assert "<th>timed out</th><th>truncated</th><th>dropped</th>" in requests
+    row = requests.split(f'<td class="pname">{work.name}</td>')[1].split("</tr>")[0]
+    assert re.search(r">3</td><td[^>]*>7</td>", row), row
+
+
 def test_round_trip_through_the_results_file(tmp_path: Path) -> None:
     """A document written with results.io and read back renders exactly the same page."""
     for results in (full_results(), aborted_results(), infra_results()):

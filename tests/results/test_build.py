@@ -3,8 +3,11 @@ the engine, a shard's share of the plan, rounding, and secrets masked."""
 
 from __future__ import annotations
 
-from nimbus_scenarios.engine.records import Counts
+import json
+
+from nimbus_scenarios.engine.records import Counts, RequestRecord
 from nimbus_scenarios.results.build import rounded_judgement
+from nimbus_scenarios.results.io import from_json, to_json
 from nimbus_scenarios.results.model import (
     Judgement,
     ReplicaPoint,
@@ -77,3 +80,29 @@ def test_secret_header_values_are_masked_everywhere() -> None:
     assert '"***"' in results.scenario_source
     header = dict(results.plan.templates["health"].headers)["Authorization"]
     assert header.value == "***"
+
+
+def test_a_phase_with_no_response_has_no_latency() -> None:
+    """Twenty resets are completed requests but no response: latency is absent, not zero."""
+    warm = phase_record("warm", Counts(20, 20, 0, 0, 20, 0), statuses={}, errors={"reset": 20})
+    results = results_of(stats=stats_of([warm]), phases_run={"warm": (0.0, 10.0)})
+    load = results.phases[0].load
+    assert (load.failed, load.latency_ms, load.service_ms) == (20, None, None)
+    assert results.totals.latency_ms is None
+
+
+def test_truncated_responses_reach_the_phase_its_requests_and_the_totals() -> None:
+    """`truncated` is written per phase, per request template and in the totals, and read back."""
+    counts = Counts(20, 20, 0, 20, 0, 0, truncated=3)
+    warm = phase_record(
+        "warm", counts, requests=[RequestRecord("work", counts, {}, {200: 20})], statuses={200: 20}
+    )
+    results = results_of(stats=stats_of([warm]), phases_run={"warm": (0.0, 10.0)})
+    load = results.phases[0].load
+    assert (load.truncated, load.requests[0].truncated, results.totals.truncated) == (3, 3, 3)
+    text = to_json(results)
+    document = json.loads(text)
+    assert document["phases"][0]["truncated"] == 3
+    assert document["phases"][0]["requests"][0]["truncated"] == 3
+    assert document["totals"]["truncated"] == 3
+    assert from_json(text) == results

@@ -26,12 +26,15 @@ def read_results(path: Path) -> dict[str, Any]:
 
 
 def assert_reconciles(load: LoadResult) -> None:
-    """scheduled = sent + dropped and sent = succeeded + failed, once nothing is in flight."""
+    """scheduled = sent + dropped and sent = succeeded + failed, once nothing is in flight;
+    only responses are truncated."""
     assert load.scheduled == load.sent + load.dropped, load
     assert load.sent == load.succeeded + load.failed, load
+    assert load.truncated <= sum(load.status_counts.values()), load
     for request in load.requests:
         assert request.scheduled == request.sent + request.dropped, request
         assert request.sent == request.succeeded + request.failed, request
+        assert request.truncated <= sum(request.status_counts.values()), request
     assert sum(r.sent for r in load.requests) == load.sent
 
 

@@ -12,6 +12,9 @@
 - `SilentServer` reads each request, records it, and answers only the paths it is told to,
   leaving every other request hanging (a pre-flight that never gets an answer, a cleanup that
   never ends).
+- `EndlessBodyServer` answers the pre-flight `GET /`, then 200 with a body that never ends
+  (chunked, or with no length, delimited by the close) to every other request, until the client
+  goes or the server's own time and byte limits.
 - `serving(app)` serves an aiohttp app on the test's own running loop, for tests that build
   their own handlers; `LoopThread` is the event loop in a thread that the threaded servers
   (and other servers tests drive from outside, such as the Kubernetes API emulator) run on.
@@ -34,6 +37,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 __all__ = [
+    "EndlessBodyServer",
     "Hit",
     "HttpServer",
     "LoopThread",
@@ -274,3 +278,100 @@ class SilentServer:
     def paths(self, method: str) -> list[str]:
         """The paths of the requests of `method` seen so far."""
         return [path for m, path in list(self.requests) if m == method]
+
+
+class EndlessBodyServer:
+    """A raw TCP server: `GET /` gets a short 200 (the pre-flight passes); any other request
+    gets a 200 whose body never ends: chunked (`Transfer-Encoding: chunked`) for paths starting
+    with `/chunked`, otherwise with neither a length nor chunking, so that only the close would
+    end it. Each body is streamed in 64 KiB pieces until the client closes the connection, or
+    for at most `limit_s` seconds and `limit_bytes` bytes (the test's bound). `bodies` holds
+    the body bytes written per endless answer, appended when it ends; `connections` counts the
+    connections accepted."""
+
+    PIECE = b"x" * 65_536
+
+    def __init__(self, *, limit_s: float = 30.0, limit_bytes: int = 4 << 30) -> None:
+        self.limit_s = limit_s
+        self.limit_bytes = limit_bytes
+        self.paths: list[str] = []
+        self.bodies: list[int] = []
+        self.connections = 0
+        self.url = ""
+        self._thread: LoopThread | None = None
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+        try:
+            await self._answer(reader, writer)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            return
+        parts = head.split(b" ", 2)
+        path = parts[1].decode("latin-1") if len(parts) > 1 else ""
+        self.paths.append(path)
+        if path == "/":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        elif path.startswith("/chunked"):
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            frame = b"%x\r\n%s\r\n" % (len(self.PIECE), self.PIECE)
+            await self._stream(writer, frame, len(self.PIECE))
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            await self._stream(writer, self.PIECE, len(self.PIECE))
+
+    async def _stream(self, writer: asyncio.StreamWriter, frame: bytes, size: int) -> None:
+        """Write `frame` (carrying `size` body bytes) until the client goes or a limit is hit."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.limit_s
+        written = 0
+        try:
+            while written < self.limit_bytes and loop.time() < end:
+                writer.write(frame)
+                await writer.drain()
+                written += size
+        except ConnectionError:
+            pass
+        finally:
+            self.bodies.append(written)
+
+    async def _start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._handlers):  # bodies still streaming end with the server
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    def start(self) -> EndlessBodyServer:
+        """Start listening from a new thread; `url` is set."""
+        self._thread = LoopThread("endless-body-server")
+        self.url = self._thread.call(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and end the thread; idempotent."""
+        thread = self._thread
+        if thread is None or thread.closed:
+            return
+        with contextlib.suppress(Exception):
+            thread.call(self._stop(), 10)
+        thread.close()

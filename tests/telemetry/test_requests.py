@@ -163,3 +163,16 @@ def test_without_tracing_only_durations_are_kept() -> None:
     assert metric is not None
     (point,) = metric.data.data_points
     assert (point.count, point.bucket_counts) == (1, (1, 0))
+
+
+def test_the_duration_histogram_times_responses_only() -> None:
+    """Like the results' latency: a 503 is timed, a timeout or a reset is not."""
+    recorder = Recorder(_scenario("0%"))
+    recorder.send(status_outcome(200))
+    recorder.send(status_outcome(503))
+    recorder.send(error_outcome(ErrorKind.timeout), done=31.0)
+    recorder.send(error_outcome(ErrorKind.reset))
+    metric = recorder.durations.metric()
+    assert metric is not None
+    (point,) = metric.data.data_points
+    assert (point.count, point.bucket_counts) == (2, (0, 2, 0))

@@ -42,9 +42,11 @@ def validate(
     *,
     max_rate: float = DEFAULT_MAX_RATE,
     watch_given: bool = False,
+    shards: int = 1,
 ) -> list[Diagnostic]:
-    """Every problem in the scenario, in source order (errors and warnings)."""
-    check = Checker(scenario, params, max_rate=max_rate, watch_given=watch_given)
+    """Every problem in the scenario, in source order (errors and warnings); `shards` is how
+    many processes the run is split over (the per-process limits divide by it)."""
+    check = Checker(scenario, params, max_rate=max_rate, watch_given=watch_given, shards=shards)
     # The checks run in the order a scenario's parts are usually written. The result is sorted
     # by position and the sort is stable, so where two diagnostics share a position this order
     # decides which is printed first; the golden files pin it.

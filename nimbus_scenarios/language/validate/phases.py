@@ -13,7 +13,13 @@ from fractions import Fraction
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.validate.expectations import check_expectation
 from nimbus_scenarios.language.validate.values import Checker, secs
-from nimbus_scenarios.language.vocabulary import MAX_DURATION_S, MAX_PHASES, MAX_STAIRS
+from nimbus_scenarios.language.vocabulary import (
+    MAX_DURATION_S,
+    MAX_PHASES,
+    MAX_STAIRS,
+    MAX_USERS,
+    MAX_USERS_PER_PROCESS,
+)
 
 __all__ = ["check_phases"]
 
@@ -115,7 +121,9 @@ class _Phases:
                 if start == 0 and end == 0:
                     check.error("steps from zero to zero send nothing (use `idle`)", shape.span)
             case n.ShapeKind.USERS:
-                check.integer(args[0], "the number of users", 1, 100_000)
+                users = check.integer(args[0], "the number of users", 1, MAX_USERS)
+                if users is not None and args[0] is not None:
+                    _users_per_process(check, users, args[0].span)
                 if args[1] is not None:
                     check.duration(args[1], "`think`", positive=False)
             case n.ShapeKind.BURST:
@@ -129,6 +137,22 @@ class _Phases:
                     )
             case n.ShapeKind.IDLE:
                 pass
+
+
+def _users_per_process(check: Checker, users: int, span: n.Span) -> None:
+    """Each process runs its share of the users (shard 0 the largest): at most
+    `MAX_USERS_PER_PROCESS`, or the message says how many shards would do."""
+    share = -(-users // check.shards)
+    if share <= MAX_USERS_PER_PROCESS:
+        return
+    needed = -(-users // MAX_USERS_PER_PROCESS)
+    each = f" ({share:,} in each of {check.shards} shards)" if check.shards > 1 else ""
+    check.error(
+        f"`users {users}` is above the limit of {MAX_USERS_PER_PROCESS:,} users per process"
+        f"{each}; shard the run: `run --shards {needed}` gives each process at most "
+        f"{MAX_USERS_PER_PROCESS:,}",
+        span,
+    )
 
 
 def _spikes(check: Checker, phase: n.Phase, shape: n.Shape | None, length: Fraction | None) -> None:

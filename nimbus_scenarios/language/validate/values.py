@@ -26,10 +26,18 @@ class Checker:
     """The diagnostics found so far and the context a check needs (params, limits, names)."""
 
     def __init__(
-        self, scenario: n.Scenario, params: Params, *, max_rate: float, watch_given: bool
+        self,
+        scenario: n.Scenario,
+        params: Params,
+        *,
+        max_rate: float,
+        watch_given: bool,
+        shards: int = 1,
     ) -> None:
         self.params = params
         self.max_rate = max_rate
+        self.shards = shards
+        """How many processes share the load (`run --shards N`): the per-process limits divide."""
         self.has_watch = bool(scenario.watches) or watch_given
         self.problems: list[Diagnostic] = []
         self.requests = {r.name.text: r for r in scenario.requests}
