@@ -7,6 +7,7 @@ and the runner act on them.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from nimbus_scenarios.language import nodes as n
@@ -17,10 +18,12 @@ __all__ = [
     "LATENCY_SUBJECTS",
     "MAX_DURATION_S",
     "MAX_PHASES",
+    "MAX_SCENARIO_NAME",
     "MAX_STAIRS",
     "METRIC_SUBJECTS",
     "REPLICA_SUBJECTS",
     "RESERVED",
+    "SCENARIO_NAME",
     "STRESS_RANGES",
     "ExpectationKind",
     "GuardSubject",
@@ -37,6 +40,13 @@ MAX_STAIRS = 20_000
 10,000 phases of `steps ... in 10000` would take minutes and gigabytes to compile."""
 MAX_DURATION_S = 7 * 24 * 3600
 """A run longer than a week is a mistake (`1000h`), refused before anything is scheduled."""
+
+MAX_SCENARIO_NAME = 100
+SCENARIO_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+"""A scenario's name (with `fullmatch`, at most `MAX_SCENARIO_NAME` characters): ASCII letters,
+digits, `-`, `_` and `.`, not starting with `.`. It names the results file
+(`results/<scenario>-<run id>.json`), so it may hold no `/`, `..` or anything a shell or a file
+system reads in its own way."""
 
 LATENCY_SUBJECTS = ("p50", "p90", "p95", "p99", "max", "mean")
 METRIC_SUBJECTS = (*LATENCY_SUBJECTS, "errors", "achieved")
