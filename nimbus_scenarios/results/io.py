@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from nimbus_scenarios.errors import ResultsError
+from nimbus_scenarios.language.vocabulary import MAX_SCENARIO_NAME
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan, Text
 from nimbus_scenarios.results.codec import DecodeError, JsonValue, decode, encode
 from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
@@ -36,6 +38,7 @@ __all__ = [
     "from_json",
     "load_documents",
     "load_results",
+    "safe_file_name",
     "to_json",
     "to_json_data",
     "write_atomic",
@@ -128,8 +131,22 @@ def to_json(results: RunResults, *, indent: int | None = 2) -> str:
 
 
 def default_results_path(results: RunResults) -> Path:
-    """`results/<scenario>-<run id>.json`."""
-    return Path("results") / f"{results.scenario}-{results.run_id}.json"
+    """`results/<scenario>-<run id>.json`, always a file directly in `results/`.
+
+    Validation allows only safe scenario names; this is the second guard, for a name that came
+    another way: each part is reduced to a safe file name (`safe_file_name`)."""
+    scenario = safe_file_name(results.scenario, MAX_SCENARIO_NAME)
+    return Path("results") / f"{scenario}-{safe_file_name(results.run_id, 64)}.json"
+
+
+def safe_file_name(text: str, limit: int) -> str:
+    """`text` as a piece of a file name: every character outside ASCII letters, digits, `-`,
+    `_` and `.` replaced by `_`, no leading `.`, at most `limit` characters, never empty."""
+    safe = _UNSAFE.sub("_", text[:limit]).lstrip(".")
+    return safe or "_"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def write_results(results: RunResults, path: Path) -> Path:

@@ -1,10 +1,14 @@
 """Building a results document from a run's records: phases placed by the plan and counted by
-the engine, a shard's share of the plan, rounding, and secrets masked."""
+the engine, a shard's share of the plan, rounding, and secrets (credential headers, URL
+passwords) masked."""
 
 from __future__ import annotations
 
+import hashlib
+
 from nimbus_scenarios.engine.records import Counts
 from nimbus_scenarios.results.build import rounded_judgement
+from nimbus_scenarios.results.io import to_json
 from nimbus_scenarios.results.model import (
     Judgement,
     ReplicaPoint,
@@ -13,7 +17,14 @@ from nimbus_scenarios.results.model import (
     ShardInfo,
     Verdict,
 )
-from tests.support.results import phase_record, plan_of, results_of, stats_of
+from tests.support.results import (
+    make_results,
+    phase_record,
+    plan_of,
+    recorded_stats,
+    results_of,
+    stats_of,
+)
 
 
 def test_phases_take_place_from_the_plan_and_counts_from_the_records() -> None:
@@ -77,3 +88,40 @@ def test_secret_header_values_are_masked_everywhere() -> None:
     assert '"***"' in results.scenario_source
     header = dict(results.plan.templates["health"].headers)["Authorization"]
     assert header.value == "***"
+
+
+def test_passwords_in_urls_are_masked_in_the_source_params_target_and_plan() -> None:
+    """`user:pass@` in the target literal, a param or a path is `***` in the scenario source,
+    the params, the target and the embedded plan; the source's hash is of the real text."""
+    text = SCENARIO_WITH_URLS
+    results = make_results(
+        text, stats=recorded_stats(), judgements=(), target="http://admin:hunter2@svc:8000"
+    )
+    document = to_json(results)
+    for password in ("hunter2", "pw2", "pw3"):
+        assert password not in document
+    assert 'target "http://admin:***@svc:8000"' in results.scenario_source
+    assert results.params == {"up": "http://q:***@up"}
+    assert results.target == "http://admin:***@svc:8000"
+    assert results.plan.target is not None
+    assert results.plan.target.value == "http://admin:***@svc:8000"
+    assert results.scenario_hash == hashlib.sha256(text.encode()).hexdigest()
+
+
+SCENARIO_WITH_URLS = """\
+scenario "factory" {
+  target "http://admin:hunter2@svc:8000"
+  watch deployment "consumer"
+  param up = "http://q:pw2@up"
+  request work = GET "/work?next=http://u:pw3@h" { query to = $up }
+  request health = GET "/health"
+  phase "warm" 10s {
+    rate 2/s
+    send 75% work, 25% health
+  }
+  phase "ramp" 20s {
+    ramp 2/s -> 6/s
+    send work
+  }
+}
+"""

@@ -3,6 +3,7 @@ a results document of this schema version, with the JSON path of the first wrong
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -170,3 +171,24 @@ def test_documents_are_found_among_log_lines(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_text("nothing here\n", encoding="utf-8")
     with pytest.raises(ResultsError, match="no results document"):
         load_documents(tmp_path / "empty.log")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "stem"),
+    [
+        ("heavy", "heavy"),
+        ("/srv/x", "_srv_x"),
+        ("../../../y", "_.._.._y"),
+        ("..", "_"),
+        ("", "_"),
+        ("a b\x00c\u00e9", "a_b_c_"),
+        ("x" * 300, "x" * 100),
+    ],
+)
+def test_the_default_path_is_always_a_file_in_results(scenario: str, stem: str) -> None:
+    """Whatever the scenario's name (a document may come from anywhere), the default path is a
+    file directly in `results/` with a safe name; the run id is reduced the same way."""
+    results = dataclasses.replace(results_of(), scenario=scenario, run_id="../r1")
+    path = io.default_results_path(results)
+    assert path == Path("results") / f"{stem}-_r1.json"
+    assert path.parent == Path("results")
