@@ -2,8 +2,9 @@
 
 `to_json`/`from_json` turn a `RunResults` into text and back through `results.codec`;
 `write_results` writes through a temp file and a rename; `load_results` reads a file (at most
-`MAX_RESULTS_BYTES`) and refuses anything that is not a results document of this schema version,
-naming the JSON path of the first wrong field. Field names listed in `REQUIRED_FIELDS` are a
+`MAX_RESULTS_BYTES` and `MAX_RESULTS_VALUES`, so that reading it stays within about 1 GB) and
+refuses anything that is not a results document of this schema version, naming the JSON path of
+the first wrong field. Field names listed in `REQUIRED_FIELDS` are a
 contract with other tools.
 
 Schema history: version 1 (nimbus-scenarios 0.1) had no embedded plan and no per-request
@@ -31,6 +32,7 @@ from nimbus_scenarios.secrets import MASK
 __all__ = [
     "EXPECTATION_FIELDS",
     "MAX_RESULTS_BYTES",
+    "MAX_RESULTS_VALUES",
     "PHASE_FIELDS",
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
@@ -47,9 +49,23 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 2
 
-MAX_RESULTS_BYTES: Final = 256 * 1024 * 1024
-"""A results file larger than this is refused before it is parsed (a week-long run at one
-phase a minute is far below it)."""
+MAX_RESULTS_BYTES: Final = 128 * 1024 * 1024
+"""A results file larger than this is refused before it is parsed.
+
+A run's document grows by about 830 bytes per second of run (its per-second records, kept under
+`seconds` and again under `stats`), so this holds about 45 hours of run; `report` on such a
+document peaks near 460 MB."""
+
+MAX_RESULTS_VALUES: Final = 10_000_000
+"""A results file holding more JSON values than this is refused before it is parsed.
+
+Values are counted by their structural bytes (`{`, `[`, `,`, `:`, also inside strings, so the
+count is an upper bound) in a fraction of a second. Memory, not size, is what parsing costs: a
+file of tiny values (`[{},{},...]`) takes over 20 times its size once parsed. With this bound no
+file under the size limit takes more than about 1 GB to read (measured: `report` on 128 MiB of
+the costliest values); a run's own document, about 15 bytes per value, meets the size limit
+first."""
+
 
 REQUIRED_FIELDS = (
     "schema_version",
@@ -300,6 +316,12 @@ def _read_text(path: Path) -> str:
     if len(raw) > MAX_RESULTS_BYTES:
         limit = MAX_RESULTS_BYTES // (1024 * 1024)
         raise ResultsError(f"{path}: larger than the {limit} MiB a results file may be")
+    values = sum(raw.count(byte) for byte in b"{[,:")
+    if values > MAX_RESULTS_VALUES:
+        raise ResultsError(
+            f"{path}: holds more than the {MAX_RESULTS_VALUES:,} JSON values a results file may "
+            f"hold ({values:,})"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

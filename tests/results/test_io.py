@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from nimbus_scenarios.engine.histogram import LatencyHistogram
+from nimbus_scenarios.engine.records import SecondLatencySummary, SecondRecord
 from nimbus_scenarios.errors import ResultsError
 from nimbus_scenarios.results import io
 from nimbus_scenarios.results.io import (
@@ -23,7 +25,7 @@ from nimbus_scenarios.results.io import (
     write_results,
 )
 from nimbus_scenarios.results.model import Judgement, Verdict
-from tests.support.results import plan_of, results_of
+from tests.support.results import make_results, plan_of, results_of
 
 
 def judged() -> list[Judgement]:
@@ -192,3 +194,44 @@ def test_the_default_path_is_always_a_file_in_results(scenario: str, stem: str) 
     path = io.default_results_path(results)
     assert path == Path("results") / f"{stem}-_r1.json"
     assert path.parent == Path("results")
+
+
+def test_a_file_of_too_many_values_is_refused_unparsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file dense with values (what costs memory) is refused before parsing; a run's
+    own document, with a limit it meets, is read."""
+    monkeypatch.setattr(io, "MAX_RESULTS_VALUES", 1000)
+    path = tmp_path / "dense.json"
+    path.write_text('{"schema_version": 2, "x": [' + "{}," * 1000 + "{}]}", encoding="utf-8")
+    with pytest.raises(ResultsError, match=r"more than the 1,000 JSON values .* \(2,006\)"):
+        load_results(path)
+    document = write_results(results_of(judgements=judged()), tmp_path / "r.json")
+    values = sum(document.read_bytes().count(byte) for byte in b"{[,:")
+    monkeypatch.setattr(io, "MAX_RESULTS_VALUES", values)
+    assert load_results(document) == results_of(judgements=judged())
+
+
+def test_a_run_document_meets_the_size_limit_before_the_value_limit() -> None:
+    """The two limits agree for a long run's document, which is mostly per-second records
+    (each with its own latency histogram): it holds fewer values per byte than the limits
+    allow, so its size is what bounds it."""
+    histogram = LatencyHistogram(2)
+    for value_us in (40_000, 55_000, 61_000, 90_000, 250_000):
+        histogram.record(value_us)
+    latency = SecondLatencySummary(5, 61.0, 250.0, 250.0, 250.0)
+    seconds = tuple(SecondRecord(s, 5, 5, 0, 5, 0, latency, histogram.encode()) for s in range(600))
+    text = to_json(make_results(LONG_SCENARIO, seconds=seconds))
+    values = sum(text.count(c) for c in "{[,:")
+    assert len(text) / values > io.MAX_RESULTS_BYTES / io.MAX_RESULTS_VALUES
+
+
+LONG_SCENARIO = """\
+scenario "long" {
+  request work = GET "/work"
+  phase "p" 10m {
+    rate 5/s
+    send work
+  }
+}
+"""
