@@ -60,6 +60,7 @@ _BADGE_CLASSES: Final[Mapping[str, str]] = {
     "aborted": "warn",
     "error": "err",
     "not_judged": "muted",
+    "partial": "muted",
 }
 _SAFE_URL: Final = re.compile(r"^https?://[^\s\"'<>`]+$", re.IGNORECASE)
 _TRACE_ID: Final = re.compile(r"[0-9a-fA-F]{16,32}")

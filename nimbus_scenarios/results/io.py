@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from nimbus_scenarios.engine.records import SecondRecord
 from nimbus_scenarios.errors import ResultsError
-from nimbus_scenarios.language.vocabulary import MAX_SCENARIO_NAME
+from nimbus_scenarios.language.vocabulary import MAX_DURATION_S, MAX_SCENARIO_NAME
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan, Text
 from nimbus_scenarios.results.codec import DecodeError, JsonValue, decode, encode
 from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
@@ -33,6 +34,7 @@ __all__ = [
     "EXPECTATION_FIELDS",
     "MAX_RESULTS_BYTES",
     "MAX_RESULTS_VALUES",
+    "MAX_SECOND",
     "PHASE_FIELDS",
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
@@ -243,7 +245,7 @@ def from_json_data(data: JsonValue, name: str = "results") -> RunResults:
     try:
         plan = decode(Plan, body.get("plan"), path="$.plan")
         expectations = plan.all_expectations
-        return decode(
+        results = decode(
             RunResults,
             body,
             hooks={
@@ -251,8 +253,31 @@ def from_json_data(data: JsonValue, name: str = "results") -> RunResults:
                 Judgement: lambda item, path: _decode_judgement(item, path, expectations),
             },
         )
+        _check_seconds(results.seconds, "$.seconds")
+        _check_seconds(results.stats.seconds, "$.stats.seconds")
     except DecodeError as exc:
         raise ResultsError(f"{name}: not a valid results document: {exc}") from None
+    return results
+
+
+MAX_SECOND: Final = MAX_DURATION_S
+"""The last second a document's per-second records may name: the engine's per-second series
+ends a week after the run's start (`engine.series`), and merging or charting a document makes
+room for every second up to the last one it names."""
+
+
+def _check_seconds(seconds: tuple[SecondRecord, ...], path: str) -> None:
+    """Per-second records name seconds from 0 to `MAX_SECOND`, each once, in order."""
+    previous = -1
+    for i, record in enumerate(seconds):
+        if not previous < record.second <= MAX_SECOND:
+            expected = (
+                f"from 0 to {MAX_SECOND}"
+                if not 0 <= record.second <= MAX_SECOND
+                else f"after the previous record's ({previous})"
+            )
+            raise DecodeError(f"{path}[{i}].second", f"expected a second {expected}")
+        previous = record.second
 
 
 _JUDGEMENT_FIELDS = frozenset(

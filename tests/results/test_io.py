@@ -91,6 +91,12 @@ def document() -> dict[str, object]:
         (lambda d: d["expectations"][0].update(verdict="maybe"), "expected one of 'passed'"),
         (lambda d: d.update(exit_code=9), "$.exit_code: expected one of 0, 1, 2, 3, 4"),
         (lambda d: d["stats"].update(phases={}), "$.stats.phases: expected an array"),
+        (lambda d: d.pop("stats"), "$.stats: missing"),
+        (lambda d: d["phases"][0].update(sent=10**4000), "$.phases[0].sent: a number too large"),
+        (lambda d: d["phases"][0].update(target_rate=1e300), "$.phases[0].target_rate: a number"),
+        (lambda d: d["seconds"][-1].update(second=10**9), "$.seconds[2].second: expected a sec"),
+        (lambda d: d["stats"]["seconds"][0].update(second=-1), "$.stats.seconds[0].second"),
+        (lambda d: d["seconds"][1].update(second=0), "after the previous record's (0)"),
     ],
 )
 def test_a_wrong_document_is_refused_with_its_path(change: object, message: str) -> None:
@@ -109,12 +115,13 @@ def test_a_wrong_document_is_refused_with_its_path(change: object, message: str)
         ("[1, 2]", "not a JSON object"),
         ("{", "not a results file"),
         ('{"x": NaN}', "NaN is not a number JSON allows"),
+        ('{"x": -Infinity}', "-Infinity is not a number JSON allows"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"schema_version": 2, "n": ' + "9" * 5000 + "}", "not a results file"),
     ],
 )
 def test_text_that_is_no_document_is_refused(text: str, message: str) -> None:
-    """Garbage, NaN, deep nesting and huge numbers are usage errors, never crashes."""
+    """Garbage, NaN, Infinity, deep nesting and huge numbers are usage errors, never crashes."""
     with pytest.raises(ResultsError, match=message):
         from_json(text)
 
