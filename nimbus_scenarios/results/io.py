@@ -362,10 +362,14 @@ def load_documents(path: Path) -> list[RunResults]:
     """The results in a file: a results file, or a log (`kubectl logs` of sharded pods run with
     `--print-results`) holding one results document per line among other lines."""
     text = _read_text(path)
+    problem = "no results document in it"
     try:
         data = parse_json(text)
-    except ValueError:
+    except ValueError as exc:
         data = None
+        # One JSON document that failed (not text, nor a log of several: "Extra data"): why.
+        if text.lstrip().startswith(("{", "[")) and not str(exc).startswith("Extra data"):
+            problem = str(exc)
     if isinstance(data, dict):
         return [from_json_data(data, str(path))]
     documents = []
@@ -380,5 +384,5 @@ def load_documents(path: Path) -> list[RunResults]:
         if isinstance(item, dict) and "run_id" in item and "phases" in item:
             documents.append(from_json_data(item, str(path)))
     if not documents:
-        raise ResultsError(f"{path}: not a results file (no results document in it)")
+        raise ResultsError(f"{path}: not a results file ({problem})")
     return documents
