@@ -239,3 +239,21 @@ def test_a_hostile_results_file_is_refused(shards: list[Path], tmp_path: Path, c
     else:
         refused(reported, f"{hostile}: ", report_message)
         assert not html.exists()
+
+
+def test_a_report_of_an_offset_years_into_the_run_stays_small(
+    shards: list[Path], tmp_path: Path
+) -> None:
+    """An abort claimed at +2^53 s (the largest number a document may hold): `report` draws an
+    axis of about ten ticks and ends at once (it used to make a tick every two hours until
+    killed for memory)."""
+    data = json.loads(shards[0].read_text(encoding="utf-8"))
+    data["abort"] = {"reason": "claimed", "at_s": 2**53, "stage": "phases"}
+    claimed = tmp_path / "claimed.json"
+    claimed.write_text(json.dumps(data), encoding="utf-8")
+    html = tmp_path / "report.html"
+    finished = run_cli("report", str(claimed), "--html", str(html), timeout_s=60)
+    assert finished.code == 0, finished.stderr
+    assert finished.elapsed_s < 20
+    assert_no_traceback(finished.stderr)
+    assert html.stat().st_size < 2_000_000
