@@ -164,6 +164,8 @@ class _Attempt:
             result = Probe(None, "timed out")
         except (OSError, http.client.HTTPException, ValueError, UnicodeError) as exc:
             result = Probe(None, _reason(exc))
+        except Exception as exc:  # the thread's end: its answer must reach run() all the same
+            result = Probe(None, f"{type(exc).__name__}: {_reason(exc)}")
         self._result = result
 
     def _follow(self) -> Probe:
