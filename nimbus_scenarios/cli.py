@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser("merge", help="merge shard results into one and judge it")
     merge.add_argument("results", nargs="+", metavar="RESULTS")
     merge.add_argument("-o", "--output", required=True, metavar="PATH", help="merged results file")
+    merge.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="judge the shards given even if some are missing: never passed, at best "
+        "`partial` (exit 4)",
+    )
     _add_report_options(merge)
 
     report = commands.add_parser("report", help="write HTML and JUnit reports of a results file")
@@ -401,8 +407,16 @@ def _merge(args: argparse.Namespace) -> int:
     from nimbus_scenarios.report.console import format_summary
     from nimbus_scenarios.results.io import load_documents, write_results
 
-    shards = [results for path in args.results for results in load_documents(Path(path))]
-    merged = merge_results(shards)
+    shards = []
+    names: list[str] = []
+    for path in args.results:
+        documents = load_documents(Path(path))
+        shards.extend(documents)
+        names.extend(
+            path if len(documents) == 1 else f"{path} (document {i + 1})"
+            for i in range(len(documents))
+        )
+    merged = merge_results(shards, allow_partial=args.allow_partial, names=names)
     written = _writing(write_results, merged, Path(args.output))
     _write_reports(merged, args)
     print(format_summary(merged, str(written)), file=sys.stderr)

@@ -1,16 +1,24 @@
 """Merging shard results into one run: counts add up, histograms merge, verdicts are re-judged.
 
 Shards of one scenario (`run --shard I/N`) each write a results document. `merge_results`
-refuses documents of different scenarios, sources or params; adds their counts; merges their
-HDR histograms (so merged percentiles are exact to histogram precision); sums the per-second
-series; and judges every load expectation again on the merged data, with the plan every shard
-embedded. Replica expectations, kills and cleanup belong to shard 0, whose verdicts are kept as
-they are.
+refuses documents of different scenarios, sources or params, documents that are themselves
+merged, and a set of shards that is not every index 0..N-1 exactly once (unless
+`allow_partial`); checks every encoded histogram before decoding it; adds their counts; merges
+their HDR histograms (so merged percentiles are exact to histogram precision); sums the
+per-second series; and judges every load expectation again on the merged data, with the plan
+every shard embedded. Replica expectations, the `before`/`after` hypotheses, kills and cleanup
+belong to shard 0, whose verdicts are kept as they are.
+
+A partial merge (`allow_partial` with shards missing) judges the load of the shards present:
+`achieved` against their share of the plan, replica expectations and hypotheses not at all
+without shard 0. Its verdict is never `passed`: `partial` (exit 4) unless something failed (1)
+or aborted (3), and its notes say which shards are missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Sequence
 from functools import reduce
 
@@ -20,6 +28,7 @@ from nimbus_scenarios.errors import ResultsError
 from nimbus_scenarios.judge.expectations import judge_load
 from nimbus_scenarios.judge.verdict import run_verdict
 from nimbus_scenarios.results.build import load_result, rounded_judgement
+from nimbus_scenarios.results.histograms import histogram_problems
 from nimbus_scenarios.results.model import (
     Judgement,
     MergedShard,
@@ -29,6 +38,10 @@ from nimbus_scenarios.results.model import (
 )
 
 __all__ = ["merge_results"]
+
+# What hdrhistogram and the counters may raise on a histogram that passed `histogram_problems`
+# but is still not what it claims (its counts, say): the last guard at this boundary.
+_DECODE_ERRORS = (ValueError, TypeError, IndexError, OverflowError, zlib.error)
 
 
 def _shard(results: RunResults) -> tuple[int, int]:
@@ -41,7 +54,12 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_compatible(shards: Sequence[RunResults]) -> None:
+def _indexes(indexes: Sequence[int]) -> str:
+    return ", ".join(map(str, sorted(indexes)))
+
+
+def _check_compatible(shards: Sequence[RunResults], names: Sequence[str]) -> list[int]:
+    """Refuse documents that do not belong together; the shard indexes missing (in order)."""
     first = shards[0]
     for other in shards[1:]:
         for what, mine, theirs in (
@@ -54,6 +72,14 @@ def _check_compatible(shards: Sequence[RunResults]) -> None:
                     f"cannot merge results of different {what}: run {first.run_id} has "
                     f"{_short(mine)}, run {other.run_id} has {_short(theirs)}"
                 )
+    for results, name in zip(shards, names, strict=True):
+        if results.merged_from is not None:
+            # Its shards are not known by index and count any more: merged again with the
+            # missing ones, a partial merge would pass as a whole one.
+            raise ResultsError(
+                f"{name}: already a merged document (of {len(results.merged_from)} shards); "
+                "merge the shards' own results"
+            )
     shards_seen = [_shard(r) for r in shards]
     counts = {count for _, count in shards_seen}
     if len(counts) > 1:
@@ -61,27 +87,75 @@ def _check_compatible(shards: Sequence[RunResults]) -> None:
     indexes = [index for index, _ in shards_seen]
     if len(set(indexes)) != len(indexes):
         raise ResultsError(f"the same shard appears twice: {sorted(indexes)}")
+    (count,) = counts
+    return [i for i in range(count) if i not in set(indexes)]
 
 
-def merge_results(shards: Sequence[RunResults]) -> RunResults:
-    """One results document for the whole run from its shards' documents."""
+def _thaw(results: RunResults, name: str) -> RunStats:
+    """A shard's statistics as counters, every histogram checked before it is decoded."""
+    found = next(histogram_problems(results.stats), None)
+    if found is not None:
+        path, problem = found
+        raise ResultsError(f"{name}: not a valid results document: {path}: {problem}")
+    try:
+        return RunStats.thaw(results.stats)
+    except _DECODE_ERRORS as exc:
+        raise ResultsError(f"{name}: its statistics cannot be read: {exc}") from None
+
+
+def merge_results(
+    shards: Sequence[RunResults],
+    *,
+    allow_partial: bool = False,
+    names: Sequence[str] | None = None,
+) -> RunResults:
+    """One results document for the whole run from its shards' documents.
+
+    `names` say where each document came from, for messages (default: its run id). Raises
+    ResultsError for documents that cannot be merged, and for missing shards unless
+    `allow_partial`.
+    """
     if not shards:
         raise ResultsError("nothing to merge")
-    _check_compatible(shards)
-    ordered = sorted(shards, key=lambda r: _shard(r)[0])
+    named = list(names) if names is not None else [f"run {r.run_id}" for r in shards]
+    if len(named) != len(shards):
+        raise ValueError("give one name per document")
+    missing = _check_compatible(shards, named)
+    count = _shard(shards[0])[1]
+    if missing and not allow_partial:
+        raise ResultsError(
+            f"shard{'s' if len(missing) > 1 else ''} {_indexes(missing)} of {count} "
+            f"{'are' if len(missing) > 1 else 'is'} missing: a merge needs every shard "
+            f"0..{count - 1} exactly once (--allow-partial judges a subset, as partial)"
+        )
+    order = sorted(range(len(shards)), key=lambda i: _shard(shards[i])[0])
+    ordered = [shards[i] for i in order]
     primary = ordered[0]
-    stats = reduce(merge, (RunStats.thaw(r.stats) for r in ordered))
-    record = stats.freeze()
+    try:
+        stats = reduce(merge, (_thaw(shards[i], named[i]) for i in order))
+        record = stats.freeze()
+    except _DECODE_ERRORS as exc:
+        raise ResultsError(f"the shards' statistics cannot be merged: {exc}") from None
     planned = {
         phase.name: sum(p.planned or 0 for r in ordered for p in r.phases if p.name == phase.name)
         for phase in primary.phases
     }
-    judgements = [_rejudge(j, primary, stats, planned) for j in primary.expectations]
+    has_shard_0 = 0 not in missing
+    if has_shard_0:
+        kept = primary.expectations
+    else:
+        kept = tuple(Judgement(e, Verdict.NOT_JUDGED) for e in primary.plan.all_expectations)
+    judgements = [_rejudge(j, primary, stats, planned, has_shard_0) for j in kept]
     records = {phase.name: phase for phase in record.phases}
     phases = tuple(_merged_phase(phase, ordered, planned, records) for phase in primary.phases)
     aborts = [r.abort for r in ordered if r.abort is not None]
     errors = [r.error for r in ordered if r.error]
-    verdict, code = run_verdict(judgements, aborted=bool(aborts), infrastructure=bool(errors))
+    verdict, code = run_verdict(
+        judgements, aborted=bool(aborts), infrastructure=bool(errors), partial=bool(missing)
+    )
+    notes = primary.notes
+    if missing:
+        notes = (_partial_note(missing, count, primary, planned), *notes)
     return dataclasses.replace(
         primary,
         run_id="+".join(r.run_id for r in ordered),
@@ -98,17 +172,49 @@ def merge_results(shards: Sequence[RunResults]) -> RunResults:
         totals=load_result(record.total),
         seconds=record.seconds,
         stats=record,
+        notes=notes,
+    )
+
+
+def _partial_note(
+    missing: Sequence[int], count: int, primary: RunResults, planned: dict[str, int]
+) -> str:
+    """What a partial merge judged, and against what."""
+    present = count - len(missing)
+    phases = primary.plan.phases
+    whole = sum(p.scheduled_total or 0 for p in phases)
+    share = sum(planned[p.name] for p in primary.phases if p.planned is not None)
+    closed = " in open-model phases" if any(p.scheduled_total is None for p in phases) else ""
+    against = (
+        f"`achieved` against their planned share ({share:,} of the plan's {whole:,} "
+        f"requests{closed})"
+    )
+    replicas = (
+        "; replica expectations and the before/after hypotheses are not judged (shard 0, "
+        "which judges them, is missing)"
+        if 0 in missing
+        else ""
+    )
+    return (
+        f"partial merge: {present} of {count} shards (missing: {_indexes(missing)}); the load "
+        f"is judged over the shards present, {against}{replicas}"
     )
 
 
 def _rejudge(
-    j: Judgement, primary: RunResults, stats: RunStats, planned: dict[str, int]
+    j: Judgement,
+    primary: RunResults,
+    stats: RunStats,
+    planned: dict[str, int],
+    has_shard_0: bool,
 ) -> Judgement:
     """A load expectation judged again on the merged statistics; any other kept as it is
-    (replica windows and hypotheses are shard 0's)."""
+    (replica windows and hypotheses are shard 0's), or not judged without shard 0."""
     e = j.expectation
     if not e.kind.over_load:
-        return j
+        if has_shard_0:
+            return j
+        return Judgement(e, Verdict.NOT_JUDGED, detail="not judged: shard 0 is missing")
     if e.scope == "scenario":
         scheduled = sum(
             planned[p.name] if p.planned is not None else _scheduled(stats, p.name)

@@ -1,11 +1,13 @@
 """`merge.py` over real shards: three `run --shard i/3` processes of one scenario, started
 together, send exactly the plan between them (open and closed models); `merge` adds their counts,
-judges the whole once on merged histograms, refuses documents that do not belong together, and
-finds the documents in pod logs."""
+judges the whole once on merged histograms, refuses documents that do not belong together or
+leave shards out (unless `--allow-partial`, which is never passed), and finds the documents in
+pod logs."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -17,11 +19,15 @@ import pytest
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.errors import ResultsError
+from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.language.nodes import Comparator
+from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.merge import merge_results
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.arrivals import mix_counts
 from nimbus_scenarios.results.io import from_json_data, load_results
+from nimbus_scenarios.results.model import RunVerdict, Verdict
 from tests.support.cli import Child, write_scenario
 from tests.support.http import HttpServer
 
@@ -219,3 +225,125 @@ def test_merge_reads_results_printed_in_pod_logs(shard_logs: Path, tmp_path: Pat
     assert len(merged["merged_from"]) == SHARDS
     steady = next(p for p in merged["phases"] if p["name"] == "steady")
     assert steady["sent"] == _plan_totals()["steady"]
+
+
+def test_merge_refuses_missing_shards_and_names_them(
+    sharded_run: Sharded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two of three shards, or shard 2 alone: exit 2 naming the missing indexes, nothing
+    written; every index once is what a merge needs."""
+    _, results = sharded_run
+    output = tmp_path / "m.json"
+    assert main(["merge", str(results[0]), str(results[2]), "-o", str(output)]) == 2
+    assert "shard 1 of 3 is missing" in capsys.readouterr().err
+    assert main(["merge", str(results[2]), "-o", str(output)]) == 2
+    assert "shards 0, 1 of 3 are missing" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_a_partial_merge_is_judged_on_its_share_and_never_passes(
+    sharded_run: Sharded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--allow-partial` with shards 0 and 2: `achieved` against their planned share, verdict
+    `partial` and exit 4 although nothing failed; the notes and the summary say so."""
+    _, results = sharded_run
+    output = tmp_path / "partial.json"
+    argv = ["merge", str(results[0]), str(results[2]), "-o", str(output), "--allow-partial"]
+    assert main(argv) == 4
+    merged = json.loads(output.read_text())
+    assert (merged["verdict"], merged["exit_code"]) == ("partial", 4)
+    shards = [json.loads(results[i].read_text()) for i in (0, 2)]
+    share = sum(p["planned"] for d in shards for p in d["phases"] if p["planned"] is not None)
+    whole = sum(total for total in _plan_totals().values() if total is not None)
+    assert share < whole
+    steady = next(p for p in merged["phases"] if p["name"] == "steady")
+    assert steady["planned"] == sum(
+        p["planned"] for d in shards for p in d["phases"] if p["name"] == "steady"
+    )
+    achieved = next(e for e in merged["expectations"] if e["text"] == "expect achieved >= 99%")
+    assert (achieved["verdict"], achieved["observed"]) == ("passed", pytest.approx(100.0))
+    (note,) = [n for n in merged["notes"] if n.startswith("partial merge")]
+    assert "2 of 3 shards (missing: 1)" in note
+    assert f"{share:,} of the plan's {whole:,} requests in open-model phases" in note
+    summary = capsys.readouterr().err
+    assert "verdict PARTIAL (exit 4)" in summary
+    assert "note: partial merge: 2 of 3 shards" in summary
+
+
+def test_a_partial_merge_without_shard_0_leaves_replicas_unjudged(sharded_run: Sharded) -> None:
+    """Without shard 0, which alone judges replicas and hypotheses, those are `not_judged`;
+    the load expectations are judged; the verdict is still `partial`."""
+    _, results = sharded_run
+    shards = [load_results(results[i]) for i in (1, 2)]
+    replicas = dataclasses.replace(
+        shards[0].plan.expectations[0], kind=ExpectationKind.REPLICAS, text="expect replicas"
+    )
+    plan = dataclasses.replace(
+        shards[0].plan, expectations=(*shards[0].plan.expectations, replicas)
+    )
+    shards = [dataclasses.replace(s, plan=plan) for s in shards]
+    merged = merge_results(shards, allow_partial=True)
+    assert (merged.verdict, merged.exit_code) == (RunVerdict.PARTIAL, ExitCode.INFRASTRUCTURE)
+    verdicts = {j.expectation.text: j for j in merged.expectations}
+    assert verdicts["expect replicas"].verdict is Verdict.NOT_JUDGED
+    assert "shard 0 is missing" in verdicts["expect replicas"].detail
+    assert verdicts["expect errors < 1%"].verdict is Verdict.PASSED
+    assert (
+        "replica expectations and the before/after hypotheses are not judged" in (merged.notes[0])
+    )
+
+
+def test_a_partial_merge_that_fails_exits_1(sharded_run: Sharded) -> None:
+    """A failed expectation over the shards present is a failure (exit 1), partial or not."""
+    _, results = sharded_run
+    shards = [load_results(results[i]) for i in (0, 1)]
+    strict = dataclasses.replace(
+        shards[0].plan.expectations[1], comparator=Comparator.LT, value=0.0
+    )  # `errors < 0%` cannot hold
+    plan = dataclasses.replace(
+        shards[0].plan, expectations=(shards[0].plan.expectations[0], strict)
+    )
+    judged = [
+        dataclasses.replace(
+            s,
+            plan=plan,
+            expectations=tuple(
+                dataclasses.replace(j, expectation=strict)
+                if j.expectation.text.startswith("expect errors")
+                else j
+                for j in s.expectations
+            ),
+        )
+        for s in shards
+    ]
+    merged = merge_results(judged, allow_partial=True)
+    assert (merged.verdict, merged.exit_code) == (RunVerdict.FAILED, ExitCode.FAILED)
+
+
+def test_a_merged_document_cannot_be_merged_again(sharded_run: Sharded, tmp_path: Path) -> None:
+    """A merge's output is refused as an input: merged again with the shards it lacked, a
+    partial merge would pass as a whole one."""
+    _, results = sharded_run
+    partial = tmp_path / "p.json"
+    argv = ["merge", str(results[0]), str(results[2]), "-o", str(partial), "--allow-partial"]
+    assert main(argv) == 4
+    with pytest.raises(ResultsError, match="already a merged document"):
+        merge_results([load_results(partial), load_results(results[1])])
+    with pytest.raises(ResultsError, match="already a merged document"):
+        merge_results([load_results(partial)])
+
+
+def test_a_bad_histogram_is_refused_with_its_file_and_path(
+    sharded_run: Sharded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad base64 in a phase histogram: exit 2 naming the file and the JSON path."""
+    _, results = sharded_run
+    data = json.loads(results[1].read_text())
+    data["stats"]["phases"][0]["histograms"]["latency_us"] = "!!!not base64"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    code = main(["merge", str(results[0]), str(bad), str(results[2]), "-o", str(tmp_path / "m")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: not a valid results document: $.stats.phases[0].histograms.latency_us" in err
+    assert "bad base64" in err

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from nimbus_scenarios.secrets import MASK, is_secret_header, mask_url, mask_values
+import time
+
+from nimbus_scenarios.secrets import (
+    MASK,
+    is_secret_header,
+    mask_url,
+    mask_urls_in_text,
+    mask_values,
+    url_password_spans,
+)
 
 
 def test_passwords_in_urls_are_masked() -> None:
@@ -11,7 +20,8 @@ def test_passwords_in_urls_are_masked() -> None:
     assert mask_url("http://u:s3cret@[::1]/") == "http://u:***@[::1]/"
     assert mask_url("http://example:8000") == "http://example:8000"
     assert mask_url("http://u@example") == "http://u@example"
-    assert mask_url("http://[::1") == "http://[::1"  # unparseable: left as it is
+    assert mask_url("http://[::1") == "http://[::1"  # unparseable, and no password in it
+    assert mask_url("http://u:s3cret@[::1") == "http://u:***@[::1"  # unparseable: as free text
 
 
 def test_credential_headers_are_known_in_any_case() -> None:
@@ -28,3 +38,39 @@ def test_values_are_masked_as_written_and_as_escaped() -> None:
     assert "Bearer" not in masked
     assert masked.count(MASK) >= 3
     assert mask_values("nothing here", []) == "nothing here"
+
+
+def test_passwords_of_urls_in_free_text_are_masked() -> None:
+    """Every URL written in a text has its password masked, read as `urllib.parse` reads it
+    (user-info to the authority's last `@`, the password after its first `:`); nothing else
+    changes."""
+    source = (
+        'scenario "s" {\n  target "http://admin:hunter2@svc:8000"\n'
+        '  description "wiki https://ops:p@ss@wiki/x?y=z@w, mail me@example.test"\n'
+        '  request a = GET "/x?next=postgres://u:pw4@db/q" # http://u@h, https://:pw5@h\n}\n'
+    )
+    masked = mask_urls_in_text(source)
+    for secret in ("hunter2", "p@ss", "pw4", "pw5"):
+        assert secret not in masked
+    assert 'target "http://admin:***@svc:8000"' in masked
+    assert "https://ops:***@wiki/x?y=z@w, mail me@example.test" in masked
+    assert "postgres://u:***@db/q" in masked
+    assert "http://u@h, https://:***@h" in masked
+    assert mask_urls_in_text("http://svc:8000/a:b@c") == "http://svc:8000/a:b@c"  # a path
+
+
+def test_an_escaped_quote_inside_a_password_is_part_of_it() -> None:
+    """Inside a scenario string literal `\\"` is a character of the URL, not its end."""
+    text = 'target "http://u:pa\\"ss@h" # end'
+    assert mask_urls_in_text(text) == 'target "http://u:***@h" # end'
+    start, end = url_password_spans(text)[0]
+    assert text[start:end] == 'pa\\"ss'
+
+
+def test_masking_free_text_takes_linear_time() -> None:
+    """A megabyte of letters and `://` (what a quadratic pattern would choke on) takes well
+    under a second."""
+    text = "a" * 1_000_000 + "://" * 100_000 + "x:y" * 100_000
+    started = time.perf_counter()
+    assert mask_urls_in_text(text) == text
+    assert time.perf_counter() - started < 1.0

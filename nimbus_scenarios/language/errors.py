@@ -19,7 +19,7 @@ from functools import cached_property
 
 from nimbus_scenarios.errors import UsageError
 from nimbus_scenarios.language.nodes import NO_SPAN, Span
-from nimbus_scenarios.secrets import MASK
+from nimbus_scenarios.secrets import MASK, mask_urls_in_text, url_password_spans
 
 __all__ = [
     "Diagnostic",
@@ -93,7 +93,9 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     """The full text of one diagnostic: location, message, the source line and a caret."""
     span = diagnostic.span
     where = f"{source.name}:{span.line}:{span.column}" if span.line > 0 else source.name
-    head = f"{where}: {diagnostic.severity}: {diagnostic.message}"
+    # A message may quote the input (`unexpected "http://user:pass@host"`): passwords in URLs
+    # are masked in it as in the source line below.
+    head = f"{where}: {diagnostic.severity}: {mask_urls_in_text(diagnostic.message)}"
     if span.line <= 0:
         hint = f"\n  {_did_you_mean(diagnostic.hint)}" if diagnostic.hint else ""
         return head + hint
@@ -129,13 +131,19 @@ _MASK = f'"{MASK}"'
 
 
 def _mask_credentials(text: str, start: int, width: int) -> tuple[str, int, int]:
-    """The source line with literal credential header values shown as `"***"`, and the
-    caret's start and width moved to match (a caret inside a value points at the mask)."""
+    """The source line with literal credential header values shown as `"***"` and URL
+    passwords as `***`, and the caret's start and width moved to match (a caret inside a value
+    points at the mask)."""
+    spans = [(*m.span("value"), _MASK) for m in _CREDENTIAL.finditer(text)]
+    spans += [
+        (low, high, MASK)
+        for low, high in url_password_spans(text)
+        if not any(a <= low < b for a, b, _ in spans)  # already inside a masked header value
+    ]
     end = start + width
-    for match in reversed(list(_CREDENTIAL.finditer(text))):  # right to left: spans stay valid
-        low, high = match.span("value")
-        shift = (high - low) - len(_MASK)
-        text = text[:low] + _MASK + text[high:]
+    for low, high, mask in sorted(spans, reverse=True):  # right to left: spans stay valid
+        shift = (high - low) - len(mask)
+        text = text[:low] + mask + text[high:]
         if start >= high:
             start -= shift
         elif start > low:
@@ -143,7 +151,7 @@ def _mask_credentials(text: str, start: int, width: int) -> tuple[str, int, int]
         if end >= high:
             end -= shift
         elif end > low:
-            end = low + len(_MASK)
+            end = low + len(mask)
     return text, start, max(end - start, 1)
 
 

@@ -7,6 +7,7 @@ and the runner act on them.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from nimbus_scenarios.language import nodes as n
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_DURATION_S",
     "MAX_PHASES",
     "MAX_RATE_CEILING",
+    "MAX_SCENARIO_NAME",
     "MAX_STAIRS",
     "MAX_USERS",
     "MAX_USERS_PER_PROCESS",
@@ -25,6 +27,7 @@ __all__ = [
     "METRIC_SUBJECTS",
     "REPLICA_SUBJECTS",
     "RESERVED",
+    "SCENARIO_NAME",
     "STRESS_RANGES",
     "ExpectationKind",
     "GuardSubject",
@@ -54,6 +57,13 @@ MAX_USERS_PER_PROCESS = 10_000
 """The most users one process runs (`users N` divided by `--shards`): each is a task with its
 own request in flight, and 100,000 in one process took about 1 GB and blocked the event loop
 for seconds (so a stop or `--max-duration` acted late). Shard the run for more."""
+
+MAX_SCENARIO_NAME = 100
+SCENARIO_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+"""A scenario's name (with `fullmatch`, at most `MAX_SCENARIO_NAME` characters): ASCII letters,
+digits, `-`, `_` and `.`, not starting with `.`. It names the results file
+(`results/<scenario>-<run id>.json`), so it may hold no `/`, `..` or anything a shell or a file
+system reads in its own way."""
 
 LATENCY_SUBJECTS = ("p50", "p90", "p95", "p99", "max", "mean")
 METRIC_SUBJECTS = (*LATENCY_SUBJECTS, "errors", "achieved")

@@ -16,7 +16,7 @@ from nimbus_scenarios.language.vocabulary import (
     GuardSubject,
     Subject,
 )
-from nimbus_scenarios.secrets import MASK, mask_url
+from nimbus_scenarios.secrets import MASK, mask_url, mask_urls_in_text
 
 __all__ = [
     "CleanupStep",
@@ -46,11 +46,12 @@ class Text:
         return MASK if self.secret or self.env is not None else self.value
 
     def masked(self) -> Text:
-        """This text with a literal secret value replaced by the mask (`env` names are kept:
-        they are not secret, their values are)."""
+        """This text with a literal secret value replaced by the mask, and any password in a URL
+        in it masked (`env` names are kept: they are not secret, their values are)."""
         if self.secret and self.env is None and self.value:
             return replace(self, value=MASK)
-        return self
+        shown = mask_urls_in_text(self.value)
+        return self if shown == self.value else replace(self, value=shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,19 +239,32 @@ class Plan:
         return max([self.phases_end_s, *windows])
 
     def masked(self) -> Plan:
-        """The plan safe to store: credential header values masked, a password in the target
-        URL masked. Phases and expectations are the same objects."""
+        """The plan safe to store: credential header values masked, and a password in any URL
+        (the target, a param, a path, a header, query or body value, the description) masked.
+        Phases and expectations are the same objects."""
         target = self.target
         if target is not None and target.env is None:
             target = replace(target, value=mask_url(target.value))
         return replace(
             self,
+            description=mask_urls_in_text(self.description),
             target=target,
             settings=replace(self.settings, headers=_masked(self.settings.headers)),
             templates={
-                name: replace(t, headers=_masked(t.headers), query=_masked(t.query))
+                name: replace(
+                    t,
+                    path=mask_urls_in_text(t.path),
+                    headers=_masked(t.headers),
+                    query=_masked(t.query),
+                    body=None if t.body is None else t.body.masked(),
+                )
                 for name, t in self.templates.items()
             },
+            cleanup=tuple(
+                c if c.path is None else replace(c, path=mask_urls_in_text(c.path))
+                for c in self.cleanup
+            ),
+            params={name: mask_urls_in_text(value) for name, value in self.params.items()},
         )
 
     @property

@@ -1,5 +1,10 @@
 """A `Plan` as JSON (for other tools), as a table with an ASCII rate chart (for people), and the
-warnings a plan deserves (memory in flight). Reads only the plan."""
+warnings a plan deserves (memory in flight). Reads only the plan.
+
+Both forms are shown to people and kept in CI logs: credential values are masked (`Text.shown`),
+and so is every password written in a URL (`http://user:***@host`), wherever it is (the target,
+a param, a path's query, a header value, a body).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import asdict
 
 from nimbus_scenarios.language.vocabulary import MEMORY_IN_FLIGHT_CEILING_MB
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan, Template, Text
+from nimbus_scenarios.secrets import mask_urls_in_text
 
 __all__ = [
     "MEMORY_WARN_MB",
@@ -25,6 +31,26 @@ MEMORY_WARN_MB = 1024
 
 def plan_json(plan: Plan) -> dict[str, object]:
     """The plan as plain JSON data; secrets are masked."""
+    data = _plan_data(plan)
+    masked = _mask_urls(data)
+    assert isinstance(masked, dict)
+    return masked
+
+
+def _mask_urls(value: object) -> object:
+    """JSON data with a password in any URL in any string (key or value) masked."""
+    if isinstance(value, str):
+        return mask_urls_in_text(value)
+    if isinstance(value, dict):
+        return {_mask_urls(k): _mask_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_mask_urls(item) for item in value)
+    return value
+
+
+def _plan_data(plan: Plan) -> dict[str, object]:
     return {
         "scenario": plan.scenario,
         "description": plan.description,
@@ -297,7 +323,7 @@ def plan_table(plan: Plan) -> str:
     lines.append(rate_chart(plan))
     for warning in plan_warnings(plan):
         lines.append(f"warning: {warning}")
-    return "\n".join(lines)
+    return mask_urls_in_text("\n".join(lines))
 
 
 def _window(e: ExpectationPlan) -> str:

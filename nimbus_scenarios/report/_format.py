@@ -167,7 +167,7 @@ _EXIT_MEANINGS: Final[Mapping[ExitCode, str]] = {
     ExitCode.FAILED: "an expectation failed",
     ExitCode.USAGE: "usage error or invalid scenario",
     ExitCode.ABORTED: "aborted",
-    ExitCode.INFRASTRUCTURE: "infrastructure error or not judged",
+    ExitCode.INFRASTRUCTURE: "infrastructure error, not judged, or a partial merge",
 }
 
 

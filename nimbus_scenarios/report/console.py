@@ -106,6 +106,8 @@ def format_summary(results: RunResults, results_path: str | None = None) -> str:
     for kill in results.kills:
         pods = ", ".join(kill.pods or ()) or kill.error or ""
         lines.append(f"kill at +{kill.at_s:.0f}s: {pods}")
+    for note in results.notes:
+        lines.append(f"note: {note}")
     if results.trace_id:
         lines.append(f"trace id: {results.trace_id}")
     if results_path:

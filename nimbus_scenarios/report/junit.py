@@ -38,6 +38,7 @@ from typing import Final
 from nimbus_scenarios.language.nodes import WindowKind
 from nimbus_scenarios.report._format import expectation_value, expected_value, finite
 from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
+from nimbus_scenarios.secrets import mask_url
 
 __all__ = ["failure_message", "render_junit"]
 
@@ -110,7 +111,7 @@ def _properties(suite: ET.Element, results: RunResults) -> None:
         ("verdict", results.verdict.value),
         ("exit_code", int(results.exit_code)),
         ("trace_id", results.trace_id),
-        ("target", results.target),
+        ("target", mask_url(results.target)),
         ("grafana_url", results.grafana_url),
     )
     for key, value in facts:

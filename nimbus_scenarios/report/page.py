@@ -37,6 +37,7 @@ from nimbus_scenarios.results.model import (
     RunVerdict,
     Verdict,
 )
+from nimbus_scenarios.secrets import mask_url, mask_urls_in_text
 from nimbus_scenarios.telemetry.links import explore_link
 
 __all__ = [
@@ -59,6 +60,7 @@ _BADGE_CLASSES: Final[Mapping[str, str]] = {
     "aborted": "warn",
     "error": "err",
     "not_judged": "muted",
+    "partial": "muted",
 }
 _SAFE_URL: Final = re.compile(r"^https?://[^\s\"'<>`]+$", re.IGNORECASE)
 _TRACE_ID: Final = re.compile(r"[0-9a-fA-F]{16,32}")
@@ -215,7 +217,9 @@ def _facts(results: RunResults) -> tuple[Fact, ...]:
         Fact("exit code", (f"{int(code)} ({exit_meaning(code)})",)),
         Fact("duration", (duration(results.duration_s),)),
         Fact("started", (_started(results.started_at),)),
-        Fact("target", (results.target or DASH,), code=True),
+        # The document masks URL passwords when it is built; masked again here for documents
+        # written by other versions or by hand.
+        Fact("target", (mask_url(results.target) or DASH,), code=True),
         Fact("trace id", (results.trace_id,), code=True)
         if results.trace_id
         else Fact("trace id", (DASH,)),
@@ -229,7 +233,7 @@ def _facts(results: RunResults) -> tuple[Fact, ...]:
     elif results.shard.count > 1:
         facts.append(Fact("shard", (f"{results.shard.index} of {results.shard.count}",)))
     if results.params:
-        pairs = tuple(f"{k}={v}" for k, v in sorted(results.params.items()))
+        pairs = tuple(mask_urls_in_text(f"{k}={v}") for k, v in sorted(results.params.items()))
         facts.append(Fact("params", pairs, code=True))
     if results.tool_version:
         facts.append(Fact("tool", (f"nimbus-scenarios {results.tool_version}",)))
@@ -393,7 +397,7 @@ def build_page(results: RunResults, markers: Iterable[Marker], schema_version: i
         requests=_requests("run", results.totals),
         requests_by_phase=tuple(t for t in by_phase if t is not None),
         events=_events(results, markers),
-        source=results.scenario_source,
+        source=mask_urls_in_text(results.scenario_source),
         schema_version=schema_version,
         scenario_hash=results.scenario_hash[:16],
     )

@@ -116,7 +116,12 @@ class TimeAxis:
     def ticks(self) -> tuple[float, ...]:
         """At most about ten round times along the axis."""
         end = max(self.end, 1.0)
-        step = next((s for s in _TIME_STEPS if end / s <= 10), _TIME_STEPS[-1])
+        longest = _TIME_STEPS[-1]
+        # Past 20 h, whole multiples of the longest step: a document claiming an offset of
+        # years still gets about ten ticks, not one every two hours.
+        step = next(
+            (s for s in _TIME_STEPS if end / s <= 10), longest * math.ceil(end / 10 / longest)
+        )
         return tuple(float(i * step) for i in range(int(end // step) + 1))
 
 

@@ -34,7 +34,7 @@ from nimbus_scenarios.results.model import (
     ShardInfo,
     Stage,
 )
-from nimbus_scenarios.secrets import mask_values
+from nimbus_scenarios.secrets import mask_url, mask_urls_in_text, mask_values
 
 __all__ = [
     "RunFacts",
@@ -204,9 +204,12 @@ def build_results(
         tool_version=__version__,
         shard=facts.shard,
         scenario_hash=hashlib.sha256(facts.scenario_text.encode("utf-8")).hexdigest(),
-        scenario_source=mask_values(facts.scenario_text, secrets),
-        params={name: mask_values(value, secrets) for name, value in plan.params.items()},
-        target=facts.target,
+        scenario_source=mask_urls_in_text(mask_values(facts.scenario_text, secrets)),
+        params={
+            name: mask_urls_in_text(mask_values(value, secrets))
+            for name, value in plan.params.items()
+        },
+        target=mask_url(facts.target),
         started_at=facts.started_at,
         ended_at=facts.ended_at,
         duration_s=round((facts.ended_at - facts.started_at).total_seconds(), 3),

@@ -11,8 +11,9 @@ has a hand-written `to_json` that can drift from its `from_json`:
   8601; `X | None` is X or null.
 
 Decoding is strict: a value of the wrong type, a missing field or an unknown one raises
-`DecodeError` naming its JSON path (`$.phases[2].sent`). Numbers must be finite; booleans are
-not numbers. `hooks` replace the codec for a type where the JSON needs context (an expectation
+`DecodeError` naming its JSON path (`$.phases[2].sent`). Numbers must be finite and at most
+`MAX_NUMBER` in size (a 4,000-digit count would overflow the arithmetic that reads it); booleans
+are not numbers. `hooks` replace the codec for a type where the JSON needs context (an expectation
 refers to the plan it belongs to).
 """
 
@@ -28,7 +29,16 @@ from collections.abc import Callable, Mapping
 from enum import Enum, IntEnum
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-__all__ = ["FLAT", "DecodeError", "Decoder", "Encoder", "JsonValue", "decode", "encode"]
+__all__ = [
+    "FLAT",
+    "MAX_NUMBER",
+    "DecodeError",
+    "Decoder",
+    "Encoder",
+    "JsonValue",
+    "decode",
+    "encode",
+]
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 """What `json.loads` returns and `json.dumps` takes."""
@@ -40,6 +50,10 @@ Decoder = Callable[[JsonValue, str], Any]
 """Decodes the JSON value at a path into the type it is registered for."""
 
 _T = TypeVar("_T")
+
+MAX_NUMBER = 2**53
+"""The largest number (in size) a document may hold: the largest integer a double holds exactly.
+No count, offset, rate or latency of a run comes near it."""
 
 
 _FLAT = "nimbus.flat"
@@ -148,12 +162,14 @@ def _decode(kind: Any, data: JsonValue, path: str, hooks: Mapping[type, Decoder]
     if kind is int:
         if isinstance(data, bool) or not isinstance(data, int):
             raise DecodeError(path, f"expected a whole number, found {_what(data)}")
+        _check_size(data, path)
         return data
     if kind is float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             raise DecodeError(path, f"expected a number, found {_what(data)}")
         if isinstance(data, float) and not math.isfinite(data):
             raise DecodeError(path, "expected a finite number")
+        _check_size(data, path)
         # A whole number stays an int (an int is a float to the type checker): the document
         # then reads back to the same text it was written from.
         return data
@@ -168,6 +184,11 @@ def _decode(kind: Any, data: JsonValue, path: str, hooks: Mapping[type, Decoder]
     if dataclasses.is_dataclass(kind):
         return _decode_dataclass(kind, data, path, hooks)
     raise TypeError(f"cannot decode into {kind!r}")
+
+
+def _check_size(number: int | float, path: str) -> None:
+    if not -MAX_NUMBER <= number <= MAX_NUMBER:
+        raise DecodeError(path, "a number too large to be a count, time or rate (over 2^53)")
 
 
 def _decode_union(kind: Any, data: JsonValue, path: str, hooks: Mapping[type, Decoder]) -> Any:

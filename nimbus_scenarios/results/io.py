@@ -2,8 +2,9 @@
 
 `to_json`/`from_json` turn a `RunResults` into text and back through `results.codec`;
 `write_results` writes through a temp file and a rename; `load_results` reads a file (at most
-`MAX_RESULTS_BYTES`) and refuses anything that is not a results document of this schema version,
-naming the JSON path of the first wrong field. Field names listed in `REQUIRED_FIELDS` are a
+`MAX_RESULTS_BYTES` and `MAX_RESULTS_VALUES`, so that reading it stays within about 1 GB) and
+refuses anything that is not a results document of this schema version, naming the JSON path of
+the first wrong field. Field names listed in `REQUIRED_FIELDS` are a
 contract with other tools.
 
 Schema history: version 1 (nimbus-scenarios 0.1) had no embedded plan and no per-request
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from nimbus_scenarios.engine.records import SecondRecord
 from nimbus_scenarios.errors import ResultsError
+from nimbus_scenarios.language.vocabulary import MAX_DURATION_S, MAX_SCENARIO_NAME
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan, Text
 from nimbus_scenarios.results.codec import DecodeError, JsonValue, decode, encode
 from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
@@ -29,6 +33,8 @@ from nimbus_scenarios.secrets import MASK
 __all__ = [
     "EXPECTATION_FIELDS",
     "MAX_RESULTS_BYTES",
+    "MAX_RESULTS_VALUES",
+    "MAX_SECOND",
     "PHASE_FIELDS",
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
@@ -36,6 +42,7 @@ __all__ = [
     "from_json",
     "load_documents",
     "load_results",
+    "safe_file_name",
     "to_json",
     "to_json_data",
     "write_atomic",
@@ -44,9 +51,23 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 2
 
-MAX_RESULTS_BYTES: Final = 256 * 1024 * 1024
-"""A results file larger than this is refused before it is parsed (a week-long run at one
-phase a minute is far below it)."""
+MAX_RESULTS_BYTES: Final = 128 * 1024 * 1024
+"""A results file larger than this is refused before it is parsed.
+
+A run's document grows by about 830 bytes per second of run (its per-second records, kept under
+`seconds` and again under `stats`), so this holds about 45 hours of run; `report` on such a
+document peaks near 460 MB."""
+
+MAX_RESULTS_VALUES: Final = 10_000_000
+"""A results file holding more JSON values than this is refused before it is parsed.
+
+Values are counted by their structural bytes (`{`, `[`, `,`, `:`, also inside strings, so the
+count is an upper bound) in a fraction of a second. Memory, not size, is what parsing costs: a
+file of tiny values (`[{},{},...]`) takes over 20 times its size once parsed. With this bound no
+file under the size limit takes more than about 1 GB to read (measured: `report` on 128 MiB of
+the costliest values); a run's own document, about 15 bytes per value, meets the size limit
+first."""
+
 
 REQUIRED_FIELDS = (
     "schema_version",
@@ -128,8 +149,22 @@ def to_json(results: RunResults, *, indent: int | None = 2) -> str:
 
 
 def default_results_path(results: RunResults) -> Path:
-    """`results/<scenario>-<run id>.json`."""
-    return Path("results") / f"{results.scenario}-{results.run_id}.json"
+    """`results/<scenario>-<run id>.json`, always a file directly in `results/`.
+
+    Validation allows only safe scenario names; this is the second guard, for a name that came
+    another way: each part is reduced to a safe file name (`safe_file_name`)."""
+    scenario = safe_file_name(results.scenario, MAX_SCENARIO_NAME)
+    return Path("results") / f"{scenario}-{safe_file_name(results.run_id, 64)}.json"
+
+
+def safe_file_name(text: str, limit: int) -> str:
+    """`text` as a piece of a file name: every character outside ASCII letters, digits, `-`,
+    `_` and `.` replaced by `_`, no leading `.`, at most `limit` characters, never empty."""
+    safe = _UNSAFE.sub("_", text[:limit]).lstrip(".")
+    return safe or "_"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def write_results(results: RunResults, path: Path) -> Path:
@@ -210,7 +245,7 @@ def from_json_data(data: JsonValue, name: str = "results") -> RunResults:
     try:
         plan = decode(Plan, body.get("plan"), path="$.plan")
         expectations = plan.all_expectations
-        return decode(
+        results = decode(
             RunResults,
             body,
             hooks={
@@ -218,8 +253,31 @@ def from_json_data(data: JsonValue, name: str = "results") -> RunResults:
                 Judgement: lambda item, path: _decode_judgement(item, path, expectations),
             },
         )
+        _check_seconds(results.seconds, "$.seconds")
+        _check_seconds(results.stats.seconds, "$.stats.seconds")
     except DecodeError as exc:
         raise ResultsError(f"{name}: not a valid results document: {exc}") from None
+    return results
+
+
+MAX_SECOND: Final = MAX_DURATION_S
+"""The last second a document's per-second records may name: the engine's per-second series
+ends a week after the run's start (`engine.series`), and merging or charting a document makes
+room for every second up to the last one it names."""
+
+
+def _check_seconds(seconds: tuple[SecondRecord, ...], path: str) -> None:
+    """Per-second records name seconds from 0 to `MAX_SECOND`, each once, in order."""
+    previous = -1
+    for i, record in enumerate(seconds):
+        if not previous < record.second <= MAX_SECOND:
+            expected = (
+                f"from 0 to {MAX_SECOND}"
+                if not 0 <= record.second <= MAX_SECOND
+                else f"after the previous record's ({previous})"
+            )
+            raise DecodeError(f"{path}[{i}].second", f"expected a second {expected}")
+        previous = record.second
 
 
 _JUDGEMENT_FIELDS = frozenset(
@@ -283,6 +341,12 @@ def _read_text(path: Path) -> str:
     if len(raw) > MAX_RESULTS_BYTES:
         limit = MAX_RESULTS_BYTES // (1024 * 1024)
         raise ResultsError(f"{path}: larger than the {limit} MiB a results file may be")
+    values = sum(raw.count(byte) for byte in b"{[,:")
+    if values > MAX_RESULTS_VALUES:
+        raise ResultsError(
+            f"{path}: holds more than the {MAX_RESULTS_VALUES:,} JSON values a results file may "
+            f"hold ({values:,})"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -298,10 +362,14 @@ def load_documents(path: Path) -> list[RunResults]:
     """The results in a file: a results file, or a log (`kubectl logs` of sharded pods run with
     `--print-results`) holding one results document per line among other lines."""
     text = _read_text(path)
+    problem = "no results document in it"
     try:
         data = parse_json(text)
-    except ValueError:
+    except ValueError as exc:
         data = None
+        # One JSON document that failed (not text, nor a log of several: "Extra data"): why.
+        if text.lstrip().startswith(("{", "[")) and not str(exc).startswith("Extra data"):
+            problem = str(exc)
     if isinstance(data, dict):
         return [from_json_data(data, str(path))]
     documents = []
@@ -316,5 +384,5 @@ def load_documents(path: Path) -> list[RunResults]:
         if isinstance(item, dict) and "run_id" in item and "phases" in item:
             documents.append(from_json_data(item, str(path)))
     if not documents:
-        raise ResultsError(f"{path}: not a results file (no results document in it)")
+        raise ResultsError(f"{path}: not a results file ({problem})")
     return documents

@@ -55,12 +55,16 @@ class Verdict(StrEnum):
 
 
 class RunVerdict(StrEnum):
-    """The outcome of a run, one to one with its exit code (`judge.verdict`)."""
+    """The outcome of a run, and so its exit code (`judge.verdict`): 0 passed, 1 failed,
+    3 aborted, 4 error or partial."""
 
     PASSED = "passed"
     FAILED = "failed"
     ABORTED = "aborted"
     ERROR = "error"
+    PARTIAL = "partial"
+    """A merge of some of a run's shards (`merge --allow-partial`) in which nothing judged
+    failed: not passed, since the run was not judged as a whole."""
 
 
 class Stage(StrEnum):

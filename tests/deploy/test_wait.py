@@ -1,4 +1,5 @@
-"""`nimbus-scenarios wait`: the init container's readiness wait, against a local aiohttp server."""
+"""`nimbus-scenarios wait`: the init container's readiness wait, against a local aiohttp server
+and raw servers that trickle, redirect elsewhere or answer with escape sequences."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from aiohttp import web
 
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.exit_codes import ExitCode
-from nimbus_scenarios.wait import Probe, check_url, probe, wait_until_ready
-from tests.support.http import free_port, serving
+from nimbus_scenarios.wait import MAX_REDIRECTS, Probe, check_url, probe, wait_until_ready
+from tests.support.http import RawServer, free_port, serving
 
 
 @asynccontextmanager
@@ -188,3 +189,102 @@ def test_probe_ignores_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_PROXY", raising=False)
     result = run_wait(0, lambda url: probe(url, 5.0))
     assert result == Probe(200)
+
+
+TRICKLE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Padding: " + b"x" * 200 + b"\r\n\r\nok"
+"""A 200 whose head takes minutes to arrive at one byte every 0.1 s."""
+
+
+def test_a_trickling_server_cannot_stretch_an_attempt() -> None:
+    """A byte every 0.1 s keeps a per-socket-operation timeout from ever firing; the attempt's
+    one deadline ends it at 0.5 s all the same."""
+    with RawServer(TRICKLE, every_s=0.1) as server:
+        started = time.monotonic()
+        result = probe(f"{server.url}/health", 0.5)
+        elapsed = time.monotonic() - started
+    assert result == Probe(None, "timed out")
+    assert 0.45 <= elapsed < 1.5
+    assert server.paths == ["/health"]
+
+
+def test_a_trickling_server_cannot_stretch_the_wait(capsys: pytest.CaptureFixture[str]) -> None:
+    """`wait --timeout 1s` against the trickling server ends in about a second, exit 4."""
+    with RawServer(TRICKLE, every_s=0.1) as server:
+        started = time.monotonic()
+        code = main(["wait", f"{server.url}/health", "--timeout=1s", "--interval=100ms"])
+        elapsed = time.monotonic() - started
+    assert code == ExitCode.INFRASTRUCTURE
+    assert elapsed < 2.5
+    assert "last: timed out" in capsys.readouterr().err
+
+
+def test_a_redirect_to_another_host_is_reported_not_followed() -> None:
+    """302 to another port (another origin that would answer 200): not ready, never asked."""
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as elsewhere:
+        moved = f"HTTP/1.1 302 Found\r\nLocation: {elsewhere.url}/health\r\n"
+        answer = (moved + "Content-Length: 0\r\n\r\n").encode()
+        with RawServer(answer) as server:
+            result = probe(f"{server.url}/health", 5.0)
+        assert elsewhere.paths == []
+    assert not result.ready
+    assert result.status == 302
+    assert result.describe() == (
+        f"HTTP 302 (a redirect to {elsewhere.url}/health, not followed: another host)"
+    )
+
+
+def test_a_redirect_on_the_same_host_is_followed() -> None:
+    """302 from /old to /health on the same scheme, host and port: followed, ready."""
+
+    async def old(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/health")
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def scenario() -> Probe:
+        app = web.Application()
+        app.router.add_get("/old", old)
+        app.router.add_get("/health", health)
+        async with serving(app) as base:
+            return await asyncio.to_thread(probe, f"{base}/old", 5.0)
+
+    assert asyncio.run(scenario()) == Probe(200)
+
+
+def test_redirects_are_followed_a_bounded_number_of_times() -> None:
+    """A redirect to itself ends after `MAX_REDIRECTS` hops, not ready."""
+    with RawServer(b"HTTP/1.1 307 Again\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n") as server:
+        result = probe(f"{server.url}/loop", 5.0)
+    assert result == Probe(307, detail=f"more than {MAX_REDIRECTS} redirects")
+    assert len(server.paths) == MAX_REDIRECTS + 1
+
+
+def test_text_from_the_server_reaches_the_terminal_escaped() -> None:
+    """An answer that is no HTTP (escape sequences, a bell) and a redirect to a URL holding
+    them are shown with every control character escaped."""
+    err = io.StringIO()
+    with RawServer(b"\x1b[2J\x1b]0;pwned\x07 HTTP/9\r\n\r\n") as server:
+        code = wait_until_ready(f"{server.url}/h", timeout_s=0.3, interval_s=0.1, err=err)
+    assert code == ExitCode.INFRASTRUCTURE
+    text = err.getvalue()
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "not an HTTP answer: `\\x1b[2J\\x1b]0;pwned\\x07 HTTP/9`" in text
+    for location, shown in (
+        (b"http://elsewhere/\x1b[31m", "http://elsewhere/\\x1b[31m, not followed"),
+        (b"http://x\x1b[31m/", "`http://x\\x1b[31m/`, not a URL"),
+    ):
+        with RawServer(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\n\r\n") as server:
+            described = probe(f"{server.url}/h", 5.0).describe()
+        assert "\x1b" not in described
+        assert shown in described
+
+
+def test_a_password_in_the_url_is_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """`wait http://user:pass@host/...` prints the URL with `***` for the password."""
+    code = main(["wait", f"http://u:s3cret@127.0.0.1:{free_port()}/h", "--timeout=200ms"])
+    assert code == ExitCode.INFRASTRUCTURE
+    err = capsys.readouterr().err
+    assert "s3cret" not in err
+    assert "http://u:***@127.0.0.1" in err

@@ -60,3 +60,29 @@ def test_every_judged_exit_code_has_one_verdict_word() -> None:
         ExitCode.INFRASTRUCTURE: "error",
     }
     assert RunVerdict.ERROR in VERDICT_OF.values()
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "aborted", "infrastructure", "verdict", "code"),
+    [
+        ((Verdict.PASSED,), False, False, RunVerdict.PARTIAL, ExitCode.INFRASTRUCTURE),
+        ((), False, False, RunVerdict.PARTIAL, ExitCode.INFRASTRUCTURE),
+        ((Verdict.PASSED, Verdict.NOT_JUDGED), False, False, RunVerdict.PARTIAL, 4),
+        ((Verdict.PASSED,), False, True, RunVerdict.ERROR, ExitCode.INFRASTRUCTURE),
+        ((Verdict.PASSED, Verdict.FAILED), False, False, RunVerdict.FAILED, ExitCode.FAILED),
+        ((Verdict.PASSED,), True, False, RunVerdict.ABORTED, ExitCode.ABORTED),
+    ],
+)
+def test_a_partial_merge_is_never_passed(
+    verdicts: tuple[Verdict, ...],
+    aborted: bool,
+    infrastructure: bool,
+    verdict: RunVerdict,
+    code: ExitCode,
+) -> None:
+    """With `partial`, what would pass (or go unjudged) is `partial`, exit 4; a failure is
+    still 1, an abort 3, an infrastructure error still `error`."""
+    found = run_verdict(
+        judged(*verdicts), aborted=aborted, infrastructure=infrastructure, partial=True
+    )
+    assert found == (verdict, code)

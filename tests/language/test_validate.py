@@ -1,14 +1,17 @@
 """Validation rules the golden corpus shows only by example: `url_problem`'s table, the options
-that come from the command line (`--max-rate`, `--deployment`, the shard count), and checks
-that report once."""
+that come from the command line (`--max-rate`, `--deployment`, the shard count), checks that
+report once, the scenario name's safe set, and URL passwords masked in messages."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from nimbus_scenarios.language import check
-from nimbus_scenarios.language.errors import Source
+from nimbus_scenarios.language.errors import Source, render_all
 from nimbus_scenarios.language.validate import url_problem
+from nimbus_scenarios.language.vocabulary import MAX_SCENARIO_NAME
 
 
 def errors(
@@ -162,3 +165,74 @@ def test_spikes_are_checked_against_their_own_phase() -> None:
         "this spike overlaps the one at line 6",
         "the spike runs from 25s to 35s, past the end of its 30s phase",
     ]
+
+
+def named(name: str) -> list[str]:
+    """The error messages of a one-phase scenario called `name`."""
+    text = (
+        f'scenario "{name}" {{\n  target "http://svc"\n  request h = GET "/h"\n'
+        '  phase "p" 1m {\n    rate 1/s\n    send h\n  }\n}\n'
+    )
+    return [d.message for d in check(Source("t.scn", text)).errors]
+
+
+@pytest.mark.parametrize(
+    "name", ["heavy", "keda-scale_up.v2", "A", "0day", "_x", "-x", "x" * MAX_SCENARIO_NAME]
+)
+def test_safe_scenario_names_are_accepted(name: str) -> None:
+    """ASCII letters, digits, `-`, `_` and `.` (not first), up to 100 characters."""
+    assert named(name) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["/srv/x", "../../../y", "a/b", ".hidden", "..", "my test", "café", "a\\\\b", "a:b"]
+)
+def test_names_outside_the_safe_set_are_refused(name: str) -> None:
+    """A name that could leave `results/`, hide a file or trouble a shell is an error."""
+    (message,) = named(name)
+    assert "may hold only ASCII letters, digits, `-`, `_` and `.`" in message
+
+
+def test_a_name_over_the_limit_is_refused_by_length() -> None:
+    """101 characters: the message gives the length and the limit."""
+    assert named("x" * (MAX_SCENARIO_NAME + 1)) == [
+        "the scenario name is 101 characters long; the limit is 100 (it names the results file)"
+    ]
+
+
+def test_every_builtin_and_valid_corpus_name_is_safe() -> None:
+    """The names in use all pass: the built-in scenarios and the valid corpus."""
+    root = Path(__file__).resolve().parents[2]
+    files = [*(root / "scenarios").glob("*.scn"), *(root / "tests/data/valid").glob("*.scn")]
+    assert len(files) >= 20
+    for path in files:
+        checked = check(Source(str(path), path.read_text(encoding="utf-8")), watch_given=True)
+        assert not [d for d in checked.errors if "scenario name" in d.message], path
+
+
+def test_a_credential_url_in_a_request_path_is_refused_with_its_password_masked() -> None:
+    """The path error quotes the URL with `***` for its password, in the message and in the
+    source line shown under it."""
+    text = (
+        'scenario "t" {\n  target "http://svc"\n'
+        '  request h = GET "http://bob:s3cretpw@other.example/some/long/path/x"\n'
+        '  phase "p" 1m {\n    rate 1/s\n    send h\n  }\n}\n'
+    )
+    source = Source("t.scn", text)
+    checked = check(source)
+    (problem,) = checked.errors
+    assert problem.message.startswith("a request path must start with `/`")
+    assert "http://bob:***@other.example" in problem.message
+    rendered = render_all(source, checked.errors)
+    assert "s3cretpw" not in rendered
+    assert 'GET "http://bob:***@other.example/some/long/path/x"' in rendered
+
+
+def test_a_password_is_masked_before_a_quoted_value_is_cut_short() -> None:
+    """A value cut to 40 characters shows no leading piece of a long password."""
+    password = "p" * 60
+    text = f'scenario "t" {{\n  target "http://u:{password}@svc?q"\n}}\n'
+    source = Source("t.scn", text)
+    rendered = render_all(source, check(source).errors)
+    assert "ppp" not in rendered
+    assert "http://u:***@svc?q" in rendered

@@ -145,3 +145,11 @@ def test_summary_of_an_aborted_and_a_failed_run() -> None:
     assert "verdict ERROR (exit 4)" in infra
     assert "error: target http://127.0.0.1:9 does not answer (connect error)" in infra
     assert "expectations:" not in infra
+
+
+def test_the_summary_shows_the_documents_notes() -> None:
+    """Notes (a partial merge's, say) are printed, one line each, after the expectations."""
+    results = dataclasses.replace(full_results(), notes=("partial merge: 2 of 3 shards", "x"))
+    lines = format_summary(results).splitlines()
+    assert "note: partial merge: 2 of 3 shards" in lines
+    assert lines.index("note: x") > lines.index("expectations:")

@@ -41,6 +41,15 @@ def test_time_axis_maps_and_clamps() -> None:
     assert len(svg.TimeAxis(7200.0).ticks()) <= 11
 
 
+@pytest.mark.parametrize("end", [86_400.0, 7 * 86_400.0, 2.0**53])
+def test_a_long_axis_still_has_about_ten_ticks(end: float) -> None:
+    """A day, a week, or an offset of 2^53 s claimed by a hostile document: at most 11 ticks,
+    whole multiples of two hours (the last used to give one tick per two hours: billions)."""
+    ticks = svg.TimeAxis(end).ticks()
+    assert 2 <= len(ticks) <= 11
+    assert all(t % 7200 == 0 for t in ticks)
+
+
 def test_time_labels_short_and_long() -> None:
     """Short axes label seconds; long ones m:ss or h:mm:ss."""
     assert svg.time_label(45, 60) == "45s"

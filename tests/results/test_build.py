@@ -1,8 +1,10 @@
 """Building a results document from a run's records: phases placed by the plan and counted by
-the engine, a shard's share of the plan, rounding, and secrets masked."""
+the engine, a shard's share of the plan, rounding, and secrets (credential headers, URL
+passwords) masked."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from nimbus_scenarios.engine.records import Counts, RequestRecord
@@ -16,7 +18,14 @@ from nimbus_scenarios.results.model import (
     ShardInfo,
     Verdict,
 )
-from tests.support.results import phase_record, plan_of, results_of, stats_of
+from tests.support.results import (
+    make_results,
+    phase_record,
+    plan_of,
+    recorded_stats,
+    results_of,
+    stats_of,
+)
 
 
 def test_phases_take_place_from_the_plan_and_counts_from_the_records() -> None:
@@ -106,3 +115,40 @@ def test_truncated_responses_reach_the_phase_its_requests_and_the_totals() -> No
     assert document["phases"][0]["requests"][0]["truncated"] == 3
     assert document["totals"]["truncated"] == 3
     assert from_json(text) == results
+
+
+def test_passwords_in_urls_are_masked_in_the_source_params_target_and_plan() -> None:
+    """`user:pass@` in the target literal, a param or a path is `***` in the scenario source,
+    the params, the target and the embedded plan; the source's hash is of the real text."""
+    text = SCENARIO_WITH_URLS
+    results = make_results(
+        text, stats=recorded_stats(), judgements=(), target="http://admin:hunter2@svc:8000"
+    )
+    document = to_json(results)
+    for password in ("hunter2", "pw2", "pw3"):
+        assert password not in document
+    assert 'target "http://admin:***@svc:8000"' in results.scenario_source
+    assert results.params == {"up": "http://q:***@up"}
+    assert results.target == "http://admin:***@svc:8000"
+    assert results.plan.target is not None
+    assert results.plan.target.value == "http://admin:***@svc:8000"
+    assert results.scenario_hash == hashlib.sha256(text.encode()).hexdigest()
+
+
+SCENARIO_WITH_URLS = """\
+scenario "factory" {
+  target "http://admin:hunter2@svc:8000"
+  watch deployment "consumer"
+  param up = "http://q:pw2@up"
+  request work = GET "/work?next=http://u:pw3@h" { query to = $up }
+  request health = GET "/health"
+  phase "warm" 10s {
+    rate 2/s
+    send 75% work, 25% health
+  }
+  phase "ramp" 20s {
+    ramp 2/s -> 6/s
+    send work
+  }
+}
+"""

@@ -3,6 +3,7 @@ a results document of this schema version, with the JSON path of the first wrong
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from nimbus_scenarios.engine.histogram import LatencyHistogram
+from nimbus_scenarios.engine.records import SecondLatencySummary, SecondRecord
 from nimbus_scenarios.errors import ResultsError
 from nimbus_scenarios.results import io
 from nimbus_scenarios.results.io import (
@@ -22,7 +25,7 @@ from nimbus_scenarios.results.io import (
     write_results,
 )
 from nimbus_scenarios.results.model import Judgement, Verdict
-from tests.support.results import plan_of, results_of
+from tests.support.results import make_results, plan_of, results_of
 
 
 def judged() -> list[Judgement]:
@@ -88,6 +91,12 @@ def document() -> dict[str, object]:
         (lambda d: d["expectations"][0].update(verdict="maybe"), "expected one of 'passed'"),
         (lambda d: d.update(exit_code=9), "$.exit_code: expected one of 0, 1, 2, 3, 4"),
         (lambda d: d["stats"].update(phases={}), "$.stats.phases: expected an array"),
+        (lambda d: d.pop("stats"), "$.stats: missing"),
+        (lambda d: d["phases"][0].update(sent=10**4000), "$.phases[0].sent: a number too large"),
+        (lambda d: d["phases"][0].update(target_rate=1e300), "$.phases[0].target_rate: a number"),
+        (lambda d: d["seconds"][-1].update(second=10**9), "$.seconds[2].second: expected a sec"),
+        (lambda d: d["stats"]["seconds"][0].update(second=-1), "$.stats.seconds[0].second"),
+        (lambda d: d["seconds"][1].update(second=0), "after the previous record's (0)"),
     ],
 )
 def test_a_wrong_document_is_refused_with_its_path(change: object, message: str) -> None:
@@ -106,12 +115,13 @@ def test_a_wrong_document_is_refused_with_its_path(change: object, message: str)
         ("[1, 2]", "not a JSON object"),
         ("{", "not a results file"),
         ('{"x": NaN}', "NaN is not a number JSON allows"),
+        ('{"x": -Infinity}', "-Infinity is not a number JSON allows"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"schema_version": 2, "n": ' + "9" * 5000 + "}", "not a results file"),
     ],
 )
 def test_text_that_is_no_document_is_refused(text: str, message: str) -> None:
-    """Garbage, NaN, deep nesting and huge numbers are usage errors, never crashes."""
+    """Garbage, NaN, Infinity, deep nesting and huge numbers are usage errors, never crashes."""
     with pytest.raises(ResultsError, match=message):
         from_json(text)
 
@@ -170,3 +180,65 @@ def test_documents_are_found_among_log_lines(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_text("nothing here\n", encoding="utf-8")
     with pytest.raises(ResultsError, match="no results document"):
         load_documents(tmp_path / "empty.log")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "stem"),
+    [
+        ("heavy", "heavy"),
+        ("/srv/x", "_srv_x"),
+        ("../../../y", "_.._.._y"),
+        ("..", "_"),
+        ("", "_"),
+        ("a b\x00c\u00e9", "a_b_c_"),
+        ("x" * 300, "x" * 100),
+    ],
+)
+def test_the_default_path_is_always_a_file_in_results(scenario: str, stem: str) -> None:
+    """Whatever the scenario's name (a document may come from anywhere), the default path is a
+    file directly in `results/` with a safe name; the run id is reduced the same way."""
+    results = dataclasses.replace(results_of(), scenario=scenario, run_id="../r1")
+    path = io.default_results_path(results)
+    assert path == Path("results") / f"{stem}-_r1.json"
+    assert path.parent == Path("results")
+
+
+def test_a_file_of_too_many_values_is_refused_unparsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file dense with values (what costs memory) is refused before parsing; a run's
+    own document, with a limit it meets, is read."""
+    monkeypatch.setattr(io, "MAX_RESULTS_VALUES", 1000)
+    path = tmp_path / "dense.json"
+    path.write_text('{"schema_version": 2, "x": [' + "{}," * 1000 + "{}]}", encoding="utf-8")
+    with pytest.raises(ResultsError, match=r"more than the 1,000 JSON values .* \(2,006\)"):
+        load_results(path)
+    document = write_results(results_of(judgements=judged()), tmp_path / "r.json")
+    values = sum(document.read_bytes().count(byte) for byte in b"{[,:")
+    monkeypatch.setattr(io, "MAX_RESULTS_VALUES", values)
+    assert load_results(document) == results_of(judgements=judged())
+
+
+def test_a_run_document_meets_the_size_limit_before_the_value_limit() -> None:
+    """The two limits agree for a long run's document, which is mostly per-second records
+    (each with its own latency histogram): it holds fewer values per byte than the limits
+    allow, so its size is what bounds it."""
+    histogram = LatencyHistogram(2)
+    for value_us in (40_000, 55_000, 61_000, 90_000, 250_000):
+        histogram.record(value_us)
+    latency = SecondLatencySummary(5, 61.0, 250.0, 250.0, 250.0)
+    seconds = tuple(SecondRecord(s, 5, 5, 0, 5, 0, latency, histogram.encode()) for s in range(600))
+    text = to_json(make_results(LONG_SCENARIO, seconds=seconds))
+    values = sum(text.count(c) for c in "{[,:")
+    assert len(text) / values > io.MAX_RESULTS_BYTES / io.MAX_RESULTS_VALUES
+
+
+LONG_SCENARIO = """\
+scenario "long" {
+  request work = GET "/work"
+  phase "p" 10m {
+    rate 5/s
+    send work
+  }
+}
+"""

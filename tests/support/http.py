@@ -15,6 +15,8 @@
 - `EndlessBodyServer` answers the pre-flight `GET /`, then 200 with a body that never ends
   (chunked, or with no length, delimited by the close) to every other request, until the client
   goes or the server's own time and byte limits.
+- `RawServer` answers every request with the same bytes, written as they are (a broken status
+  line, a redirect) or trickled one byte at a time.
 - `serving(app)` serves an aiohttp app on the test's own running loop, for tests that build
   their own handlers; `LoopThread` is the event loop in a thread that the threaded servers
   (and other servers tests drive from outside, such as the Kubernetes API emulator) run on.
@@ -41,6 +43,7 @@ __all__ = [
     "Hit",
     "HttpServer",
     "LoopThread",
+    "RawServer",
     "ResetServer",
     "SilentServer",
     "free_port",
@@ -375,3 +378,76 @@ class EndlessBodyServer:
         with contextlib.suppress(Exception):
             thread.call(self._stop(), 10)
         thread.close()
+
+
+class RawServer:
+    """A raw TCP server that answers every request with `answer`, at once or, with `every_s`,
+    one byte every `every_s` seconds (a server that trickles, never quite silent). `paths`
+    lists every request's path; connections still open are cut when it stops."""
+
+    def __init__(self, answer: bytes, *, every_s: float | None = None) -> None:
+        self.answer = answer
+        self.every_s = every_s
+        self.paths: list[str] = []
+        self.url = ""
+        self._thread: LoopThread | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            parts = head.split(b" ", 2)
+            self.paths.append(parts[1].decode("latin-1") if len(parts) > 1 else "")
+            if self.every_s is None:
+                writer.write(self.answer)
+                await writer.drain()
+            else:
+                for byte in self.answer:  # bounded by the answer's length
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(self.every_s)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass
+        except ConnectionError:
+            pass  # the client went away (a wait that gave up)
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+    def start(self) -> RawServer:
+        """Start listening from a new thread; `url` is set."""
+        self._thread = LoopThread("raw-server")
+        self.url = self._thread.call(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, cut open connections and end the thread; idempotent."""
+        thread = self._thread
+        if thread is None or thread.closed:
+            return
+        with contextlib.suppress(Exception):
+            thread.call(self._stop(), 10)
+        thread.close()
+
+    def __enter__(self) -> RawServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

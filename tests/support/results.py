@@ -17,8 +17,8 @@ Documents ready made:
   `recorded_stats()`: 100 requests, one of them reset; nothing judged unless told;
 - `full_results()`: a 60 s, four-phase run with replica samples, a pod kill, replica windows, two
   failed latency expectations, a trace id and a Grafana link (`data/full.scn`);
-- `aborted_results()`: an abort guard fired 3 s in; the scenario and a phase are named with
-  markup (`data/aborted.scn`);
+- `aborted_results()`: an abort guard fired 3 s in; a phase is named with markup
+  (`data/aborted.scn`), and so is the scenario in the document (`ABORTED_NAME`);
 - `infra_results()`: the target did not answer at pre-flight, nothing ran (`data/infra.scn`);
 - `hostile_results()`: the full run with markup, quotes and control characters in every string a
   person wrote.
@@ -467,8 +467,14 @@ def full_results(**changes: object) -> RunResults:
     return make_results(FULL_SOURCE, **{**arguments, **changes})  # type: ignore[arg-type]
 
 
+ABORTED_NAME = "x<script>alert(1)</script>&'"
+"""The aborted run's scenario name: markup, which validation refuses in a scenario file but a
+document written by another tool or by hand may hold."""
+
+
 def aborted_results() -> RunResults:
-    """A run stopped by its abort guard at +3.0s, in its second phase; the third never ran."""
+    """A run stopped by its abort guard at +3.0s, in its second phase; the third never ran; its
+    scenario is named with markup (`ABORTED_NAME`)."""
     reason = "guard `abort when errors > 50% over 2s` fired: 10/15 failed over 2s"
     plan = plan_of(ABORTED_SOURCE)
     played = play(
@@ -479,7 +485,7 @@ def aborted_results() -> RunResults:
     last = dataclasses.replace(last, failed=last.failed - 1)
     late = SecondRecord(3, 0, 0, 0, 0, 1, SecondLatencySummary(1, 3.7, 3.7, 3.7, 3.7), None)
     played = (*before, last)
-    return make_results(
+    results = make_results(
         ABORTED_SOURCE,
         until=3.005,
         seconds=(*played, late),
@@ -492,6 +498,11 @@ def aborted_results() -> RunResults:
         exit_code=ExitCode.ABORTED,
         abort=Abort(reason, 3.005, Stage.PHASES),
         phases_run={"ok <i>": (0.0, 2.001), "bad": (2.001, 3.005)},
+    )
+    return dataclasses.replace(
+        results,
+        scenario=ABORTED_NAME,
+        plan=dataclasses.replace(results.plan, scenario=ABORTED_NAME),
     )
 
 

@@ -21,20 +21,24 @@ MAX_FILE_BYTES = 1024 * 1024
 
 
 def read_source(path: str | Path) -> Source:
-    """Read a scenario file as UTF-8 text, refusing missing, huge and binary files clearly."""
+    """Read a scenario file as UTF-8 text, refusing missing, huge and binary files clearly.
+
+    A regular file's size is known before it is read; a device or a pipe (`/dev/zero`, a FIFO,
+    `<(...)`) tells nothing, so at most one byte over the limit is ever read."""
     name = str(path)
     file = Path(path)
+    megabytes = MAX_FILE_BYTES // 1024 // 1024
+    limit = f"scenario files are limited to {megabytes} MB"
     try:
         size = file.stat().st_size
         if file.is_dir():
             raise _fail(name, f"`{name}` is a directory, not a scenario file")
         if size > MAX_FILE_BYTES:
-            raise _fail(
-                name,
-                f"the file is too large ({size / 1024 / 1024:.1f} MB); "
-                f"scenario files are limited to {MAX_FILE_BYTES // 1024 // 1024} MB",
-            )
-        data = file.read_bytes()
+            raise _fail(name, f"the file is too large ({size / 1024 / 1024:.1f} MB); {limit}")
+        with file.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise _fail(name, f"the file is larger than {megabytes} MB; {limit}")
     except FileNotFoundError:
         raise _fail(name, "no such file") from None
     except PermissionError:

@@ -11,6 +11,7 @@ import re
 
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.validate.values import Checker, short, url_problem
+from nimbus_scenarios.language.vocabulary import MAX_SCENARIO_NAME, SCENARIO_NAME
 from nimbus_scenarios.secrets import MASK
 
 __all__ = ["check_params", "check_scenario_statements"]
@@ -23,6 +24,8 @@ def check_scenario_statements(check: Checker, s: n.Scenario) -> None:
     name = check.text(s.name, "the scenario name")
     if name is not None and not name.strip():
         check.error("the scenario name must not be empty", s.name.span)
+    elif name is not None:
+        _scenario_name(check, name, s.name.span)
     for what, items in (
         ("`description`", s.descriptions),
         ("`target`", s.targets),
@@ -81,6 +84,22 @@ def check_params(check: Checker, scenario: n.Scenario) -> None:
             check.error("a param's value must be a literal, not another param", param.value.span)
         elif isinstance(param.value, n.BadLiteral):
             check.error(param.value.message, param.value.span, param.value.hint)
+
+
+def _scenario_name(check: Checker, name: str, span: n.Span) -> None:
+    """The name becomes the results file's name: a safe set of characters, a bounded length."""
+    if len(name) > MAX_SCENARIO_NAME:
+        check.error(
+            f"the scenario name is {len(name):,} characters long; the limit is "
+            f"{MAX_SCENARIO_NAME} (it names the results file)",
+            span,
+        )
+    elif SCENARIO_NAME.fullmatch(name) is None:
+        check.error(
+            f"the scenario name `{short(name)}` may hold only ASCII letters, digits, `-`, `_` "
+            "and `.`, and may not start with `.` (it names the results file)",
+            span,
+        )
 
 
 def _is_dns_label(text: str) -> bool:

@@ -17,7 +17,7 @@ from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.errors import Diagnostic, Severity, closest
 from nimbus_scenarios.language.params import KIND_EXAMPLES, Params, kind_article
 from nimbus_scenarios.language.vocabulary import MAX_DURATION_S, RESERVED
-from nimbus_scenarios.secrets import MASK
+from nimbus_scenarios.secrets import MASK, mask_urls_in_text
 
 __all__ = ["Checker", "secs", "short", "url_problem"]
 
@@ -191,7 +191,9 @@ def url_problem(url: str) -> str | None:
 
 
 def short(text: str) -> str:
-    """`text` cut to 40 characters, for quoting a user's value inside a message."""
+    """`text` cut to 40 characters, for quoting a user's value inside a message; a password in
+    a URL is masked first, so that no part of it is shown."""
+    text = mask_urls_in_text(text)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
