@@ -249,7 +249,8 @@ def _add_sets(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="R",
-        help="the highest rate per process, in requests per second (default 10000)",
+        help="the highest rate per process, in requests per second (default 10000, at most "
+        "1000000: shard the run for more)",
     )
 
 
