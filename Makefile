@@ -47,8 +47,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Most tests wait on loopback servers and child processes, not on the CPU: four workers finish
+# the suite in under half the time even on two cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test: test-deps lint typecheck unit
 
