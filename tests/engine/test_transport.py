@@ -362,28 +362,36 @@ def test_send_after_aclose_is_an_error() -> None:
 def test_connection_max_age_recycles_reuses_and_closes() -> None:
     """Max age 0.3 s recycles, 0 opens one per request, 1 h reuses one; retired ones close."""
 
-    async def drive(server: Server, kind: str, max_age: float, requests: int, gap: float) -> int:
+    async def drive(
+        server: Server, kind: str, max_age: float, requests: int, gap: float
+    ) -> tuple[int, float]:
         name = f"{kind}/{max_age}"
         t = transport(kind, connection_max_age_s=max_age)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             for _ in range(requests):
                 assert await t.send(get(server, "/status/200", name)) == Outcome(200, None)
                 await asyncio.sleep(gap)
             assert t.connections_opened == len(server.connections[name])
         finally:
+            took = loop.time() - began
             await asyncio.sleep(0.3)  # let retired generations close
             opened = t.connections_opened
             await t.aclose()
-        return opened
+        return opened, took
 
     async def body(server: Server) -> None:
         plans = []
         for kind in TRANSPORT_KINDS:
             plans += [(kind, 0.3, 16, 0.1), (kind, 0.0, 10, 0.0), (kind, 3600.0, 16, 0.1)]
-        opened = await asyncio.gather(*(drive(server, *plan) for plan in plans))
-        for (kind, max_age, requests, _), count in zip(plans, opened, strict=True):
+        done = await asyncio.gather(*(drive(server, *plan) for plan in plans))
+        for (kind, max_age, requests, _), (count, took) in zip(plans, done, strict=True):
             if max_age == 0.3:
-                assert 4 <= count <= 7, (kind, count)  # ~1.6 s / 0.3 s generations
+                # one generation per 0.3 s of the loop's own time (about 1.6 s, longer on a
+                # loaded machine): recycled, and still reused within a generation
+                assert 2 <= count <= took / 0.3 + 1, (kind, count, took)
+                assert count < requests, (kind, count)
             elif max_age == 0.0:
                 assert count == requests, (kind, count)
             else:

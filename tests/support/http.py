@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -168,188 +168,35 @@ class HttpServer:
         return [h for h in list(self.hits) if h.path.startswith(prefix)]
 
 
-class ResetServer:
-    """A raw TCP server: `GET /` gets a 200 (the pre-flight passes); any other request's
-    connection is reset (RST) without a byte of answer. `paths` lists every request's path."""
+class _TcpServer:
+    """What the raw TCP servers share: a loop in its own thread, a listener on a free loopback
+    port, and every connection's handler task, cancelled when the server stops. A subclass
+    answers one connection in `_handle`; the connection is closed after it."""
+
+    THREAD_NAME = "tcp-server"
 
     def __init__(self) -> None:
-        self.paths: list[str] = []
-        self.url = ""
-        self._thread: LoopThread | None = None
-        self._server: asyncio.Server | None = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-            writer.close()
-            return
-        parts = head.split(b" ", 2)
-        path = parts[1].decode("latin-1") if len(parts) > 1 else ""
-        self.paths.append(path)
-        if path == "/":
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            writer.close()
-            return
-        sock = writer.get_extra_info("socket")
-        if sock is not None:  # linger 0: close() sends RST instead of FIN
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
-
-    async def _start(self) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def _stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    def start(self) -> ResetServer:
-        """Start listening from a new thread; `url` is set."""
-        self._thread = LoopThread("reset-server")
-        self.url = self._thread.call(self._start())
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and end the thread; idempotent."""
-        thread = self._thread
-        if thread is None or thread.closed:
-            return
-        with contextlib.suppress(Exception):
-            thread.call(self._stop(), 10)
-        thread.close()
-
-
-class SilentServer:
-    """A raw TCP server that records every request line and answers 200 only to the paths in
-    `answered`; any other request is left hanging until the client gives up. `requests` lists
-    (method, path) in arrival order."""
-
-    def __init__(self, answered: frozenset[str] = frozenset()) -> None:
-        self.answered = answered
-        self.requests: list[tuple[str, str]] = []
-        self.url = ""
-        self._thread: LoopThread | None = None
-        self._server: asyncio.Server | None = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                method, path = [*head.split(b" ", 2), b"", b""][:2]
-                self.requests.append((method.decode("latin-1"), path.decode("latin-1")))
-                if path.decode("latin-1") not in self.answered:
-                    await reader.read()  # hang until the client closes
-                    break
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def _start(self) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def _stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-
-    def start(self) -> SilentServer:
-        """Start listening from a new thread; `url` is set."""
-        self._thread = LoopThread("silent-server")
-        self.url = self._thread.call(self._start())
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and end the thread; idempotent."""
-        thread = self._thread
-        if thread is None or thread.closed:
-            return
-        with contextlib.suppress(Exception):
-            thread.call(self._stop(), 10)
-        thread.close()
-
-    def paths(self, method: str) -> list[str]:
-        """The paths of the requests of `method` seen so far."""
-        return [path for m, path in list(self.requests) if m == method]
-
-
-class EndlessBodyServer:
-    """A raw TCP server: `GET /` gets a short 200 (the pre-flight passes); any other request
-    gets a 200 whose body never ends: chunked (`Transfer-Encoding: chunked`) for paths starting
-    with `/chunked`, otherwise with neither a length nor chunking, so that only the close would
-    end it. Each body is streamed in 64 KiB pieces until the client closes the connection, or
-    for at most `limit_s` seconds and `limit_bytes` bytes (the test's bound). `bodies` holds
-    the body bytes written per endless answer, appended when it ends; `connections` counts the
-    connections accepted."""
-
-    PIECE = b"x" * 65_536
-
-    def __init__(self, *, limit_s: float = 30.0, limit_bytes: int = 4 << 30) -> None:
-        self.limit_s = limit_s
-        self.limit_bytes = limit_bytes
-        self.paths: list[str] = []
-        self.bodies: list[int] = []
-        self.connections = 0
         self.url = ""
         self._thread: LoopThread | None = None
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
         try:
-            await self._answer(reader, writer)
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
+            await self._handle(reader, writer)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass  # a request that never came whole
+        except ConnectionError:
+            pass  # the client went away
         finally:
             writer.close()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-            return
-        parts = head.split(b" ", 2)
-        path = parts[1].decode("latin-1") if len(parts) > 1 else ""
-        self.paths.append(path)
-        if path == "/":
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        elif path.startswith("/chunked"):
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            frame = b"%x\r\n%s\r\n" % (len(self.PIECE), self.PIECE)
-            await self._stream(writer, frame, len(self.PIECE))
-        else:
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
-            await self._stream(writer, self.PIECE, len(self.PIECE))
-
-    async def _stream(self, writer: asyncio.StreamWriter, frame: bytes, size: int) -> None:
-        """Write `frame` (carrying `size` body bytes) until the client goes or a limit is hit."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.limit_s
-        written = 0
-        try:
-            while written < self.limit_bytes and loop.time() < end:
-                writer.write(frame)
-                await writer.drain()
-                written += size
-        except ConnectionError:
-            pass
-        finally:
-            self.bodies.append(written)
 
     async def _start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -359,81 +206,16 @@ class EndlessBodyServer:
     async def _stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._handlers):  # bodies still streaming end with the server
+        for task in list(self._handlers):  # connections still open end with the server
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
-
-    def start(self) -> EndlessBodyServer:
-        """Start listening from a new thread; `url` is set."""
-        self._thread = LoopThread("endless-body-server")
-        self.url = self._thread.call(self._start())
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and end the thread; idempotent."""
-        thread = self._thread
-        if thread is None or thread.closed:
-            return
-        with contextlib.suppress(Exception):
-            thread.call(self._stop(), 10)
-        thread.close()
-
-
-class RawServer:
-    """A raw TCP server that answers every request with `answer`, at once or, with `every_s`,
-    one byte every `every_s` seconds (a server that trickles, never quite silent). `paths`
-    lists every request's path; connections still open are cut when it stops."""
-
-    def __init__(self, answer: bytes, *, every_s: float | None = None) -> None:
-        self.answer = answer
-        self.every_s = every_s
-        self.paths: list[str] = []
-        self.url = ""
-        self._thread: LoopThread | None = None
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            parts = head.split(b" ", 2)
-            self.paths.append(parts[1].decode("latin-1") if len(parts) > 1 else "")
-            if self.every_s is None:
-                writer.write(self.answer)
-                await writer.drain()
-            else:
-                for byte in self.answer:  # bounded by the answer's length
-                    writer.write(bytes([byte]))
-                    await writer.drain()
-                    await asyncio.sleep(self.every_s)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-            pass
-        except ConnectionError:
-            pass  # the client went away (a wait that gave up)
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-
-    async def _start(self) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def _stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._server.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
 
-    def start(self) -> RawServer:
+    def start(self) -> Self:
         """Start listening from a new thread; `url` is set."""
-        self._thread = LoopThread("raw-server")
+        self._thread = LoopThread(self.THREAD_NAME)
         self.url = self._thread.call(self._start())
         return self
 
@@ -446,8 +228,143 @@ class RawServer:
             thread.call(self._stop(), 10)
         thread.close()
 
-    def __enter__(self) -> RawServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def _request_path(reader: asyncio.StreamReader) -> str:
+    """The path of the next request's head (read whole, within 10 s)."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    parts = head.split(b" ", 2)
+    return parts[1].decode("latin-1") if len(parts) > 1 else ""
+
+
+_SHORT_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+class ResetServer(_TcpServer):
+    """A raw TCP server: `GET /` gets a 200 (the pre-flight passes); any other request's
+    connection is reset (RST) without a byte of answer. `paths` lists every request's path."""
+
+    THREAD_NAME = "reset-server"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = await _request_path(reader)
+        self.paths.append(path)
+        if path == "/":
+            writer.write(_SHORT_OK)
+            await writer.drain()
+            return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() sends RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+
+class SilentServer(_TcpServer):
+    """A raw TCP server that records every request line and answers 200 only to the paths in
+    `answered`; any other request is left hanging until the client gives up. `requests` lists
+    (method, path) in arrival order."""
+
+    THREAD_NAME = "silent-server"
+
+    def __init__(self, answered: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.answered = answered
+        self.requests: list[tuple[str, str]] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            method, path = [*head.split(b" ", 2), b"", b""][:2]
+            self.requests.append((method.decode("latin-1"), path.decode("latin-1")))
+            if path.decode("latin-1") not in self.answered:
+                await reader.read()  # hang until the client closes
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    def paths(self, method: str) -> list[str]:
+        """The paths of the requests of `method` seen so far."""
+        return [path for m, path in list(self.requests) if m == method]
+
+
+class EndlessBodyServer(_TcpServer):
+    """A raw TCP server: `GET /` gets a short 200 (the pre-flight passes); any other request
+    gets a 200 whose body never ends: chunked (`Transfer-Encoding: chunked`) for paths starting
+    with `/chunked`, otherwise with neither a length nor chunking, so that only the close would
+    end it. Each body is streamed in 64 KiB pieces until the client closes the connection, or
+    for at most `limit_s` seconds and `limit_bytes` bytes (the test's bound). `bodies` holds
+    the body bytes written per endless answer, appended when it ends; `connections` counts the
+    connections accepted."""
+
+    THREAD_NAME = "endless-body-server"
+    PIECE = b"x" * 65_536
+
+    def __init__(self, *, limit_s: float = 30.0, limit_bytes: int = 4 << 30) -> None:
+        super().__init__()
+        self.limit_s = limit_s
+        self.limit_bytes = limit_bytes
+        self.paths: list[str] = []
+        self.bodies: list[int] = []
+        self.connections = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        path = await _request_path(reader)
+        self.paths.append(path)
+        if path == "/":
+            writer.write(_SHORT_OK)
+        elif path.startswith("/chunked"):
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            frame = b"%x\r\n%s\r\n" % (len(self.PIECE), self.PIECE)
+            await self._stream(writer, frame, len(self.PIECE))
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            await self._stream(writer, self.PIECE, len(self.PIECE))
+        await writer.drain()
+
+    async def _stream(self, writer: asyncio.StreamWriter, frame: bytes, size: int) -> None:
+        """Write `frame` (carrying `size` body bytes) until the client goes or a limit is hit."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.limit_s
+        written = 0
+        try:
+            while written < self.limit_bytes and loop.time() < end:
+                writer.write(frame)
+                await writer.drain()
+                written += size
+        finally:
+            self.bodies.append(written)
+
+
+class RawServer(_TcpServer):
+    """A raw TCP server that answers every request with `answer`, at once or, with `every_s`,
+    one byte every `every_s` seconds (a server that trickles, never quite silent). `paths`
+    lists every request's path; connections still open are cut when it stops."""
+
+    THREAD_NAME = "raw-server"
+
+    def __init__(self, answer: bytes, *, every_s: float | None = None) -> None:
+        super().__init__()
+        self.answer = answer
+        self.every_s = every_s
+        self.paths: list[str] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.paths.append(await _request_path(reader))
+        if self.every_s is None:
+            writer.write(self.answer)
+            await writer.drain()
+            return
+        for byte in self.answer:  # bounded by the answer's length
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(self.every_s)
