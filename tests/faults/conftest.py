@@ -25,6 +25,7 @@ import kmock
 import pytest
 
 from tests.kube.apiserver import ApiServer
+from tests.kube.support import deployment
 from tests.support.http import HttpServer, LoopThread
 
 T = TypeVar("T")
@@ -48,21 +49,7 @@ CONSUMER = f"{DEPLOYMENTS}/{DEPLOYMENT}"
 
 def deployment_object(replicas: int = 1, ready: int = 1) -> dict[str, Any]:
     """The watched Deployment as the API stores it, with status written by its controller."""
-    labels = {"app": DEPLOYMENT}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "consumer:1"}]},
-            },
-        },
-        "status": {"replicas": replicas, "readyReplicas": ready},
-    }
+    return deployment(DEPLOYMENT, replicas=replicas, ready=ready, namespace=NAMESPACE)
 
 
 class KubeApi:

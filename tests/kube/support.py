@@ -43,13 +43,15 @@ FAST = SourceTiming(
 )
 
 
-def deployment(name: str = "consumer", *, replicas: int = 1, ready: int = 1) -> dict[str, Any]:
+def deployment(
+    name: str = "consumer", *, replicas: int = 1, ready: int = 1, namespace: str = NS
+) -> dict[str, Any]:
     """A Deployment as the API would store it, with status written by its controller."""
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
