@@ -261,12 +261,22 @@ class CountingMetricExporter(MetricExporter):
 
 
 # ---------------------------------------------------------------------------------- processors
-def _queue_of(processor: object) -> deque[object] | None:
-    """The SDK batch processor's bounded deque (private in 1.45; None if it moves: then full
-    queues are not counted apart, though their records still count as dropped)."""
-    batch = getattr(processor, "_batch_processor", None)
-    queue = getattr(batch, "_queue", None)
-    return queue if isinstance(queue, deque) and queue.maxlen else None
+class _QueueGauge:
+    """Whether an SDK batch processor's bounded deque is full. The deque is private in 1.45; if
+    it moves, `full` is always False: full queues are then not counted apart, though their
+    records still count as dropped."""
+
+    __slots__ = ("_maxlen", "_queue")
+
+    def __init__(self, processor: object) -> None:
+        batch = getattr(processor, "_batch_processor", None)
+        queue = getattr(batch, "_queue", None)
+        self._queue = queue if isinstance(queue, deque) and queue.maxlen else None
+        self._maxlen = 0 if self._queue is None else self._queue.maxlen or 0
+
+    def full(self) -> bool:
+        """Whether the next record would push the oldest out."""
+        return self._queue is not None and len(self._queue) >= self._maxlen
 
 
 class CountingSpanProcessor(BatchSpanProcessor):
@@ -288,8 +298,7 @@ class CountingSpanProcessor(BatchSpanProcessor):
             schedule_delay_millis=schedule_delay_millis,
         )
         self.counters = counters
-        self._queue = _queue_of(self)
-        self._maxlen = 0 if self._queue is None else self._queue.maxlen or 0
+        self._gauge = _QueueGauge(self)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue a finished span (a full queue drops its oldest, counted)."""
@@ -298,8 +307,7 @@ class CountingSpanProcessor(BatchSpanProcessor):
         # full-queue count can be a little high; `spans_dropped` (submitted - exported) is exact.
         counters = self.counters
         counters.spans_submitted += 1
-        queue = self._queue
-        if queue is not None and len(queue) >= self._maxlen:
+        if self._gauge.full():
             counters.spans_queue_full += 1
         super().on_end(span)
 
@@ -323,14 +331,13 @@ class CountingLogProcessor(BatchLogRecordProcessor):
             schedule_delay_millis=schedule_delay_millis,
         )
         self.counters = counters
-        self._queue = _queue_of(self)
-        self._maxlen = 0 if self._queue is None else self._queue.maxlen or 0
+        self._gauge = _QueueGauge(self)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a log record (counted; a full queue drops one, counted too)."""
         counters = self.counters
         with counters.lock:  # log lines come from any thread (the SDK's own warnings too)
             counters.logs_submitted += 1
-            if self._queue is not None and len(self._queue) >= self._maxlen:
+            if self._gauge.full():
                 counters.logs_queue_full += 1
         super().on_emit(log_record)
