@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,10 @@ CHAOS = MANIFESTS / "components" / "load-generator-chaos"
 EXAMPLES = MANIFESTS / "examples"
 OVERLAY = EXAMPLES / "overlay"
 GRAFANA = MANIFESTS / "grafana"
+IMAGE_CONSTRAINTS = REPO / "image" / "constraints.txt"
+IMAGE_RECORD = REPO / "image" / "wheels.json"
+# The platforms the image is built for (docker buildx --platform), as image/wheels.json names them.
+IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 IMAGE = "nimbusguard-generator"
 NAMESPACE = "nimbusguard"
@@ -197,6 +202,51 @@ def dockerfile_stages() -> list[list[tuple[str, str]]]:
         if stages:
             stages[-1].append((keyword, rest))
     return stages
+
+
+def pip_steps(stage: list[tuple[str, str]]) -> list[list[str]]:
+    """The arguments of every `pip ...` command in a stage's RUN instructions."""
+    steps = []
+    for keyword, rest in stage:
+        if keyword != "RUN":
+            continue
+        words = [w for w in shlex.split(rest) if not w.startswith("--mount=")]
+        command: list[str] = []
+        for word in [*words, "&&"]:
+            if word == "&&":
+                if command[:1] == ["pip"]:
+                    steps.append(command[1:])
+                command = []
+            else:
+                command.append(word)
+    return steps
+
+
+def no_binary_names(stage: list[tuple[str, str]]) -> list[str]:
+    """The distributions a stage's pip steps build from source (`--no-binary NAME[,NAME]`)."""
+    names: list[str] = []
+    for step in pip_steps(stage):
+        for i, word in enumerate(step):
+            value = None
+            if word == "--no-binary":
+                value = step[i + 1]
+            elif word.startswith("--no-binary="):
+                value = word.partition("=")[2]
+            if value is not None:
+                names += [name for name in value.split(",") if name]
+    return names
+
+
+def constraint_pins() -> list[tuple[str, str]]:
+    """image/constraints.txt's `name==version` lines, as (name, version)."""
+    pins = []
+    for raw in IMAGE_CONSTRAINTS.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"image/constraints.txt: {line!r} is not name==version"
+            pins.append((name.strip(), version.strip()))
+    return pins
 
 
 def image_workdir() -> str:

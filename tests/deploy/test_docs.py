@@ -22,6 +22,7 @@ from tests.deploy.support import (
     COMPONENT,
     CONSUMER_URL,
     IMAGE,
+    IMAGE_PLATFORMS,
     MAIN_CONTAINER,
     MANIFESTS,
     NAMESPACE,
@@ -120,8 +121,18 @@ def cli_accepts(argv: list[str]) -> None:
 
 # ---------------------------------------------------------------- checkers, one per command kind
 def check_docker(stages: Pipeline, home: Path) -> None:
-    """`docker build -t IMAGE .` from the root; `docker run` read-only with the writable mounts."""
+    """`docker build -t IMAGE .` from the root (`docker buildx build` for every image platform);
+    `docker run` read-only with the writable mounts."""
     (argv,) = stages
+    if argv[1:3] == ["buildx", "build"]:
+        platforms = option(argv, "--platform")
+        assert platforms is not None
+        assert tuple(platforms.split(",")) == IMAGE_PLATFORMS
+        tag = option(argv, "-t", "--tag")
+        assert tag is not None
+        assert tag.rsplit("/", 1)[-1].split(":")[0] == IMAGE
+        assert argv[-1] == "."
+        return
     if argv[1] == "build":
         assert option(argv, "-t", "--tag") in (IMAGE, f"{IMAGE}:latest")
         assert argv[-1] == "."
