@@ -6,6 +6,7 @@ document is bounded like a results file; one-line JSON documents (the old form) 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -265,3 +266,13 @@ def test_a_results_file_is_read_as_one(tmp_path: Path) -> None:
     results = full_results()
     path = io.write_results(results, tmp_path / "r.json")
     assert load_documents(path) == [results]
+
+
+def test_any_run_id_and_no_shard_fit_the_fields() -> None:
+    """A run id of 300 characters, spaces and slashes included, and a document without a shard
+    (merged): the fields stay within their limits, and the document reads back equal."""
+    results = dataclasses.replace(results_of(), run_id="a b/../" * 43, shard=None)
+    lines = encode_lines(results)
+    assert all(len(line) <= MAX_LINE_CHARS for line in lines)
+    assert " shard=- " in lines[0]
+    assert decoded(list(lines)) == [results]
