@@ -121,7 +121,8 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--print-results",
         action="store_true",
-        help="also print the results document as the last line of stdout (for `kubectl logs`)",
+        help="also print the results document to stdout, as gzip + base64 lines under 12 kB "
+        "(`nimbus-results v1 ...`), for `merge` to read from `kubectl logs`",
     )
     run.add_argument(
         "--local",
@@ -406,7 +407,8 @@ def max_rate(args: argparse.Namespace) -> float:
 def _merge(args: argparse.Namespace) -> int:
     from nimbus_scenarios.merge import merge_results
     from nimbus_scenarios.report.console import format_summary
-    from nimbus_scenarios.results.io import load_documents, write_results
+    from nimbus_scenarios.results.io import write_results
+    from nimbus_scenarios.results.logwire import load_documents
 
     shards = []
     names: list[str] = []

@@ -26,6 +26,7 @@ from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.report.console import format_summary, make_monitor
 from nimbus_scenarios.results.io import default_results_path, to_json, write_results
+from nimbus_scenarios.results.logwire import encode_lines
 from nimbus_scenarios.results.model import RunResults, ShardInfo
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.secrets import MASK, mask_url
@@ -253,7 +254,9 @@ async def _run(
             checkpoint=checkpoint,
         )
         shutdown_left = outcome.shutdown_left_s
-        written = _write(outcome.results, _results_path(args, outcome.results))
+        written = _write(
+            outcome.results, _results_path(args, outcome.results), printed=args.print_results
+        )
     finally:
         # A stopped run flushes its telemetry within what is left of its shutdown budget.
         flush_s = (
@@ -264,10 +267,9 @@ async def _run(
             await fleet.stop()
     results = dataclasses.replace(outcome.results, telemetry=counters)
     if written is not None:
-        written = _write(results, written)
-    if args.print_results and written is not None:
-        sys.stdout.write(to_json(results, indent=None) + "\n")
-        sys.stdout.flush()
+        written = _write(results, written, printed=args.print_results)
+    if args.print_results:
+        _print_results(results, written)
     if args.html or args.junit:
         from nimbus_scenarios.report.files import write_reports
 
@@ -330,15 +332,24 @@ def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
     return ClusterReplicaSource(deployment, namespace, config.api_client(), kills=plan_kills(plan))
 
 
-def _write(results: RunResults, path: Path, *, fallback: bool = True) -> Path | None:
+def _write(
+    results: RunResults, path: Path, *, fallback: bool = True, printed: bool = False
+) -> Path | None:
     """Write the results; on failure say why and print them to stdout instead (unless this is
-    an early write that the final one will repeat)."""
+    an early write that the final one will repeat, or `--print-results` prints them anyway)."""
     try:
         return write_results(results, path)
     except OSError as exc:
         if not fallback:
             return None
         reason = exc.strerror or str(exc)
+        if printed:
+            print(
+                f"nimbus-scenarios: cannot write results to {path}: {reason}; "
+                "they are printed to stdout (--print-results)",
+                file=sys.stderr,
+            )
+            return None
         print(
             f"nimbus-scenarios: cannot write results to {path}: {reason}; "
             "printing them to stdout instead",
@@ -347,6 +358,19 @@ def _write(results: RunResults, path: Path, *, fallback: bool = True) -> Path | 
         sys.stdout.write(to_json(results, indent=None) + "\n")
         sys.stdout.flush()
         return None
+
+
+def _print_results(results: RunResults, written: Path | None) -> None:
+    """`--print-results`: the document as chunked log lines (`results.logwire`) on stdout, for
+    `submit` and `merge` to find in the pod's log; a closed stdout is said on stderr."""
+    sys.stdout.write("".join(f"{line}\n" for line in encode_lines(results)))
+    sys.stdout.flush()
+    if getattr(sys.stdout, "broken", False):
+        where = f"; they are in {written}" if written is not None else ""
+        print(
+            f"nimbus-scenarios: stdout is closed, the results were not printed{where}",
+            file=sys.stderr,
+        )
 
 
 def _autoscaler_config(base: AutoscalerConfig, args: argparse.Namespace) -> AutoscalerConfig:

@@ -2,7 +2,7 @@
 together, send exactly the plan between them (open and closed models); `merge` adds their counts,
 judges the whole once on merged histograms, refuses documents that do not belong together or
 leave shards out (unless `--allow-partial`, which is never passed), and finds the documents in
-pod logs."""
+pod logs (printed by `--print-results` as chunked lines) with the same result as in files."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from nimbus_scenarios.merge import merge_results
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.arrivals import mix_counts
 from nimbus_scenarios.results.io import from_json_data, load_results
+from nimbus_scenarios.results.logwire import MAX_LINE_CHARS, PREFIX, load_documents
 from nimbus_scenarios.results.model import RunVerdict, Verdict
 from tests.support.cli import Child, write_scenario
 from tests.support.http import HttpServer
@@ -87,6 +88,8 @@ def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sharded]:
             assert done.code == 0, done.stderr
         logs = folder / "kubectl-logs.txt"
         logs.write_text("".join(done.stdout for done in finished), encoding="utf-8")
+        for i, done in enumerate(finished):
+            (folder / f"pod-{i}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
         yield server, results
     finally:
         server.stop()
@@ -215,16 +218,40 @@ def test_merge_command_exit_code_on_mismatch(
     assert not (tmp_path / "m.json").exists()
 
 
-def test_merge_reads_results_printed_in_pod_logs(shard_logs: Path, tmp_path: Path) -> None:
-    """`--print-results` puts each document on its last stdout line; merge finds them in logs."""
+def test_merge_reads_results_printed_in_pod_logs(
+    sharded_run: Sharded, shard_logs: Path, tmp_path: Path
+) -> None:
+    """`--print-results` prints each document as `nimbus-results` lines (results.logwire), none
+    over `MAX_LINE_CHARS` and no one-line JSON; read back from the pods' concatenated stdout,
+    they are the documents each shard wrote to its file; merge finds them in the logs."""
     lines = shard_logs.read_text().splitlines()
-    assert sum('"schema_version"' in line for line in lines) == SHARDS
+    printed = [line for line in lines if line.startswith(f"{PREFIX} v1 ")]
+    assert len(printed) >= SHARDS
+    assert max(map(len, printed)) <= MAX_LINE_CHARS
+    assert not any('"schema_version"' in line for line in lines)
+    written = {load_results(path).run_id: load_results(path) for path in sharded_run[1]}
+    assert {r.run_id: r for r in load_documents(shard_logs)} == written
     merged_path = tmp_path / "from-logs.json"
     assert main(["merge", str(shard_logs), "-o", str(merged_path)]) == 0
     merged = json.loads(merged_path.read_text())
     assert len(merged["merged_from"]) == SHARDS
     steady = next(p for p in merged["phases"] if p["name"] == "steady")
     assert steady["sent"] == _plan_totals()["steady"]
+
+
+def test_merging_pod_logs_gives_what_merging_files_gives(
+    sharded_run: Sharded, tmp_path: Path
+) -> None:
+    """`merge pod-0.log pod-1.log pod-2.log` (each pod's stdout and stderr, as `kubectl logs`
+    shows them) writes the same merged document, verdict and exit code as `merge` of the
+    shards' results files."""
+    _, results = sharded_run
+    pods = [results[0].parent / f"pod-{i}.log" for i in range(SHARDS)]
+    from_logs, from_files = tmp_path / "logs.json", tmp_path / "files.json"
+    assert main(["merge", *map(str, pods), "-o", str(from_logs)]) == 0
+    assert main(["merge", *map(str, results), "-o", str(from_files)]) == 0
+    assert load_results(from_logs) == load_results(from_files)
+    assert load_results(from_logs).verdict is RunVerdict.PASSED
 
 
 def test_merge_refuses_missing_shards_and_names_them(

@@ -39,9 +39,10 @@ __all__ = [
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
     "default_results_path",
+    "document_text",
     "from_json",
-    "load_documents",
     "load_results",
+    "read_document_text",
     "safe_file_name",
     "to_json",
     "to_json_data",
@@ -330,7 +331,9 @@ def from_json(text: str, name: str = "results") -> RunResults:
     return from_json_data(data, name)
 
 
-def _read_text(path: Path) -> str:
+def read_document_text(path: Path) -> str:
+    """A file's text, refused (`ResultsError`) if it cannot be read, is larger than
+    `MAX_RESULTS_BYTES`, holds more than `MAX_RESULTS_VALUES` JSON values, or is not UTF-8."""
     try:
         with path.open("rb") as stream:
             raw = stream.read(MAX_RESULTS_BYTES + 1)
@@ -338,51 +341,26 @@ def _read_text(path: Path) -> str:
         raise ResultsError(f"{path}: no such file") from None
     except OSError as exc:
         raise ResultsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return document_text(raw, str(path))
+
+
+def document_text(raw: bytes, name: str) -> str:
+    """`raw` as text, within the size and value limits a results document is read under."""
     if len(raw) > MAX_RESULTS_BYTES:
         limit = MAX_RESULTS_BYTES // (1024 * 1024)
-        raise ResultsError(f"{path}: larger than the {limit} MiB a results file may be")
+        raise ResultsError(f"{name}: larger than the {limit} MiB a results file may be")
     values = sum(raw.count(byte) for byte in b"{[,:")
     if values > MAX_RESULTS_VALUES:
         raise ResultsError(
-            f"{path}: holds more than the {MAX_RESULTS_VALUES:,} JSON values a results file may "
+            f"{name}: holds more than the {MAX_RESULTS_VALUES:,} JSON values a results file may "
             f"hold ({values:,})"
         )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ResultsError(f"{path}: not a results file ({exc})") from None
+        raise ResultsError(f"{name}: not a results file ({exc})") from None
 
 
 def load_results(path: Path) -> RunResults:
     """Read a results file, checking its schema version and every field."""
-    return from_json(_read_text(path), str(path))
-
-
-def load_documents(path: Path) -> list[RunResults]:
-    """The results in a file: a results file, or a log (`kubectl logs` of sharded pods run with
-    `--print-results`) holding one results document per line among other lines."""
-    text = _read_text(path)
-    problem = "no results document in it"
-    try:
-        data = parse_json(text)
-    except ValueError as exc:
-        data = None
-        # One JSON document that failed (not text, nor a log of several: "Extra data"): why.
-        if text.lstrip().startswith(("{", "[")) and not str(exc).startswith("Extra data"):
-            problem = str(exc)
-    if isinstance(data, dict):
-        return [from_json_data(data, str(path))]
-    documents = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not (stripped.startswith("{") and '"schema_version"' in stripped):
-            continue
-        try:
-            item = parse_json(stripped)
-        except ValueError:
-            continue
-        if isinstance(item, dict) and "run_id" in item and "phases" in item:
-            documents.append(from_json_data(item, str(path)))
-    if not documents:
-        raise ResultsError(f"{path}: not a results file ({problem})")
-    return documents
+    return from_json(read_document_text(path), str(path))

@@ -19,7 +19,6 @@ from nimbus_scenarios.results.io import (
     REQUIRED_FIELDS,
     SCHEMA_VERSION,
     from_json,
-    load_documents,
     load_results,
     to_json,
     write_results,
@@ -168,18 +167,6 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(
         write_results(results_of(run_id="new"), path)
     assert path.read_text(encoding="utf-8") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
-
-
-def test_documents_are_found_among_log_lines(tmp_path: Path) -> None:
-    """`kubectl logs` of sharded pods: one document per line among other lines."""
-    first = to_json(results_of(run_id="a"), indent=None)
-    second = to_json(results_of(run_id="b"), indent=None)
-    log = tmp_path / "pods.log"
-    log.write_text(f"starting\n{first}\nnoise {{\n{second}\n", encoding="utf-8")
-    assert [r.run_id for r in load_documents(log)] == ["a", "b"]
-    (tmp_path / "empty.log").write_text("nothing here\n", encoding="utf-8")
-    with pytest.raises(ResultsError, match="no results document"):
-        load_documents(tmp_path / "empty.log")
 
 
 @pytest.mark.parametrize(
