@@ -9,7 +9,7 @@
 - `jobs`: the one load-test Job template (Job, CronJob, scenario ConfigMap, deadline);
 - `shipped`: the manifests/ Job and CronJob files generated from it (`make manifests`).
 
-The package itself imports nothing: the modules (all but `jobs` and `shipped`) import `kubernetes`,
-which `validate` and `plan`
-must not pay for, so a run imports them where it needs them.
+The package itself imports nothing: the modules (all but `jobs` and `shipped`) import
+`kubernetes`, which `validate` and `plan` must not pay for, so a run imports them where it needs
+them.
 """
