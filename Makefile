@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv system-deps test-deps test lint typecheck unit demo bench fmt clean
+.PHONY: all venv system-deps test-deps test lint typecheck unit demo bench fmt clean manifests
 
 all: test
 
@@ -55,6 +55,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test: test-deps lint typecheck unit
+
+# The shipped manifests: the scenario copies the ConfigMap generator reads, and every Job and
+# CronJob file written from the Job template (tests/deploy fails when either drifts).
+manifests: $(STAMP)
+	cp scenarios/*.scn manifests/components/load-generator/scenarios/
+	$(BIN)/python -m nimbus_scenarios.kube.shipped --write manifests
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

@@ -329,7 +329,13 @@ def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
         f"replica source: deployment {namespace}/{deployment} via {config.origin}",
         file=sys.stderr,
     )
-    return ClusterReplicaSource(deployment, namespace, config.api_client(), kills=plan_kills(plan))
+    return ClusterReplicaSource(
+        deployment,
+        namespace,
+        config.api_client(),
+        kills=plan_kills(plan),
+        service_account=config.service_account,
+    )
 
 
 def _write(

@@ -5,8 +5,11 @@
   rules), API answers mapped to `nimbus_scenarios.errors`, the sharded Job's creation time;
 - `replicas`: `ClusterReplicaSource`, the run's view of one Deployment;
 - `watch`: the watcher thread behind it (resume, relist on 410, polling when watch is forbidden);
-- `scaling`: the HPA or KEDA ScaledObject targeting the Deployment, and its pods.
+- `scaling`: the HPA or KEDA ScaledObject targeting the Deployment, and its pods;
+- `jobs`: the one load-test Job template (Job, CronJob, scenario ConfigMap, deadline);
+- `shipped`: the manifests/ Job and CronJob files generated from it (`make manifests`).
 
-The package itself imports nothing: the modules import `kubernetes`, which `validate` and `plan`
-must not pay for, so a run imports them where it needs them.
+The package itself imports nothing: the modules (all but `jobs` and `shipped`) import
+`kubernetes`, which `validate` and `plan` must not pay for, so a run imports them where it needs
+them.
 """

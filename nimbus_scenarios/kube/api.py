@@ -19,10 +19,12 @@ lazily where a run needs it).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -52,6 +54,7 @@ __all__ = [
     "LIST_PODS",
     "LIST_SCALEDOBJECTS",
     "PERMISSIONS",
+    "RUN_SERVICE_ACCOUNT",
     "SERVICE_ACCOUNT_DIR",
     "TRANSPORT_ERRORS",
     "UNAUTHORIZED",
@@ -64,11 +67,13 @@ __all__ = [
     "call_json",
     "check_access",
     "describe_failure",
+    "forbidden_at_preflight",
     "get_in",
     "items_of",
     "job_created_at",
     "needed_permissions",
     "required_rbac_rules",
+    "service_account_of_token",
     "unreachable",
 ]
 
@@ -76,6 +81,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_NAMESPACE: Final = "default"
+RUN_SERVICE_ACCOUNT: Final = "nimbus-scenarios"
+"""The ServiceAccount the shipped Jobs and CronJobs and `submit` run as (the component binds it)."""
 
 
 # ---------------------------------------------------------------- the permission table
@@ -203,6 +210,8 @@ class KubeConfig:
     configuration: k8s.Configuration
     namespace: str
     origin: str
+    service_account: tuple[str, str] | None = None
+    """(namespace, name) of the in-cluster ServiceAccount, when its token says so."""
 
     @classmethod
     def load(
@@ -235,7 +244,11 @@ class KubeConfig:
                 raise ClusterConfigError(f"in-cluster configuration: {exc}") from None
             namespace_file = service_account_dir / "namespace"
             namespace = _read_text(namespace_file) or DEFAULT_NAMESPACE
-            return cls(configuration, namespace, "in-cluster service account")
+            account = service_account_of_token(_read_text(service_account_dir / "token"))
+            origin = "in-cluster service account"
+            if account is not None:
+                origin = f"in-cluster service account {account[0]}/{account[1]}"
+            return cls(configuration, namespace, origin, account)
         path = kubeconfig or env.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
         try:
             contexts, current = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
@@ -265,6 +278,63 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8").strip()
     except OSError:
         return ""
+
+
+def service_account_of_token(token: str) -> tuple[str, str] | None:
+    """(namespace, name) from a ServiceAccount token's claims, or None when it does not say.
+
+    Only to name the identity in an error message: the token is decoded, never verified.
+    """
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    prefix, _, rest = str(get_in(claims, "sub") or "").partition("system:serviceaccount:")
+    namespace, _, name = rest.partition(":")
+    if prefix or not namespace or not name or ":" in name:
+        return None
+    return namespace, name
+
+
+def forbidden_at_preflight(
+    problems: Sequence[str], namespace: str, service_account: tuple[str, str] | None = None
+) -> ClusterForbidden:
+    """The pre-flight's error for missing permissions: each one, then how to fix it.
+
+    A Job made by a raw `kubectl create job` runs as the namespace's `default` ServiceAccount,
+    which has none of them: the fix is to run as `nimbus-scenarios`, not to grant `default`.
+    """
+    fix_run = (
+        f"run as the `{RUN_SERVICE_ACCOUNT}` ServiceAccount: apply the load-generator component "
+        "(kubectl apply -k manifests/examples/overlay, or components/load-generator in your "
+        "overlay), then start the run with `kubectl create job NAME "
+        f"--from=cronjob/load-test-<scenario> -n {namespace}` or `nimbus-scenarios submit`, "
+        "which set it (docs/cluster.md)"
+    )
+    if service_account is None:
+        fix = (
+            f"grant them to your identity (the component's Role `{RUN_SERVICE_ACCOUNT}` lists "
+            f"them), or {fix_run}"
+        )
+    elif service_account[1] == RUN_SERVICE_ACCOUNT:
+        fix = (
+            f"the `{RUN_SERVICE_ACCOUNT}` ServiceAccount of namespace {service_account[0]} lacks "
+            f"them: apply the load-generator component in namespace {namespace}, whose Role "
+            "grants them (docs/cluster.md, Permissions)"
+        )
+    else:
+        how = (
+            " (what a raw `kubectl create job` gives a Job)"
+            if service_account[1] == "default"
+            else ""
+        )
+        fix = (
+            f"this run is ServiceAccount {service_account[0]}/{service_account[1]}{how}; " + fix_run
+        )
+    return ClusterForbidden(f"{'; '.join(problems)}. To fix: {fix}")
 
 
 # ---------------------------------------------------------------- calls, answers and errors

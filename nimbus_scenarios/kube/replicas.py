@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from nimbus_scenarios.errors import ClusterError, ClusterForbidden, DeploymentNotFound
+from nimbus_scenarios.errors import ClusterError, DeploymentNotFound
 from nimbus_scenarios.kube.api import (
     LIST_DEPLOYMENTS,
     TRANSPORT_ERRORS,
@@ -42,6 +42,7 @@ from nimbus_scenarios.kube.api import (
     api_error,
     check_access,
     describe_failure,
+    forbidden_at_preflight,
     get_in,
     needed_permissions,
     unreachable,
@@ -120,12 +121,14 @@ class ClusterReplicaSource:
         kills: bool = False,
         check_permissions: bool = True,
         timing: SourceTiming | None = None,
+        service_account: tuple[str, str] | None = None,
     ) -> None:
         self.deployment = deployment
         self.namespace = namespace
         self._api = api_client
         self._kills = kills
         self._check_permissions = check_permissions
+        self._service_account = service_account  # named in a pre-flight permission error
         self._timing = timing or SourceTiming()
         # Loop-owned state: written only on the event loop.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -225,7 +228,7 @@ class ClusterReplicaSource:
             needs = needed_permissions(self._kills)
             problems = await asyncio.to_thread(check_access, self._api, self.namespace, needs)
             if problems:
-                raise ClusterForbidden("; ".join(problems))
+                raise forbidden_at_preflight(problems, self.namespace, self._service_account)
         version, deployment = await asyncio.to_thread(self._first_list)
         timeout = self._timing.request_timeout_s
         autoscaler, desired = await asyncio.to_thread(

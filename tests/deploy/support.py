@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 COMPONENT = MANIFESTS / "components" / "load-generator"
 CHAOS = MANIFESTS / "components" / "load-generator-chaos"
+JOBS_COMPONENT = MANIFESTS / "components" / "load-generator-jobs"
+SUBMITTER = MANIFESTS / "components" / "load-generator-submitter"
 EXAMPLES = MANIFESTS / "examples"
 OVERLAY = EXAMPLES / "overlay"
 GRAFANA = MANIFESTS / "grafana"
@@ -27,7 +29,7 @@ IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 IMAGE = "nimbusguard-generator"
 NAMESPACE = "nimbusguard"
-SERVICE_ACCOUNT = "load-generator"
+SERVICE_ACCOUNT = "nimbus-scenarios"
 SCENARIOS_CONFIGMAP = "nimbus-scenarios"
 CONSUMER_URL = "http://consumer:8000"
 MAIN_CONTAINER = "load-generator"
@@ -123,8 +125,8 @@ def kustomize(directory: Path, home: Path) -> list[Manifest]:
 
 
 def job_files() -> list[Path]:
-    """The component's Job files (job-*.yaml)."""
-    return sorted(COMPONENT.glob("job-*.yaml"))
+    """The jobs component's Job and CronJob files (job-*.yaml, cronjob-*.yaml)."""
+    return sorted([*JOBS_COMPONENT.glob("job-*.yaml"), *JOBS_COMPONENT.glob("cronjob-*.yaml")])
 
 
 def example_files() -> list[Path]:
@@ -136,7 +138,9 @@ def direct_manifests() -> list[Path]:
     """Every YAML file meant for `kubectl apply -f` (not kustomizations)."""
     files = [
         *sorted(COMPONENT.glob("*.yaml")),
+        *sorted(JOBS_COMPONENT.glob("*.yaml")),
         *sorted(CHAOS.glob("*.yaml")),
+        *sorted(SUBMITTER.glob("*.yaml")),
         *example_files(),
     ]
     return [f for f in files if f.name != "kustomization.yaml"]

@@ -19,10 +19,10 @@ from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.render import clock_text
 from tests.deploy.support import (
-    COMPONENT,
     CONSUMER_URL,
     IMAGE,
     IMAGE_PLATFORMS,
+    JOBS_COMPONENT,
     MAIN_CONTAINER,
     MANIFESTS,
     NAMESPACE,
@@ -232,7 +232,8 @@ def check_create_job(stages: Pipeline, home: Path) -> None:
     """`kubectl create job ... -- nimbus-scenarios ...` piped through `set serviceaccount`.
 
     Every stage but the final `kubectl apply -f -` runs for real, offline; the Job it yields
-    runs the image's CLI with args the parser accepts, as the load-generator ServiceAccount.
+    runs the image's CLI with args the parser accepts, as the nimbus-scenarios ServiceAccount,
+    with no retries (`kubectl patch --local` sets `backoffLimit: 0`).
     """
     *local, last = stages
     assert last == ["kubectl", "apply", "-f", "-"], "a one-off Job should be applied last"
@@ -246,6 +247,7 @@ def check_create_job(stages: Pipeline, home: Path) -> None:
     assert job["metadata"]["namespace"] == NAMESPACE
     pod = job["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+    assert job["spec"]["backoffLimit"] == 0, "the raw form must not retry (Kubernetes' default: 6)"
     (item,) = pod["containers"]
     assert item["image"] == f"{IMAGE}:latest"
     assert "args" not in item, "kubectl create job puts `-- ...` in command"
@@ -286,7 +288,8 @@ def test_doc_has_the_seed_workflow() -> None:
     joined = "\n".join(commands)
     for needle in (
         "docker build -t nimbusguard-generator",
-        "kubectl apply -f manifests/components/load-generator/job-heavy.yaml",
+        "kubectl apply -f manifests/components/load-generator-jobs/job-heavy.yaml",
+        "kubectl create job load-test-heavy --from=cronjob/load-test-heavy -n nimbusguard",
         "kubectl get jobs,pods -n nimbusguard -l load-test=heavy -w",
         "kubectl logs -f job/load-test-heavy",
         "kubectl delete jobs -n nimbusguard -l component=load-generator",
@@ -319,10 +322,10 @@ def test_job_table_matches_the_job_files() -> None:
     rows = re.findall(
         r"^\| `(job-[\w-]+\.yaml)` \| `(\w+)` \| ([\d:]+) \| (\d+) min \|", text, flags=re.M
     )
-    files = sorted(p.name for p in COMPONENT.glob("job-*.yaml"))
+    files = sorted(p.name for p in JOBS_COMPONENT.glob("job-*.yaml"))
     assert sorted(r[0] for r in rows) == files
     for file, scenario, planned, deadline in rows:
-        (job,) = load_documents(COMPONENT / file)
+        (job,) = load_documents(JOBS_COMPONENT / file)
         args = container(job["spec"]["template"], MAIN_CONTAINER)["args"]
         assert args[:2] == ["run", scenario]
         plan = compile_source(read_source(builtin_path(scenario)))

@@ -1,4 +1,5 @@
-"""The load-test Jobs (component and examples): args, deadlines, labels, security and volumes."""
+"""The shipped load-test Jobs and CronJobs (jobs component, examples): args, deadlines, labels,
+the failure policy, security and volumes, read back from the YAML files."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import Plan
 from tests.deploy.support import (
-    COMPONENT,
     CONSUMER_URL,
     IMAGE,
     INIT_CONTAINER,
+    JOBS_COMPONENT,
     MAIN_CONTAINER,
     SCENARIOS_CONFIGMAP,
     SEED_JOBS,
@@ -28,6 +29,7 @@ from tests.deploy.support import (
     container,
     image_workdir,
     load_documents,
+    pod_templates,
 )
 
 JOBS = all_jobs()
@@ -94,16 +96,21 @@ def configmap(overlay_objects: list[Manifest]) -> dict[str, str]:
     return data
 
 
-def test_a_job_file_per_seed_job_type() -> None:
-    """The seed's seven job files exist, each with its Job named load-test-<type>."""
-    names = {p.name: load_documents(p) for p in COMPONENT.glob("job-*.yaml")}
-    assert sorted(names) == sorted(f"job-{t}.yaml" for t in SEED_JOBS)
+@pytest.mark.parametrize(("prefix", "kind"), [("job", "Job"), ("cronjob", "CronJob")])
+def test_a_job_and_a_cronjob_per_seed_job_type(prefix: str, kind: str) -> None:
+    """The seed's seven job types each have a Job file and a suspended CronJob, load-test-<type>."""
+    names = {p.name: load_documents(p) for p in JOBS_COMPONENT.glob(f"{prefix}-*.yaml")}
+    assert sorted(names) == sorted(f"{prefix}-{t}.yaml" for t in SEED_JOBS)
     for job_type, scenario in SEED_JOBS.items():
-        (job,) = names[f"job-{job_type}.yaml"]
-        assert job["kind"] == "Job"
-        assert job["metadata"]["name"] == f"load-test-{job_type}"
-        args = container(job["spec"]["template"], MAIN_CONTAINER)["args"]
+        (obj,) = names[f"{prefix}-{job_type}.yaml"]
+        assert obj["kind"] == kind
+        assert obj["metadata"]["name"] == f"load-test-{job_type}"
+        ((_, template),) = pod_templates(obj)
+        args = container(template, MAIN_CONTAINER)["args"]
         assert args == ["run", scenario, f"--url={CONSUMER_URL}", "--monitor", "--cleanup"]
+        if kind == "CronJob":
+            assert obj["spec"]["suspend"] is True, "a template must never run by itself"
+            assert obj["spec"]["concurrencyPolicy"] == "Forbid"
 
 
 @pytest.mark.parametrize(("file", "obj", "spec", "template"), JOBS, ids=JOB_IDS)
@@ -160,7 +167,8 @@ def test_active_deadline_exceeds_the_planned_run(
 def test_labels_and_job_policy(
     file: str, obj: Manifest, spec: Manifest, template: Manifest
 ) -> None:
-    """Job and pod carry the seed's labels; no retries, a TTL, restartPolicy Never, the SA."""
+    """Job and pod carry the seed's labels; no retries, the failure policy, a TTL, restartPolicy
+    Never, the SA."""
     load_test = obj["metadata"]["labels"]["load-test"]
     expected = {**LABELS, "load-test": load_test}
     assert obj["metadata"]["labels"] == expected
@@ -168,6 +176,13 @@ def test_labels_and_job_policy(
     if obj["kind"] == "Job":
         assert obj["metadata"]["name"] == f"load-test-{load_test}"
     assert spec["backoffLimit"] == 0
+    (rule,) = spec["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob"
+    assert rule["onExitCodes"] == {
+        "containerName": MAIN_CONTAINER,
+        "operator": "In",
+        "values": [1, 2, 3, 4],
+    }
     assert spec["ttlSecondsAfterFinished"] > 0
     pod = template["spec"]
     assert pod["restartPolicy"] == "Never"

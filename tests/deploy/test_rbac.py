@@ -1,4 +1,5 @@
-"""RBAC: the Roles grant exactly the API calls the runner makes, pod kill only when opted in."""
+"""RBAC: the Roles grant exactly the API calls the runner makes, pod kill only when opted in; the
+submitter Role grants what `submit` does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import Any
 import pytest
 
 from nimbus_scenarios.kube.api import required_rbac_rules
-from tests.deploy.support import CHAOS, COMPONENT, SERVICE_ACCOUNT, Manifest, load_documents
+from tests.deploy.support import (
+    CHAOS,
+    COMPONENT,
+    SERVICE_ACCOUNT,
+    SUBMITTER,
+    Manifest,
+    load_documents,
+)
 
 Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
 
@@ -54,7 +62,7 @@ def required(kills: bool) -> set[Triple]:
 def test_base_role_matches_required_rbac_rules() -> None:
     """The base Role grants exactly required_rbac_rules(kills=False); SSAR comes from basic-user."""
     needed = required(kills=False)
-    granted = triples(role("base", "load-generator")[0]["rules"])
+    granted = triples(role("base", "nimbus-scenarios")[0]["rules"])
     namespaced = needed - BASIC_USER
     assert granted == namespaced, (
         f"missing: {sorted(namespaced - granted)}; extra: {sorted(granted - namespaced)}"
@@ -65,14 +73,14 @@ def test_chaos_role_adds_exactly_the_kill_permissions() -> None:
     """The opt-in chaos Role grants required(kills=True) minus required(kills=False), no more."""
     extra = required(kills=True) - required(kills=False)
     assert extra, "killing pods should need permissions of its own"
-    granted = triples(role("chaos", "load-generator-chaos")[0]["rules"])
+    granted = triples(role("chaos", "nimbus-scenarios-chaos")[0]["rules"])
     assert granted == extra, f"missing: {sorted(extra - granted)}; extra: {sorted(granted - extra)}"
 
 
 def test_roles_are_read_only_except_pod_delete() -> None:
     """No wildcards, no secrets; the base Role only reads, the chaos Role only touches pods."""
-    base = triples(role("base", "load-generator")[0]["rules"])
-    chaos = triples(role("chaos", "load-generator-chaos")[0]["rules"])
+    base = triples(role("base", "nimbus-scenarios")[0]["rules"])
+    chaos = triples(role("chaos", "nimbus-scenarios-chaos")[0]["rules"])
     for group, resource, verb in base | chaos:
         assert "*" not in (group, resource, verb)
         assert resource != "secrets"
@@ -81,10 +89,10 @@ def test_roles_are_read_only_except_pod_delete() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "name"), [("base", "load-generator"), ("chaos", "load-generator-chaos")]
+    ("path", "name"), [("base", "nimbus-scenarios"), ("chaos", "nimbus-scenarios-chaos")]
 )
 def test_bindings_bind_the_jobs_service_account(path: str, name: str) -> None:
-    """Each RoleBinding binds its own Role to the load-generator ServiceAccount only."""
+    """Each RoleBinding binds its own Role to the nimbus-scenarios ServiceAccount only."""
     found, binding = role(path, name)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -94,3 +102,37 @@ def test_bindings_bind_the_jobs_service_account(path: str, name: str) -> None:
     assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [
         ("ServiceAccount", SERVICE_ACCOUNT)
     ]
+
+
+# What `nimbus-scenarios submit` does in the namespace (issue 13): upload the scenario ConfigMap
+# (create; get when it exists), create the Job and delete it on Ctrl-C, find and follow it (get,
+# list, watch), follow its pods and read their logs; and `kubectl create job --from=cronjob/...`
+# reads the CronJob.
+SUBMIT: frozenset[Triple] = frozenset(
+    {
+        ("", "configmaps", "create"),
+        ("", "configmaps", "get"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "get"),
+        ("batch", "jobs", "list"),
+        ("batch", "jobs", "watch"),
+        ("batch", "jobs", "delete"),
+        ("batch", "cronjobs", "get"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "pods", "watch"),
+        ("", "pods/log", "get"),
+    }
+)
+
+
+def test_submitter_role_grants_what_submit_does_and_ships_no_binding() -> None:
+    """The opt-in submitter Role: exactly submit's verbs, no pod delete or exec, no binding."""
+    objects = load_documents(SUBMITTER / "rbac.yaml")
+    (found,) = objects
+    assert (found["kind"], found["metadata"]["name"]) == ("Role", "nimbus-scenarios-submitter")
+    granted = triples(found["rules"])
+    assert granted == SUBMIT, (
+        f"missing: {sorted(SUBMIT - granted)}; extra: {sorted(granted - SUBMIT)}"
+    )
+    assert not {t for t in granted if t[1] in ("secrets", "pods/exec") or t[2] == "*"}

@@ -5,6 +5,8 @@ SelfSubjectAccessReview pre-flight, RBAC rules), and the package staying free of
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +17,10 @@ from kubernetes import client as k8s
 from nimbus_scenarios.errors import ClusterForbidden
 from nimbus_scenarios.kube.api import (
     PERMISSIONS,
+    RUN_SERVICE_ACCOUNT,
     KubeConfig,
     check_access,
+    forbidden_at_preflight,
     needed_permissions,
     required_rbac_rules,
 )
@@ -126,6 +130,70 @@ def test_in_cluster_config_uses_the_service_account(tmp_path: Path) -> None:
     assert config.namespace == "nimbusguard"
     (tmp_path / "namespace").unlink()
     assert KubeConfig.load(environ=env, service_account_dir=tmp_path).namespace == "default"
+
+
+def token_for(subject: str) -> str:
+    """An unsigned JWT whose `sub` claim is `subject` (the runner never verifies it)."""
+
+    def part(data: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part({'sub': subject})}.signature"
+
+
+def test_in_cluster_config_names_the_service_account_from_its_token(tmp_path: Path) -> None:
+    """The token's `sub` names the ServiceAccount; a token that does not say leaves it unknown."""
+    (tmp_path / "ca.crt").write_text("not checked", encoding="utf-8")
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    (tmp_path / "token").write_text(token_for("system:serviceaccount:nimbusguard:default"))
+    config = KubeConfig.load(environ=env, service_account_dir=tmp_path)
+    assert config.service_account == ("nimbusguard", "default")
+    assert config.origin == "in-cluster service account nimbusguard/default"
+    for token in ("sa-token", token_for("alice@example.com"), "a.!!!.c"):
+        (tmp_path / "token").write_text(token, encoding="utf-8")
+        assert KubeConfig.load(environ=env, service_account_dir=tmp_path).service_account is None
+
+
+def test_preflight_under_the_default_service_account_says_how_to_fix_it() -> None:
+    """A run as `default` that may not watch the Deployment: exit 4 naming what is missing, who
+    the run is, and the fix (the nimbus-scenarios ServiceAccount, the component, --from=cronjob)."""
+
+    async def test(cluster: Cluster) -> None:
+        cluster.server.deny("watch", "apps", "deployments")
+        cluster.server.deny("list", "apps", "deployments")
+        await cluster.create(DEPLOYMENTS, deployment())
+        source = cluster.source(service_account=(NS, "default"))
+        with pytest.raises(ClusterForbidden) as caught:
+            await source.start()
+        await source.stop()
+        message = str(caught.value)
+        assert caught.value.exit_code == 4
+        assert "cannot list deployments.apps in namespace nimbusguard" in message
+        assert "cannot watch deployments.apps in namespace nimbusguard" in message
+        assert "ServiceAccount nimbusguard/default" in message
+        assert f"`{RUN_SERVICE_ACCOUNT}` ServiceAccount" in message
+        assert "apply the load-generator component" in message
+        assert f"--from=cronjob/load-test-<scenario> -n {NS}" in message
+        assert "nimbus-scenarios submit" in message
+
+    run(test)
+
+
+def test_preflight_fix_depends_on_who_the_run_is() -> None:
+    """As nimbus-scenarios: apply the component's Role; unknown (a kubeconfig user): grant or run
+    in the cluster; every message keeps each missing permission."""
+    problems = ["forbidden: cannot get deployments.apps in namespace load"]
+    own = str(forbidden_at_preflight(problems, "load", ("load", RUN_SERVICE_ACCOUNT)))
+    assert own.startswith(problems[0])
+    assert "lacks them: apply the load-generator component in namespace load" in own
+    assert "--from=cronjob" not in own
+    user = str(forbidden_at_preflight(problems, "load", None))
+    assert user.startswith(problems[0])
+    assert "grant them to your identity" in user
+    assert "--from=cronjob/load-test-<scenario> -n load" in user
+    other = str(forbidden_at_preflight(problems, "load", ("load", "ci-runner")))
+    assert "ServiceAccount load/ci-runner;" in other
+    assert "raw `kubectl create job`" not in other
 
 
 def test_kube_package_does_not_import_kubernetes() -> None:
