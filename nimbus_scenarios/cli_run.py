@@ -72,6 +72,12 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
         )
     if args.local and shard.count != 1:
         raise UsageError("--local runs one process; it cannot be sharded")
+    if args.start_at_from is not None:
+        start_source_arg(args.start_at_from)
+        if not math.isfinite(args.start_wait) or args.start_wait <= 0:
+            raise UsageError(
+                f"--start-wait must be a number of seconds over 0; got {args.start_wait:g}"
+            )
     # From here a stop signal is recorded, and the run (once it starts) stops at once: a run
     # that is stopped keeps, and writes, what it gathered.
     stops.hold()
@@ -141,10 +147,6 @@ def _start_source(args: argparse.Namespace) -> StartSource | None:
     """Where to read the common start from (`--start-at-from`), checked before anything runs."""
     if args.start_at_from is None:
         return None
-    if not math.isfinite(args.start_wait) or args.start_wait <= 0:
-        raise UsageError(
-            f"--start-wait must be a number of seconds over 0; got {args.start_wait:g}"
-        )
     kind, name = start_source_arg(args.start_at_from)
     if kind == "file":
         return FileStart(Path(name))
