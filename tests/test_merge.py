@@ -88,7 +88,8 @@ def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sharded]:
             ]
             ready = wait_until(lambda: len(server.paths_exactly("/")) == SHARDS, timeout_s=60)
             assert ready, [child.stderr for child in children]
-            start_file.write_text(f"{time.time() + 1.0:.3f}", encoding="utf-8")
+            # 3 s ahead: more than a shard's 1 s poll of the file, on a loaded machine too.
+            start_file.write_text(f"{time.time() + 3.0:.3f}", encoding="utf-8")
             finished = [child.finish(timeout_s=60) for child in children]
         for done in finished:
             assert done.code == 0, done.stderr
