@@ -18,6 +18,7 @@ from nimbus_scenarios.errors import ClusterForbidden, ClusterUnreachable, Nimbus
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.merge import merge_results
 from nimbus_scenarios.report.console import format_summary
+from nimbus_scenarios.report.html import render_html
 from nimbus_scenarios.results.io import from_json, to_json
 from nimbus_scenarios.results.model import ShardInfo, Verdict
 from nimbus_scenarios.runner import RunOutcome
@@ -104,6 +105,8 @@ def test_merge_reports_the_skew_between_an_on_time_and_a_late_shard() -> None:
         summary
     )
     assert "dropped for a late start: 30 (warm 30), never sent" in summary
+    page = render_html(merged)
+    assert "start skew 3.000s between shards; latest shard 1" in page
 
 
 def test_a_run_without_a_common_start_records_no_lateness() -> None:
