@@ -14,11 +14,14 @@ import math
 from collections.abc import Mapping
 from typing import Final
 
+from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import ExpectationPlan
-from nimbus_scenarios.results.model import RunVerdict, Verdict
+from nimbus_scenarios.results.model import RunResults, RunVerdict, Verdict
+
+_LATE_START = DropKind.LATE_START.value
 
 __all__ = [
     "DASH",
@@ -33,6 +36,7 @@ __all__ = [
     "offset",
     "printable",
     "rate",
+    "start_lines",
     "verdict_mark",
     "verdict_word",
 ]
@@ -174,3 +178,26 @@ _EXIT_MEANINGS: Final[Mapping[ExitCode, str]] = {
 def exit_meaning(code: ExitCode) -> str:
     """What an exit code says about the run (`1` -> `an expectation failed`)."""
     return _EXIT_MEANINGS[code]
+
+
+def start_lines(results: RunResults) -> list[str]:
+    """When the phases started against the common start (a shard's lateness, or a merged
+    run's skew), and what a late start dropped, as lines of text (none without either)."""
+    lines = []
+    skew = results.start_skew
+    if skew is not None:
+        lines.append(
+            f"start skew {skew.skew_s:.3f}s between shards; latest shard {skew.latest_shard}, "
+            f"{skew.latest_late_s:.3f}s after the common start"
+        )
+    elif results.start_late_s is not None:
+        lines.append(f"started {results.start_late_s:.3f}s after the common start")
+    late = results.totals.dropped_by_kind.get(_LATE_START, 0)
+    if late:
+        where = ", ".join(
+            f"{p.name} {p.load.dropped_by_kind[_LATE_START]}"
+            for p in results.phases
+            if p.load.dropped_by_kind.get(_LATE_START)
+        )
+        lines.append(f"dropped for a late start: {late} ({where}), never sent")
+    return lines

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING
 from nimbus_scenarios.events import Progress, RunHandler, WindowState
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import PhasePlan
-from nimbus_scenarios.report._format import finite, verdict_mark
+from nimbus_scenarios.report._format import finite, start_lines, verdict_mark
 from nimbus_scenarios.results.model import PhaseResult, RunResults
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def format_summary(results: RunResults, results_path: str | None = None) -> str:
     header = ("phase", "target/s", "achieved/s", "sent", "dropped", "failed", "p50", "p95", "p99")
     lines.append("")
     lines.extend(_table([header, *(_phase_row(p) for p in results.phases)]))
+    lines.extend(start_lines(results))
     if results.expectations:
         lines.append("")
         lines.append("expectations:")

@@ -25,6 +25,7 @@ from nimbus_scenarios.report._format import (
     millis,
     offset,
     rate,
+    start_lines,
     verdict_word,
 )
 from nimbus_scenarios.report.timeline import Marker
@@ -372,6 +373,7 @@ def _events(results: RunResults, markers: Iterable[Marker]) -> tuple[EventItem, 
     for step in results.cleanup:
         status = f"status {step.status}" if step.status is not None else "done"
         events.append(EventItem("cleanup", f"cleanup {step.request}: {step.error or status}"))
+    events.extend(EventItem("start", line) for line in start_lines(results))
     events.extend(EventItem("note", note) for note in results.notes)
     return tuple(events)
 

@@ -24,6 +24,7 @@ from nimbus_scenarios.results.io import load_results
 from tests.support.checks import assert_run_reconciles
 from tests.support.cli import Child, Finished, assert_no_traceback, run_cli, write_scenario
 from tests.support.http import HttpServer
+from tests.support.wait import wait_until
 
 SCENARIO = """\
 scenario "sharded" {
@@ -48,17 +49,31 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     paths = [folder / f"s{i}.json" for i in range(SHARDS)]
     server = HttpServer().start()
     try:
-        start_at = f"{time.time() + 4.0:.3f}"
+        # The common start is written once every shard has passed its pre-flight (its `GET /`)
+        # and waits for it, as `submit` does: a shard that started after it would drop what it
+        # missed (late start), however slow the machine is to start the processes.
+        start_file = folder / "start-at"
         with contextlib.ExitStack() as running:
             children = [
                 running.enter_context(
                     Child(
-                        *("run", str(scenario), "--url", server.url, "--start-at", start_at),
+                        *(
+                            "run",
+                            str(scenario),
+                            "--url",
+                            server.url,
+                            "--start-at-from",
+                            f"file/{start_file}",
+                        ),
                         *("--shard", f"{i}/{SHARDS}", "--results", str(paths[i])),
                     )
                 )
                 for i in range(SHARDS)
             ]
+            ready = wait_until(lambda: len(server.paths_exactly("/")) == SHARDS, timeout_s=60)
+            assert ready, [child.stderr for child in children]
+            # 3 s ahead: more than a shard's 1 s poll of the file, on a loaded machine too.
+            start_file.write_text(f"{time.time() + 3.0:.3f}", encoding="utf-8")
             finished = [child.finish(timeout_s=60) for child in children]
         for done in finished:
             assert done.code == 0, done.stderr

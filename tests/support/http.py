@@ -167,6 +167,10 @@ class HttpServer:
         """The hits whose path starts with `prefix`, in arrival order."""
         return [h for h in list(self.hits) if h.path.startswith(prefix)]
 
+    def paths_exactly(self, path: str) -> list[Hit]:
+        """The hits on `path` itself (`/`: the runner's pre-flight), in arrival order."""
+        return [h for h in list(self.hits) if h.path == path]
+
 
 class _TcpServer:
     """What the raw TCP servers share: a loop in its own thread, a listener on a free loopback

@@ -13,6 +13,7 @@ from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.results.model import RunResults
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
+from nimbus_scenarios.runner.start import StartSource
 from tests.support.fakes import Answer, ScriptedReplicaSource, ScriptedTransport
 
 __all__ = ["URL", "play", "raise_signals"]
@@ -31,6 +32,8 @@ def play(
     handlers: Sequence[RunHandler] = (),
     signals_at: Sequence[tuple[float, signal.Signals]] = (),
     checkpoint: Callable[[RunResults], None] | None = None,
+    start_source: StartSource | None = None,
+    clock: ManualClock | None = None,
     **options: object,
 ) -> tuple[RunOutcome, ScriptedTransport, ScriptedReplicaSource | None, float]:
     """Play scenario `text` on a manual clock; the outcome, the fakes and the clock's end.
@@ -41,7 +44,7 @@ def play(
     and freshness (`ScriptedReplicaSource`).
     """
     plan = compile_source(Source("t.scn", text), watch_given=script is not None)
-    clock = ManualClock()
+    clock = clock or ManualClock()
     transport = ScriptedTransport(clock, answer) if answer else ScriptedTransport(clock)
     source = (
         ScriptedReplicaSource(
@@ -71,6 +74,7 @@ def play(
                     handlers=handlers,
                     scenario_text=text,
                     checkpoint=checkpoint,
+                    start_source=start_source,
                 )
             )
         finally:
