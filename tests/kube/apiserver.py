@@ -19,7 +19,11 @@ plain objects. `ApiServer` adds, on top of it and only for these tests:
 - `silence_watches()`: the open streams stay open but send nothing more, not even their end at
   `timeoutSeconds` (a stuck proxy connection), while later watches work; with `new=True` later
   watches are silent from the start too (a stuck watch cache), until `voice_watches()`;
-- `state.fetches`: every GET of one object, counted.
+- `state.fetches`: every GET of one object, counted;
+- for Jobs (`cluster.py` adds the controllers that run them): the `batch` group, uid and
+  timestamps on create, 409 AlreadyExists, immutable ConfigMaps (422), PUT, garbage collection by
+  `propagationPolicy` (`store.py`), the `pods/log` subresource (`podlog.py`), and `store` and
+  `state.listeners` for the controllers.
 
 docs/kmock.md lists the differences from a real API server.
 """

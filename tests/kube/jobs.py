@@ -213,7 +213,11 @@ class JobController:
             kind, reason, message = (
                 ("Failed", *verdict) if verdict is not None else ("Complete", None, None)
             )
-            condition = {"type": kind, "status": "True", "lastTransitionTime": now()}
+            condition: dict[str, Any] = {
+                "type": kind,
+                "status": "True",
+                "lastTransitionTime": now(),
+            }
             if reason is not None:
                 condition.update(reason=reason, message=message)
             status["conditions"] = [condition]

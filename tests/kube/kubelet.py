@@ -180,7 +180,12 @@ class FakeKubelet:
             await self._never_pulled(key, container, conditions)
             return
         await asyncio.sleep(self.start_delay_s)
-        await self._run(key, body, container, conditions)
+        try:
+            await self._run(key, body, container, conditions)
+        except ValueError as exc:  # a container this kubelet cannot start: say so, as a real one
+            waiting = _waiting(container, "CreateContainerConfigError", str(exc))
+            status = {"phase": "Pending", "conditions": conditions, "containerStatuses": [waiting]}
+            await self._status(key, status)
 
     async def _never_pulled(
         self, key: tuple[str, str], container: dict[str, Any], conditions: list[dict[str, Any]]

@@ -60,7 +60,7 @@ def immutable_change(
     """422 Invalid when `new` changes an immutable ConfigMap's (or Secret's) data; else None."""
     if old is None or plural not in {"configmaps", "secrets"} or not old.get("immutable"):
         return None
-    changed = [k for k in ("data", "binaryData") if k in new and new[k] != old.get(k)]
+    changed: list[str] = [k for k in ("data", "binaryData") if k in new and new[k] != old.get(k)]
     if new.get("immutable") is False:
         changed.append("immutable")
     if not changed:

@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.kube.cluster import EmulatedCluster, emulated_cluster
+from tests.kube.cluster import ClusterThread, EmulatedCluster, emulated_cluster
 from tests.support.http import HttpServer
 from tests.support.wait import eventually
 
@@ -430,3 +430,30 @@ def test_active_deadline_fails_the_job_and_ends_its_pod(
         await eventually(lambda: cluster.kubelet.runs[0].returncode is not None)
 
     play(test, tmp_path)
+
+
+def test_threaded_cluster_serves_a_kubeconfig_client(
+    kube_cluster: ClusterThread, tmp_path: Path
+) -> None:
+    """The `kube_cluster` fixture runs on its own thread: blocking client code (as `submit`)
+    reaches it through a kubeconfig, and denials reach its access reviews."""
+    from nimbus_scenarios.kube.api import KubeConfig
+
+    config = KubeConfig.load(str(kube_cluster.kubeconfig(tmp_path, NS)), environ={})
+    assert config.namespace == NS
+    api = k8s.ApiClient(config.configuration)
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_config_map(NS, config_map("a"))
+    kube_cluster.deny("get", "", "pods/log")
+    review = k8s.V1SelfSubjectAccessReview(
+        spec=k8s.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=k8s.V1ResourceAttributes(
+                verb="get", resource="pods", subresource="log", namespace=NS
+            )
+        )
+    )
+    answer = k8s.AuthorizationV1Api(api).create_self_subject_access_review(review)
+    assert answer.status.allowed is False
+    api.close()
+    assert [c["metadata"]["name"] for c in kube_cluster.objects("", "configmaps")] == [SCENARIOS]
+    assert kube_cluster.creates("configmaps") == 1
