@@ -11,7 +11,7 @@ plain objects. `ApiServer` adds, on top of it and only for these tests:
 - `fieldSelector` (`metadata.name`, `metadata.namespace`) and `labelSelector` (`k=v`, `k!=v`,
   `k`, `!k`, `k in (…)`, `k notin (…)`) on list and watch, and `timeoutSeconds` on watch;
 - a denied set of (verb, group, resource): such requests get 403, and SelfSubjectAccessReviews
-  are answered from the same set;
+  are answered from the same set (a subresource reviewed as `pods/log`);
 - `drop_watches()` (abruptly or cleanly) and `watch_gate` (hold new watch requests), to cut the
   stream and change things while the client is disconnected; `go_down()` to play a dead server;
 - `bookmark_every(s)`: BOOKMARK events on watches that ask for them (`allowWatchBookmarks`),
@@ -38,7 +38,7 @@ import aiohttp.web
 import kmock
 from kubernetes import client as k8s
 
-BUILTIN_GROUPS = frozenset({"", "apps", "autoscaling"})
+BUILTIN_GROUPS = frozenset({"", "apps", "autoscaling", "batch"})
 VERBS = {
     kmock.action.LIST: "list",
     kmock.action.WATCH: "watch",
@@ -319,7 +319,10 @@ class ApiServer(kmock.KubernetesEmulator):
     def _review(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         data = request.data if isinstance(request.data, Mapping) else {}
         attributes = data.get("spec", {}).get("resourceAttributes", {})
-        asked = (attributes.get("verb"), attributes.get("group") or "", attributes.get("resource"))
+        resource = attributes.get("resource")
+        if attributes.get("subresource"):  # `get pods/log` is denied as ("get", "", "pods/log")
+            resource = f"{resource}/{attributes['subresource']}"
+        asked = (attributes.get("verb"), attributes.get("group") or "", resource)
         allowed = asked not in self.state.denied
         reason = "" if allowed else "denied by the test's RBAC table"
         return aiohttp.web.json_response(
