@@ -3,10 +3,6 @@ that left none is exit 4 naming the shard, its pod, how it ended and what it sai
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator
-
 import pytest
 
 from nimbus_scenarios.errors import ClusterError
@@ -15,52 +11,8 @@ from nimbus_scenarios.kube.pods import JobStatus, PodPhase, PodStatus
 from nimbus_scenarios.results.io import to_json
 from nimbus_scenarios.results.model import RunResults, RunVerdict, ShardInfo
 from nimbus_scenarios.submit.collect import ShardLog, collect
-from tests.support.cli import Child, write_scenario
-from tests.support.http import HttpServer
+from tests.submit.conftest import Logs
 from tests.support.results import make_results
-
-SCENARIO = """\
-scenario "collected" {
-  request hit = GET "PATH"
-  phase "steady" 1s {
-    rate 20/s
-    send hit
-  }
-  expect errors < 1%
-}
-"""
-
-Logs = dict[str, list[str]]
-
-
-@pytest.fixture(scope="module")
-def shard_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logs]:
-    """Real `run --shard i/2 --print-results` output (as the pods' logs would hold it), of a
-    passing scenario and of one whose requests all fail."""
-    folder = tmp_path_factory.mktemp("shards")
-    server = HttpServer().start()
-    logs: Logs = {}
-    try:
-        with contextlib.ExitStack() as running:
-            children: dict[str, list[Child]] = {}
-            start_at = f"{time.time() + 8.0:.3f}"
-            for kind, path in (("passing", "/hit"), ("failing", "/status/500")):
-                scenario = write_scenario(folder, SCENARIO.replace("PATH", path), f"{kind}.scn")
-                children[kind] = [
-                    running.enter_context(
-                        Child(
-                            *("run", str(scenario), "--url", server.url, "--start-at", start_at),
-                            *("--shard", f"{i}/2", "--print-results"),
-                            *("--results", str(folder / f"{kind}-{i}.json")),
-                        )
-                    )
-                    for i in range(2)
-                ]
-            for kind, started in children.items():
-                logs[kind] = [child.finish(timeout_s=60).stdout for child in started]
-        yield logs
-    finally:
-        server.stop()
 
 
 def shard(index: int, count: int, **kwargs: object) -> RunResults:
