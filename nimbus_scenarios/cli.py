@@ -213,10 +213,26 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run as one of N shards; the index comes from JOB_COMPLETION_INDEX",
     )
-    shards.add_argument(
+    start = shards.add_mutually_exclusive_group()
+    start.add_argument(
         "--start-at",
         metavar="TIME",
-        help="wall-clock start of the first phase (ISO 8601 or Unix seconds) shared by shards",
+        help="wall-clock start of the first phase (ISO 8601 or Unix seconds) shared by shards; "
+        "a shard that starts later drops what was due before it started (late start)",
+    )
+    start.add_argument(
+        "--start-at-from",
+        metavar="configmap/NAME",
+        help="wait after pre-flight until ConfigMap NAME (in --namespace) holds the common start "
+        "in data['start-at'] (as `submit` writes it once every shard runs); file/PATH reads a "
+        "local file instead. Needs `get configmaps`",
+    )
+    shards.add_argument(
+        "--start-wait",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long --start-at-from waits for the start before exit 4 (default 600)",
     )
 
 

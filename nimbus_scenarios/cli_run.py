@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import math
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from nimbus_scenarios import stops
 from nimbus_scenarios.catalog import locate
+from nimbus_scenarios.clock import parse_wall_time
 from nimbus_scenarios.errors import ClusterError, UsageError
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.language.params import parse_overrides
@@ -28,6 +30,7 @@ from nimbus_scenarios.report.console import format_summary, make_monitor
 from nimbus_scenarios.results.io import default_results_path, to_json, write_results
 from nimbus_scenarios.results.model import RunResults, ShardInfo
 from nimbus_scenarios.runner import RunOptions, run_scenario
+from nimbus_scenarios.runner.start import FileStart, StartSource
 from nimbus_scenarios.secrets import MASK, mask_url
 
 if TYPE_CHECKING:
@@ -111,20 +114,9 @@ def _shard(args: argparse.Namespace) -> ShardInfo:
 def parse_start_at(text: str) -> float:
     """`--start-at`: Unix seconds or an ISO 8601 time (with a zone, or UTC)."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    import datetime as dt
-
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"--start-at: expected Unix seconds or an ISO 8601 time, got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
+        return parse_wall_time(text)
+    except ValueError as exc:
+        raise UsageError(f"--start-at: {exc}") from None
 
 
 SHARD_START_DELAY_S = 30.0
@@ -132,10 +124,44 @@ SHARD_START_DELAY_S = 30.0
 pull the image and start."""
 
 
+def start_source_arg(text: str) -> tuple[str, str]:
+    """`--start-at-from`: (`configmap`, NAME) or (`file`, PATH)."""
+    kind, _, name = text.partition("/")
+    if kind not in ("configmap", "file") or not name:
+        raise UsageError(f"--start-at-from: expected configmap/NAME or file/PATH, got {text!r}")
+    if kind == "configmap" and not _DNS_NAME.fullmatch(name):
+        raise UsageError(f"--start-at-from: {name!r} is not a ConfigMap name")
+    return kind, name
+
+
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def _start_source(args: argparse.Namespace) -> StartSource | None:
+    """Where to read the common start from (`--start-at-from`), checked before anything runs."""
+    if args.start_at_from is None:
+        return None
+    if not math.isfinite(args.start_wait) or args.start_wait <= 0:
+        raise UsageError(
+            f"--start-wait must be a number of seconds over 0; got {args.start_wait:g}"
+        )
+    kind, name = start_source_arg(args.start_at_from)
+    if kind == "file":
+        return FileStart(Path(name))
+    from nimbus_scenarios.kube.api import KubeConfig
+    from nimbus_scenarios.kube.start import ConfigMapStart
+
+    try:
+        config = KubeConfig.load(args.kubeconfig, args.context)
+    except ClusterError as exc:
+        raise ClusterError(f"--start-at-from {args.start_at_from}: {exc}") from None
+    return ConfigMapStart(config.api_client(), args.namespace or config.namespace, name)
+
+
 def _start_at(args: argparse.Namespace, shard: ShardInfo) -> float | None:
     if args.start_at is not None:
         return parse_start_at(args.start_at)
-    if shard.count == 1:
+    if shard.count == 1 or args.start_at_from is not None:
         return None
     job = os.environ.get("JOB_NAME")
     if not job:
@@ -200,6 +226,7 @@ async def _run(
     if args.monitor:
         handlers.append(make_monitor())
     start_at = _start_at(args, shard)
+    start_source = _start_source(args)
     fleet = None
     source: ReplicaSource | None = None
     if url is None:
@@ -240,6 +267,7 @@ async def _run(
             progress_interval_s=MONITOR_INTERVAL_S,
             shard=shard,
             start_at=start_at,
+            start_wait_s=args.start_wait,
             target_shown=shown,
             grafana_url=args.grafana_url,
         )
@@ -251,6 +279,7 @@ async def _run(
             scenario_text=text,
             telemetry=telemetry,
             checkpoint=checkpoint,
+            start_source=start_source,
         )
         shutdown_left = outcome.shutdown_left_s
         written = _write(outcome.results, _results_path(args, outcome.results))

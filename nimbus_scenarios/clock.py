@@ -12,15 +12,35 @@ work against a deadline), written once over the protocol.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Clock", "LoopClock", "ManualClock", "wait_for_event", "within"]
+__all__ = ["Clock", "LoopClock", "ManualClock", "parse_wall_time", "wait_for_event", "within"]
 
 _T = TypeVar("_T")
+
+
+def parse_wall_time(text: str) -> float:
+    """A wall-clock moment as Unix seconds, from Unix seconds (`1767225600.5`) or an ISO 8601
+    time (with a zone, or UTC); ValueError for anything else, NaN and infinities included."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = dt.datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(f"expected Unix seconds or an ISO 8601 time, got {text!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.timestamp()
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected Unix seconds or an ISO 8601 time, got {text!r}")
+    return seconds
 
 
 class Clock(Protocol):

@@ -7,7 +7,9 @@ merged, and a set of shards that is not every index 0..N-1 exactly once (unless
 their HDR histograms (so merged percentiles are exact to histogram precision); sums the
 per-second series; and judges every load expectation again on the merged data, with the plan
 every shard embedded. Replica expectations, the `before`/`after` hypotheses, kills and cleanup
-belong to shard 0, whose verdicts are kept as they are.
+belong to shard 0, whose verdicts are kept as they are. Each shard's `start_late_s` is kept in
+`merged_from`, and `start_skew` says how far apart the shards started: the latest start minus
+the earliest, and which shard was latest.
 
 A partial merge (`allow_partial` with shards missing) judges the load of the shards present:
 `achieved` against their share of the plan, replica expectations and hypotheses not at all
@@ -34,10 +36,11 @@ from nimbus_scenarios.results.model import (
     MergedShard,
     PhaseResult,
     RunResults,
+    StartSkew,
     Verdict,
 )
 
-__all__ = ["merge_results"]
+__all__ = ["merge_results", "start_skew"]
 
 # What hdrhistogram and the counters may raise on a histogram that passed `histogram_problems`
 # but is still not what it claims (its counts, say): the last guard at this boundary.
@@ -163,7 +166,11 @@ def merge_results(
         exit_code=code,
         error="; ".join(errors) or None,
         abort=aborts[0] if aborts else None,
-        merged_from=tuple(MergedShard(r.run_id, _shard(r)[0], r.verdict) for r in ordered),
+        merged_from=tuple(
+            MergedShard(r.run_id, _shard(r)[0], r.verdict, r.start_late_s) for r in ordered
+        ),
+        start_late_s=None,
+        start_skew=start_skew(ordered),
         shard=None,
         started_at=min(r.started_at for r in ordered),
         ended_at=max(r.ended_at for r in ordered),
@@ -174,6 +181,17 @@ def merge_results(
         stats=record,
         notes=notes,
     )
+
+
+def start_skew(shards: Sequence[RunResults]) -> StartSkew | None:
+    """How far apart the shards started their phases, over those that had a common start
+    (None when none had one)."""
+    starts = [(r.start_late_s, _shard(r)[0]) for r in shards if r.start_late_s is not None]
+    if not starts:
+        return None
+    latest, shard = max(starts)
+    earliest = min(late for late, _ in starts)
+    return StartSkew(skew_s=round(latest - earliest, 3), latest_shard=shard, latest_late_s=latest)
 
 
 def _partial_note(

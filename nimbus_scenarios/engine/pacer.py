@@ -2,18 +2,23 @@
 
 Arrival times come from `plan.arrivals` as offsets from the run start, so lateness never
 accumulates: a late wake-up sends everything that is due at once and the next arrival keeps its
-own deadline. The pacer never waits for responses; the dispatcher drops what would pass the
-in-flight cap. Time comes from the run's `Clock`: on a manual clock every arrival is sent at
-exactly its planned offset.
+own deadline. A process that starts late (a shard after the common `--start-at`) is another
+matter: the arrivals due before it started (`missed_before`) are counted as scheduled and
+dropped (`DropKind.LATE_START`), never sent, so a late shard joins the plan where it stands
+instead of bursting seconds of arrivals at the target. The pacer never waits for responses;
+the dispatcher drops what would pass the in-flight cap. Time comes from the run's `Clock`: on a
+manual clock every arrival is sent at exactly its planned offset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 
 from nimbus_scenarios.clock import Clock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
+from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.plan.arrivals import arrival_times, smooth_round_robin
 from nimbus_scenarios.plan.model import PhasePlan
@@ -32,6 +37,8 @@ def check_mix(phase: PhasePlan, mix: Sequence[CompiledTemplate]) -> None:
         )
 
 
+_LATE_START = DropKind.LATE_START
+
 YIELD_EVERY = 64
 """When behind schedule, give the loop a turn after this many sends so responses are read."""
 
@@ -45,6 +52,7 @@ async def run_open(
     *,
     clock: Clock,
     shard: Shard = (0, 1),
+    missed_before: float | None = None,
 ) -> None:
     """Send every arrival of `phase`; `origin` is the clock time of run offset 0.
 
@@ -52,7 +60,8 @@ async def run_open(
     only arrivals k with k % N == I are sent, and the template chooser still steps through
     every arrival: the N shards together send exactly the plan, mix included. Cancelling the
     task stops scheduling at once: arrivals whose time had not come are never counted as
-    scheduled.
+    scheduled. Arrivals due before clock time `missed_before` (when this process started its
+    phases, if it started late) are scheduled and dropped as `late_start`, never sent.
     """
     check_mix(phase, mix)
     now = clock.now
@@ -61,11 +70,21 @@ async def run_open(
     requests = [stats.request(template.name) for template in templates]
     burst_since_yield = 0
     index, count = shard
+    missed = -math.inf if missed_before is None else missed_before
     for k, offset in enumerate(arrival_times(phase)):
         if count > 1 and k % count != index:
             next(chooser)
             continue
         deadline = origin + offset
+        if deadline < missed:
+            request = requests[next(chooser)]
+            stats.schedule(deadline, request)
+            stats.drop(deadline, request, _LATE_START)
+            burst_since_yield += 1
+            if burst_since_yield >= YIELD_EVERY:
+                await asyncio.sleep(0)  # dropping a long late start still lets the loop run
+                burst_since_yield = 0
+            continue
         if deadline > now():
             await clock.sleep_until(deadline)
             burst_since_yield = 0

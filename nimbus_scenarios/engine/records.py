@@ -10,22 +10,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final
 
 __all__ = [
     "STATS_FORMAT",
     "Counts",
+    "DropKind",
     "Histograms",
     "LatencySummary",
     "PhaseRecord",
     "RequestRecord",
     "SecondLatencySummary",
     "SecondRecord",
+    "Snapshot",
     "StatsRecord",
 ]
 
 STATS_FORMAT: Final = "nimbus-stats/2"
 """Version 2 adds per-request-template counts (`PhaseRecord.requests`)."""
+
+
+class DropKind(StrEnum):
+    """Why a scheduled request was not sent (the keys of `dropped_by_kind`)."""
+
+    MAX_INFLIGHT = "max_inflight"
+    """`max_inflight` requests were in flight when it was due: dropped, never queued."""
+    LATE_START = "late_start"
+    """It was due before this process started its phases (a shard that started after the
+    common `--start-at`): dropped rather than sent late in a burst."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,40 @@ class Counts:
     timed_out: int = 0
     truncated: int = 0
 
+    def problems(
+        self,
+        where: str,
+        errors: int,
+        responses: int,
+        dropped_kinds: int = 0,
+        *,
+        in_flight: int = 0,
+        pending: int = 0,
+    ) -> list[str]:
+        """The broken identities of these counters, given how many requests are still pending
+        and in flight (`errors`, `responses` and `dropped_kinds`: the sums of `errors_by_kind`,
+        `status_counts` and `dropped_by_kind` that go with them)."""
+        problems: list[str] = []
+        if self.scheduled != self.sent + self.dropped + pending:
+            problems.append(
+                f"{where}: scheduled {self.scheduled} != sent {self.sent} + dropped "
+                f"{self.dropped}" + (f" + pending {pending}" if pending else "")
+            )
+        if self.sent != self.succeeded + self.failed + in_flight:
+            problems.append(
+                f"{where}: sent {self.sent} != succeeded {self.succeeded} + failed "
+                f"{self.failed}" + (f" + in flight {in_flight}" if in_flight else "")
+            )
+        if self.timed_out > self.failed:
+            problems.append(f"{where}: timed_out {self.timed_out} > failed {self.failed}")
+        if errors > self.failed:
+            problems.append(f"{where}: more errors by kind than failures ({self.failed})")
+        if dropped_kinds > self.dropped:
+            problems.append(f"{where}: more drops by kind than drops ({self.dropped})")
+        if self.truncated > responses:
+            problems.append(f"{where}: truncated {self.truncated} > responses {responses}")
+        return problems
+
     def __add__(self, other: Counts) -> Counts:
         return Counts(
             self.scheduled + other.scheduled,
@@ -101,6 +148,8 @@ class RequestRecord:
     counts: Counts = field(default_factory=Counts)
     errors_by_kind: Mapping[str, int] = field(default_factory=dict)
     status_counts: Mapping[int, int] = field(default_factory=dict)
+    dropped_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """Drops by `DropKind` (empty in documents written before drops had kinds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +164,8 @@ class PhaseRecord:
     service_time_ms: LatencySummary
     histograms: Histograms
     requests: tuple[RequestRecord, ...] = ()
+    dropped_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """Drops by `DropKind` (empty in documents written before drops had kinds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +193,23 @@ class StatsRecord:
     phases: tuple[PhaseRecord, ...]
     total: PhaseRecord
     seconds: tuple[SecondRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Live progress, cheap to take; in-flight and pending counts are the engine's."""
+
+    elapsed_s: float
+    phase: str | None
+    """The phase created last."""
+    scheduled: int
+    sent: int
+    dropped: int
+    succeeded: int
+    failed: int
+    timed_out: int
+    recent_second: int | None
+    """The most recent sealed second that had completions, if any in the last 5."""
+    recent_completed: int
+    recent_p95_ms: float | None
+    recent_p99_ms: float | None

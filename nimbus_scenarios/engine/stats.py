@@ -28,16 +28,17 @@ so the hot path counts each event once. The run-wide per-second series is in `en
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from nimbus_scenarios.engine.histogram import PHASE_SIGNIFICANT_DIGITS, LatencyHistogram
 from nimbus_scenarios.engine.records import (
     STATS_FORMAT,
     Counts,
+    DropKind,
     Histograms,
     PhaseRecord,
     RequestRecord,
+    Snapshot,
     StatsRecord,
 )
 from nimbus_scenarios.engine.request import ErrorKind
@@ -47,6 +48,7 @@ from nimbus_scenarios.errors import ResultsError
 __all__ = ["PhaseStats", "RequestStats", "RunStats", "Snapshot", "merge"]
 
 _TIMEOUT = ErrorKind.timeout
+_MAX_INFLIGHT = DropKind.MAX_INFLIGHT
 _K = TypeVar("_K")
 
 
@@ -55,7 +57,8 @@ class RequestStats:
 
     Accounting: ``scheduled == sent + dropped`` once nothing is pending, ``sent == succeeded +
     failed`` once nothing is in flight; ``timed_out`` (error kind "timeout") is part of
-    ``failed``. ``errors_by_kind`` counts the error kinds of failures; ``status_counts`` counts
+    ``failed``. ``errors_by_kind`` counts the error kinds of failures, ``dropped_by_kind`` the
+    `DropKind` of drops; ``status_counts`` counts
     every response status, whether the engine judged it a success or not; ``truncated`` counts
     the responses whose body was cut at the transports' cap (`engine.transport.MAX_BODY_BYTES`),
     so it is at most ``sum(status_counts.values())``.
@@ -63,6 +66,7 @@ class RequestStats:
 
     __slots__ = (
         "dropped",
+        "dropped_by_kind",
         "errors_by_kind",
         "failed",
         "name",
@@ -85,6 +89,7 @@ class RequestStats:
         self.truncated = 0
         self.errors_by_kind: dict[str, int] = {}
         self.status_counts: dict[int, int] = {}
+        self.dropped_by_kind: dict[str, int] = {}
 
     def counts(self) -> Counts:
         """The seven counters as a record."""
@@ -98,10 +103,9 @@ class RequestStats:
             self.truncated,
         )
 
-    def add(
-        self, counts: Counts, errors_by_kind: Mapping[str, int], status_counts: Mapping[int, int]
-    ) -> None:
-        """Add counters to these (merging shards, thawing records)."""
+    def add(self, record: RequestRecord) -> None:
+        """Add a record's counters to these (merging shards, thawing records)."""
+        counts = record.counts
         self.scheduled += counts.scheduled
         self.sent += counts.sent
         self.dropped += counts.dropped
@@ -109,13 +113,18 @@ class RequestStats:
         self.failed += counts.failed
         self.timed_out += counts.timed_out
         self.truncated += counts.truncated
-        _add_counts(self.errors_by_kind, errors_by_kind)
-        _add_counts(self.status_counts, status_counts)
+        _add_counts(self.errors_by_kind, record.errors_by_kind)
+        _add_counts(self.status_counts, record.status_counts)
+        _add_counts(self.dropped_by_kind, record.dropped_by_kind)
 
     def accounting_problems(self, where: str) -> list[str]:
         """What breaks the identities, for a template with nothing pending or in flight."""
-        responses = sum(self.status_counts.values())
-        return _problems(where, self.counts(), sum(self.errors_by_kind.values()), responses)
+        return self.counts().problems(
+            where,
+            sum(self.errors_by_kind.values()),
+            sum(self.status_counts.values()),
+            sum(self.dropped_by_kind.values()),
+        )
 
     def freeze(self) -> RequestRecord:
         """The counters as a record (error kinds and statuses sorted, as in the results)."""
@@ -124,13 +133,14 @@ class RequestStats:
             counts=self.counts(),
             errors_by_kind={str(kind): n for kind, n in sorted(self.errors_by_kind.items())},
             status_counts=dict(sorted(self.status_counts.items())),
+            dropped_by_kind=dict(sorted(self.dropped_by_kind.items())),
         )
 
     @classmethod
     def thaw(cls, record: RequestRecord) -> RequestStats:
         """Counters holding what ``record`` holds."""
         request = cls(record.name)
-        request.add(record.counts, record.errors_by_kind, record.status_counts)
+        request.add(record)
         return request
 
 
@@ -178,9 +188,13 @@ class PhaseStats:
         request.sent += 1
         self.series.count_sent(at)
 
-    def drop(self, scheduled_at: float, request: RequestStats) -> None:
-        """A request scheduled for ``scheduled_at`` was not sent (e.g. too many in flight)."""
+    def drop(
+        self, scheduled_at: float, request: RequestStats, kind: DropKind = _MAX_INFLIGHT
+    ) -> None:
+        """A request scheduled for ``scheduled_at`` was not sent, for reason ``kind``."""
         request.dropped += 1
+        kinds = request.dropped_by_kind
+        kinds[kind] = kinds.get(kind, 0) + 1
         self.series.count_dropped(scheduled_at)
 
     def record(
@@ -271,6 +285,14 @@ class PhaseStats:
             _add_counts(total, request.status_counts)
         return total
 
+    @property
+    def dropped_by_kind(self) -> dict[str, int]:
+        """Drops by `DropKind`, over every template."""
+        total: dict[str, int] = {}
+        for request in self.requests.values():
+            _add_counts(total, request.dropped_by_kind)
+        return total
+
     def accounting_problems(self, *, in_flight: int = 0, pending: int = 0) -> list[str]:
         """What breaks the accounting identities, given what is still pending / in flight.
 
@@ -279,10 +301,15 @@ class PhaseStats:
         checked too (the engine does not track pending and in-flight requests per template).
         """
         where = f"phase {self.name!r}"
-        counts = self.counts()
-        errors = sum(self.errors_by_kind.values())
         responses = sum(self.status_counts.values())
-        problems = _problems(where, counts, errors, responses, in_flight=in_flight, pending=pending)
+        problems = self.counts().problems(
+            where,
+            sum(self.errors_by_kind.values()),
+            responses,
+            sum(self.dropped_by_kind.values()),
+            in_flight=in_flight,
+            pending=pending,
+        )
         for name, histogram in (("latency", self.latency), ("service time", self.service_time)):
             if histogram.total_count != responses:
                 problems.append(
@@ -297,7 +324,7 @@ class PhaseStats:
     def merge_from(self, other: PhaseStats) -> None:
         """Add ``other``'s counters (by template name) and histograms (not its series)."""
         for name, request in other.requests.items():
-            self.request(name).add(request.counts(), request.errors_by_kind, request.status_counts)
+            self.request(name).add(request.freeze())
         self.latency.add(other.latency)
         self.service_time.add(other.service_time)
 
@@ -314,6 +341,7 @@ class PhaseStats:
                 latency_us=self.latency.encode(), service_time_us=self.service_time.encode()
             ),
             requests=tuple(request.freeze() for request in self.requests.values()),
+            dropped_by_kind=dict(sorted(self.dropped_by_kind.items())),
         )
 
     @classmethod
@@ -326,8 +354,14 @@ class PhaseStats:
         phase = cls(record.name, series)
         for item in record.requests:
             phase.requests[item.name] = RequestStats.thaw(item)
-        held = (phase.counts(), phase.errors_by_kind, phase.status_counts)
-        if held != (record.counts, dict(record.errors_by_kind), dict(record.status_counts)):
+        held = (phase.counts(), phase.errors_by_kind, phase.status_counts, phase.dropped_by_kind)
+        given = (
+            record.counts,
+            dict(record.errors_by_kind),
+            dict(record.status_counts),
+            dict(record.dropped_by_kind),
+        )
+        if held != given:
             raise ResultsError(
                 f"phase {record.name!r}: its counts are not the sum of its requests' counts"
             )
@@ -344,52 +378,8 @@ def _add_counts(target: dict[_K, int], source: Mapping[_K, int]) -> None:
         target[key] = target.get(key, 0) + count
 
 
-def _problems(
-    where: str, counts: Counts, errors: int, responses: int, *, in_flight: int = 0, pending: int = 0
-) -> list[str]:
-    """The broken identities of one set of counters."""
-    problems: list[str] = []
-    if counts.scheduled != counts.sent + counts.dropped + pending:
-        problems.append(
-            f"{where}: scheduled {counts.scheduled} != sent {counts.sent} + dropped "
-            f"{counts.dropped}" + (f" + pending {pending}" if pending else "")
-        )
-    if counts.sent != counts.succeeded + counts.failed + in_flight:
-        problems.append(
-            f"{where}: sent {counts.sent} != succeeded {counts.succeeded} + failed "
-            f"{counts.failed}" + (f" + in flight {in_flight}" if in_flight else "")
-        )
-    if counts.timed_out > counts.failed:
-        problems.append(f"{where}: timed_out {counts.timed_out} > failed {counts.failed}")
-    if errors > counts.failed:
-        problems.append(f"{where}: more errors by kind than failures ({counts.failed})")
-    if counts.truncated > responses:
-        problems.append(f"{where}: truncated {counts.truncated} > responses {responses}")
-    return problems
-
-
 # --------------------------------------------------------------------------------------------
 # The run
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Live progress, cheap to take; in-flight and pending counts are the engine's."""
-
-    elapsed_s: float
-    phase: str | None
-    """The phase created last."""
-    scheduled: int
-    sent: int
-    dropped: int
-    succeeded: int
-    failed: int
-    timed_out: int
-    recent_second: int | None
-    """The most recent sealed second that had completions, if any in the last 5."""
-    recent_completed: int
-    recent_p95_ms: float | None
-    recent_p99_ms: float | None
 
 
 class RunStats:

@@ -11,6 +11,7 @@ probes them.
 
 from __future__ import annotations
 
+from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.language.vocabulary import ExpectationKind, Subject
 from nimbus_scenarios.plan.model import ExpectationPlan
@@ -54,7 +55,13 @@ def judge_load(e: ExpectationPlan, stats: PhaseStats, *, scheduled: int | None =
         if wanted == 0:
             return Judgement(e, Verdict.NOT_JUDGED, detail="nothing was scheduled in scope")
         observed = 100.0 * stats.sent / wanted
-        return Judgement(e, _verdict(e, observed), observed, detail=f"{stats.sent}/{wanted} sent")
+        detail = f"{stats.sent}/{wanted} sent"
+        late = stats.dropped_by_kind.get(DropKind.LATE_START, 0)
+        if late:
+            # Due before a late shard started, so never sent: the target got less than the
+            # plan, and `achieved` says so (docs/scenario-language.md, "A late shard").
+            detail += f", {late} dropped for a late start"
+        return Judgement(e, _verdict(e, observed), observed, detail=detail)
     raise ValueError(f"not a load expectation: {e.kind}")
 
 

@@ -44,6 +44,7 @@ from nimbus_scenarios.errors import (
 
 __all__ = [
     "DELETE_PODS",
+    "GET_CONFIGMAP",
     "GET_DEPLOYMENT",
     "GET_HPA",
     "GET_JOB",
@@ -86,7 +87,8 @@ class Permission:
     """One API call the `kube` modules make: `verb` on `resource` in API `group` ("" is core).
 
     `required` permissions must be granted for a run; the optional ones only enrich the results
-    (the autoscaler's decision). `kills_only` permissions are needed when the scenario kills pods.
+    (the autoscaler's decision). `kills_only` permissions are needed when the scenario kills pods,
+    `start_from_only` ones when the common start is read from a ConfigMap (`--start-at-from`).
     """
 
     verb: str
@@ -96,6 +98,7 @@ class Permission:
     purpose: str
     required: bool = True
     kills_only: bool = False
+    start_from_only: bool = False
     subresource: str = ""  # "log" for pods/log
 
     @property
@@ -167,6 +170,12 @@ GET_JOB: Final = Permission(
     "the Job's creation time: the common start of a sharded run's phases", required=False,
 )  # fmt: skip
 
+GET_CONFIGMAP: Final = Permission(
+    "get", "", "configmaps", f"{_CORE}.read_namespaced_config_map",
+    "the common start `submit` writes once every shard runs (`--start-at-from configmap/NAME`)",
+    start_from_only=True,
+)  # fmt: skip
+
 PERMISSIONS: Final[tuple[Permission, ...]] = (
     GET_DEPLOYMENT,
     LIST_DEPLOYMENTS,
@@ -178,21 +187,27 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
     GET_SCALEDOBJECT,
     LIST_SCALEDOBJECTS,
     GET_JOB,
+    GET_CONFIGMAP,
 )
 
 
-def needed_permissions(kills: bool) -> tuple[Permission, ...]:
-    """The permissions a run uses: all of the table, less the kill ones when nothing is killed."""
-    return tuple(p for p in PERMISSIONS if kills or not p.kills_only)
+def needed_permissions(kills: bool, start_from: bool = False) -> tuple[Permission, ...]:
+    """The permissions a run uses: all of the table, less the kill ones when nothing is killed
+    and the ConfigMap one when the start is not read from a ConfigMap."""
+    return tuple(
+        p
+        for p in PERMISSIONS
+        if (kills or not p.kills_only) and (start_from or not p.start_from_only)
+    )
 
 
-def required_rbac_rules(kills: bool) -> list[dict[str, list[str]]]:
+def required_rbac_rules(kills: bool, start_from: bool = False) -> list[dict[str, list[str]]]:
     """The namespaced Role rules covering exactly the calls the `kube` modules make.
 
     One rule per resource, in table order. The SelfSubjectAccessReviews of `check_access` need
     no rule: every authenticated user may create them (the `system:basic-user` ClusterRole).
     """
-    return rbac_rules(needed_permissions(kills))
+    return rbac_rules(needed_permissions(kills, start_from))
 
 
 def rbac_rules(permissions: Iterable[Permission]) -> list[dict[str, list[str]]]:

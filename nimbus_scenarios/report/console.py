@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
+from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.events import Progress, RunHandler, WindowState
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import PhasePlan
@@ -22,6 +23,8 @@ from nimbus_scenarios.results.model import PhaseResult, RunResults
 
 if TYPE_CHECKING:
     from rich.live import Live
+
+_LATE_START = DropKind.LATE_START.value
 
 __all__ = ["LineMonitor", "RichMonitor", "format_summary", "make_monitor", "status_line"]
 
@@ -78,6 +81,28 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     ]
 
 
+def _start_lines(results: RunResults) -> list[str]:
+    """When the phases started against the common start, and what a late start dropped."""
+    lines = []
+    skew = results.start_skew
+    if skew is not None:
+        lines.append(
+            f"start skew {skew.skew_s:.3f}s between shards; latest shard {skew.latest_shard}, "
+            f"{skew.latest_late_s:.3f}s after the common start"
+        )
+    elif results.start_late_s is not None:
+        lines.append(f"started {results.start_late_s:.3f}s after the common start")
+    late = results.totals.dropped_by_kind.get(_LATE_START, 0)
+    if late:
+        where = ", ".join(
+            f"{p.name} {p.load.dropped_by_kind[_LATE_START]}"
+            for p in results.phases
+            if p.load.dropped_by_kind.get(_LATE_START)
+        )
+        lines.append(f"dropped for a late start: {late} ({where}), never sent")
+    return lines
+
+
 def format_summary(results: RunResults, results_path: str | None = None) -> str:
     """The end-of-run summary: verdict, phases, expectations, kills, where the results are."""
     verdict = f"verdict {results.verdict.value.upper()} (exit {int(results.exit_code)})"
@@ -92,6 +117,7 @@ def format_summary(results: RunResults, results_path: str | None = None) -> str:
     header = ("phase", "target/s", "achieved/s", "sent", "dropped", "failed", "p50", "p95", "p99")
     lines.append("")
     lines.extend(_table([header, *(_phase_row(p) for p in results.phases)]))
+    lines.extend(_start_lines(results))
     if results.expectations:
         lines.append("")
         lines.append("expectations:")

@@ -69,6 +69,7 @@ def _request(record: RequestRecord) -> RequestResult:
         scheduled=c.scheduled,
         sent=c.sent,
         dropped=c.dropped,
+        dropped_by_kind=dict(sorted(record.dropped_by_kind.items())),
         succeeded=c.succeeded,
         failed=c.failed,
         timed_out=c.timed_out,
@@ -88,6 +89,7 @@ def load_result(record: PhaseRecord | None) -> LoadResult:
         scheduled=c.scheduled,
         sent=c.sent,
         dropped=c.dropped,
+        dropped_by_kind=dict(sorted(record.dropped_by_kind.items())),
         succeeded=c.succeeded,
         failed=c.failed,
         timed_out=c.timed_out,
@@ -155,6 +157,8 @@ class RunFacts:
     replica_source: ReplicaSourceResult | None = None
     send_lateness_ms: LatencySummary | None = None
     grafana_url: str | None = None
+    start_late_s: float | None = None
+    """Seconds after the common start that the phases started (None without one)."""
 
 
 def _phases(plan: Plan, facts: RunFacts, stats: StatsRecord) -> Iterable[PhaseResult]:
@@ -230,5 +234,6 @@ def build_results(
         stats=stats,
         notes=tuple(facts.notes),
         grafana_url=facts.grafana_url,
+        start_late_s=round_offset(facts.start_late_s),
         plan=plan.masked(),
     )

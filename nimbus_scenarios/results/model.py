@@ -41,6 +41,7 @@ __all__ = [
     "SampleResult",
     "ShardInfo",
     "Stage",
+    "StartSkew",
     "TelemetrySummary",
     "Verdict",
 ]
@@ -123,6 +124,9 @@ class RequestResult:
     scheduled: int = 0
     sent: int = 0
     dropped: int = 0
+    dropped_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """Drops by reason: `max_inflight` (the in-flight cap) and `late_start` (due before a late
+    shard started); empty in documents written before drops had reasons."""
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
@@ -144,6 +148,8 @@ class LoadResult:
     scheduled: int = 0
     sent: int = 0
     dropped: int = 0
+    dropped_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """Drops by reason (`RequestResult.dropped_by_kind`)."""
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
@@ -255,13 +261,29 @@ class MergedShard:
     run_id: str
     shard: int
     verdict: RunVerdict
+    start_late_s: float | None = None
+    """The shard's `start_late_s`."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartSkew:
+    """How far apart the shards of a merged run started their phases (from their
+    `start_late_s`, over the shards that had a common start)."""
+
+    skew_s: float
+    """The latest shard's start minus the earliest's."""
+    latest_shard: int
+    latest_late_s: float
+    """How long after the common start the latest shard started."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResults:
     """One run's results document."""
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"telemetry", "merged_from", "grafana_url"})
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"telemetry", "merged_from", "grafana_url", "start_late_s", "start_skew"}
+    )
 
     run_id: str
     scenario: str
@@ -298,6 +320,12 @@ class RunResults:
     telemetry: TelemetrySummary | None = None
     merged_from: tuple[MergedShard, ...] | None = None
     grafana_url: str | None = None
+    start_late_s: float | None = None
+    """How long after the common start (`--start-at`, `--start-at-from`) this shard started its
+    phases (about 0 when it was there in time and waited); None without a common start, and in
+    a merged document (see `start_skew`)."""
+    start_skew: StartSkew | None = None
+    """A merged document's: how far apart its shards started."""
     plan: Plan
     """The compiled plan the run played (secrets masked): what `merge` and the reports read
     instead of compiling the source again."""

@@ -64,6 +64,8 @@ class RunState:
     """`before`/`after` verdicts by id() of their expectation, as the probes decided them."""
     cleanup: list[CleanupResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    start_late_s: float | None = None
+    """How long after the common start the phases started (None without a common start)."""
 
 
 class RunContext:
@@ -94,6 +96,12 @@ class RunContext:
         self.templates: dict[str, CompiledTemplate] = {}
         self.dispatcher: Dispatcher | None = None
         self.background: set[asyncio.Task[None]] = set()
+        self.start_at: float | None = options.start_at
+        """The common start (Unix time of run offset 0): `--start-at`, or what
+        `--start-at-from` read at pre-flight; None: the phases start at once."""
+        self.missed_before: float | None = None
+        """When a shard started after the common start: the clock time it started; arrivals
+        due before it are dropped (`late_start`), never sent."""
 
     @property
     def primary(self) -> bool:

@@ -139,6 +139,7 @@ def results_now(
             lateness.summary() if lateness is not None and lateness.total_count else None
         ),
         grafana_url=ctx.options.grafana_url,
+        start_late_s=state.start_late_s,
     )
     results = build_results(ctx.plan, facts, ctx.stats.freeze(), judgements, verdict, code)
     return RunOutcome(results, code, ctx.shutdown_left())

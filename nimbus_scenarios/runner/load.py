@@ -12,6 +12,7 @@ import contextlib
 from typing import Any
 
 from nimbus_scenarios.engine.pacer import run_open
+from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.engine.users import run_users
 from nimbus_scenarios.judge.guards import check_guards
@@ -27,20 +28,23 @@ PENDING_POLL_S = 0.5
 
 
 async def run_phases(ctx: RunContext) -> None:
-    """Play every phase at its offset; offset 0 is now, or `--start-at` for shards."""
+    """Play every phase at its offset; offset 0 is now, or the common start for shards.
+
+    A shard that starts after the common start keeps the common offsets: what was due before
+    it started is dropped (`late_start`) and the rest is sent on time, never a burst.
+    """
     ctx.enter(Stage.PHASES)
     clock = ctx.clock
     ctx.origin = clock.now()
-    start_at = ctx.options.start_at
+    start_at = ctx.start_at
     if start_at is not None:
         late = clock.wall() - start_at
         ctx.origin -= late
         if late > 0:
-            ctx.state.notes.append(
-                f"started {late:.1f}s after --start-at; arrivals already due were sent at once"
-            )
+            ctx.missed_before = clock.now()
         elif not await ctx.sleep_until(ctx.origin):
             return
+        ctx.state.start_late_s = clock.wall() - start_at
     ctx.stats = RunStats(ctx.origin)
     guards = asyncio.ensure_future(_guard_loop(ctx))
     try:
@@ -54,6 +58,26 @@ async def run_phases(ctx: RunContext) -> None:
         guards.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await guards
+        if ctx.missed_before is not None:
+            ctx.state.notes.append(_late_note(ctx))
+
+
+def _late_note(ctx: RunContext) -> str:
+    """What a late start cost: the arrivals dropped, and the users that started late."""
+    late = ctx.missed_before - ctx.origin if ctx.missed_before is not None else 0.0
+    dropped = ctx.stats.total().dropped_by_kind.get(DropKind.LATE_START, 0)
+    text = (
+        f"started {late:.3f}s after the common start: {dropped} arrivals already due were "
+        "dropped (late start), not sent"
+    )
+    closed = [p for p in ctx.plan.phases if not p.open_model and p.start_s < late]
+    joined = [p.name for p in closed if p.end_s > late]
+    if joined:
+        text += f"; the users of {', '.join(joined)} started at once, {late:.3f}s late"
+    missed = [p.name for p in closed if p.end_s <= late]
+    if missed:
+        text += f"; the users of {', '.join(missed)} did not run (their phase was over)"
+    return text
 
 
 async def _run_phase(ctx: RunContext, phase: PhasePlan) -> None:
@@ -69,7 +93,16 @@ async def _run_phase(ctx: RunContext, phase: PhasePlan) -> None:
     if phase.mix:
         mix = [ctx.templates[name] for name, _ in phase.mix]
         if phase.open_model:
-            work = run_open(phase, mix, dispatcher, stats, ctx.origin, clock=ctx.clock, shard=shard)
+            work = run_open(
+                phase,
+                mix,
+                dispatcher,
+                stats,
+                ctx.origin,
+                clock=ctx.clock,
+                shard=shard,
+                missed_before=ctx.missed_before,
+            )
         else:
             work = run_users(
                 phase,
@@ -85,8 +118,11 @@ async def _run_phase(ctx: RunContext, phase: PhasePlan) -> None:
     for kill in phase.kills if ctx.primary else ():
         tasks.append(asyncio.ensure_future(_kill(ctx, kill.at_s, kill.count, phase.name)))
     finished = await ctx.sleep_until(ctx.origin + phase.end_s)
+    # A phase that was over before a late shard started ends at once, but its pacer still
+    # counts the arrivals it missed: it only drops, never waits, so it is let finish.
+    missed = ctx.missed_before is not None and ctx.origin + phase.end_s <= ctx.missed_before
     for task in tasks:
-        if not finished or not task.done():
+        if not finished or not (task.done() or missed):
             task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     ended = ctx.now_s()
@@ -96,6 +132,13 @@ async def _run_phase(ctx: RunContext, phase: PhasePlan) -> None:
 
 
 async def _kill(ctx: RunContext, at_s: float, count: int, phase: str) -> None:
+    if ctx.missed_before is not None and ctx.origin + at_s < ctx.missed_before:
+        # Due before a late shard 0 started: done now, it would hit the pods at another moment
+        # of the load than the plan's.
+        late = ctx.missed_before - ctx.origin
+        error = f"not done: due before this shard started, {late:.3f}s after the common start"
+        ctx.state.kills.append(KillResult(phase, round(at_s, 3), count, error=error))
+        return
     if not await ctx.sleep_until(ctx.origin + at_s):
         return
     at = round(ctx.now_s(), 3)

@@ -31,6 +31,9 @@ class RunOptions:
     """This process sends its exact share; shard 0 alone judges replicas, kills and cleans up."""
     start_at: float | None = None
     """Wall-clock (Unix) time of run offset 0, shared by the shards of one run."""
+    start_wait_s: float = 600.0
+    """With a start source (`--start-at-from`): how long to wait for it to hold the common
+    start (`--start-wait`) before giving up (exit 4)."""
     preflight_timeout_s: float = 5.0
     install_signal_handlers: bool = True
     target_shown: str | None = None

@@ -1,5 +1,6 @@
-"""The stage driver: pre-flight -> before -> phases -> pending windows -> after -> cleanup ->
-results, with signals and the deadline. The one place that knows the order of a run.
+"""The stage driver: pre-flight (and the wait for a common start written later, `runner.start`)
+-> before -> phases -> pending windows -> after -> cleanup -> results, with signals and the
+deadline. The one place that knows the order of a run.
 
 A stop (a guard, SIGINT/SIGTERM, `--max-duration`) ends scheduling at once; requests in flight
 and cleanup share one shutdown budget, `--grace` from the stop; every result gathered is kept,
@@ -31,6 +32,7 @@ from nimbus_scenarios.runner.monitor import start_watchers
 from nimbus_scenarios.runner.options import RunOptions, RunOutcome
 from nimbus_scenarios.runner.probes import run_hypotheses
 from nimbus_scenarios.runner.shutdown import Signals, cleanup, cleanup_steps
+from nimbus_scenarios.runner.start import StartSource, await_start
 
 if TYPE_CHECKING:
     from nimbus_scenarios.telemetry import Telemetry
@@ -50,8 +52,12 @@ async def run_scenario(
     telemetry: Telemetry | None = None,
     clock: Clock | None = None,
     checkpoint: Callable[[RunResults], None] | None = None,
+    start_source: StartSource | None = None,
 ) -> RunOutcome:
     """Play `plan` against `options.url` and return its results and exit code.
+
+    With `start_source`, the common start is read from it after pre-flight (waiting up to
+    `options.start_wait_s`) instead of `options.start_at`.
 
     `checkpoint` gets the results as they stand just before cleanup (so they can be written
     before anything that may hang or be killed), the returned outcome has them final.
@@ -90,6 +96,8 @@ async def run_scenario(
         )
         if not ctx.state.stop.is_set():
             infrastructure = await _preflight(ctx)
+        if infrastructure is None and start_source is not None and not ctx.state.stop.is_set():
+            infrastructure = await await_start(ctx, start_source, options.start_wait_s)
         if infrastructure is None and not ctx.state.stop.is_set():
             ctx.state.started = True
             await _stages(ctx)

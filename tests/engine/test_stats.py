@@ -9,7 +9,7 @@ import random
 import pytest
 
 from nimbus_scenarios import errors
-from nimbus_scenarios.engine.records import Counts, RequestRecord, StatsRecord
+from nimbus_scenarios.engine.records import Counts, DropKind, RequestRecord, StatsRecord
 from nimbus_scenarios.engine.request import ErrorKind
 from nimbus_scenarios.engine.stats import PhaseStats, RunStats, merge
 
@@ -139,9 +139,37 @@ def test_counts_are_kept_per_template_in_first_seen_order() -> None:
     assert phase.counts() == write.counts() + read.counts()
     record = phase.freeze()
     assert record.requests == (
-        RequestRecord("write", Counts(3, 2, 1, 0, 2, 1), {"timeout": 1}, {503: 1}),
+        RequestRecord(
+            "write", Counts(3, 2, 1, 0, 2, 1), {"timeout": 1}, {503: 1}, {"max_inflight": 1}
+        ),
         RequestRecord("read", Counts(2, 2, 0, 2, 0, 0), {}, {200: 2}),
     )
+    assert record.dropped_by_kind == {"max_inflight": 1}
+
+
+def test_drops_are_counted_by_kind() -> None:
+    """A late start's drops and the in-flight cap's are told apart, per template and phase,
+    and survive a freeze and thaw and a merge."""
+    phase = RunStats(T0).phase("p")
+    a, b = phase.request("a"), phase.request("b")
+    for request, kind in ((a, DropKind.LATE_START), (a, DropKind.LATE_START), (b, None)):
+        phase.schedule(T0, request)
+        if kind is None:
+            phase.drop(T0, request)  # the dispatcher's default: the in-flight cap
+        else:
+            phase.drop(T0, request, kind)
+    assert a.dropped_by_kind == {"late_start": 2}
+    assert phase.dropped_by_kind == {"late_start": 2, "max_inflight": 1}
+    assert phase.accounting_problems() == []
+    thawed = PhaseStats.thaw(phase.freeze())
+    assert thawed.dropped_by_kind == phase.dropped_by_kind
+    thawed.merge_from(phase)
+    assert thawed.dropped_by_kind == {"late_start": 4, "max_inflight": 2}
+    a.dropped_by_kind["late_start"] = 3  # more drops by kind than drops: named
+    assert phase.accounting_problems() == [
+        "phase 'p': more drops by kind than drops (3)",
+        "phase 'p', request 'a': more drops by kind than drops (2)",
+    ]
 
 
 def test_accounting_is_checked_per_template() -> None:

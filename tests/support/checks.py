@@ -27,8 +27,9 @@ def read_results(path: Path) -> dict[str, Any]:
 
 def assert_reconciles(load: LoadResult) -> None:
     """scheduled = sent + dropped and sent = succeeded + failed, once nothing is in flight;
-    only responses are truncated."""
+    only responses are truncated; drops by reason are drops."""
     assert load.scheduled == load.sent + load.dropped, load
+    assert sum(load.dropped_by_kind.values()) <= load.dropped, load
     assert load.sent == load.succeeded + load.failed, load
     assert load.truncated <= sum(load.status_counts.values()), load
     for request in load.requests:
