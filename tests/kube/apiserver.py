@@ -11,7 +11,7 @@ plain objects. `ApiServer` adds, on top of it and only for these tests:
 - `fieldSelector` (`metadata.name`, `metadata.namespace`) and `labelSelector` (`k=v`, `k!=v`,
   `k`, `!k`, `k in (…)`, `k notin (…)`) on list and watch, and `timeoutSeconds` on watch;
 - a denied set of (verb, group, resource): such requests get 403, and SelfSubjectAccessReviews
-  are answered from the same set (a subresource reviewed as `pods/log`);
+  are answered from the same set;
 - `drop_watches()` (abruptly or cleanly) and `watch_gate` (hold new watch requests), to cut the
   stream and change things while the client is disconnected; `go_down()` to play a dead server;
 - `bookmark_every(s)`: BOOKMARK events on watches that ask for them (`allowWatchBookmarks`),
@@ -29,14 +29,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp.web
 import kmock
 from kubernetes import client as k8s
+
+from tests.kube import store
+from tests.kube.podlog import PodLog, serve_log, status
+from tests.kube.selectors import selected
 
 BUILTIN_GROUPS = frozenset({"", "apps", "autoscaling", "batch"})
 VERBS = {
@@ -48,8 +51,12 @@ VERBS = {
     kmock.action.DELETE: "delete",
 }
 WRITES = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
-KINDS = {"deployments": "Deployment", "pods": "Pod"}
+KINDS = {"deployments": "Deployment", "pods": "Pod", "jobs": "Job", "configmaps": "ConfigMap"}
+ORPHANING = frozenset({("batch", "jobs")})
+"""Resources whose DELETE orphans their dependents unless told otherwise (batch/v1 Jobs do)."""
 Denied = tuple[str, str, str]  # (verb, group, resource)
+Listener = Callable[[str, str, str, dict[str, Any]], None]
+"""Told every change as (group, plural, event type, object): the emulated controllers."""
 
 
 @dataclass
@@ -89,6 +96,9 @@ class ApiState:
     silence_new: bool = False
     down: bool = False
     open_streams: dict[int, _Stream] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)
+    logs: dict[tuple[str, str], PodLog] = field(default_factory=dict)
+    """Each started container's output, by (namespace, pod name): what `pods/log` serves."""
 
 
 class ApiServer(kmock.KubernetesEmulator):
@@ -101,6 +111,7 @@ class ApiServer(kmock.KubernetesEmulator):
         self.watch_gate.set()
         self._tick = asyncio.Event()
         self._write_lock = asyncio.Lock()
+        self.store = store.Store(self)
 
     # ------------------------------------------------------------ test controls
     def compact(self) -> None:
@@ -173,26 +184,77 @@ class ApiServer(kmock.KubernetesEmulator):
         resource = request.resource
         if resource is None or resource.plural is None:
             return await super()._handle(request)
-        group = resource.group or ""
-        if resource.plural == "selfsubjectaccessreviews":
+        group, plural = resource.group or "", resource.plural
+        if plural == "selfsubjectaccessreviews":
             return self._review(request)
+        if plural == "pods" and request.subresource == "log" and request.name is not None:
+            if ("get", group, "pods/log") in self.state.denied:
+                return _forbidden("get", group, "pods/log", request.namespace)
+            pod = self.store.get(group, plural, request.namespace, request.name)
+            log = self.state.logs.get((request.namespace or "", request.name))
+            return await serve_log(request, pod, log if pod is not None else None)
         verb = VERBS.get(request.action) if request.action is not None else None
-        if verb is not None and (verb, group, resource.plural) in self.state.denied:
-            return _forbidden(verb, group, resource.plural, request.namespace)
+        if request.method == kmock.method.PUT and request.name is not None:
+            verb = "update"
+        if verb is not None and (verb, group, plural) in self.state.denied:
+            return _forbidden(verb, group, plural, request.namespace)
         if request.action == kmock.action.FETCH:
-            self.state.fetches.append((resource.plural, request.name))
+            self.state.fetches.append((plural, request.name))
+        if verb == "update":
+            return await self._replace(request, group, plural)
         if request.action not in WRITES:
             return await super()._handle(request)
+        data = request.data if isinstance(request.data, dict) else {}
+        name = request.name or data.get("metadata", {}).get("name")
+        namespace = request.namespace or data.get("metadata", {}).get("namespace")
+        old = self.store.get(group, plural, namespace, name) if name else None
+        if request.action == kmock.action.CREATE:
+            if old is not None:
+                return store.conflict(plural, group, name)
+            store.defaults(data)
+        elif request.action == kmock.action.UPDATE and request.subresource is None:
+            refused = store.immutable_change(plural, old, data)
+            if refused is not None:
+                return refused
+        policy = None
+        if request.action == kmock.action.DELETE and old is not None:
+            policy = request.params.get("propagationPolicy") or data.get("propagationPolicy")
+            policy = policy or store.default_policy(group, plural)
+            if policy == "Foreground":
+                gone = await self.store.delete(group, plural, namespace, name, policy)
+                return aiohttp.web.json_response(gone)
         async with self._write_lock:
-            self.state.version += 1
-            version = self.state.version
+            version = self._next_version()
             if request.action != kmock.action.DELETE and isinstance(request.data, dict):
                 metadata = request.data.setdefault("metadata", {})
                 metadata["resourceVersion"] = str(version)
             response = await super()._handle(request)
             if response.status < 300:
-                self._record(request, group, resource.plural, version)
-            return response
+                self._record(request, group, plural, version)
+        if policy is not None and old is not None:
+            await self.store.collect(old["metadata"].get("uid", ""), policy)
+        return response
+
+    async def _replace(
+        self, request: kmock.Request, group: str, plural: str
+    ) -> aiohttp.web.StreamResponse:
+        """PUT: replace the whole object (immutable ConfigMaps refuse a change of data)."""
+        data = request.data if isinstance(request.data, dict) else {}
+        old = self.store.get(group, plural, request.namespace, request.name or "")
+        if old is None:
+            return status(404, "NotFound", f'{plural} "{request.name}" not found')
+        refused = store.immutable_change(plural, old, data)
+        if refused is not None:
+            return refused
+        data.setdefault("metadata", {}).update(
+            {k: v for k, v in old["metadata"].items() if k in {"uid", "creationTimestamp"}}
+        )
+        data["metadata"].update(name=request.name, namespace=request.namespace)
+        return aiohttp.web.json_response(await self.store.replace(group, plural, data))
+
+    def _next_version(self) -> int:
+        self.state.version += 1
+        return self.state.version
 
     def _record(self, request: kmock.Request, group: str, plural: str, version: int) -> None:
         data = request.data if isinstance(request.data, Mapping) else {}
@@ -208,9 +270,23 @@ class ApiServer(kmock.KubernetesEmulator):
         else:
             body = copy.deepcopy(obj.raw)
             kind = "ADDED" if request.action == kmock.action.CREATE else "MODIFIED"
+        self._publish(version, group, plural, namespace, kind, body)
+
+    def _publish(
+        self,
+        version: int,
+        group: str,
+        plural: str,
+        namespace: str | None,
+        kind: str,
+        body: dict[str, Any],
+    ) -> None:
+        """Log a change for the watches and tell the listeners."""
         event = _Event(version, group, plural, namespace, {"type": kind, "object": body})
         self.state.log.append(event)
         self._wake()
+        for listener in list(self.state.listeners):
+            listener(group, plural, kind, copy.deepcopy(body))
 
     def _find(
         self, group: str, plural: str, namespace: str | None, name: str | None
@@ -232,7 +308,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 continue
             if request.namespace is not None and ns != request.namespace:
                 continue
-            if _selected(obj.raw, request.params):
+            if selected(obj.raw, request.params):
                 found.append(copy.deepcopy(obj.raw))
         return found
 
@@ -300,7 +376,7 @@ class ApiServer(kmock.KubernetesEmulator):
                     continue
                 if request.namespace is not None and event.namespace != request.namespace:
                     continue
-                if _selected(event.body["object"], params):
+                if selected(event.body["object"], params):
                     yield event.body
             now = loop.time()
             every = self.state.bookmark_every_s
@@ -319,10 +395,10 @@ class ApiServer(kmock.KubernetesEmulator):
     def _review(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         data = request.data if isinstance(request.data, Mapping) else {}
         attributes = data.get("spec", {}).get("resourceAttributes", {})
-        resource = attributes.get("resource")
-        if attributes.get("subresource"):  # `get pods/log` is denied as ("get", "", "pods/log")
-            resource = f"{resource}/{attributes['subresource']}"
-        asked = (attributes.get("verb"), attributes.get("group") or "", resource)
+        plural = attributes.get("resource") or ""
+        if attributes.get("subresource"):
+            plural = f"{plural}/{attributes['subresource']}"
+        asked = (attributes.get("verb"), attributes.get("group") or "", plural)
         allowed = asked not in self.state.denied
         reason = "" if allowed else "denied by the test's RBAC table"
         return aiohttp.web.json_response(
@@ -397,49 +473,6 @@ def _expired(version: int, compacted: int) -> dict[str, Any]:
             "code": 410,
         },
     }
-
-
-_REQUIREMENT = re.compile(r"\s*([^,(]+?(?:\s+(?:in|notin)\s+\([^)]*\))?)\s*(?:,|$)")
-
-
-def _selected(obj: Mapping[str, Any], params: Mapping[str, str]) -> bool:
-    """Whether `obj` passes the request's fieldSelector and labelSelector."""
-    metadata = obj.get("metadata", {})
-    fields = {
-        "metadata.name": metadata.get("name"),
-        "metadata.namespace": metadata.get("namespace"),
-    }
-    for term in filter(None, (params.get("fieldSelector") or "").split(",")):
-        key, negate, value = _split_equality(term)
-        if (fields.get(key) == value) == negate:
-            return False
-    labels: Mapping[str, str] = metadata.get("labels") or {}
-    return all(
-        _label_ok(labels, term) for term in _REQUIREMENT.findall(params.get("labelSelector") or "")
-    )
-
-
-def _split_equality(term: str) -> tuple[str, bool, str]:
-    if "!=" in term:
-        key, value = term.split("!=", 1)
-        return key.strip(), True, value.strip()
-    key, value = term.replace("==", "=").split("=", 1)
-    return key.strip(), False, value.strip()
-
-
-def _label_ok(labels: Mapping[str, str], term: str) -> bool:
-    term = term.strip()
-    match = re.fullmatch(r"(\S+)\s+(in|notin)\s+\(([^)]*)\)", term)
-    if match:
-        key, operator, values = match.groups()
-        inside = labels.get(key) in {v.strip() for v in values.split(",")}
-        return inside if operator == "in" else not inside
-    if "=" in term:
-        key, negate, value = _split_equality(term)
-        return (labels.get(key) == value) != negate
-    if term.startswith("!"):
-        return term[1:] not in labels
-    return term in labels
 
 
 def api_client(url: str) -> k8s.ApiClient:
