@@ -95,6 +95,9 @@ SUBMIT_PERMISSIONS: Final[tuple[Permission, ...]] = (
 
 REQUEST_TIMEOUT_S: Final = 10.0
 """Every call but a followed log gives up after this long."""
+FOLLOW_READ_TIMEOUT_S: Final = 24 * 3600.0
+"""A followed log may be silent this long (the client refuses no read timeout at all); the
+results are read again whole at the end anyway."""
 
 
 def submit_permissions(*, sharded: bool, attach: bool = False) -> tuple[Permission, ...]:
@@ -229,7 +232,7 @@ class RunCluster:
                 container=container,
                 follow=True,
                 _preload_content=False,
-                _request_timeout=(REQUEST_TIMEOUT_S, None),
+                _request_timeout=(REQUEST_TIMEOUT_S, FOLLOW_READ_TIMEOUT_S),
             )
         except ApiException as exc:
             raise api_error(exc, GET_POD_LOGS, self.namespace) from None

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from nimbus_scenarios.errors import NimbusError
 from nimbus_scenarios.kube.runs import LogStream, RunCluster
 from nimbus_scenarios.results.io import load_documents
 from nimbus_scenarios.results.model import RunResults
@@ -83,7 +82,7 @@ class LogFollower:
     def _follow(self) -> None:
         try:
             stream = self._opener()
-        except NimbusError as exc:
+        except Exception as exc:  # a thread's failure is printed, never a traceback
             if not self._stopping.is_set():
                 self._printer.line(f"{self._prefix}(cannot follow the log: {exc})")
             return
