@@ -134,9 +134,14 @@ def test_a_configmap_of_that_name_with_other_content_is_refused(
 
     async def test(cluster: Cluster) -> None:
         assert await submit(tmp_path, cluster, "--detach") == ExitCode.OK
-        name = stored(cluster, "configmaps")[0]["metadata"]["name"]
-        path = f"/api/v1/namespaces/{NS}/configmaps/{name}"
-        await cluster.patch(path, {"data": {"submitted.scn": "tampered"}})
+        (original,) = stored(cluster, "configmaps")
+        name = original["metadata"]["name"]
+        collection = f"/api/v1/namespaces/{NS}/configmaps"
+        async with cluster.http.client.delete(f"{collection}/{name}") as response:
+            assert response.status < 300, await response.text()
+        tampered = {**original, "data": {"submitted.scn": "tampered"}}
+        tampered["metadata"] = {"name": name, "namespace": NS}
+        await cluster.create(collection, tampered)
         assert await submit(tmp_path, cluster, "--detach") == ExitCode.INFRASTRUCTURE
         assert len(stored(cluster, "jobs")) == 1
 
