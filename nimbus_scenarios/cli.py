@@ -8,16 +8,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from collections.abc import Sequence
+from typing import NoReturn
 
 from nimbus_scenarios.exit_codes import ExitCode
-
-if TYPE_CHECKING:
-    from nimbus_scenarios.results.model import RunResults
-
-_T = TypeVar("_T")
 
 __all__ = ["build_parser", "main"]
 
@@ -51,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     commands.add_parser("list", help="list the built-in scenarios")
+
+    submit = commands.add_parser(
+        "submit", help="run a scenario as a Job in the cluster, follow it and judge it"
+    )
+    _add_submit_options(submit)
 
     run = commands.add_parser("run", help="play a scenario against a service and judge it")
     run.add_argument("scenario", metavar="FILE|NAME")
@@ -106,7 +105,7 @@ def _shard_arg(text: str) -> tuple[int, int]:
 def _add_run_options(run: argparse.ArgumentParser) -> None:
     _add_sets(run)
     _add_report_options(run)
-    run.add_argument("--url", help="the service's base URL (overrides the scenario's `target`)")
+    _add_url(run)
     run.add_argument(
         "--monitor", action="store_true", help="show live progress (a status line every 10 s)"
     )
@@ -115,9 +114,7 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also send the consumer's DELETE /process/cleanup at the end",
     )
-    run.add_argument(
-        "--results", metavar="PATH", help="results file (default results/<scenario>-<run id>.json)"
-    )
+    _add_results(run)
     run.add_argument(
         "--print-results",
         action="store_true",
@@ -157,9 +154,7 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     )
     kube = run.add_argument_group("replica source (Kubernetes)")
     kube.add_argument("--deployment", help="the Deployment to watch (overrides `watch`)")
-    kube.add_argument("--namespace", help="its namespace (default: in-cluster, else `default`)")
-    kube.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster)")
-    kube.add_argument("--context", help="kubeconfig context")
+    _add_cluster_access(kube, "its namespace (default: in-cluster, else `default`)")
     kube.add_argument(
         "--allow-chaos",
         action="store_true",
@@ -242,6 +237,43 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="the service's base URL (overrides the scenario's `target`)")
+
+
+def _add_results(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results", metavar="PATH", help="results file (default results/<scenario>-<run id>.json)"
+    )
+
+
+def _add_cluster_access(group: argparse._ActionsContainer, namespace_help: str) -> None:
+    group.add_argument("--namespace", "-n", help=namespace_help)
+    group.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster)")
+    group.add_argument("--context", help="kubeconfig context")
+
+
+def _add_submit_options(submit: argparse.ArgumentParser) -> None:
+    submit.add_argument("scenario", nargs="?", metavar="FILE|NAME")
+    _add_sets(submit)
+    _add_report_options(submit)
+    _add_url(submit)
+    _add_results(submit)
+    submit.add_argument(
+        "--image", help="the load generator's image (default nimbusguard-generator:latest)"
+    )
+    submit.add_argument(
+        "--shards", type=int, default=1, metavar="N", help="run N pods as an Indexed Job"
+    )
+    submit.add_argument(
+        "--detach", action="store_true", help="create the Job, print its run id and leave it"
+    )
+    submit.add_argument(
+        "--attach", metavar="RUN_ID", help="follow and collect a run submitted with --detach"
+    )
+    _add_cluster_access(submit, "where the Job runs (default: the context's, else `default`)")
+
+
 def _duration_arg(text: str) -> float:
     from nimbus_scenarios.language.literals import parse_value
     from nimbus_scenarios.language.nodes import Kind, Literal
@@ -271,7 +303,7 @@ def _add_sets(parser: argparse.ArgumentParser) -> None:
     )
 
 
-_COMMANDS = ("validate", "plan", "list", "fmt", "run", "merge", "report", "wait")
+_COMMANDS = ("validate", "plan", "list", "fmt", "run", "submit", "merge", "report", "wait")
 
 
 def seed_form(argv: list[str]) -> list[str]:
@@ -385,10 +417,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             from nimbus_scenarios.cli_run import run_command
 
             return run_command(args, max_rate=max_rate(args))
+        case "submit":
+            from nimbus_scenarios.cli_submit import submit_command
+
+            return submit_command(args, max_rate=max_rate(args))
         case "merge":
-            return _merge(args)
+            from nimbus_scenarios.cli_results import merge_command
+
+            return merge_command(args)
         case "report":
-            return _report(args)
+            from nimbus_scenarios.cli_results import report_command
+
+            return report_command(args)
         case "wait":
             from nimbus_scenarios.wait import wait_command
 
@@ -418,58 +458,3 @@ def max_rate(args: argparse.Namespace) -> float:
             "per process; shard the run for more"
         )
     return value
-
-
-def _merge(args: argparse.Namespace) -> int:
-    from nimbus_scenarios.merge import merge_results
-    from nimbus_scenarios.report.console import format_summary
-    from nimbus_scenarios.results.io import write_results
-    from nimbus_scenarios.results.logwire import load_documents
-
-    shards = []
-    names: list[str] = []
-    for path in args.results:
-        documents = load_documents(Path(path))
-        shards.extend(documents)
-        names.extend(
-            path if len(documents) == 1 else f"{path} (document {i + 1})"
-            for i in range(len(documents))
-        )
-    merged = merge_results(shards, allow_partial=args.allow_partial, names=names)
-    written = _writing(write_results, merged, Path(args.output))
-    _write_reports(merged, args)
-    print(format_summary(merged, str(written)), file=sys.stderr)
-    return merged.exit_code
-
-
-def _report(args: argparse.Namespace) -> int:
-    from nimbus_scenarios.errors import UsageError
-    from nimbus_scenarios.results.io import load_results
-
-    if not args.html and not args.junit:
-        raise UsageError("give --html PATH and/or --junit PATH")
-    results = load_results(Path(args.results))
-    for path in _write_reports(results, args):
-        print(f"wrote {path}", file=sys.stderr)
-    return ExitCode.OK
-
-
-def _write_reports(results: RunResults, args: argparse.Namespace) -> list[Path]:
-    from nimbus_scenarios.report.files import write_reports
-
-    html = Path(args.html) if args.html else None
-    junit = Path(args.junit) if args.junit else None
-    if html is None and junit is None:
-        return []
-    return _writing(write_reports, results, html, junit)
-
-
-def _writing(write: Callable[..., _T], *args: object) -> _T:
-    """Run a write; an OS error becomes a results error naming what could not be written."""
-    from nimbus_scenarios.errors import ResultsError
-
-    try:
-        return write(*args)
-    except OSError as exc:
-        what = exc.filename or "a file"
-        raise ResultsError(f"cannot write {what}: {exc.strerror or exc}") from None

@@ -48,10 +48,13 @@ LAYERS: dict[str, int] = {
     "nimbus_scenarios.runner": 7,
     "nimbus_scenarios.merge": 7,
     "nimbus_scenarios.wait": 7,
+    "nimbus_scenarios.submit": 7,
     # 8: the command line
     "nimbus_scenarios.cli": 8,
     "nimbus_scenarios.cli_run": 8,
     "nimbus_scenarios.cli_language": 8,
+    "nimbus_scenarios.cli_results": 8,
+    "nimbus_scenarios.cli_submit": 8,
     "nimbus_scenarios.entry": 8,
     "nimbus_scenarios.__main__": 8,
 }

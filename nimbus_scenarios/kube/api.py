@@ -5,7 +5,8 @@ ask it, and how its answers become our errors. `replicas` (the Deployment watch)
 One table, `PERMISSIONS`, lists every API call the `kube` modules make (verb, group, resource).
 The calls name their entry, `check_access` asks the API server about each entry with a
 SelfSubjectAccessReview, and `required_rbac_rules` turns the same table into the rules a Role
-must grant, so the three cannot drift apart.
+must grant, so the three cannot drift apart. `submit`'s calls have a table of their own, in
+`kube.runs`, checked and turned into rules by the same functions.
 
 The official client is synchronous: every function here that talks to the API blocks, so async
 code calls it through `asyncio.to_thread`. Bodies are read as raw JSON (`call_json`) and picked
@@ -73,6 +74,7 @@ __all__ = [
     "items_of",
     "job_created_at",
     "needed_permissions",
+    "rbac_rules",
     "required_rbac_rules",
     "service_account_of_token",
     "unreachable",
@@ -104,11 +106,17 @@ class Permission:
     required: bool = True
     kills_only: bool = False
     start_from_only: bool = False
+    subresource: str = ""  # "log" for pods/log
+
+    @property
+    def rbac_resource(self) -> str:
+        """`pods`, `pods/log`: the resource as a Role's rule names it."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
 
     @property
     def qualified(self) -> str:
-        """`deployments.apps`, `pods`: the resource as kubectl and RBAC errors name it."""
-        return f"{self.resource}.{self.group}" if self.group else self.resource
+        """`deployments.apps`, `pods/log`: the resource as kubectl and RBAC errors name it."""
+        return f"{self.rbac_resource}.{self.group}" if self.group else self.rbac_resource
 
     def forbidden(self, namespace: str) -> str:
         """The message for a missing permission."""
@@ -206,9 +214,14 @@ def required_rbac_rules(kills: bool, start_from: bool = False) -> list[dict[str,
     One rule per resource, in table order. The SelfSubjectAccessReviews of `check_access` need
     no rule: every authenticated user may create them (the `system:basic-user` ClusterRole).
     """
+    return rbac_rules(needed_permissions(kills, start_from))
+
+
+def rbac_rules(permissions: Iterable[Permission]) -> list[dict[str, list[str]]]:
+    """Role rules granting `permissions`: one rule per resource (subresources apart), in order."""
     rules: dict[tuple[str, str], list[str]] = {}
-    for p in needed_permissions(kills, start_from):
-        verbs = rules.setdefault((p.group, p.resource), [])
+    for p in permissions:
+        verbs = rules.setdefault((p.group, p.rbac_resource), [])
         if p.verb not in verbs:
             verbs.append(p.verb)
     return [
@@ -448,6 +461,7 @@ def check_access(api: k8s.ApiClient, namespace: str, needs: Iterable[Permission]
                     verb=permission.verb,
                     group=permission.group,
                     resource=permission.resource,
+                    subresource=permission.subresource or None,
                 )
             )
         )

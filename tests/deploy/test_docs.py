@@ -168,9 +168,10 @@ def check_cp(stages: Pipeline, home: Path) -> None:
 
 
 def check_cli(stages: Pipeline, home: Path) -> None:
-    """`nimbus-scenarios validate|plan FILE` runs and exits 0; `merge`/`report` parse."""
+    """`nimbus-scenarios validate|plan FILE` runs and exits 0; `merge`/`report`/`submit` parse."""
     (argv,) = stages
-    if argv[1] in ("merge", "report"):  # they read files a cluster run produced: parse only
+    # They read files a cluster run produced, or need a cluster: parse only.
+    if argv[1] in ("merge", "report", "submit"):
         cli_accepts(argv[1:])
         return
     assert argv[1] in ("validate", "plan")

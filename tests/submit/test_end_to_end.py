@@ -1,0 +1,107 @@
+"""`submit` end to end against the emulated cluster (tests/kube/cluster.py: kmock with a Job
+controller and a kubelet that runs the real runner per pod against a loopback target): the
+verdict and exit code, the HTML written here, a failed expectation (exit 1), an image that
+cannot be pulled (exit 4 naming the reason), and a forbidden verb that sends nothing, not even a
+cleanup, to the target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nimbus_scenarios.exit_codes import ExitCode
+from tests.kube.cluster import ClusterThread
+from tests.support.cli import Child, Finished, write_scenario
+from tests.support.http import HttpServer
+
+SCENARIO = """\
+scenario "e2e" {
+  request hit = GET "PATH"
+  phase "steady" 2s {
+    rate 10/s
+    send hit
+  }
+  expect errors < 1%
+}
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterThread]:
+    """An emulated cluster whose pods run this tool."""
+    emulated = ClusterThread(tmp_path / "nodes", pull_backoff_s=0.2).start()
+    try:
+        yield emulated
+    finally:
+        emulated.stop()
+
+
+@pytest.fixture
+def target() -> Iterator[HttpServer]:
+    """The loopback target, recording every request."""
+    server = HttpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def submit(
+    folder: Path, cluster: ClusterThread, target: HttpServer, *args: str, path: str = "/hit"
+) -> Finished:
+    scenario = write_scenario(folder, SCENARIO.replace("PATH", path), "e2e.scn")
+    config = cluster.kubeconfig(folder, "nimbusguard")
+    argv = ["submit", str(scenario), "--kubeconfig", str(config), "--url", target.url]
+    with Child(*argv, *args) as child:
+        return child.finish(timeout_s=120)
+
+
+def test_a_passing_run_exits_0_and_writes_the_html_here(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """The pod runs the real runner; its results come back through the log: verdict, exit
+    code, the HTML here, every planned request at the target."""
+    html = tmp_path / "report.html"
+    done = submit(
+        tmp_path, cluster, target, "--html", str(html), "--results", str(tmp_path / "r.json")
+    )
+    assert done.code == ExitCode.OK, done.stderr
+    assert "verdict PASSED" in done.stderr
+    assert "[0] pod nimbus-e2e-" in done.stderr
+    assert html.read_text(encoding="utf-8").lstrip().startswith("<!")
+    assert len([h for h in target.hits if h.path == "/hit"]) == 20
+
+
+def test_a_failed_expectation_exits_1(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """Every request fails: the collected verdict fails, and so does submit (exit 1)."""
+    done = submit(
+        tmp_path, cluster, target, "--results", str(tmp_path / "r.json"), path="/status/500"
+    )
+    assert done.code == ExitCode.FAILED, done.stderr
+    assert "FAIL" in done.stderr
+
+
+def test_an_image_that_cannot_be_pulled_exits_4_naming_the_reason(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """The kubelet never pulls `missing/...`: exit 4 with the reason, the Job deleted."""
+    done = submit(tmp_path, cluster, target, "--image", "missing/generator:1")
+    assert done.code == ExitCode.INFRASTRUCTURE, done.stderr
+    assert "ErrImagePull" in done.stderr or "ImagePullBackOff" in done.stderr
+    assert "deleted the Job" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_forbidden_verb_sends_nothing_to_the_target(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """Pre-flight fails before a Job exists: no request at all reaches the target."""
+    cluster.deny("create", "batch", "jobs")
+    done = submit(tmp_path, cluster, target)
+    assert done.code == ExitCode.INFRASTRUCTURE
+    assert "cannot create jobs.batch in namespace nimbusguard" in done.stderr
+    assert target.hits == []  # no load, and no DELETE /process/cleanup
