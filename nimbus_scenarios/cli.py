@@ -271,6 +271,12 @@ def _add_submit_options(submit: argparse.ArgumentParser) -> None:
     submit.add_argument(
         "--attach", metavar="RUN_ID", help="follow and collect a run submitted with --detach"
     )
+    submit.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="echo the pods' JSON log events too, not only their status lines",
+    )
     _add_cluster_access(submit, "where the Job runs (default: the context's, else `default`)")
 
 

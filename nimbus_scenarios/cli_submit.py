@@ -210,7 +210,10 @@ def _session(args: argparse.Namespace, namespace: str | None) -> Iterator[tuple[
     print(f"cluster: {config.origin}, namespace {namespace}", file=sys.stderr)
     try:
         stopped = lambda: bool(stops.received())  # noqa: E731
-        yield Session(RunCluster(api, namespace), Printer(sys.stderr), stopped), config.namespace
+        session = Session(
+            RunCluster(api, namespace), Printer(sys.stderr), stopped, verbose=args.verbose
+        )
+        yield session, config.namespace
     finally:
         api.close()  # type: ignore[no-untyped-call]  # the client's close() is unannotated
 

@@ -58,6 +58,7 @@ __all__ = [
     "CHUNK_CHARS",
     "MAX_LINE_CHARS",
     "PREFIX",
+    "chunk_of",
     "documents_in_text",
     "encode_lines",
     "load_documents",
@@ -173,6 +174,16 @@ def documents_in_text(text: str, name: str) -> list[RunResults]:
     )
     found.sort(key=lambda pair: pair[0])
     return [results for _, results in found]
+
+
+def chunk_of(line: str) -> tuple[int, int] | None:
+    """`(chunk, chunks)` of a results line whose fields can be read, else None (another line,
+    or one cut short or damaged; its crc32 is not checked here)."""
+    matched = _LINE.search(line.rstrip())
+    if matched is None or matched["rest"] is None:
+        return None
+    fields = _FIELDS.fullmatch(matched["rest"])
+    return None if fields is None else (int(fields["index"]), int(fields["count"]))
 
 
 def _scan(text: str) -> _Scan:

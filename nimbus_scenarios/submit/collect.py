@@ -2,7 +2,10 @@
 
 Every shard 0..N-1 must have left its document in its log; a shard without one (its pod never
 ran, was killed, or the runner stopped before it could judge) is an infrastructure failure
-(exit 4) that names the shard, its pod, how it ended and what the runner said last. The
+(exit 4) that names the shard, its pod, how it ended and what the runner said last. So is a
+document that is not whole (a chunk missing or corrupt): the runner wrote it whole, so the log
+was damaged on its way here (cut, rotated, a line split or changed); the error names the shard
+and the chunks (`results.logwire`), where `merge` of a saved log would say exit 2. The
 documents are merged as `merge` does (every shard once, re-judged on merged histograms).
 """
 
@@ -61,12 +64,14 @@ def _document(log: ShardLog, shards: int) -> RunResults | str:
     assert log.pod is not None
     state = describe(log.pod)
     try:
-        documents = shard_results(log.text)
+        documents = shard_results(log.text, _where(log))
     except ResultsError as exc:
+        # Written whole by the runner, damaged on the way: infrastructure, not bad input.
+        return f"{exc} (the log was damaged on its way here; the pod ended {state})"
+    if not documents:
         said = last_words(log.text)
         detail = f"; it said: {said}" if said else ""
-        reason = str(exc).partition(": ")[2] or str(exc)
-        return f"{_where(log)} ended {state} with no results in its log ({reason}){detail}"
+        return f"{_where(log)} ended {state} with no results in its log{detail}"
     document = documents[-1]
     index = document.shard.index if document.shard is not None else 0
     if shards > 1 and index != log.shard:

@@ -92,6 +92,8 @@ class Session:
     stopped: Callable[[], bool]
     """Whether a stop (Ctrl-C, SIGTERM) was requested; asked between calls."""
     timing: FollowTiming = field(default_factory=FollowTiming)
+    verbose: bool = False
+    """Echo the runner's JSON event lines too (`--verbose`), not only its status lines."""
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -132,7 +134,12 @@ class Session:
         selector = f"{RUN_ID_LABEL}={run_id}"
         jobs = self.cluster.jobs(selector)
         if not jobs:
-            raise UsageError(f"no Job with run id {run_id} in namespace {namespace}")
+            # The cluster answered: the id (or namespace) given names nothing, as a missing file
+            # would (exit 2). A finished Job goes ttlSecondsAfterFinished after it ends.
+            raise UsageError(
+                f"no Job with run id {run_id} in namespace {namespace}: check the id and "
+                "--namespace; a finished Job is deleted ttlSecondsAfterFinished after it ends"
+            )
         job = jobs[0]
         sharded = job.shards > 1
         return RunRef(
@@ -212,7 +219,10 @@ class Session:
             if pod.name in followers or not (pod.phase is PodPhase.RUNNING or pod.phase.ended):
                 continue
             follower = LogFollower(
-                open_follow(self.cluster, pod.name, CONTAINER), prefix(pod.shard), self.printer
+                open_follow(self.cluster, pod.name, CONTAINER),
+                prefix(pod.shard),
+                self.printer,
+                verbose=self.verbose,
             )
             followers[pod.name] = follower
             follower.start()
