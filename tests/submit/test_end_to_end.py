@@ -126,3 +126,20 @@ def test_a_two_shard_run_merges_both_shards(
     merged = json.loads(results.read_text(encoding="utf-8"))
     assert sorted(s["shard"] for s in merged["merged_from"]) == [0, 1]
     assert len([h for h in target.hits if h.path == "/hit"]) == 20
+
+
+def test_a_failed_expectation_in_two_shards_exits_1_with_both_shards_results(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """Each shard exits 1: `FailIndex` fails only its own index, so neither kills the other
+    before it prints its results; submit merges both and exits with the merged verdict, 1."""
+    results = tmp_path / "r.json"
+    done = submit(
+        tmp_path, cluster, target, "--shards", "2", "--results", str(results), path="/status/500"
+    )
+    assert done.code == ExitCode.FAILED, done.stderr
+    merged = json.loads(results.read_text(encoding="utf-8"))
+    assert sorted(s["shard"] for s in merged["merged_from"]) == [0, 1]
+    (job,) = cluster.objects("batch", "jobs", "nimbusguard")
+    assert job["status"]["failedIndexes"] == "0-1"
+    assert [c["reason"] for c in job["status"]["conditions"]] == ["FailedIndexes"]
