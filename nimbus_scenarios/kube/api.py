@@ -252,14 +252,16 @@ class KubeConfig:
     ) -> KubeConfig:
         """In-cluster config when `KUBERNETES_SERVICE_HOST` is set, else a kubeconfig.
 
-        An explicit `kubeconfig` or `context` (`--kubeconfig`, `--context`) always means a
-        kubeconfig; without `kubeconfig`, `$KUBECONFIG` or `~/.kube/config` is read. The
-        namespace is the service account's (in-cluster), else the context's, else `default`.
+        An explicit `kubeconfig` or `context` (`--kubeconfig`, `--context`) or a non-empty
+        `$KUBECONFIG` always means a kubeconfig, in a pod too, as for kubectl and the official
+        clients; without `kubeconfig`, `$KUBECONFIG` or `~/.kube/config` is read. The namespace
+        is the service account's (in-cluster), else the context's, else `default`.
         """
         env = os.environ if environ is None else environ
         configuration = k8s.Configuration()
         configuration.keep_alive = True  # long watches survive idle proxies and load balancers
-        if kubeconfig is None and context is None and env.get("KUBERNETES_SERVICE_HOST"):
+        explicit = kubeconfig is not None or context is not None or bool(env.get("KUBECONFIG"))
+        if not explicit and env.get("KUBERNETES_SERVICE_HOST"):
             # kubernetes.config is unannotated: hence the no-untyped-call ignores below.
             loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
                 token_filename=str(service_account_dir / "token"),

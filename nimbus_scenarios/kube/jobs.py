@@ -1,11 +1,12 @@
 """The one load-test Job template: `submit` creates it, the shipped manifests are generated from it.
 
 Every safety setting lives here, once: the `nimbus-scenarios` ServiceAccount, no retries
-(`backoffLimit: 0`) and a `podFailurePolicy` that fails the Job at once on the runner's own exit
-codes, a deadline from the plan (`active_deadline_s`), a TTL, the restricted security context,
-modest resources, writable emptyDirs, the run id on the Job and its pods, the downward API and the
-OpenTelemetry variables. The manifests are plain dicts: this is a JSON edge (what the API server
-and `kubectl` read), built from the frozen `JobSpec`.
+(`backoffLimit: 0`; sharded, `backoffLimitPerIndex: 0`) and a `podFailurePolicy` that fails the
+Job (sharded: the shard's index) at once on the runner's own exit codes, a deadline from the plan
+(`active_deadline_s`), a TTL, the restricted security context, modest resources, writable
+emptyDirs, the run id on the Job and its pods, the downward API and the OpenTelemetry variables.
+The manifests are plain dicts: this is a JSON edge (what the API server and `kubectl` read),
+built from the frozen `JobSpec`.
 
 No Kubernetes client is imported, so the manifests can be written without a cluster.
 """
@@ -244,15 +245,32 @@ def active_deadline_s(plan: Plan, *, wait_s: float = 300.0, margin_s: float = 12
 
 
 def _job_spec(spec: JobSpec) -> dict[str, Any]:
+    """One pod, never retried: a runner exit code 1-4 fails the Job at once (`FailJob`).
+
+    Sharded (Indexed): each index runs once (`backoffLimitPerIndex: 0`) and an exit code 1-4
+    fails only its index (`FailIndex`), so a shard whose expectation failed does not kill the
+    others before they print their results; the Job fails (`FailedIndexes`) once every index
+    is done. `backoffLimit` is left out: it counts failures over all indexes (and would fail
+    the Job at the first), and with `backoffLimitPerIndex` it defaults to 2147483647. Both
+    fields need a 1.29+ cluster (the field is beta there, on by default; GA in 1.33).
+    """
     body: dict[str, Any] = {}
+    action = "FailJob"
     if spec.shards > 1:
-        body.update(completionMode="Indexed", completions=spec.shards, parallelism=spec.shards)
+        body.update(
+            completionMode="Indexed",
+            completions=spec.shards,
+            parallelism=spec.shards,
+            backoffLimitPerIndex=0,
+        )
+        action = "FailIndex"
+    else:
+        body.update(backoffLimit=0)
     body.update(
-        backoffLimit=0,
         podFailurePolicy={
             "rules": [
                 {
-                    "action": "FailJob",
+                    "action": action,
                     "onExitCodes": {
                         "containerName": CONTAINER,
                         "operator": "In",

@@ -167,17 +167,22 @@ def test_active_deadline_exceeds_the_planned_run(
 def test_labels_and_job_policy(
     file: str, obj: Manifest, spec: Manifest, template: Manifest
 ) -> None:
-    """Job and pod carry the seed's labels; no retries, the failure policy, a TTL, restartPolicy
-    Never, the SA."""
+    """Job and pod carry the seed's labels; no retries (sharded: none per index), the failure
+    policy, a TTL, restartPolicy Never, the SA."""
     load_test = obj["metadata"]["labels"]["load-test"]
     expected = {**LABELS, "load-test": load_test}
     assert obj["metadata"]["labels"] == expected
     assert template["metadata"]["labels"] == expected
     if obj["kind"] == "Job":
         assert obj["metadata"]["name"] == f"load-test-{load_test}"
-    assert spec["backoffLimit"] == 0
     (rule,) = spec["podFailurePolicy"]["rules"]
-    assert rule["action"] == "FailJob"
+    if spec.get("completionMode") == "Indexed":  # a shard's failure fails its index only
+        assert spec["backoffLimitPerIndex"] == 0
+        assert "backoffLimit" not in spec
+        assert rule["action"] == "FailIndex"
+    else:
+        assert spec["backoffLimit"] == 0
+        assert rule["action"] == "FailJob"
     assert rule["onExitCodes"] == {
         "containerName": MAIN_CONTAINER,
         "operator": "In",

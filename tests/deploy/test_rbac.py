@@ -55,13 +55,16 @@ def role(path: str, name: str) -> tuple[Manifest, Manifest]:
 
 
 def required(kills: bool) -> set[Triple]:
-    """What `required_rbac_rules(kills)`, the runner's permission table, asks a Role to grant."""
-    return triples(required_rbac_rules(kills=kills))
+    """What `required_rbac_rules(kills, start_from=True)`, the runner's permission table, asks a
+    Role to grant: every pod of `submit --shards N` reads its common start from a ConfigMap."""
+    return triples(required_rbac_rules(kills=kills, start_from=True))
 
 
 def test_base_role_matches_required_rbac_rules() -> None:
-    """The base Role grants exactly required_rbac_rules(kills=False); SSAR comes from basic-user."""
+    """The base Role grants exactly required_rbac_rules(kills=False, start_from=True), so a
+    sharded `submit` works; SSAR comes from basic-user."""
     needed = required(kills=False)
+    assert ("", "configmaps", "get") in needed
     granted = triples(role("base", "nimbus-scenarios")[0]["rules"])
     namespaced = needed - BASIC_USER
     assert granted == namespaced, (

@@ -17,7 +17,6 @@ arguments name, such as a loopback `tests/support/http.py` `HttpServer`.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,10 @@ from kubernetes import client as k8s
 
 from tests.kube.apiserver import ApiServer, api_client, close
 from tests.kube.jobs import JobController
-from tests.kube.kubelet import FakeKubelet, PodRun
+from tests.kube.kubelet import FakeKubelet, PodRun, kubeconfig_file
 from tests.support.http import LoopThread
 
 T = TypeVar("T")
-CONTEXT = "emulated"
 
 
 @dataclass
@@ -57,7 +55,7 @@ async def emulated_cluster(root: Path, **kubelet: Any) -> AsyncIterator[Emulated
     go to `FakeKubelet` (`start_delay_s`, `pull_backoff_s`, `grace_s`)."""
     async with ApiServer() as server, kmock.Server(server) as http:
         jobs = JobController(server)
-        pods = FakeKubelet(server, root, **kubelet)
+        pods = FakeKubelet(server, root, api_url=str(http.url).rstrip("/"), **kubelet)
         cluster = EmulatedCluster(server, http, api_client(str(http.url)), jobs, pods)
         try:
             yield cluster
@@ -66,26 +64,6 @@ async def emulated_cluster(root: Path, **kubelet: Any) -> AsyncIterator[Emulated
             await pods.aclose()
             server.drop_watches(abrupt=False)
             close(cluster.api)
-
-
-def kubeconfig_file(url: str, directory: Path, namespace: str = "default") -> Path:
-    """A kubeconfig whose current context (`emulated`) points at `url` in `namespace`."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
-        "users": [{"name": "runner", "user": {"token": "emulated-token"}}],
-        "contexts": [
-            {
-                "name": CONTEXT,
-                "context": {"cluster": "emulator", "user": "runner", "namespace": namespace},
-            }
-        ],
-        "current-context": CONTEXT,
-    }
-    path = directory / "kubeconfig.json"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return path
 
 
 class ClusterThread:

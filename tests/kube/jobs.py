@@ -16,11 +16,17 @@ As pods end, the Job's status follows: `active`, `ready`, `succeeded`, `failed`,
   `Ignore` rule does not count the failure; otherwise the failure counts, and once more pods
   have failed than `backoffLimit` (default 6) the reason is `BackoffLimitExceeded`; below it a
   new pod replaces the failed one at once (no exponential delay);
-- `Failed` with reason `DeadlineExceeded` when `activeDeadlineSeconds` pass first.
+- `Failed` with reason `DeadlineExceeded` when `activeDeadlineSeconds` pass first;
+- with `backoffLimitPerIndex` (Indexed): a failed pod fails its index once the index has failed
+  more often than that limit, or at once on a matching `FailIndex` rule; a failed index gets no
+  new pod and is listed in `status.failedIndexes` ("1,3"). `backoffLimit` then defaults to
+  2147483647. Once every index has succeeded or failed, a Job with failed indexes is `Failed`
+  with reason `FailedIndexes`; more failed indexes than `maxFailedIndexes` fail it at once
+  (`MaxFailedIndexesExceeded`).
 
 A failed Job's running pods are deleted. `ttlSecondsAfterFinished` deletes a finished Job
-(and, in the background, its pods). Not emulated: `suspend`, `backoffLimitPerIndex`,
-`successPolicy`, pod replacement of a pod deleted by someone else.
+(and, in the background, its pods). Not emulated: `suspend`, `successPolicy`, the
+`job-index-failure-count` annotation, pod replacement of a pod deleted by someone else.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from tests.kube.store import now
 
 INDEX = "batch.kubernetes.io/job-completion-index"
 TERMINAL = frozenset({"Succeeded", "Failed"})
+MAX_INT32 = 2147483647
 
 
 @dataclass
@@ -50,6 +57,8 @@ class _Job:
     succeeded: int = 0
     failed: int = 0
     indexes: set[int] = field(default_factory=set)
+    failed_indexes: set[int] = field(default_factory=set)
+    index_failures: dict[int, int] = field(default_factory=dict)
     counted: set[str] = field(default_factory=set)
     created: int = 0
     finished: bool = False
@@ -125,8 +134,13 @@ class JobController:
         deadline = spec.get("activeDeadlineSeconds")
         if verdict is None and deadline is not None and _clock() - job.started >= deadline:
             verdict = ("DeadlineExceeded", "Job was active longer than specified deadline")
-        if verdict is None and job.failed > int(spec.get("backoffLimit", 6)):
+        per_index = spec.get("backoffLimitPerIndex") is not None
+        if verdict is None and job.failed > int(
+            spec.get("backoffLimit", MAX_INT32 if per_index else 6)
+        ):
             verdict = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        if verdict is None and per_index:
+            verdict = _index_verdict(job, spec)
         complete = verdict is None and self._complete(job, spec)
         if verdict is None and not complete:
             active += await self._create(job, body, active)
@@ -159,6 +173,14 @@ class JobController:
             job.failed += 1
             if action == "FailJob" and verdict is None:
                 verdict = ("PodFailurePolicy", _policy_message(pod, rule))
+            index = pod["metadata"].get("annotations", {}).get(INDEX)
+            limit = spec.get("backoffLimitPerIndex")
+            if index is not None and limit is not None:
+                failures = job.index_failures[int(index)] = (
+                    job.index_failures.get(int(index), 0) + 1
+                )
+                if action == "FailIndex" or failures > int(limit):
+                    job.failed_indexes.add(int(index))
         return verdict
 
     def _complete(self, job: _Job, spec: dict[str, Any]) -> bool:
@@ -177,7 +199,8 @@ class JobController:
         wanted: list[int | None]
         if spec.get("completionMode") == "Indexed":
             running = {int(p["metadata"].get("annotations", {}).get(INDEX, -1)) for p in active}
-            free = [i for i in range(completions) if i not in job.indexes | running]
+            done = job.indexes | job.failed_indexes | running
+            free = [i for i in range(completions) if i not in done]
             wanted = list(free[: max(room, 0)])
         else:
             left = completions - job.succeeded - len(active)
@@ -208,6 +231,8 @@ class JobController:
         }
         if spec.get("completionMode") == "Indexed":
             status["completedIndexes"] = _intervals(sorted(job.indexes))
+        if spec.get("backoffLimitPerIndex") is not None:
+            status["failedIndexes"] = _intervals(sorted(job.failed_indexes))
         if verdict is not None or complete:
             job.finished = True
             kind, reason, message = (
@@ -236,6 +261,20 @@ class JobController:
         delete = self.server.store.delete("batch", "jobs", job.namespace, job.name, "Background")
         task = asyncio.get_running_loop().create_task(delete)
         task.add_done_callback(lambda _: None)
+
+
+def _index_verdict(job: _Job, spec: dict[str, Any]) -> tuple[str, str] | None:
+    """With `backoffLimitPerIndex`: the Job's failure once its failed indexes decide it."""
+    most = spec.get("maxFailedIndexes")
+    if most is not None and len(job.failed_indexes) > int(most):
+        return (
+            "MaxFailedIndexesExceeded",
+            "Job has exceeded the specified maximal number of failed indexes",
+        )
+    completions = int(spec.get("completions") or 1)
+    if job.failed_indexes and job.indexes | job.failed_indexes >= set(range(completions)):
+        return ("FailedIndexes", "Job has failed indexes")
+    return None
 
 
 def _clock() -> float:

@@ -15,7 +15,10 @@ entrypoint) followed by its `args`:
   followed by `/`, or holds one after `=` (`--results=/out/r.json`) is rewritten to the
   directory;
 - its working directory is a fresh directory of its own; stdout and stderr together become the
-  pod log (`pods/log`), line by line.
+  pod log (`pods/log`), line by line;
+- it reaches the API server as a real pod does with its in-cluster config: when the kubelet
+  knows the server's URL (`api_url`), it writes a kubeconfig for the pod (context `emulated`,
+  namespace the pod's, `kubeconfig_file`) and sets `KUBECONFIG` to it.
 
 On exit the pod becomes Succeeded (0) or Failed, with `state.terminated` (exit code, reason
 Completed, Error or OOMKilled). Deleting the pod ends its process (SIGTERM to its process group,
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -51,6 +55,28 @@ POD_IP = "127.0.0.1"
 MISSING = "missing/"
 UNSCHEDULABLE = "unschedulable/"
 UNSCHEDULABLE_MESSAGE = "0/1 nodes are available: 1 Insufficient cpu."
+CONTEXT = "emulated"
+
+
+def kubeconfig_file(url: str, directory: Path, namespace: str = "default") -> Path:
+    """A kubeconfig whose current context (`emulated`) points at `url` in `namespace`."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+        "users": [{"name": "runner", "user": {"token": "emulated-token"}}],
+        "contexts": [
+            {
+                "name": CONTEXT,
+                "context": {"cluster": "emulator", "user": "runner", "namespace": namespace},
+            }
+        ],
+        "current-context": CONTEXT,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "kubeconfig.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
 
 
 @dataclass
@@ -86,12 +112,14 @@ class FakeKubelet:
         server: ApiServer,
         root: Path,
         *,
+        api_url: str | None = None,
         start_delay_s: float = 0.05,
         pull_backoff_s: float = 0.3,
         grace_s: float = 5.0,
     ) -> None:
         self.server = server
         self.root = root
+        self.api_url = api_url
         self.start_delay_s = start_delay_s
         self.pull_backoff_s = pull_backoff_s
         self.grace_s = grace_s
@@ -208,6 +236,8 @@ class FakeKubelet:
         base = self.root / namespace / name
         mounts = await self._volumes(base, body, container)
         env = _environment(body, container, mounts)
+        if self.api_url is not None:
+            env["KUBECONFIG"] = str(kubeconfig_file(self.api_url, base / "kube", namespace))
         command = list(container.get("command") or ["nimbus-scenarios"])
         args = [_rewrite(arg, mounts) for arg in [*command[1:], *container.get("args", [])]]
         workdir = base / "cwd"

@@ -118,6 +118,29 @@ current-context: first
     assert from_env.origin == f"kubeconfig {path}, context first"
 
 
+def test_kubeconfig_variable_wins_over_in_cluster_config(tmp_path: Path) -> None:
+    """In a pod, `$KUBECONFIG` is honoured as kubectl and the official clients do; an empty one
+    still means the service account."""
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u, namespace: shards}}]\n"
+        "current-context: x\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "token").write_text("sa-token", encoding="utf-8")
+    (tmp_path / "ca.crt").write_text("not read until a connection is made", encoding="utf-8")
+    pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    config = KubeConfig.load(environ={**pod, "KUBECONFIG": str(path)}, service_account_dir=tmp_path)
+    assert config.configuration.host == "http://127.0.0.1:6443"
+    assert config.namespace == "shards"
+    assert config.service_account is None
+    empty = KubeConfig.load(environ={**pod, "KUBECONFIG": ""}, service_account_dir=tmp_path)
+    assert empty.configuration.host == "https://10.96.0.1:443"
+
+
 def test_in_cluster_config_uses_the_service_account(tmp_path: Path) -> None:
     """With KUBERNETES_SERVICE_HOST set, the service account's token, CA and namespace are used."""
     (tmp_path / "token").write_text("sa-token", encoding="utf-8")

@@ -277,6 +277,34 @@ def test_failed_verdict_is_retried_only_without_the_policy(
     play(test, tmp_path)
 
 
+@pytest.mark.parametrize(("fail_index", "pods"), [(False, 4), (True, 2)])
+def test_backoff_limit_per_index_fails_indexes_not_the_job(
+    http_server: HttpServer, tmp_path: Path, fail_index: bool, pods: int
+) -> None:
+    """`backoffLimitPerIndex: 1`: each failing index is retried once, or not at all on a
+    `FailIndex` rule; `backoffLimit` (unset) does not stop it; once every index is done the Job
+    fails with reason FailedIndexes and lists them in `failedIndexes`."""
+
+    async def test(cluster: EmulatedCluster, client: Client) -> None:
+        start = ("--start-at", f"{time.time() + 1:.3f}")
+        body = job("indexes", http_server.url, shards=2, extra=start)
+        del body["spec"]["backoffLimit"]
+        body["spec"]["backoffLimitPerIndex"] = 1
+        if fail_index:
+            codes = {"operator": "In", "values": [1, 2, 3, 4]}
+            rule = {"action": "FailIndex", "onExitCodes": codes}
+            body["spec"]["podFailurePolicy"] = {"rules": [rule]}
+        await client.setup(scenario("/status/500", seconds=0.4), body)  # 2 arrivals a shard
+        found = await client.finished("indexes")
+        assert condition(found) == ("Failed", "FailedIndexes")
+        assert found.status.failed_indexes == "0-1"
+        assert found.status.failed == pods
+        assert cluster.jobs.pods_created(NS, "indexes") == pods
+        assert all(r.returncode for r in cluster.kubelet.runs)  # a retry starts late: 1 or 4
+
+    play(test, tmp_path)
+
+
 def test_missing_image_and_unschedulable_pod_stay_pending_with_their_reason(
     http_server: HttpServer, tmp_path: Path
 ) -> None:

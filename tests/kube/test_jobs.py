@@ -77,6 +77,7 @@ def test_job_has_every_safety_setting() -> None:
     assert pod["terminationGracePeriodSeconds"] >= 30
     assert "completionMode" not in spec
     assert "completions" not in spec
+    assert "backoffLimitPerIndex" not in spec, "only an Indexed Job may have it"
 
 
 def test_pod_and_containers_are_locked_down_with_resources() -> None:
@@ -172,6 +173,21 @@ def test_sharded_spec_is_an_indexed_job() -> None:
     assert spec["completionMode"] == "Indexed"
     assert spec["completions"] == spec["parallelism"] == 3
     assert main_container(job)["args"] == list(SHARDED.run_args)
+
+
+def test_a_sharded_job_fails_only_the_shards_index() -> None:
+    """Each index runs once (`backoffLimitPerIndex: 0`), and a runner exit code 1-4 fails only
+    its index (`FailIndex`), so the other shards still print their results. No `backoffLimit`:
+    it counts failures over every index and would fail the Job at the first one."""
+    spec = job_manifest(SHARDED)["spec"]
+    assert spec["backoffLimitPerIndex"] == 0
+    assert "backoffLimit" not in spec
+    (rule,) = spec["podFailurePolicy"]["rules"]
+    assert rule == {
+        "action": "FailIndex",
+        "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [1, 2, 3, 4]},
+    }
+    assert pod_of(job_manifest(SHARDED))["restartPolicy"] == "Never", "the field requires it"
 
 
 @pytest.mark.parametrize(

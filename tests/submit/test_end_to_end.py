@@ -6,6 +6,7 @@ cleanup, to the target."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,40 @@ def test_a_forbidden_verb_sends_nothing_to_the_target(
     assert done.code == ExitCode.INFRASTRUCTURE
     assert "cannot create jobs.batch in namespace nimbusguard" in done.stderr
     assert target.hits == []  # no load, and no DELETE /process/cleanup
+
+
+def test_a_two_shard_run_merges_both_shards(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """Two pods, each `run --shards 2 --start-at-from configmap/...` reaching the API through
+    the kubeconfig the kubelet gives it: the merged verdict, exit 0, the HTML, both shards in
+    `merged_from`, and the planned total at the target."""
+    html, results = tmp_path / "report.html", tmp_path / "r.json"
+    done = submit(
+        tmp_path, cluster, target, "--shards", "2", "--html", str(html), "--results", str(results)
+    )
+    assert done.code == ExitCode.OK, done.stderr
+    assert "verdict PASSED" in done.stderr
+    assert "[0] pod " in done.stderr
+    assert "[1] pod " in done.stderr
+    assert html.read_text(encoding="utf-8").lstrip().startswith("<!")
+    merged = json.loads(results.read_text(encoding="utf-8"))
+    assert sorted(s["shard"] for s in merged["merged_from"]) == [0, 1]
+    assert len([h for h in target.hits if h.path == "/hit"]) == 20
+
+
+def test_a_failed_expectation_in_two_shards_exits_1_with_both_shards_results(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """Each shard exits 1: `FailIndex` fails only its own index, so neither kills the other
+    before it prints its results; submit merges both and exits with the merged verdict, 1."""
+    results = tmp_path / "r.json"
+    done = submit(
+        tmp_path, cluster, target, "--shards", "2", "--results", str(results), path="/status/500"
+    )
+    assert done.code == ExitCode.FAILED, done.stderr
+    merged = json.loads(results.read_text(encoding="utf-8"))
+    assert sorted(s["shard"] for s in merged["merged_from"]) == [0, 1]
+    (job,) = cluster.objects("batch", "jobs", "nimbusguard")
+    assert job["status"]["failedIndexes"] == "0-1"
+    assert [c["reason"] for c in job["status"]["conditions"]] == ["FailedIndexes"]

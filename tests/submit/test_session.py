@@ -175,8 +175,8 @@ def test_the_job_carries_every_safety_setting_and_the_shards_start(
             2,
             2,
         )
-        assert spec["backoffLimit"] == 0
-        assert spec["podFailurePolicy"]["rules"][0]["action"] == "FailJob"
+        assert spec["backoffLimitPerIndex"] == 0  # no retry of any shard
+        assert spec["podFailurePolicy"]["rules"][0]["action"] == "FailIndex"
         assert spec["activeDeadlineSeconds"] >= 30
         assert spec["ttlSecondsAfterFinished"] > 0
         pod = spec["template"]["spec"]
