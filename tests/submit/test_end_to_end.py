@@ -1,12 +1,15 @@
 """`submit` end to end against the emulated cluster (tests/kube/cluster.py: kmock with a Job
 controller and a kubelet that runs the real runner per pod against a loopback target): the
 verdict and exit code, the HTML written here, a failed expectation (exit 1), an image that
-cannot be pulled (exit 4 naming the reason), and a forbidden verb that sends nothing, not even a
-cleanup, to the target."""
+cannot be pulled (exit 4 naming the reason), a forbidden verb that sends nothing, not even a
+cleanup, to the target, two shards merged, Ctrl-C deleting the Job, and a pod whose pre-flight
+fails sending no cleanup."""
 
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +17,8 @@ import pytest
 
 from nimbus_scenarios.exit_codes import ExitCode
 from tests.kube.cluster import ClusterThread
-from tests.support.cli import Child, Finished, write_scenario
-from tests.support.http import HttpServer
+from tests.support.cli import Child, Finished, assert_no_traceback, write_scenario
+from tests.support.http import HttpServer, SilentServer
 
 SCENARIO = """\
 scenario "e2e" {
@@ -143,3 +146,75 @@ def test_a_failed_expectation_in_two_shards_exits_1_with_both_shards_results(
     (job,) = cluster.objects("batch", "jobs", "nimbusguard")
     assert job["status"]["failedIndexes"] == "0-1"
     assert [c["reason"] for c in job["status"]["conditions"]] == ["FailedIndexes"]
+
+
+LONG = """\
+scenario "e2e-long" {
+  request hit = GET "/hit"
+  phase "steady" 60s {
+    rate 5/s
+    send hit
+  }
+}
+"""
+
+
+def test_ctrl_c_deletes_the_job_and_ends_its_pods(
+    tmp_path: Path, cluster: ClusterThread, target: HttpServer
+) -> None:
+    """SIGINT while the pod sends load: submit deletes the Job (its pods with it, their
+    processes ended) and exits 3; nothing of the run is left in the cluster."""
+    scenario = write_scenario(tmp_path, LONG, "long.scn")
+    config = cluster.kubeconfig(tmp_path, "nimbusguard")
+    argv = ["submit", str(scenario), "--kubeconfig", str(config), "--url", target.url]
+    with Child(*argv) as child:
+        child.wait_for("load at the target", lambda: len(target.paths("/hit")) >= 3, 60)
+        child.signal(signal.SIGINT)
+        done = child.finish(timeout_s=30)
+    assert done.code == ExitCode.ABORTED, done.stderr
+    assert "deleted the Job" in done.stderr
+    assert_no_traceback(done.stderr)
+    assert cluster.objects("batch", "jobs", "nimbusguard") == []
+    assert cluster.objects("", "pods", "nimbusguard") == []
+    runs = cluster.runs()
+    assert runs, "the pod never ran"
+    assert all(run.returncode is not None or run.deleted for run in runs)
+    sent = len(target.paths("/hit"))
+    time.sleep(1.0)  # a pod still running would keep sending at 5/s
+    assert len(target.paths("/hit")) <= sent + 1
+
+
+CLEANING = """\
+scenario "e2e-cleanup" {
+  request hit = GET "/hit"
+  phase "steady" 2s {
+    rate 5/s
+    send hit
+  }
+  cleanup {
+    send DELETE "/process/cleanup"
+  }
+}
+"""
+
+
+def test_a_pod_whose_pre_flight_fails_sends_no_cleanup(
+    tmp_path: Path, cluster: ClusterThread
+) -> None:
+    """The pod's run cannot reach the target (it never answers `GET /`): the run ends at its
+    pre-flight with exit 4, submit exits 4 naming the shard's error, and the consumer gets no
+    `DELETE /process/cleanup`: there was no load to clean up after (counted at the target)."""
+    scenario = write_scenario(tmp_path, CLEANING, "cleaning.scn")
+    config = cluster.kubeconfig(tmp_path, "nimbusguard")
+    mute = SilentServer().start()
+    try:
+        argv = ["submit", str(scenario), "--kubeconfig", str(config), "--url", mute.url]
+        with Child(*argv, "--results", str(tmp_path / "r.json")) as child:
+            done = child.finish(timeout_s=120)
+        assert done.code == ExitCode.INFRASTRUCTURE, done.stderr
+        assert_no_traceback(done.stderr)
+        assert "does not answer" in done.stderr
+        assert mute.paths("GET") == ["/"]  # the pre-flight, and nothing after it
+        assert mute.paths("DELETE") == []
+    finally:
+        mute.stop()
