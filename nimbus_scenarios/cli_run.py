@@ -294,6 +294,8 @@ async def _run(
             TELEMETRY_FLUSH_S if shutdown_left is None else min(TELEMETRY_FLUSH_S, shutdown_left)
         )
         counters = await asyncio.to_thread(telemetry.shutdown, max(flush_s, 0.1))
+        if start_source is not None:
+            start_source.close()
         if fleet is not None:
             await fleet.stop()
     results = dataclasses.replace(outcome.results, telemetry=counters)

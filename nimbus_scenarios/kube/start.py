@@ -49,6 +49,10 @@ class ConfigMapStart:
         """`configmap NAMESPACE/NAME`."""
         return f"configmap {self.namespace}/{self.name}"
 
+    def close(self) -> None:
+        """Close the API client's connection pool (the run is over)."""
+        self.api.close()  # type: ignore[no-untyped-call]  # the client leaves it unannotated
+
     async def read(self) -> str | None:
         """`data["start-at"]`, or None while the ConfigMap or the key is missing.
 

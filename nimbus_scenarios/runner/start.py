@@ -41,6 +41,10 @@ class StartSource(Protocol):
         `NimbusError` for a failure worth retrying (the API unreachable)."""
         ...
 
+    def close(self) -> None:
+        """Let go of what reading needed (a connection pool); called once the run is over."""
+        ...
+
 
 class FileStart:
     """A local file holding the start (`--start-at-from file/PATH`): shards on one machine."""
@@ -62,6 +66,9 @@ class FileStart:
         except OSError as exc:
             raise InfrastructureError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         return text or None
+
+    def close(self) -> None:
+        """Nothing to let go of: the file is opened per read."""
 
 
 async def await_start(ctx: RunContext, source: StartSource, wait_s: float) -> str | None:

@@ -138,6 +138,9 @@ class ScriptedStart:
             raise self.error
         return self.value if now >= self.at else None
 
+    def close(self) -> None:
+        """Nothing held."""
+
 
 ONE_PHASE = """
 scenario "wait" {
