@@ -1,5 +1,5 @@
-"""What the engine records for every request: counters per phase and request template, and HDR
-latency histograms per phase.
+"""What the engine records for every request: counters and HDR latency histograms per phase and
+request template.
 
 Its place: the `engine` stage. The pacer, the users and the dispatcher call the hot-path methods
 of `PhaseStats` for every request (`schedule`, `mark_sent`, `drop`, `record`), each with the
@@ -20,9 +20,11 @@ Times given to the hot-path methods are seconds (floats) on one monotonic clock,
 Both time every response, whatever its status (a fast 503 is a response time, as k6's
 ``http_req_duration`` keeps it), and nothing else: a request with no response (an error kind, or
 ``cancelled``) is counted (failed, ``errors_by_kind``) but not timed, as the time to a reset is
-no response time. So each histogram holds ``sum(status_counts.values())`` values. Counters are
-kept per request template only (`RequestStats`): a phase's counts are the sum of its templates',
-so the hot path counts each event once. The run-wide per-second series is in `engine.series`.
+no response time. So each histogram holds ``sum(status_counts.values())`` values. Counters and
+histograms are kept per request template only (`engine.request_stats.RequestStats`): a phase's
+are the sum of its templates', so the hot path counts and times each event once (a phase thawed
+from a document written before templates had histograms keeps those latencies apart, as
+`PhaseStats.rest`). The run-wide per-second series is in `engine.series`.
 """
 
 from __future__ import annotations

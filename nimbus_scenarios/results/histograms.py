@@ -1,12 +1,13 @@
 """The latency histograms a results document carries, checked before anything decodes them.
 
 A document holds hdrhistogram encodings (compressed base64, V2) of each phase's latencies, of
-each request template's within it, and of each second's (`StatsRecord`); `merge` decodes them to add shards up. hdrhistogram trusts what it
-decodes: bad base64 raises one of several unrelated errors, a short string can inflate to
-megabytes, and a header can ask for a histogram of any size, which `LatencyHistogram.decode`
-then re-buckets value by value. So a document's histograms are read here first, as far as their
-two headers and a bounded inflate, and must have the layout this tool writes (lowest value 1,
-highest one hour, 3 significant digits per phase and 2 per second).
+each request template's within it, and of each second's (`StatsRecord`); `merge` decodes them to
+add shards up. hdrhistogram trusts what it decodes: bad base64 raises one of several unrelated
+errors, a short string can inflate to megabytes, and a header can ask for a histogram of any
+size, which `LatencyHistogram.decode` then re-buckets value by value. So a document's histograms
+are read here first, as far as their two headers and a bounded inflate, and must have the layout
+this tool writes (lowest value 1, highest one hour, 3 significant digits per phase and per
+template, 2 per second).
 """
 
 from __future__ import annotations
