@@ -4,7 +4,8 @@ Shards of one scenario (`run --shard I/N`) each write a results document. `merge
 refuses documents of different scenarios, sources or params, documents that are themselves
 merged, and a set of shards that is not every index 0..N-1 exactly once (unless
 `allow_partial`); checks every encoded histogram before decoding it; adds their counts; merges
-their HDR histograms (so merged percentiles are exact to histogram precision); sums the
+their HDR histograms, per phase and per request template (so merged percentiles are exact to
+histogram precision); sums the
 per-second series; and judges every load expectation again on the merged data, with the plan
 every shard embedded. Replica expectations, the `before`/`after` hypotheses, kills and cleanup
 belong to shard 0, whose verdicts are kept as they are. Each shard's `start_late_s` is kept in

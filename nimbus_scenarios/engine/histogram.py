@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import accumulate
-from operator import add
+from operator import add, sub
 from typing import Final
 
 from hdrh.histogram import HdrHistogram
@@ -172,6 +172,23 @@ class LatencyHistogram:
         for index, count in enumerate(other._counts):
             if count:
                 self.record_count(layout.lowest_value(index), count)
+
+    def without(self, other: LatencyHistogram) -> LatencyHistogram | None:
+        """A new histogram of this one's values minus ``other``'s (same layout), or None when
+        ``other`` holds a value this one does not."""
+        if other._layout is not self._layout:
+            return None
+        rest = LatencyHistogram(self._layout.digits, self._highest)
+        rest._counts[:] = map(sub, self._counts, other._counts)
+        return None if any(count < 0 for count in rest._counts) else rest
+
+    def __eq__(self, other: object) -> bool:
+        """Same layout, same counts."""
+        if not isinstance(other, LatencyHistogram):
+            return NotImplemented
+        return self._layout is other._layout and self._counts == other._counts
+
+    __hash__ = None  # type: ignore[assignment]
 
     # Queries -------------------------------------------------------------------------------
 

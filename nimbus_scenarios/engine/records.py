@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import ClassVar, Final
 
 __all__ = [
     "STATS_FORMAT",
@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 STATS_FORMAT: Final = "nimbus-stats/2"
-"""Version 2 adds per-request-template counts (`PhaseRecord.requests`)."""
+"""Version 2 adds per-request-template counts (`PhaseRecord.requests`), later their latency
+summaries and histograms (`RequestRecord.histograms`, absent in documents written before)."""
 
 
 class DropKind(StrEnum):
@@ -150,6 +151,17 @@ class RequestRecord:
     status_counts: Mapping[int, int] = field(default_factory=dict)
     dropped_by_kind: Mapping[str, int] = field(default_factory=dict)
     """Drops by `DropKind` (empty in documents written before drops had kinds)."""
+    latency_ms: LatencySummary | None = None
+    """From the scheduled time, over the template's responses (as `PhaseRecord.latency_ms`)."""
+    service_time_ms: LatencySummary | None = None
+    """From the actual send, over the template's responses."""
+    histograms: Histograms | None = None
+    """The template's own histograms; the three are None in documents written before templates
+    had them (the phase's histograms then hold those responses)."""
+
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"latency_ms", "service_time_ms", "histograms"}
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""What the engine records for every request: counters per phase and request template, and HDR
-latency histograms per phase.
+"""What the engine records for every request: counters and HDR latency histograms per phase and
+request template.
 
 Its place: the `engine` stage. The pacer, the users and the dispatcher call the hot-path methods
 of `PhaseStats` for every request (`schedule`, `mark_sent`, `drop`, `record`), each with the
@@ -20,15 +20,14 @@ Times given to the hot-path methods are seconds (floats) on one monotonic clock,
 Both time every response, whatever its status (a fast 503 is a response time, as k6's
 ``http_req_duration`` keeps it), and nothing else: a request with no response (an error kind, or
 ``cancelled``) is counted (failed, ``errors_by_kind``) but not timed, as the time to a reset is
-no response time. So each histogram holds ``sum(status_counts.values())`` values. Counters are
-kept per request template only (`RequestStats`): a phase's counts are the sum of its templates',
-so the hot path counts each event once. The run-wide per-second series is in `engine.series`.
+no response time. So each histogram holds ``sum(status_counts.values())`` values. Counters and
+histograms are kept per request template only (`engine.request_stats.RequestStats`): a phase's
+are the sum of its templates', so the hot path counts and times each event once (a phase thawed
+from a document written before templates had histograms keeps those latencies apart, as
+`PhaseStats.rest`). The run-wide per-second series is in `engine.series`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import TypeVar
 
 from nimbus_scenarios.engine.histogram import PHASE_SIGNIFICANT_DIGITS, LatencyHistogram
 from nimbus_scenarios.engine.records import (
@@ -37,11 +36,11 @@ from nimbus_scenarios.engine.records import (
     DropKind,
     Histograms,
     PhaseRecord,
-    RequestRecord,
     Snapshot,
     StatsRecord,
 )
 from nimbus_scenarios.engine.request import ErrorKind
+from nimbus_scenarios.engine.request_stats import RequestStats, add_counts
 from nimbus_scenarios.engine.series import COUNTERS, SecondSeries, merge_series
 from nimbus_scenarios.errors import ResultsError
 
@@ -49,122 +48,26 @@ __all__ = ["PhaseStats", "RequestStats", "RunStats", "Snapshot", "merge"]
 
 _TIMEOUT = ErrorKind.timeout
 _MAX_INFLIGHT = DropKind.MAX_INFLIGHT
-_K = TypeVar("_K")
-
-
-class RequestStats:
-    """The counters of one request template within one phase.
-
-    Accounting: ``scheduled == sent + dropped`` once nothing is pending, ``sent == succeeded +
-    failed`` once nothing is in flight; ``timed_out`` (error kind "timeout") is part of
-    ``failed``. ``errors_by_kind`` counts the error kinds of failures, ``dropped_by_kind`` the
-    `DropKind` of drops; ``status_counts`` counts
-    every response status, whether the engine judged it a success or not; ``truncated`` counts
-    the responses whose body was cut at the transports' cap (`engine.transport.MAX_BODY_BYTES`),
-    so it is at most ``sum(status_counts.values())``.
-    """
-
-    __slots__ = (
-        "dropped",
-        "dropped_by_kind",
-        "errors_by_kind",
-        "failed",
-        "name",
-        "scheduled",
-        "sent",
-        "status_counts",
-        "succeeded",
-        "timed_out",
-        "truncated",
-    )
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.scheduled = 0
-        self.sent = 0
-        self.dropped = 0
-        self.succeeded = 0
-        self.failed = 0
-        self.timed_out = 0
-        self.truncated = 0
-        self.errors_by_kind: dict[str, int] = {}
-        self.status_counts: dict[int, int] = {}
-        self.dropped_by_kind: dict[str, int] = {}
-
-    def counts(self) -> Counts:
-        """The seven counters as a record."""
-        return Counts(
-            self.scheduled,
-            self.sent,
-            self.dropped,
-            self.succeeded,
-            self.failed,
-            self.timed_out,
-            self.truncated,
-        )
-
-    def add(self, record: RequestRecord) -> None:
-        """Add a record's counters to these (merging shards, thawing records)."""
-        counts = record.counts
-        self.scheduled += counts.scheduled
-        self.sent += counts.sent
-        self.dropped += counts.dropped
-        self.succeeded += counts.succeeded
-        self.failed += counts.failed
-        self.timed_out += counts.timed_out
-        self.truncated += counts.truncated
-        _add_counts(self.errors_by_kind, record.errors_by_kind)
-        _add_counts(self.status_counts, record.status_counts)
-        _add_counts(self.dropped_by_kind, record.dropped_by_kind)
-
-    def accounting_problems(self, where: str) -> list[str]:
-        """What breaks the identities, for a template with nothing pending or in flight."""
-        return self.counts().problems(
-            where,
-            sum(self.errors_by_kind.values()),
-            sum(self.status_counts.values()),
-            sum(self.dropped_by_kind.values()),
-        )
-
-    def freeze(self) -> RequestRecord:
-        """The counters as a record (error kinds and statuses sorted, as in the results)."""
-        return RequestRecord(
-            name=self.name,
-            counts=self.counts(),
-            errors_by_kind={str(kind): n for kind, n in sorted(self.errors_by_kind.items())},
-            status_counts=dict(sorted(self.status_counts.items())),
-            dropped_by_kind=dict(sorted(self.dropped_by_kind.items())),
-        )
-
-    @classmethod
-    def thaw(cls, record: RequestRecord) -> RequestStats:
-        """Counters holding what ``record`` holds."""
-        request = cls(record.name)
-        request.add(record)
-        return request
 
 
 class PhaseStats:
-    """The per-template counters and the two latency histograms of one phase of a run.
+    """The per-template counters and latency histograms of one phase of a run.
 
     The phase's counters (``scheduled``, ``sent``, ... ``errors_by_kind``, ``status_counts``)
-    are sums over its templates, computed when read. `request` adds a template the phase has not
-    seen yet, after the others.
+    and its two histograms (``latency``, ``service_time``) are sums over its templates,
+    computed when read. `request` adds a template the phase has not seen yet, after the others.
     """
 
-    __slots__ = ("latency", "name", "requests", "series", "service_time")
+    __slots__ = ("name", "requests", "rest", "series")
 
     def __init__(self, name: str, series: SecondSeries | None = None) -> None:
         self.name = name
         self.series = series if series is not None else SecondSeries(0.0)
         self.requests: dict[str, RequestStats] = {}
         """Per request template, in first-seen order."""
-        self.latency = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
-        """From the scheduled time to the response (coordinated-omission corrected), in us;
-        requests with no response are not in it."""
-        self.service_time = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
-        """From the actual send to the response, in us; requests with no response are not in
-        it."""
+        self.rest: tuple[LatencyHistogram, LatencyHistogram] | None = None
+        """The latency and service-time histograms of the responses of the templates that are
+        not timed (thawed from a document written before templates had histograms)."""
 
     def request(self, template: str) -> RequestStats:
         """The counters of ``template``, created (after the existing ones) if new."""
@@ -227,8 +130,8 @@ class PhaseStats:
             self.series.count_unanswered(done_at, ok)
             return
         latency_us = int((done_at - scheduled_at) * 1_000_000.0)
-        self.latency.record(latency_us)
-        self.service_time.record(int((done_at - sent_at) * 1_000_000.0))
+        request.latency.record(latency_us)
+        request.service_time.record(int((done_at - sent_at) * 1_000_000.0))
         statuses = request.status_counts
         statuses[status] = statuses.get(status, 0) + 1
         if truncated:
@@ -236,6 +139,35 @@ class PhaseStats:
         self.series.count_done(done_at, latency_us, ok)
 
     # Views ---------------------------------------------------------------------------------
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        """From the scheduled time to the response (coordinated-omission corrected), in us,
+        over every template; requests with no response are not in it. A new histogram."""
+        return self._histogram(0)
+
+    @property
+    def service_time(self) -> LatencyHistogram:
+        """From the actual send to the response, in us, over every template. A new histogram."""
+        return self._histogram(1)
+
+    def _histogram(self, which: int) -> LatencyHistogram:
+        total = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
+        if self.rest is not None:
+            total.add(self.rest[which])
+        for request in self.requests.values():
+            if request.timed:
+                total.add(request.service_time if which else request.latency)
+        return total
+
+    def _add_rest(self, latency: LatencyHistogram, service_time: LatencyHistogram) -> None:
+        if self.rest is None:
+            self.rest = (
+                LatencyHistogram(PHASE_SIGNIFICANT_DIGITS),
+                LatencyHistogram(PHASE_SIGNIFICANT_DIGITS),
+            )
+        self.rest[0].add(latency)
+        self.rest[1].add(service_time)
 
     def counts(self) -> Counts:
         """The phase's counters: the sum over its templates."""
@@ -274,7 +206,7 @@ class PhaseStats:
         """Failures by error kind, over every template."""
         total: dict[str, int] = {}
         for request in self.requests.values():
-            _add_counts(total, request.errors_by_kind)
+            add_counts(total, request.errors_by_kind)
         return total
 
     @property
@@ -282,7 +214,7 @@ class PhaseStats:
         """Responses by status, over every template."""
         total: dict[int, int] = {}
         for request in self.requests.values():
-            _add_counts(total, request.status_counts)
+            add_counts(total, request.status_counts)
         return total
 
     @property
@@ -290,7 +222,7 @@ class PhaseStats:
         """Drops by `DropKind`, over every template."""
         total: dict[str, int] = {}
         for request in self.requests.values():
-            _add_counts(total, request.dropped_by_kind)
+            add_counts(total, request.dropped_by_kind)
         return total
 
     def accounting_problems(self, *, in_flight: int = 0, pending: int = 0) -> list[str]:
@@ -322,23 +254,40 @@ class PhaseStats:
         return problems
 
     def merge_from(self, other: PhaseStats) -> None:
-        """Add ``other``'s counters (by template name) and histograms (not its series)."""
-        for name, request in other.requests.items():
-            self.request(name).add(request.freeze())
-        self.latency.add(other.latency)
-        self.service_time.add(other.service_time)
+        """Add ``other``'s counters and histograms (by template name; not its series).
+
+        A template that is not timed on either side is not timed in the sum: the latencies of
+        both go to the phase's `rest`.
+        """
+        for name, theirs in other.requests.items():
+            mine = self.request(name)
+            mine.add(theirs.counts_record())
+            if mine.timed and theirs.timed:
+                mine.latency.add(theirs.latency)
+                mine.service_time.add(theirs.service_time)
+                continue
+            if mine.timed:
+                self._add_rest(mine.latency, mine.service_time)
+                mine.timed = False
+                mine.latency = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
+                mine.service_time = LatencyHistogram(PHASE_SIGNIFICANT_DIGITS)
+            if theirs.timed:
+                self._add_rest(theirs.latency, theirs.service_time)
+        if other.rest is not None:
+            self._add_rest(*other.rest)
 
     def freeze(self) -> PhaseRecord:
         """Everything recorded for the phase, as a record."""
+        latency, service_time = self.latency, self.service_time
         return PhaseRecord(
             name=self.name,
             counts=self.counts(),
             errors_by_kind={str(kind): n for kind, n in sorted(self.errors_by_kind.items())},
             status_counts=dict(sorted(self.status_counts.items())),
-            latency_ms=self.latency.summary(),
-            service_time_ms=self.service_time.summary(),
+            latency_ms=latency.summary(),
+            service_time_ms=service_time.summary(),
             histograms=Histograms(
-                latency_us=self.latency.encode(), service_time_us=self.service_time.encode()
+                latency_us=latency.encode(), service_time_us=service_time.encode()
             ),
             requests=tuple(request.freeze() for request in self.requests.values()),
             dropped_by_kind=dict(sorted(self.dropped_by_kind.items())),
@@ -349,7 +298,8 @@ class PhaseStats:
         """A phase holding what ``record`` holds.
 
         Raises ResultsError when the record's counts are not the sum of its templates' (the
-        only counters a phase keeps).
+        only counters a phase keeps), or its histograms do not hold exactly its timed
+        templates' values plus, when some template is not timed, others.
         """
         phase = cls(record.name, series)
         for item in record.requests:
@@ -365,17 +315,26 @@ class PhaseStats:
             raise ResultsError(
                 f"phase {record.name!r}: its counts are not the sum of its requests' counts"
             )
-        histograms = record.histograms
-        phase.latency = LatencyHistogram.decode(histograms.latency_us, PHASE_SIGNIFICANT_DIGITS)
-        phase.service_time = LatencyHistogram.decode(
-            histograms.service_time_us, PHASE_SIGNIFICANT_DIGITS
-        )
+        encoded = record.histograms
+        rests = []
+        for whole, held_part in (
+            (encoded.latency_us, phase.latency),
+            (encoded.service_time_us, phase.service_time),
+        ):
+            rest = LatencyHistogram.decode(whole, PHASE_SIGNIFICANT_DIGITS).without(held_part)
+            if rest is None:
+                raise ResultsError(
+                    f"phase {record.name!r}: its histograms lack values of its requests'"
+                )
+            rests.append(rest)
+        untimed = any(not request.timed for request in phase.requests.values())
+        if rests[0].total_count or rests[1].total_count:
+            if not untimed:
+                raise ResultsError(
+                    f"phase {record.name!r}: its histograms are not the sum of its requests'"
+                )
+            phase.rest = (rests[0], rests[1])
         return phase
-
-
-def _add_counts(target: dict[_K, int], source: Mapping[_K, int]) -> None:
-    for key, count in source.items():
-        target[key] = target.get(key, 0) + count
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The console: the end-of-run summary (from the results document) and `--monitor` progress.
 
-`format_summary(results)` is the text `run` and `report` print at the end. `--monitor` is one
+`format_summary(results)` is the text `run` and `report` print at the end: the verdict, a row
+per phase, a row per request template over the whole run (when there are several, or failures),
+the expectations. `--monitor` is one
 more run listener (`events.RunHandler`): a status line per progress event when stderr is not a
 terminal (what `kubectl logs -f` shows), a live rich panel when it is (`make_monitor` picks).
 
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Final
 
+from nimbus_scenarios.engine.dispatch import ok_statuses
 from nimbus_scenarios.events import Progress, RunHandler, WindowState
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import PhasePlan
 from nimbus_scenarios.report._format import finite, start_lines, verdict_mark
-from nimbus_scenarios.results.model import PhaseResult, RunResults
+from nimbus_scenarios.results.model import PhaseResult, RequestResult, RunResults
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -66,6 +69,58 @@ def _phase_row(phase: PhaseResult) -> tuple[str, ...]:
     )
 
 
+def _failures(request: RequestResult, ok: tuple[bool, ...]) -> str:
+    """``4 (500 x3, timeout x1)``: the failures, by failing status and by error kind."""
+    parts = [
+        f"{status} x{count}"
+        for status, count in request.status_counts.items()
+        if count and not (0 <= status < len(ok) and ok[status])
+    ]
+    parts.extend(f"{kind} x{count}" for kind, count in request.errors_by_kind.items() if count)
+    return (
+        f"{request.failed} ({', '.join(parts)})"
+        if request.failed and parts
+        else str(request.failed)
+    )
+
+
+_REQUEST_HEADER: Final = (
+    "request",
+    "sent",
+    "failed",
+    "p50 from schedule",
+    "p95 from schedule",
+    "p99 from schedule",
+    "max from schedule",
+)
+
+
+def _request_rows(results: RunResults) -> list[tuple[str, ...]]:
+    """The whole run's rows per request template; none when one template did it all and none
+    failed (its row would repeat the phase table)."""
+    requests = results.totals.requests
+    if len(requests) < 2 and not any(r.failed for r in requests):
+        return []
+    templates = results.plan.templates
+    rows: list[tuple[str, ...]] = [_REQUEST_HEADER]
+    for request in requests:
+        template = templates.get(request.name)
+        ok = ok_statuses(template.ok_status if template is not None else ("2xx", "3xx"))
+        latency = request.latency_ms
+        rows.append(
+            (
+                request.name,
+                str(request.sent),
+                _failures(request, ok),
+                _ms(None if latency is None else latency.p50),
+                _ms(None if latency is None else latency.p95),
+                _ms(None if latency is None else latency.p99),
+                _ms(None if latency is None else latency.max),
+            )
+        )
+    return rows
+
+
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     """Rows as aligned columns: the first left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -92,6 +147,10 @@ def format_summary(results: RunResults, results_path: str | None = None) -> str:
     header = ("phase", "target/s", "achieved/s", "sent", "dropped", "failed", "p50", "p95", "p99")
     lines.append("")
     lines.extend(_table([header, *(_phase_row(p) for p in results.phases)]))
+    request_rows = _request_rows(results)
+    if request_rows:
+        lines.append("")
+        lines.extend(_table(request_rows))
     lines.extend(start_lines(results))
     if results.expectations:
         lines.append("")

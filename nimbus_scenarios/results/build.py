@@ -64,6 +64,7 @@ def rounded_judgement(judgement: Judgement) -> Judgement:
 
 def _request(record: RequestRecord) -> RequestResult:
     c = record.counts
+    responded = any(record.status_counts.values())  # latency covers responses only
     return RequestResult(
         name=record.name,
         scheduled=c.scheduled,
@@ -76,6 +77,8 @@ def _request(record: RequestRecord) -> RequestResult:
         truncated=c.truncated,
         errors_by_kind=dict(sorted(record.errors_by_kind.items())),
         status_counts=dict(sorted(record.status_counts.items())),
+        latency_ms=record.latency_ms if responded else None,
+        service_ms=record.service_time_ms if responded else None,
     )
 
 

@@ -1,12 +1,13 @@
 """The latency histograms a results document carries, checked before anything decodes them.
 
-A document holds hdrhistogram encodings (compressed base64, V2) of each phase's latencies and of
-each second's (`StatsRecord`); `merge` decodes them to add shards up. hdrhistogram trusts what it
-decodes: bad base64 raises one of several unrelated errors, a short string can inflate to
-megabytes, and a header can ask for a histogram of any size, which `LatencyHistogram.decode`
-then re-buckets value by value. So a document's histograms are read here first, as far as their
-two headers and a bounded inflate, and must have the layout this tool writes (lowest value 1,
-highest one hour, 3 significant digits per phase and 2 per second).
+A document holds hdrhistogram encodings (compressed base64, V2) of each phase's latencies, of
+each request template's within it, and of each second's (`StatsRecord`); `merge` decodes them to
+add shards up. hdrhistogram trusts what it decodes: bad base64 raises one of several unrelated
+errors, a short string can inflate to megabytes, and a header can ask for a histogram of any
+size, which `LatencyHistogram.decode` then re-buckets value by value. So a document's histograms
+are read here first, as far as their two headers and a bounded inflate, and must have the layout
+this tool writes (lowest value 1, highest one hour, 3 significant digits per phase and per
+template, 2 per second).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from nimbus_scenarios.engine.histogram import (
     PHASE_SIGNIFICANT_DIGITS,
     SECOND_SIGNIFICANT_DIGITS,
 )
-from nimbus_scenarios.engine.records import PhaseRecord, StatsRecord
+from nimbus_scenarios.engine.records import Histograms, PhaseRecord, StatsRecord
 
 __all__ = ["MAX_ENCODED_CHARS", "histogram_problem", "histogram_problems"]
 
@@ -93,14 +94,22 @@ def histogram_problem(encoded: str, digits: int) -> str | None:
 
 def histogram_problems(stats: StatsRecord, path: str = "$.stats") -> Iterator[tuple[str, str]]:
     """(JSON path, problem) of each histogram in `stats` that cannot be decoded: the phases'
-    (per phase and in total) and the seconds'."""
+    (per phase and in total), their request templates' and the seconds'."""
     phases: list[tuple[str, PhaseRecord]] = [
         (f"{path}.phases[{i}]", phase) for i, phase in enumerate(stats.phases)
     ]
     phases.append((f"{path}.total", stats.total))
+    scopes: list[tuple[str, Histograms]] = []
     for where, phase in phases:
+        scopes.append((where, phase.histograms))
+        scopes.extend(
+            (f"{where}.requests[{i}]", request.histograms)
+            for i, request in enumerate(phase.requests)
+            if request.histograms is not None
+        )
+    for where, histograms in scopes:
         for name in ("latency_us", "service_time_us"):
-            encoded: str = getattr(phase.histograms, name)
+            encoded: str = getattr(histograms, name)
             problem = histogram_problem(encoded, PHASE_SIGNIFICANT_DIGITS)
             if problem is not None:
                 yield f"{where}.histograms.{name}", problem

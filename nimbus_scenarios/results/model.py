@@ -118,7 +118,7 @@ class ShardInfo:
 
 @dataclass(frozen=True, slots=True)
 class RequestResult:
-    """One request template's counts in a phase or in the whole run."""
+    """One request template's counts and latencies in a phase or in the whole run."""
 
     name: str
     scheduled: int = 0
@@ -134,6 +134,11 @@ class RequestResult:
     """Responses whose body was cut at the transports' 1 MiB cap (still responses)."""
     errors_by_kind: Mapping[str, int] = field(default_factory=dict)
     status_counts: Mapping[int, int] = field(default_factory=dict)
+    latency_ms: LatencySummary | None = None
+    """From the scheduled time, over the template's responses (as `LoadResult.latency_ms`);
+    None when none got a response, and in documents written before templates were timed."""
+    service_ms: LatencySummary | None = None
+    """From the actual send, over the template's responses."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from nimbus_scenarios.engine.records import Counts, RequestRecord
+import pytest
+
+from nimbus_scenarios.engine.records import Counts, RequestRecord, StatsRecord
+from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.results.build import rounded_judgement
 from nimbus_scenarios.results.io import from_json, to_json
 from nimbus_scenarios.results.model import (
@@ -152,3 +155,59 @@ scenario "factory" {
   }
 }
 """
+
+
+def _timed_stats() -> StatsRecord:
+    """`warm` ran 18 slow `work` requests and 2 fast `health` ones, one of them reset."""
+    run = RunStats(100.0)
+    phase = run.phase("warm")
+    for i in range(20):
+        template = "work" if i < 18 else "health"
+        request = phase.request(template)
+        at = 100.0 + i * 0.1
+        phase.schedule(at, request)
+        phase.mark_sent(at + 0.05, request)
+        if i == 19:
+            phase.record(at, at + 0.05, at + 0.1, None, False, request, error_kind="reset")
+        else:
+            phase.record(
+                at, at + 0.05, at + (0.8 if template == "work" else 0.01), 200, True, request
+            )
+    return run.freeze()
+
+
+def test_each_request_template_has_its_latency_summaries() -> None:
+    """Per template, per phase and in total: latency from the schedule and from the send, over
+    its responses; written and read back (the histograms travel in `stats`)."""
+    results = results_of(stats=_timed_stats(), phases_run={"warm": (0.0, 10.0)})
+    for load in (results.phases[0].load, results.totals):
+        work, health = load.requests
+        assert (work.name, health.name) == ("work", "health")
+        assert work.latency_ms is not None
+        assert work.service_ms is not None
+        assert work.latency_ms.p95 == pytest.approx(800, rel=1e-3)
+        assert work.service_ms.p95 == pytest.approx(750, rel=1e-3)
+        assert health.latency_ms is not None
+        assert health.latency_ms.max == pytest.approx(10, rel=1e-3)
+    text = to_json(results)
+    assert from_json(text) == results
+    assert json.loads(text)["stats"]["phases"][0]["requests"][0]["histograms"]["latency_us"]
+
+
+def test_a_template_without_responses_or_without_histograms_has_no_latency() -> None:
+    """No response: None, not zero; an older document (no template histograms) reads back."""
+    reset_only = phase_record(
+        "warm",
+        Counts(2, 2, 0, 0, 2, 0),
+        requests=[RequestRecord("work", Counts(2, 2, 0, 0, 2, 0), {"reset": 2}, {})],
+        statuses={},
+        errors={"reset": 2},
+    )
+    results = results_of(stats=stats_of([reset_only]), phases_run={"warm": (0.0, 10.0)})
+    assert results.phases[0].load.requests[0].latency_ms is None
+    older = results_of(phases_run={"warm": (0.0, 10.0)})  # templates carry counts only
+    assert older.stats.phases[0].requests[0].histograms is None
+    assert older.phases[0].load.requests[0].latency_ms is None
+    text = to_json(older)
+    assert "histograms" not in json.loads(text)["stats"]["phases"][0]["requests"][0]
+    assert from_json(text) == older

@@ -11,6 +11,7 @@ import zlib
 import pytest
 
 from nimbus_scenarios.engine.histogram import HIGHEST_TRACKABLE_US, LatencyHistogram
+from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.results.histograms import (
     MAX_ENCODED_CHARS,
     histogram_problem,
@@ -93,4 +94,27 @@ def test_problems_are_named_by_their_json_path() -> None:
     assert paths == [
         "$.stats.phases[1].histograms.service_time_us",
         "$.stats.seconds[3].histogram",
+    ]
+
+
+def test_a_request_templates_histograms_are_checked_too() -> None:
+    """A template's histogram is checked like its phase's and named by its path."""
+    run = RunStats(0.0)
+    phase = run.phase("warm")
+    for template in ("work", "health"):
+        request = phase.request(template)
+        phase.schedule(1.0, request)
+        phase.mark_sent(1.0, request)
+        phase.record(1.0, 1.0, 1.2, 200, True, request)
+    stats = run.freeze()
+    assert next(histogram_problems(stats), None) is None
+    health = stats.phases[0].requests[1]
+    assert health.histograms is not None
+    bad = dataclasses.replace(
+        health, histograms=dataclasses.replace(health.histograms, latency_us="x")
+    )
+    record = dataclasses.replace(stats.phases[0], requests=(stats.phases[0].requests[0], bad))
+    broken = dataclasses.replace(stats, phases=(record,))
+    assert [path for path, _ in histogram_problems(broken)] == [
+        "$.stats.phases[0].requests[1].histograms.latency_us"
     ]

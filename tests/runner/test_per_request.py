@@ -1,0 +1,115 @@
+"""Per request template, on a manual clock: a slow `work` and a fast `health` are timed apart
+(from the schedule and from the send), the console's per-request table says which failed and
+how, and the shards of a run merge to the per-template histograms of one unsharded run."""
+
+from __future__ import annotations
+
+from nimbus_scenarios.clock import ManualClock
+from nimbus_scenarios.engine.histogram import LatencyHistogram
+from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, status_outcome
+from nimbus_scenarios.merge import merge_results
+from nimbus_scenarios.report.console import format_summary
+from nimbus_scenarios.results.io import from_json, to_json
+from nimbus_scenarios.results.model import RunResults, ShardInfo
+from tests.support.checks import assert_run_reconciles
+from tests.support.fakes import Answer
+from tests.support.play import play
+
+WALL0 = ManualClock().wall()
+"""The manual clock's wall time at clock time 0, where `play` starts every run."""
+
+MIXED = """
+scenario "mixed" {
+  request work = GET "/work"
+  request health = GET "/health"
+  phase "warm" 10s { rate 20/s
+    send 90% work, 10% health }
+  phase "hot" 5s { rate 40/s
+    send 90% work, 10% health }
+}
+"""
+
+
+def slow_work_fast_health(clock: ManualClock) -> Answer:
+    """`work` takes 300 ms plus up to 400 ms more, by the time it is sent (so any split of the
+    same schedule gets the same latencies); it answers 500 in second 3 and times out once at
+    12 s. `health` answers in 5 ms."""
+
+    def answer(request: PreparedRequest) -> tuple[float, Outcome]:
+        now = clock.now()
+        if request.url.endswith("/health"):
+            return 0.005, status_outcome(200)
+        delay = 0.3 + (now % 1.0) * 0.4
+        if 12.0 <= now < 12.02:
+            return delay, Outcome(None, ErrorKind.timeout)
+        return delay, status_outcome(500 if 3.0 <= now < 3.2 else 200)
+
+    return answer
+
+
+def _run(**options: object) -> RunResults:
+    clock = ManualClock()
+    outcome, _, _, _ = play(MIXED, answer=slow_work_fast_health(clock), clock=clock, **options)
+    return outcome.results
+
+
+def _histograms(results: RunResults) -> dict[tuple[str, str], tuple[str, str]]:
+    """(phase or "total", template) -> its two histograms, decoded and re-encoded."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for phase in (*results.stats.phases, results.stats.total):
+        for request in phase.requests:
+            assert request.histograms is not None
+            found[phase.name, request.name] = (
+                LatencyHistogram.decode(request.histograms.latency_us).encode(),
+                LatencyHistogram.decode(request.histograms.service_time_us).encode(),
+            )
+    return found
+
+
+def test_slow_work_and_fast_health_are_timed_and_shown_apart() -> None:
+    """The summary's per-request table: work's latency is hundreds of ms, health's 5 ms; work's
+    failures are told by status and error kind; the titles say latency is from the schedule."""
+    results = _run()
+    work, health = results.totals.requests
+    assert work.latency_ms is not None
+    assert health.latency_ms is not None
+    assert work.latency_ms.p50 > 300
+    assert health.latency_ms.max < 6  # 5 ms, to histogram precision
+    assert work.service_ms is not None
+    assert work.service_ms.p99 <= work.latency_ms.p99
+    assert from_json(to_json(results)) == results
+    summary = format_summary(results)
+    lines = summary.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("request "))
+    assert "p95 from schedule" in lines[header]
+    work_row = lines[header + 1].split()
+    health_row = lines[header + 2].split()
+    assert work_row[:2] == ["work", str(work.sent)]
+    failures = f"{work.failed} (500 x{work.status_counts[500]}, timeout x1)"
+    assert failures in lines[header + 1]
+    assert work.status_counts[500] > 0
+    assert health_row[:3] == ["health", str(health.sent), "0"]
+    assert health_row[3:] == ["5ms"] * 4
+    assert int(work_row[-1].removesuffix("ms")) > 600
+
+
+def test_one_template_without_failures_gets_no_request_table() -> None:
+    """A single template that never failed would only repeat the phase table."""
+    clock = ManualClock()
+    text = MIXED.replace("send 90% work, 10% health", "send health")
+    outcome, _, _, _ = play(text, answer=slow_work_fast_health(clock), clock=clock)
+    assert "from schedule" not in format_summary(outcome.results)
+
+
+def test_shards_merge_to_the_template_histograms_of_one_unsharded_run() -> None:
+    """Two shards from one common start merge, per phase and in total, to exactly the
+    per-template histograms (from schedule and from send) of the same run unsharded."""
+    start = WALL0 + 2.0
+    whole = _run(start_at=start)
+    shards = [_run(shard=ShardInfo(i, 2), start_at=start) for i in range(2)]
+    assert all(shard.totals.requests[0].sent < whole.totals.requests[0].sent for shard in shards)
+    merged = merge_results(shards)
+    assert_run_reconciles(merged)
+    assert _histograms(merged) == _histograms(whole)
+    assert merged.totals.requests == whole.totals.requests
+    assert [p.load.requests for p in merged.phases] == [p.load.requests for p in whole.phases]
