@@ -5,7 +5,6 @@ and a log, and a stopped run's shutdown fits in `--grace` with its results writt
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -16,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import REPO, Child, assert_no_traceback, assert_outcome, child_env, cli
+from tests.support.cli import (
+    REPO,
+    Child,
+    assert_no_traceback,
+    assert_outcome,
+    child_env,
+    cli,
+    run_cli_without_stdout,
+)
 from tests.support.cli import write_scenario as scenario_file
 from tests.support.http import HttpServer, ResetServer, SilentServer
 from tests.support.wait import wait_until
@@ -89,18 +96,10 @@ def test_a_run_with_stdout_closed_still_runs_and_judges(
     (exit 1), writes its results and prints its summary on stderr without a traceback."""
     scenario = scenario_file(tmp_path, FAILING)
     results = tmp_path / "results.json"
-    process = subprocess.run(
-        cli("run", str(scenario), "--url", reset_server.url, "--results", str(results)),
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=60,
-        preexec_fn=lambda: os.close(1),
-        check=False,
+    process = run_cli_without_stdout(
+        "run", str(scenario), "--url", reset_server.url, "--results", str(results)
     )
-    assert process.returncode == 1, process.stderr
+    assert process.code == 1, process.stderr
     assert_no_traceback(process.stderr)
     assert "verdict FAILED (exit 1)" in process.stderr
     assert json.loads(results.read_text(encoding="utf-8"))["verdict"] == "failed"

@@ -7,8 +7,6 @@ nowhere and keeps its exit code."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,12 +15,10 @@ import pytest
 from nimbus_scenarios.results.io import load_results
 from nimbus_scenarios.results.logwire import PREFIX, encode_lines, load_documents
 from tests.support.cli import (
-    REPO,
     assert_no_traceback,
     assert_outcome,
-    child_env,
-    cli,
     run_cli,
+    run_cli_without_stdout,
     write_scenario,
 )
 from tests.support.http import HttpServer
@@ -119,18 +115,8 @@ def test_print_results_with_stdout_closed_says_so(server: HttpServer, tmp_path: 
     scenario = write_scenario(tmp_path, SCENARIO)
     results = tmp_path / "results.json"
     argv = ["run", str(scenario), "--url", server.url, "--results", str(results)]
-    process = subprocess.run(
-        cli(*argv, "--print-results"),
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=60,
-        preexec_fn=lambda: os.close(1),
-        check=False,
-    )
-    assert process.returncode == 0, process.stderr
+    process = run_cli_without_stdout(*argv, "--print-results")
+    assert process.code == 0, process.stderr
     assert_no_traceback(process.stderr)
     assert f"stdout is closed, the results were not printed; they are in {results}" in (
         process.stderr

@@ -85,6 +85,23 @@ def run_cli(
         return child.finish(timeout_s)
 
 
+def run_cli_without_stdout(*args: str, timeout_s: float = 60.0) -> Finished:
+    """Run the CLI with its stdout closed (`>&-`): file descriptor 1 is not open at all."""
+    started = time.monotonic()
+    process = subprocess.run(
+        cli(*args),
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout_s,
+        preexec_fn=lambda: os.close(1),
+        check=False,
+    )
+    return Finished(process.returncode, "", process.stderr, time.monotonic() - started)
+
+
 def _collect(stream: IO[str], into: list[str]) -> None:
     """Read `stream` line by line into `into` until its end, then close it."""
     with stream:

@@ -63,16 +63,9 @@ def _header(check: Checker, header: n.Header) -> None:
 
 def check_requests(check: Checker, scenario: n.Scenario) -> None:
     """Every request template: its name, duplicates, then its own kind's checks."""
-    seen: dict[str, n.Request] = {}
+    seen: dict[str, n.Span] = {}
     for request in scenario.requests:
-        check.check_name(request.name, "request")
-        if request.name.text in seen:
-            first = seen[request.name.text].span.line
-            check.error(
-                f"duplicate request `{request.name.text}`; the first is at line {first}",
-                request.name.span,
-            )
-        seen.setdefault(request.name.text, request)
+        check.new_name(request.name, request.span, "request", seen)
         if isinstance(request, n.HttpRequest):
             _http_request(check, request)
         else:

@@ -70,16 +70,9 @@ def _watch(check: Checker, watch: n.Watch) -> None:
 
 def check_params(check: Checker, scenario: n.Scenario) -> None:
     """Param definitions: names, duplicates, and values that are literals."""
-    seen: dict[str, n.Param] = {}
+    seen: dict[str, n.Span] = {}
     for param in scenario.params:
-        check.check_name(param.name, "param")
-        if param.name.text in seen:
-            first = seen[param.name.text].span.line
-            check.error(
-                f"duplicate param `{param.name.text}`; the first is at line {first}",
-                param.name.span,
-            )
-        seen.setdefault(param.name.text, param)
+        check.new_name(param.name, param.span, "param", seen)
         if isinstance(param.value, n.ParamRef):
             check.error("a param's value must be a literal, not another param", param.value.span)
         elif isinstance(param.value, n.BadLiteral):

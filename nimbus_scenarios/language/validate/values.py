@@ -160,6 +160,16 @@ class Checker:
         if name.text in RESERVED:
             self.error(f"`{name.text}` is a reserved word and cannot name a {what}", name.span)
 
+    def new_name(self, name: n.Name, at: n.Span, what: str, seen: dict[str, n.Span]) -> None:
+        """A name that must be unique among the `what`s: not reserved, and not seen before
+        (`seen` maps each name to the span of what it first named, `at` for this one)."""
+        self.check_name(name, what)
+        first = seen.setdefault(name.text, at)
+        if first is not at:
+            self.error(
+                f"duplicate {what} `{name.text}`; the first is at line {first.line}", name.span
+            )
+
     def known_request(self, name: n.Name) -> n.Request | None:
         request = self.requests.get(name.text)
         if request is None:
