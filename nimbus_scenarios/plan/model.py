@@ -112,6 +112,8 @@ class ExpectationPlan:
     start_s: float | None = None  # None for before/after: relative to the stage start
     end_s: float | None = None
     request: str | None = None
+    """The request template it is about: `NAME succeeds`'s NAME, or a load expectation's
+    `of NAME` (its statistic then covers only that template's requests in scope)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ class GuardPlan:
     comparator: Comparator
     value: float
     over_s: float | None
+    request: str | None = None
+    """`of NAME`: the guard then watches only that template's requests."""
 
 
 @dataclass(frozen=True, slots=True)
