@@ -28,8 +28,9 @@ from functools import reduce
 from nimbus_scenarios.engine.records import PhaseRecord
 from nimbus_scenarios.engine.stats import RunStats, merge
 from nimbus_scenarios.errors import ResultsError
-from nimbus_scenarios.judge.expectations import judge_load
+from nimbus_scenarios.judge.expectations import judge_load, planned_of, scope_of
 from nimbus_scenarios.judge.verdict import run_verdict
+from nimbus_scenarios.plan.model import ExpectationPlan
 from nimbus_scenarios.results.build import load_result, rounded_judgement
 from nimbus_scenarios.results.histograms import histogram_problems
 from nimbus_scenarios.results.model import (
@@ -236,19 +237,46 @@ def _rejudge(
         return Judgement(e, Verdict.NOT_JUDGED, detail="not judged: shard 0 is missing")
     if e.scope == "scenario":
         scheduled = sum(
-            planned[p.name] if p.planned is not None else _scheduled(stats, p.name)
+            _planned_for(e, p, primary, stats, planned) or _scheduled(e, stats, p.name)
             for p in primary.phases
         )
         return rounded_judgement(judge_load(e, stats.total(), scheduled=scheduled or None))
     phase_stats = stats.phases.get(e.scope)
     if phase_stats is None:
         return Judgement(e, Verdict.NOT_JUDGED, detail="not run")
-    return rounded_judgement(judge_load(e, phase_stats, scheduled=planned.get(e.scope) or None))
+    phase = next((p for p in primary.phases if p.name == e.scope), None)
+    wanted = None if phase is None else _planned_for(e, phase, primary, stats, planned)
+    return rounded_judgement(judge_load(e, phase_stats, scheduled=wanted or None))
 
 
-def _scheduled(stats: RunStats, phase: str) -> int:
+def _planned_for(
+    e: ExpectationPlan,
+    phase: PhaseResult,
+    primary: RunResults,
+    stats: RunStats,
+    planned: dict[str, int],
+) -> int | None:
+    """What the plan scheduled in `phase` for `e` over the shards merged: the phase's, or (for
+    `of NAME`) its template's."""
+    if phase.planned is None:
+        return None
+    whole = planned[phase.name]
+    phase_stats = stats.phases.get(phase.name)
+    if e.request is None or phase_stats is None:
+        return whole
+    plan = next((p for p in primary.plan.phases if p.name == phase.name), None)
+    return planned_of(
+        e.request,
+        phase_stats,
+        planned=whole,
+        plan_counts=None if plan is None else plan.scheduled,
+        plan_total=None if plan is None else plan.scheduled_total,
+    )
+
+
+def _scheduled(e: ExpectationPlan, stats: RunStats, phase: str) -> int:
     found = stats.phases.get(phase)
-    return found.scheduled if found is not None else 0
+    return scope_of(e, found).scheduled if found is not None else 0
 
 
 def _merged_phase(

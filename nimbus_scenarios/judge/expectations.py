@@ -5,11 +5,16 @@ of the whole run. Nothing is passed for lack of data: no request in scope gives 
 Latency covers the requests that got a response, whatever its status (the engine times only
 those: `engine.stats`), so a latency statistic over no response (every request reset, refused,
 timed out or cancelled) is `not_judged` ("no response in scope"), never passed.
+An expectation with `of NAME` (`ExpectationPlan.request`) is judged over that template's
+requests in scope only (`scope_of`), and its `achieved` against what the plan scheduled of that
+template (`planned_of`).
 Replica windows are `judge.windows`'; the `before`/`after` checks are judged as the runner
 probes them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import PhaseStats
@@ -17,21 +22,66 @@ from nimbus_scenarios.language.vocabulary import ExpectationKind, Subject
 from nimbus_scenarios.plan.model import ExpectationPlan
 from nimbus_scenarios.results.model import Judgement, Verdict
 
-__all__ = ["NO_RESPONSE", "judge_load"]
+__all__ = ["NO_RESPONSE", "judge_load", "planned_of", "scope_of"]
 
 NO_RESPONSE = "no response in scope"
 """The detail of a latency expectation that is not judged because nothing in scope got a
 response."""
 
 
+def scope_of(e: ExpectationPlan, stats: PhaseStats) -> PhaseStats:
+    """The statistics `e` is judged on: `stats` itself, or for `of NAME` a view holding only
+    that template's (empty when the scope never scheduled it)."""
+    if e.request is None:
+        return stats
+    view = PhaseStats(stats.name, stats.series)
+    found = stats.requests.get(e.request)
+    if found is not None:
+        view.requests[e.request] = found
+    return view
+
+
+def planned_of(
+    name: str,
+    stats: PhaseStats,
+    *,
+    planned: int | None,
+    plan_counts: Mapping[str, int] | None,
+    plan_total: int | None,
+) -> int | None:
+    """What the plan scheduled of template `name` in a scope (one phase), given `planned`,
+    what it scheduled of every template there for this run, shard or merge (None for a closed
+    model), and the plan's own per-template counts of the whole phase.
+
+    When every planned arrival was scheduled, the template's own count is exact (a shard's
+    arrivals are every n-th of the phase, so its share of a template is known only once they
+    are counted). When fewer were (the run was stopped), it is the plan's count for a whole
+    run, and for a shard's share the plan's count in proportion, rounded.
+    """
+    if planned is None:
+        return None
+    request = stats.requests.get(name)
+    counted = request.scheduled if request is not None else 0
+    if planned == stats.scheduled or plan_counts is None or not plan_total:
+        return counted
+    whole = plan_counts.get(name, 0)
+    if planned == plan_total:
+        return whole
+    return max(counted, round(whole * planned / plan_total))
+
+
 def judge_load(e: ExpectationPlan, stats: PhaseStats, *, scheduled: int | None = None) -> Judgement:
-    """Judge a latency, `errors` or `achieved` expectation over the requests in `stats`.
+    """Judge a latency, `errors` or `achieved` expectation over the requests in `stats` (only
+    those of template `e.request` when it names one: then `scheduled` is that template's).
 
     Latency is judged over the responses in scope (`stats.latency` holds one value each).
 
     `scheduled` is what the plan scheduled in scope (None for closed-model scopes, where every
     request a user starts is one it scheduled).
     """
+    stats = scope_of(e, stats)
+    if e.request is not None and not stats.requests:
+        return Judgement(e, Verdict.NOT_JUDGED, detail=f"no `{e.request}` request in scope")
     if e.kind is ExpectationKind.LATENCY:
         if stats.latency.total_count == 0:
             return Judgement(e, Verdict.NOT_JUDGED, detail=NO_RESPONSE)

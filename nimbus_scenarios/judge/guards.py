@@ -3,11 +3,14 @@
 
 A latency guard reads the per-second latency, which holds responses only (`engine.stats`): over
 a window with no response it is not judged, so it does not fire (a target that only resets or
-times out is caught by `abort when errors ...`)."""
+times out is caught by `abort when errors ...`).
+
+A guard with `of NAME` (`GuardPlan.request`) reads that template's own per-second series: it
+fires on that template's requests whatever the others do, and waits while it has none."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nimbus_scenarios.engine.histogram import LatencyHistogram
@@ -52,13 +55,20 @@ def window_latency(series: SecondSeries, now_s: float, over_s: float) -> Latency
     return merged
 
 
+def _no_requests(name: str) -> SecondSeries | None:
+    return None
+
+
 def check_guards(
     guards: Sequence[GuardPlan],
     series: SecondSeries,
     now_s: float,
     ready_replicas: int | None,
+    request_series: Callable[[str], SecondSeries | None] = _no_requests,
 ) -> Fired | None:
-    """The first guard that fires now, if any. `now_s` is the run offset."""
+    """The first guard that fires now, if any. `now_s` is the run offset; `request_series`
+    gives a template's own series (None before it has one) for the guards with `of NAME`."""
+    run_series = series
     for guard in guards:
         holds = guard.comparator.holds
         if guard.subject is GuardSubject.REPLICAS:
@@ -68,13 +78,21 @@ def check_guards(
         over = guard.over_s or 0.0
         if now_s < min(over, 1.0):
             continue
+        of = ""
+        if guard.request is None:
+            series = run_series
+        else:
+            found = request_series(guard.request)
+            if found is None:
+                continue
+            series, of = found, f" of {guard.request}"
         if guard.subject is GuardSubject.ERRORS:
             failed, done = window_errors(series, now_s, over)
             if done == 0:
                 continue
             share = 100.0 * failed / done
             if holds(share, guard.value):
-                return Fired(guard, share, f"{failed}/{done} failed over {over:g}s")
+                return Fired(guard, share, f"{failed}/{done}{of} failed over {over:g}s")
             continue
         histogram = window_latency(series, now_s, over)
         if histogram is None or histogram.total_count == 0:
@@ -88,5 +106,6 @@ def check_guards(
             micros = histogram.mean_value()
         seconds = micros / 1_000_000.0
         if holds(seconds, guard.value):
-            return Fired(guard, seconds, f"{guard.subject} {seconds:.3f}s over {over:g}s")
+            detail = f"{guard.subject}{of} {seconds:.3f}s over {over:g}s"
+            return Fired(guard, seconds, detail)
     return None

@@ -5,7 +5,9 @@
 accepts):
 
 - one `<testcase>` per expectation, `classname` its scope (`before`, a phase name, `scenario`,
-  `after`) and `name` its text; a failed one has `<failure message="observed X, expected CMP V">`
+  `after`) and `name` its text; a per-request expectation (`expect p95 of work < 2s`) has
+  `classname` `SCOPE.NAME` (`ramp.work`), so CI views group each request's cases, and a
+  `request` property; a failed one has `<failure message="observed X, expected CMP V">`
   (values in the expectation's unit, from its comparator and value) with the verdict's detail as
   text, a not-judged one `<skipped message="not judged: ...">`;
 - a `<testcase classname="run" name="abort">` with an `<error>` when the run aborted;
@@ -130,7 +132,12 @@ def render_junit(results: RunResults) -> str:
     for judgement in results.expectations:
         e = judgement.expectation
         tests += 1
-        case = _case(suite, e.scope, e.text, _case_time(judgement, phases))
+        per_request = e.request is not None and e.kind.over_load
+        classname = f"{e.scope}.{e.request}" if per_request else e.scope
+        case = _case(suite, classname, e.text, _case_time(judgement, phases))
+        if per_request:
+            properties = ET.SubElement(case, "properties")
+            ET.SubElement(properties, "property", name="request", value=_clean(e.request))
         detail = judgement.detail
         if judgement.verdict is Verdict.FAILED:
             failures += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from nimbus_scenarios.engine.stats import PhaseStats
-from nimbus_scenarios.judge.expectations import judge_load
+from nimbus_scenarios.judge.expectations import judge_load, planned_of, scope_of
 from nimbus_scenarios.judge.verdict import run_verdict
 from nimbus_scenarios.judge.windows import judge_window
 from nimbus_scenarios.language.vocabulary import ExpectationKind
@@ -41,6 +41,22 @@ def _planned(ctx: RunContext, phase: PhasePlan, stats: PhaseStats) -> int | None
     return stats.scheduled  # stopped early: judge against what was due before the stop
 
 
+def _planned_for(
+    ctx: RunContext, e: ExpectationPlan, phase: PhasePlan, stats: PhaseStats
+) -> int | None:
+    """What the plan scheduled in scope for `e`: the phase's share, or its template's."""
+    planned = _planned(ctx, phase, stats)
+    if e.request is None:
+        return planned
+    return planned_of(
+        e.request,
+        stats,
+        planned=planned,
+        plan_counts=phase.scheduled,
+        plan_total=phase.scheduled_total,
+    )
+
+
 def judge_all(ctx: RunContext) -> list[Judgement]:
     """Every verdict, in plan order. A shard other than 0 judges only its own load: replica
     windows and the `before`/`after` hypotheses are shard 0's."""
@@ -62,13 +78,10 @@ def judge_all(ctx: RunContext) -> list[Judgement]:
             elif stats is None:
                 judgements.append(_not_run(e, "phase"))
             else:
-                judgements.append(judge_load(e, stats, scheduled=_planned(ctx, phase, stats)))
+                judgements.append(
+                    judge_load(e, stats, scheduled=_planned_for(ctx, e, phase, stats))
+                )
     total = ctx.stats.total()
-    planned_total = sum(
-        _planned(ctx, p, phases[p.name]) or phases[p.name].scheduled
-        for p in plan.phases
-        if p.name in phases
-    )
     for e in plan.expectations:
         if e.kind is ExpectationKind.REPLICAS:
             if primary:
@@ -76,6 +89,11 @@ def judge_all(ctx: RunContext) -> list[Judgement]:
         elif not phases:
             judgements.append(_not_run(e, "run"))
         else:
+            planned_total = sum(
+                _planned_for(ctx, e, p, phases[p.name]) or scope_of(e, phases[p.name]).scheduled
+                for p in plan.phases
+                if p.name in phases
+            )
             judgements.append(judge_load(e, total, scheduled=planned_total))
     if primary:
         judgements.extend(decided.get(id(e)) or _not_run(e, "after") for e in plan.after)

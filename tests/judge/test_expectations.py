@@ -3,12 +3,13 @@ Expectations are compiled from scenario text."""
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 import pytest
 
 from nimbus_scenarios.engine.stats import PhaseStats
-from nimbus_scenarios.judge.expectations import NO_RESPONSE, judge_load
+from nimbus_scenarios.judge.expectations import NO_RESPONSE, judge_load, planned_of
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import ExpectationPlan
@@ -144,3 +145,68 @@ def test_latency_is_judged_over_the_responses_only() -> None:
     assert stats.latency.total_count == 100
     errors = judge_load(expectations()["expect errors < 11%"], stats)
     assert errors.observed == 55.0  # 10 failed responses and 100 resets in 200
+
+
+def two_templates() -> PhaseStats:
+    """`work`: 4 requests at 1 s, 2 of them 500s; `health`: 96 requests at 10 ms, all fine."""
+    stats = PhaseStats("p")
+    work, health = stats.request("work"), stats.request("health")
+    for i in range(100):
+        request = work if i % 25 == 0 else health
+        latency = 1.0 if request is work else 0.010
+        ok = not (request is work and i in {0, 25})
+        stats.schedule(float(i), request)
+        stats.mark_sent(float(i), request)
+        stats.record(float(i), float(i), i + latency, 200 if ok else 500, ok, request)
+    return stats
+
+
+def test_per_request_latency_is_that_templates_only() -> None:
+    """`p95 of work` sees work's 1 s while the blended p95 is health's 10 ms."""
+    stats = two_templates()
+    e = expectations()["expect p95 < 96ms"]
+    blended = judge_load(e, stats, scheduled=100)
+    of_work = judge_load(dataclasses.replace(e, request="work"), stats, scheduled=4)
+    of_health = judge_load(dataclasses.replace(e, request="health"), stats, scheduled=96)
+    assert blended.verdict is Verdict.PASSED
+    assert of_work.verdict is Verdict.FAILED
+    assert of_work.observed == pytest.approx(1.0, rel=0.01)
+    assert of_health.verdict is Verdict.PASSED
+    assert stats.latency.total_count == 100  # judging a view leaves the phase whole
+
+
+def test_per_request_errors_and_achieved() -> None:
+    """`errors of work` is 2 in 4; `achieved of work` is work's sent over work's planned."""
+    stats = two_templates()
+    errors = dataclasses.replace(expectations()["expect errors < 11%"], request="work")
+    judged = judge_load(errors, stats)
+    assert (judged.verdict, judged.observed, judged.detail) == (
+        Verdict.FAILED,
+        50.0,
+        "2/4 failed",
+    )
+    achieved = dataclasses.replace(expectations()["expect achieved >= 90%"], request="work")
+    assert judge_load(achieved, stats, scheduled=4).observed == 100.0
+    assert judge_load(achieved, stats, scheduled=8).verdict is Verdict.FAILED
+
+
+def test_a_request_never_scheduled_in_scope_is_not_judged() -> None:
+    """A template the scope holds no request of: not judged, and the detail names it."""
+    e = dataclasses.replace(expectations()["expect errors < 11%"], request="login")
+    judged = judge_load(e, two_templates())
+    assert judged.verdict is Verdict.NOT_JUDGED
+    assert judged.detail == "no `login` request in scope"
+
+
+def test_planned_of_a_template() -> None:
+    """A template's planned count: its own when the scope scheduled all it planned, else the
+    plan's (a whole run) or the plan's in proportion (a shard's share)."""
+    stats = two_templates()  # scheduled 4 work + 96 health
+    plan = {"work": 6, "health": 114}
+    assert planned_of("work", stats, planned=100, plan_counts=plan, plan_total=120) == 4
+    assert planned_of("work", stats, planned=120, plan_counts=plan, plan_total=120) == 6
+    # a shard of two stopped early: its half of the plan's 12, not its 4 counted
+    shard = {"work": 12, "health": 228}
+    assert planned_of("work", stats, planned=120, plan_counts=shard, plan_total=240) == 6
+    assert planned_of("work", stats, planned=None, plan_counts=plan, plan_total=120) is None
+    assert planned_of("login", stats, planned=100, plan_counts=plan, plan_total=120) == 0

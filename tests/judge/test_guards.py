@@ -3,6 +3,7 @@ latest ready replica count."""
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 from nimbus_scenarios.engine.series import SecondSeries
@@ -131,3 +132,28 @@ def test_latency_guard_is_not_judged_over_seconds_with_no_response() -> None:
     assert check_guards(guard("abort when p95 > 500ms over 2s"), series, 3.0, None) is None
     assert check_guards(guard("abort when max >= 2s over 1s"), series, 3.0, None) is None
     assert check_guards(guard("abort when errors > 50% over 2s"), series, 3.0, None) is not None
+
+
+def test_a_guard_of_one_request_reads_that_requests_series() -> None:
+    """`errors of work > 50%`: fires on work's own seconds while the blend is mostly fine, and
+    waits while work has no series yet."""
+    blended = series_of([[(10, True)] * 18 + [(1000, False)] * 2])
+    work = series_of([[(1000, False)] * 2])
+    rule = [dataclasses.replace(guards()["abort when errors > 50% over 1s"], request="work")]
+    assert check_guards(guard("abort when errors > 50% over 1s"), blended, 1.0, None) is None
+    fired = check_guards(rule, blended, 1.0, None, {"work": work}.get)
+    assert fired is not None
+    assert (fired.observed, fired.detail) == (100.0, "2/2 of work failed over 1s")
+    assert check_guards(rule, blended, 1.0, None, {"health": blended}.get) is None
+    assert check_guards(rule, blended, 1.0, None) is None
+
+
+def test_a_latency_guard_of_one_request() -> None:
+    """`p99 of work > 500ms` fires on work's 1 s requests hidden in a fast blend."""
+    blended = series_of([[(10, True)] * 98 + [(1000, True)] * 2])
+    work = series_of([[(1000, True)] * 2])
+    rule = [dataclasses.replace(guards()["abort when p95 > 500ms over 2s"], request="work")]
+    assert check_guards(guard("abort when p95 > 500ms over 2s"), blended, 1.0, None) is None
+    fired = check_guards(rule, blended, 1.0, None, {"work": work}.get)
+    assert fired is not None
+    assert fired.detail.startswith("p95 of work 1.0")

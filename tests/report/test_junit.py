@@ -215,3 +215,35 @@ def test_nothing_judged_is_an_empty_suite() -> None:
     suite = _suite(render_junit(results))
     assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (0, 0, 0, 0)
     assert suite.time == 0.0
+
+
+def test_a_per_request_expectation_is_grouped_by_its_request() -> None:
+    """`expect p95 of work < 2s` is a case of class `SCOPE.work` with a `request` property; an
+    expectation over every request keeps its scope as class."""
+    results = full_results()
+    first = results.expectations[0]
+    scoped = next(j for j in results.expectations if j.expectation.kind.over_load)
+    per_request = dataclasses.replace(
+        scoped,
+        expectation=dataclasses.replace(
+            scoped.expectation, request="work", text="expect p95 of work < 2s"
+        ),
+    )
+    results = dataclasses.replace(results, expectations=(first, per_request))
+    xml = render_junit(results)
+    cases = list(_suite(xml))
+    assert [c.classname for c in cases] == [
+        first.expectation.scope,
+        f"{scoped.expectation.scope}.work",
+    ]
+    root = ET.fromstring(xml)
+    element = root.find(".//testcase[@name='expect p95 of work < 2s']")
+    assert element is not None
+    assert [(p.get("name"), p.get("value")) for p in element.iter("property")] == [
+        ("request", "work")
+    ]
+    assert all(
+        c.find("properties") is None
+        for c in root.iter("testcase")
+        if c is not element
+    )
