@@ -113,3 +113,46 @@ def test_shards_merge_to_the_template_histograms_of_one_unsharded_run() -> None:
     assert _histograms(merged) == _histograms(whole)
     assert merged.totals.requests == whole.totals.requests
     assert [p.load.requests for p in merged.phases] == [p.load.requests for p in whole.phases]
+
+
+JUDGED = MIXED.replace(
+    "send 90% work, 10% health }",
+    "send 90% work, 10% health\n    expect p95 of work < 500ms\n    expect errors of health < 1%"
+    "\n    expect achieved of work >= 99% }",
+).replace(
+    "\n}\n",
+    "\n  expect p99 of health < 10ms\n  expect errors of work < 1%\n  expect p95 < 900ms\n}\n",
+)
+
+
+def _judgements(results: RunResults) -> list[tuple[str, str, float | None]]:
+    return [(j.expectation.text, j.verdict.value, j.observed) for j in results.expectations]
+
+
+def test_per_request_expectations_merge_to_the_verdicts_of_one_unsharded_run() -> None:
+    """`p95 of work`, `errors of health`, `achieved of work` per phase and at scenario level
+    are judged on the merged templates exactly as on the same run unsharded; work is slow and
+    fails at 3 s, so some fail while health's pass."""
+    start = WALL0 + 2.0
+    clock = ManualClock()
+    whole, _, _, _ = play(JUDGED, answer=slow_work_fast_health(clock), clock=clock, start_at=start)
+    shards = []
+    for i in range(2):
+        clock = ManualClock()
+        outcome, _, _, _ = play(
+            JUDGED,
+            answer=slow_work_fast_health(clock),
+            clock=clock,
+            shard=ShardInfo(i, 2),
+            start_at=start,
+        )
+        shards.append(outcome.results)
+    merged = merge_results(shards)
+    assert _judgements(merged) == _judgements(whole.results)
+    verdicts = {text: verdict for text, verdict, _ in _judgements(merged)}
+    assert verdicts["expect p95 of work < 500ms"] == "failed"
+    assert verdicts["expect errors of health < 1%"] == "passed"
+    assert verdicts["expect achieved of work >= 99%"] == "passed"
+    assert verdicts["expect p99 of health < 10ms"] == "passed"
+    assert verdicts["expect errors of work < 1%"] == "failed"
+    assert merged.exit_code == whole.results.exit_code == 1
