@@ -36,16 +36,20 @@ def _quote(text: str) -> str:
     return f'"{out}"'
 
 
-def _subject(names: tuple[n.Name, ...]) -> str:
-    return " ".join(name.text for name in names)
+def _subject(names: tuple[n.Name, ...], request: n.Name | None) -> str:
+    """The subject words, with `of NAME` when the statistic is limited to one template."""
+    words = " ".join(name.text for name in names)
+    return words if request is None else f"{words} of {request.text}"
 
 
 def format_expectation(item: n.Expectation) -> str:
-    """`expect replicas >= 3 within 2m`: one expectation in canonical form."""
+    """`expect replicas >= 3 within 2m`, `expect p95 of work < 2s`: one expectation in canonical
+    form."""
     if isinstance(item, n.Succeeds):
         within = f" within {format_value(item.within)}" if item.within is not None else ""
         return f"expect {item.request.text} succeeds{within}"
-    text = f"expect {_subject(item.subject)} {item.comparator} {format_value(item.value)}"
+    subject = _subject(item.subject, item.request)
+    text = f"expect {subject} {item.comparator} {format_value(item.value)}"
     if item.window is not None:
         if item.window.kind is n.WindowKind.WITHIN:
             text += f" within {format_value(item.window.duration)}"
@@ -55,8 +59,9 @@ def format_expectation(item: n.Expectation) -> str:
 
 
 def format_guard(abort: n.Abort) -> str:
-    """`abort when errors > 50% over 30s`."""
-    text = f"abort when {_subject(abort.subject)} {abort.comparator} {format_value(abort.value)}"
+    """`abort when errors > 50% over 30s`, `abort when p99 of work > 5s over 30s`."""
+    subject = _subject(abort.subject, abort.request)
+    text = f"abort when {subject} {abort.comparator} {format_value(abort.value)}"
     if abort.over is not None:
         text += f" over {format_value(abort.over)}"
     return text

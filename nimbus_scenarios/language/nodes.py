@@ -210,12 +210,14 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Compare:
-    """`expect SUBJECT CMP VALUE [window]`: subject words are checked by validation."""
+    """`expect SUBJECT [of NAME] CMP VALUE [window]`: subject words are checked by validation;
+    `request` is the `of NAME` template the statistic is limited to (None: every request)."""
 
     subject: tuple[Name, ...]
     comparator: Comparator
     value: Value
     window: Window | None = None
+    request: Name | None = None
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
@@ -233,12 +235,13 @@ Expectation = Compare | Succeeds
 
 @dataclass(frozen=True, slots=True)
 class Abort:
-    """`abort when SUBJECT CMP VALUE [over D]`."""
+    """`abort when SUBJECT [of NAME] CMP VALUE [over D]`; `request` as in `Compare`."""
 
     subject: tuple[Name, ...]
     comparator: Comparator
     value: Value
     over: Value | None = None
+    request: Name | None = None
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 

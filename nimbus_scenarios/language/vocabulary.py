@@ -123,6 +123,7 @@ RESERVED = frozenset(
         "throughout",
         "end",
         "over",
+        "of",
         "succeeds",
         "timeout",
         "max_inflight",

@@ -344,6 +344,7 @@ class _Compiler:
             subject=subject,
             comparator=item.comparator,
             value=float(self.exact(item.value)),
+            request=item.request.text if item.request is not None else None,
         )
         if item.window is None:
             return plan
@@ -380,6 +381,7 @@ class _Compiler:
             comparator=abort.comparator,
             value=float(self.exact(abort.value)),
             over_s=self.number(abort.over) if abort.over is not None else None,
+            request=abort.request.text if abort.request is not None else None,
         )
 
     def cleanup(self, blocks: Iterable[n.Block]) -> list[CleanupStep]:

@@ -112,6 +112,10 @@ PHASES: dict[str, list[tuple[str, float, float, int | None, dict[str, int] | Non
     "warnings": [("hog", 0, 60, 120, {"hog": 120}), ("rest", 60, 90, 0, {"hog": 0})],
     "minimal": [("p", 0, 1, 0, {})],
     "layout": [("second-in-file", 0, 20, 40, {"b": 40}), ("third", 20, 110, None, None)],
+    "per_request": [
+        ("ramp", 0, 120, 2520, {"work": 2268, "health": 252}),  # (2 + 40) / 2 x 120, 9:1
+        ("reports", 120, 180, 60, {"report": 60}),  # 1/s x 60s
+    ],
 }
 
 # Run length: phases plus any replica window that runs past them.
@@ -133,6 +137,7 @@ DURATIONS = {
     "warnings": 90,
     "minimal": 1,
     "layout": 110,
+    "per_request": 180,  # `within 1m` from 0 ends before the phases do
 }
 
 

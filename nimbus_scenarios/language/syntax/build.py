@@ -261,14 +261,19 @@ class _Builder:
 
     # -- expectations and guards
     def expect_compare(self, meta: Any, c: list[Any]) -> n.Compare:
-        subject, comparator, value, window = c
-        return n.Compare(subject, n.Comparator(comparator), value, window, span=_span_of(meta))
+        subject, request, comparator, value, window = c
+        return n.Compare(
+            subject, n.Comparator(comparator), value, window, request, span=_span_of(meta)
+        )
 
     def expect_succeeds(self, meta: Any, c: list[Any]) -> n.Succeeds:
         return n.Succeeds(_name(c[0]), c[1], span=_span_of(meta))
 
     def subject(self, meta: Any, c: list[Any]) -> tuple[n.Name, ...]:
         return tuple(_name(t) for t in c if t is not None)
+
+    def scope(self, meta: Any, c: list[Any]) -> n.Name:
+        return _name(c[0])
 
     def within(self, meta: Any, c: list[Any]) -> n.Window:
         return n.Window(n.WindowKind.WITHIN, c[0], span=_span_of(meta))
@@ -280,5 +285,5 @@ class _Builder:
         return n.Window(n.WindowKind.AT_END, span=_span_of(meta))
 
     def abort(self, meta: Any, c: list[Any]) -> n.Abort:
-        subject, comparator, value, over = c
-        return n.Abort(subject, n.Comparator(comparator), value, over, span=_span_of(meta))
+        subject, request, comparator, value, over = c
+        return n.Abort(subject, n.Comparator(comparator), value, over, request, span=_span_of(meta))

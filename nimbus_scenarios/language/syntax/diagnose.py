@@ -33,6 +33,10 @@ _DESCRIBED = {
 }
 
 
+# `of` just before the unexpected token: a per-request scope whose request name is missing.
+_AFTER_OF = re.compile(r"(?:^|\s)of\s*$")
+
+
 def syntax_diagnostic(source: Source, exc: Any) -> Diagnostic:
     """The diagnostic for one of lark's `UnexpectedInput` errors raised parsing `source`."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
@@ -68,6 +72,10 @@ def _unexpected_token(source: Source, token: Token, expected: set[str]) -> Diagn
     span = n.Span(token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
     words = _expected_words(expected)
     keywords = _keywords(expected)
+    if expected == {"NAME"} and _AFTER_OF.search(source.line(span.line)[: span.column - 1]):
+        return Diagnostic(
+            "`of` needs the name of a request template, as in `expect p95 of work < 2s`", span
+        )
     if "NAME" in expected and _is_keyword(token.type) and found.isidentifier():
         return Diagnostic(f"`{found}` is a reserved word and cannot be used as a name here", span)
     hint = closest(found, keywords) if token.type in {"NAME", *_KEYWORD_TYPES()} else None

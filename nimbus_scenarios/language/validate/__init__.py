@@ -11,6 +11,7 @@ One module per part of the language, all reporting through one `Checker`:
     requests.py      `settings`, HTTP and stress requests, `cleanup`
     phases.py        phase count and length, shapes, spikes, `send` mixes, kills
     expectations.py  expectations (subjects, windows, `before`/`after` rules), `abort when`
+    scope.py         `of NAME`: a template that is sent where the statistic is taken
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from nimbus_scenarios.language.validate.requests import (
     check_settings,
 )
 from nimbus_scenarios.language.validate.scenario import check_params, check_scenario_statements
+from nimbus_scenarios.language.validate.scope import scenario_sending
 from nimbus_scenarios.language.validate.values import Checker, url_problem
 from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE
 
@@ -60,10 +62,11 @@ def validate(
     check_phases(check, scenario)
     for block in scenario.afters:
         check_hypothesis(check, block, "after")
+    sending = scenario_sending(scenario)
     for expectation in scenario.expectations:
-        check_expectation(check, expectation, scope="scenario")
+        check_expectation(check, expectation, scope="scenario", sending=sending)
     for abort in scenario.aborts:
-        check_abort(check, abort)
+        check_abort(check, abort, sending)
     for block in scenario.cleanups:
         check_cleanup(check, block)
     return sorted(check.problems, key=lambda d: (d.span.line, d.span.column))

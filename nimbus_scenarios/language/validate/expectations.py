@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.errors import closest
+from nimbus_scenarios.language.validate.scope import Sending, check_scope, refuse_scope
 from nimbus_scenarios.language.validate.values import Checker
 from nimbus_scenarios.language.vocabulary import (
     GUARD_SUBJECTS,
@@ -42,9 +43,15 @@ def check_hypothesis(check: Checker, block: n.Block, where: str) -> None:
 
 
 def check_expectation(
-    check: Checker, item: n.Expectation, *, scope: str, phase_length: Fraction | None = None
+    check: Checker,
+    item: n.Expectation,
+    *,
+    scope: str,
+    phase_length: Fraction | None = None,
+    sending: Sending | None = None,
 ) -> None:
-    """One `expect` line in `scope` (`before`, `after`, `phase` or `scenario`)."""
+    """One `expect` line in `scope` (`before`, `after`, `phase` or `scenario`); `sending` is
+    what is sent there, for `of NAME` (None in `before`/`after`, which send no load)."""
     if isinstance(item, n.Succeeds):
         if scope not in {"before", "after"}:
             check.error("`expect NAME succeeds` belongs in `before` or `after`", item.span)
@@ -64,8 +71,10 @@ def check_expectation(
         )
         return
     if kind is ExpectationKind.REPLICAS:
+        refuse_scope(check, item.request, subject, guard=False)
         _replica_expectation(check, item, scope, phase_length)
         return
+    check_scope(check, item.request, sending)
     if item.window is not None:
         check.error(
             f"`{subject}` is judged over all requests in its scope and takes no window",
@@ -101,11 +110,13 @@ def _replica_expectation(
         check.duration(window.duration, "`within`")
 
 
-def check_abort(check: Checker, abort: n.Abort) -> None:
-    """One `abort when` guard: load subjects need a window (`over D`), `replicas` has none."""
+def check_abort(check: Checker, abort: n.Abort, sending: Sending | None = None) -> None:
+    """One `abort when` guard: load subjects need a window (`over D`), `replicas` has none;
+    `of NAME` must be sent by some phase (`sending`, the whole run's)."""
     subject = _subject(abort.subject)
     kind = subject_kind(subject)
     if subject == "errors" or kind is ExpectationKind.LATENCY:
+        check_scope(check, abort.request, sending)
         if kind is ExpectationKind.LATENCY:
             check.duration(abort.value, f"`{subject}`", positive=False)
         else:
@@ -116,6 +127,7 @@ def check_abort(check: Checker, abort: n.Abort) -> None:
             check.duration(abort.over, "`over`")
         return
     if subject == "replicas":
+        refuse_scope(check, abort.request, subject, guard=True)
         check.integer(abort.value, "a replica count", 0, 10_000)
         if abort.over is not None:
             check.error("`abort when replicas ...` takes no window", abort.over.span)

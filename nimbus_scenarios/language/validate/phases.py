@@ -12,6 +12,7 @@ from fractions import Fraction
 
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.validate.expectations import check_expectation
+from nimbus_scenarios.language.validate.scope import phase_sending
 from nimbus_scenarios.language.validate.values import Checker, secs
 from nimbus_scenarios.language.vocabulary import (
     MAX_DURATION_S,
@@ -63,7 +64,7 @@ class _Phases:
                 names.setdefault(name, phase)
             length = check.duration(phase.duration, "a phase duration")
             total += length or 0
-            self.phase(phase, length)
+            self.phase(phase, length, name)
         if total > MAX_DURATION_S:
             check.error(
                 f"the phases last {float(total) / 3600:.1f}h in all; the limit is "
@@ -71,7 +72,7 @@ class _Phases:
                 phases[-1].span,
             )
 
-    def phase(self, phase: n.Phase, length: Fraction | None) -> None:
+    def phase(self, phase: n.Phase, length: Fraction | None, name: str | None) -> None:
         check = self.check
         if not phase.shapes:
             check.error(
@@ -90,8 +91,11 @@ class _Phases:
             self.shape(shape)
         _spikes(check, phase, shape, length)
         _sends(check, phase, shape)
+        sending = phase_sending(phase, name)
         for expectation in phase.expectations:
-            check_expectation(check, expectation, scope="phase", phase_length=length)
+            check_expectation(
+                check, expectation, scope="phase", phase_length=length, sending=sending
+            )
         for kill in phase.kills:
             _kill(check, kill, length)
 
