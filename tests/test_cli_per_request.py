@@ -56,7 +56,7 @@ def test_slow_work_fails_its_own_p95_while_the_blend_passes(
         "expect achieved of work >= 90%": "passed",
         "expect p99 of health < 250ms": "passed",
     }
-    failed = [line for line in stderr.splitlines() if "FAIL" in line]
+    failed = [line for line in stderr.splitlines() if line.strip().startswith("FAIL ")]
     assert len(failed) == 1
     assert "expect p95 of work < 250ms" in failed[0]
     table = stderr.splitlines()
