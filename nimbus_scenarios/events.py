@@ -16,7 +16,7 @@ from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.results.model import Judgement, RunResults, Stage
 
-__all__ = ["Handlers", "Progress", "RunHandler", "WindowState", "WindowStatus"]
+__all__ = ["Handlers", "Progress", "RequestErrors", "RunHandler", "WindowState", "WindowStatus"]
 
 
 class WindowState(StrEnum):
@@ -40,6 +40,16 @@ class WindowStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestErrors:
+    """One request template's failures so far, over every phase: how many, and by failing
+    status (``"500"``) and error kind (``"timeout"``), most frequent first."""
+
+    name: str
+    failed: int
+    causes: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """Live progress, every `progress_interval_s`: cheap to compute, plain data."""
 
@@ -59,6 +69,8 @@ class Progress:
     ready: int | None
     desired: int | None
     windows: tuple[WindowStatus, ...] = ()
+    request_errors: tuple[RequestErrors, ...] = ()
+    """The templates that failed so far (none while nothing failed), in first-seen order."""
 
     def count(self, state: WindowState) -> int:
         """How many replica windows are in `state`."""

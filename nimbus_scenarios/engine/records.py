@@ -21,6 +21,8 @@ __all__ = [
     "LatencySummary",
     "PhaseRecord",
     "RequestRecord",
+    "RequestSeconds",
+    "RequestSnapshot",
     "SecondLatencySummary",
     "SecondRecord",
     "Snapshot",
@@ -29,7 +31,8 @@ __all__ = [
 
 STATS_FORMAT: Final = "nimbus-stats/2"
 """Version 2 adds per-request-template counts (`PhaseRecord.requests`), later their latency
-summaries and histograms (`RequestRecord.histograms`, absent in documents written before)."""
+summaries and histograms (`RequestRecord.histograms`, absent in documents written before), later
+their per-second series (`StatsRecord.requests`, empty in documents written before)."""
 
 
 class DropKind(StrEnum):
@@ -196,6 +199,16 @@ class SecondRecord:
     """The second's latency histogram (2 significant digits), so seconds can be merged."""
 
 
+@dataclass(frozen=True, slots=True)
+class RequestSeconds:
+    """One request template's per-second series over the whole run (across phases), with the
+    same meaning as the run's `SecondRecord`s. Seconds in which the template had nothing are
+    left out, so a template that ran in one phase of a long run costs only that phase."""
+
+    name: str
+    seconds: tuple[SecondRecord, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatsRecord:
     """A run's statistics, frozen: what `merge` needs to add shards up exactly."""
@@ -205,6 +218,10 @@ class StatsRecord:
     phases: tuple[PhaseRecord, ...]
     total: PhaseRecord
     seconds: tuple[SecondRecord, ...]
+    requests: tuple[RequestSeconds, ...] = ()
+    """Per request template (first-seen order), its per-second series; empty in documents
+    written before templates had them, and a template missing here has none (its phases'
+    counts still hold)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,3 +242,17 @@ class Snapshot:
     recent_completed: int
     recent_p95_ms: float | None
     recent_p99_ms: float | None
+    requests: tuple[RequestSnapshot, ...] = ()
+    """Per request template (first-seen order), its outcomes so far, over every phase."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSnapshot:
+    """One request template's outcomes so far, over every phase: what the live status line
+    needs to say which request fails and how."""
+
+    name: str
+    failed: int
+    status_counts: Mapping[int, int]
+    """Every response status, failing or not (which statuses fail is the plan's to say)."""
+    errors_by_kind: Mapping[str, int]

@@ -1,11 +1,12 @@
 """What the engine records for one request template within one phase: its counters and its two
-latency histograms.
+latency histograms, and a handle on the template's run-wide per-second series.
 
 Its place: the `engine` stage, under `engine.stats`, whose `PhaseStats` holds one
 `RequestStats` per template and hands the handle to the hot path. A phase's counters and
 histograms are the sums of its templates' (plus, for a phase thawed from a document written
 before templates had histograms, the latencies no template holds), so the hot path records each
-event once.
+event once. Each `RequestStats` of a template, in every phase, holds the same `SecondSeries`
+(``series``, owned by `engine.stats.RunStats`), so the hot path records into it without a lookup.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TypeVar
 
 from nimbus_scenarios.engine.histogram import PHASE_SIGNIFICANT_DIGITS, LatencyHistogram
 from nimbus_scenarios.engine.records import Counts, Histograms, RequestRecord
+from nimbus_scenarios.engine.series import SecondSeries
 
 __all__ = ["RequestStats", "add_counts"]
 
@@ -42,6 +44,9 @@ class RequestStats:
     ``latency`` (from the scheduled time) and ``service_time`` (from the send) hold one value per
     response, in us, while ``timed``: a template thawed from a document written before templates
     had histograms is not timed, its histograms are empty and its phase holds its latencies.
+
+    ``series`` is the template's per-second series over the whole run (shared by the template's
+    `RequestStats` in every phase; a new one of its own when none is given).
     """
 
     __slots__ = (
@@ -53,6 +58,7 @@ class RequestStats:
         "name",
         "scheduled",
         "sent",
+        "series",
         "service_time",
         "status_counts",
         "succeeded",
@@ -61,8 +67,9 @@ class RequestStats:
         "truncated",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, series: SecondSeries | None = None) -> None:
         self.name = name
+        self.series = series if series is not None else SecondSeries(0.0)
         self.scheduled = 0
         self.sent = 0
         self.dropped = 0
@@ -148,9 +155,10 @@ class RequestStats:
         )
 
     @classmethod
-    def thaw(cls, record: RequestRecord) -> RequestStats:
-        """A template holding what ``record`` holds (not timed when it has no histograms)."""
-        request = cls(record.name)
+    def thaw(cls, record: RequestRecord, series: SecondSeries | None = None) -> RequestStats:
+        """A template holding what ``record`` holds (not timed when it has no histograms),
+        recording into ``series``."""
+        request = cls(record.name, series)
         request.add(record)
         histograms = record.histograms
         if histograms is None:

@@ -24,7 +24,8 @@ no response time. So each histogram holds ``sum(status_counts.values())`` values
 histograms are kept per request template only (`engine.request_stats.RequestStats`): a phase's
 are the sum of its templates', so the hot path counts and times each event once (a phase thawed
 from a document written before templates had histograms keeps those latencies apart, as
-`PhaseStats.rest`). The run-wide per-second series is in `engine.series`.
+`PhaseStats.rest`). The run-wide per-second series is in `engine.series`; each template's
+per-second series over the whole run (`RunStats.request_series`) in `engine.request_series`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ from nimbus_scenarios.engine.records import (
     StatsRecord,
 )
 from nimbus_scenarios.engine.request import ErrorKind
+from nimbus_scenarios.engine.request_series import (
+    freeze_series,
+    merge_template_series,
+    request_snapshots,
+    series_for,
+    series_problems,
+    template_counts,
+    thaw_series,
+)
 from nimbus_scenarios.engine.request_stats import RequestStats, add_counts
 from nimbus_scenarios.engine.series import COUNTERS, SecondSeries, merge_series
 from nimbus_scenarios.errors import ResultsError
@@ -55,14 +65,21 @@ class PhaseStats:
 
     The phase's counters (``scheduled``, ``sent``, ... ``errors_by_kind``, ``status_counts``)
     and its two histograms (``latency``, ``service_time``) are sums over its templates,
-    computed when read. `request` adds a template the phase has not seen yet, after the others.
+    computed when read. `request` adds a template the phase has not seen yet, after the others,
+    recording into its series in ``templates`` (`RunStats.template_series`).
     """
 
-    __slots__ = ("name", "requests", "rest", "series")
+    __slots__ = ("name", "requests", "rest", "series", "templates")
 
-    def __init__(self, name: str, series: SecondSeries | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        series: SecondSeries | None = None,
+        templates: dict[str, SecondSeries] | None = None,
+    ) -> None:
         self.name = name
         self.series = series if series is not None else SecondSeries(0.0)
+        self.templates: dict[str, SecondSeries] = {} if templates is None else templates
         self.requests: dict[str, RequestStats] = {}
         """Per request template, in first-seen order."""
         self.rest: tuple[LatencyHistogram, LatencyHistogram] | None = None
@@ -73,7 +90,8 @@ class PhaseStats:
         """The counters of ``template``, created (after the existing ones) if new."""
         found = self.requests.get(template)
         if found is None:
-            found = self.requests[template] = RequestStats(template)
+            series = series_for(self.templates, template, self.series)
+            found = self.requests[template] = RequestStats(template, series)
         return found
 
     # Hot path ------------------------------------------------------------------------------
@@ -85,11 +103,13 @@ class PhaseStats:
         """``n`` requests of one template were scheduled for time ``at``."""
         request.scheduled += n
         self.series.count_scheduled(at, n)
+        request.series.count_scheduled(at, n)
 
     def mark_sent(self, at: float, request: RequestStats) -> None:
         """A request of one template was handed to the transport at ``at``."""
         request.sent += 1
         self.series.count_sent(at)
+        request.series.count_sent(at)
 
     def drop(
         self, scheduled_at: float, request: RequestStats, kind: DropKind = _MAX_INFLIGHT
@@ -99,6 +119,7 @@ class PhaseStats:
         kinds = request.dropped_by_kind
         kinds[kind] = kinds.get(kind, 0) + 1
         self.series.count_dropped(scheduled_at)
+        request.series.count_dropped(scheduled_at)
 
     def record(
         self,
@@ -128,6 +149,7 @@ class PhaseStats:
                     request.timed_out += 1
         if status is None:
             self.series.count_unanswered(done_at, ok)
+            request.series.count_unanswered(done_at, ok)
             return
         latency_us = int((done_at - scheduled_at) * 1_000_000.0)
         request.latency.record(latency_us)
@@ -137,6 +159,7 @@ class PhaseStats:
         if truncated:
             request.truncated += 1
         self.series.count_done(done_at, latency_us, ok)
+        request.series.count_done(done_at, latency_us, ok)
 
     # Views ---------------------------------------------------------------------------------
 
@@ -294,16 +317,22 @@ class PhaseStats:
         )
 
     @classmethod
-    def thaw(cls, record: PhaseRecord, series: SecondSeries | None = None) -> PhaseStats:
-        """A phase holding what ``record`` holds.
+    def thaw(
+        cls,
+        record: PhaseRecord,
+        series: SecondSeries | None = None,
+        templates: dict[str, SecondSeries] | None = None,
+    ) -> PhaseStats:
+        """A phase holding what ``record`` holds, its templates recording into ``templates``'
+        series (a template missing there gets one of its own, not added).
 
         Raises ResultsError when the record's counts are not the sum of its templates' (the
         only counters a phase keeps), or its histograms do not hold exactly its timed
         templates' values plus, when some template is not timed, others.
         """
-        phase = cls(record.name, series)
+        phase = cls(record.name, series, templates)
         for item in record.requests:
-            phase.requests[item.name] = RequestStats.thaw(item)
+            phase.requests[item.name] = RequestStats.thaw(item, phase.templates.get(item.name))
         held = (phase.counts(), phase.errors_by_kind, phase.status_counts, phase.dropped_by_kind)
         given = (
             record.counts,
@@ -342,19 +371,29 @@ class PhaseStats:
 
 
 class RunStats:
-    """Every phase of one run (by name, in creation order) and the run's per-second series."""
+    """A run's phases (by name, in creation order), per-second series, and templates' series."""
 
     def __init__(self, started_at: float, *, live_seconds: int = 2) -> None:
         self.started_at = started_at
         self.series = SecondSeries(started_at, live_seconds=live_seconds)
         self.phases: dict[str, PhaseStats] = {}
+        self.template_series: dict[str, SecondSeries] = {}
+        """Per template, first seen first: its requests' per-second series over the run."""
 
     def phase(self, name: str) -> PhaseStats:
         """The phase called ``name``, created (after the existing ones) if new."""
         phase = self.phases.get(name)
         if phase is None:
-            phase = self.phases[name] = PhaseStats(name, self.series)
+            phase = self.phases[name] = PhaseStats(name, self.series, self.template_series)
         return phase
+
+    def request_series(self, name: str) -> SecondSeries | None:
+        """Template ``name``'s per-second series over the whole run: None when no phase has
+        sent or scheduled it yet (or the run was thawed from a document without one)."""
+        return self.template_series.get(name)
+
+    def _template_counts(self) -> dict[str, Counts]:
+        return template_counts(p.requests for p in self.phases.values())
 
     def total(self) -> PhaseStats:
         """A merged view of all phases (a new object; recording into it changes nothing)."""
@@ -380,6 +419,7 @@ class RunStats:
             recent_completed=0 if recent is None else recent[1].count,
             recent_p95_ms=None if recent is None else recent[1].p95_us / 1000.0,
             recent_p99_ms=None if recent is None else recent[1].p99_us / 1000.0,
+            requests=request_snapshots(p.requests for p in self.phases.values()),
         )
 
     def check_accounting(self, *, in_flight: int = 0, pending: int = 0) -> list[str]:
@@ -405,6 +445,8 @@ class RunStats:
             in_phases: int = getattr(counts, name)
             if in_series != in_phases:
                 problems.append(f"per-second {name} sum {in_series} != phases' {in_phases}")
+        if not in_flight and not pending:
+            problems.extend(series_problems(self.template_series, self._template_counts()))
         return problems
 
     def freeze(self) -> StatsRecord:
@@ -413,6 +455,7 @@ class RunStats:
             phases=tuple(phase.freeze() for phase in self.phases.values()),
             total=self.total().freeze(),
             seconds=self.series.freeze(),
+            requests=freeze_series(self.template_series),
         )
 
     @classmethod
@@ -425,8 +468,9 @@ class RunStats:
             raise ResultsError(f"unsupported stats format {record.format!r}")
         run = cls(0.0)
         run.series = SecondSeries.thaw(record.seconds)
+        run.template_series = thaw_series(record.requests)
         for item in record.phases:
-            run.phases[item.name] = PhaseStats.thaw(item, run.series)
+            run.phases[item.name] = PhaseStats.thaw(item, run.series, run.template_series)
         return run
 
 
@@ -434,16 +478,23 @@ def merge(a: RunStats, b: RunStats) -> RunStats:
     """Combine two runs' stats (e.g. two load generators sharing a schedule origin).
 
     Phases are matched by name (``a``'s order, then ``b``'s new ones), templates within them
-    likewise; seconds are matched by run offset. Counts add up and histograms merge, so merged
-    percentiles are those of one histogram over all the data, to histogram precision. The
-    result is a finished run.
+    likewise; seconds are matched by run offset, for the run and for each template. Counts add
+    up and histograms merge, so merged percentiles are those of one histogram over all the
+    data, to histogram precision. The result is a finished run.
     """
     merged = RunStats(a.started_at)
     merged.series = merge_series(a.series, b.series)
     for source in (a, b):
         for name, phase in source.phases.items():
-            target = merged.phases.get(name)
-            if target is None:
-                target = merged.phases[name] = PhaseStats(name, merged.series)
-            target.merge_from(phase)
+            merged.phase(name).merge_from(phase)
+    templates = merged.template_series
+    templates.clear()  # `request` gave each template an empty one
+    templates.update(
+        merge_template_series(
+            a.template_series, b.template_series, a._template_counts(), b._template_counts()
+        )
+    )
+    for phase in merged.phases.values():
+        for name, request in phase.requests.items():
+            request.series = templates.get(name, request.series)
     return merged

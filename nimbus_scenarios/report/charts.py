@@ -6,12 +6,14 @@ top: a strip with the phase names and the kill and abort labels; request rate (t
 curve, scheduled and sent per second); latency percentiles per second; failed and dropped
 requests per second; ready and desired replicas with each replica window's threshold and the
 moment it held. Phase bands are shaded across every chart, the part of a phase that did not run
-is hatched, and kills and the abort are vertical lines through all of them.
+is hatched, and kills and the abort are vertical lines through all of them. With `per_request`,
+one more chart on the same axis, for the page's per-request section: each template's p95 per
+second, one line each (colour and dash from `request_style`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,11 +22,11 @@ from markupsafe import Markup
 from nimbus_scenarios.report import svg
 from nimbus_scenarios.report._format import comparator_symbol, duration, offset
 from nimbus_scenarios.report.svg import INNER, LEFT, PLOT, TOP, WIDTH, TimeAxis, ValueAxis
-from nimbus_scenarios.report.timeline import MarkerKind, Timeline
+from nimbus_scenarios.report.timeline import MarkerKind, SecondPoint, Timeline
 from nimbus_scenarios.results.codec import JsonValue
 from nimbus_scenarios.results.model import Verdict
 
-__all__ = ["COLOURS", "Chart", "Drawing", "draw"]
+__all__ = ["COLOURS", "Chart", "Drawing", "draw", "request_style"]
 
 COLOURS: Final = {
     "target": "#6e7781",
@@ -40,6 +42,16 @@ COLOURS: Final = {
     "kill": "#bc4c00",
     "abort": "#cf222e",
 }
+_REQUEST_STYLES: Final = (
+    ("#0969da", ""),
+    ("#bf3989", ""),
+    ("#1a7f37", ""),
+    ("#bc4c00", ""),
+    ("#8250df", "6 3"),
+    ("#0a7ea4", "6 3"),
+    ("#9a6700", "6 3"),
+    ("#57606a", "6 3"),
+)
 _VERDICT_COLOURS: Final = {Verdict.PASSED: "#1a7f37", Verdict.FAILED: "#cf222e"}
 _MUTED: Final = "#6e7781"
 
@@ -64,6 +76,13 @@ class Drawing:
 
     svgs: tuple[Markup, ...]
     hover: dict[str, JsonValue]
+    requests: Markup | None = None
+    """The per-request latency chart (drawn only when asked for and there are templates)."""
+
+
+def request_style(index: int) -> tuple[str, str]:
+    """The colour and dash of the ``index``-th template's line (solid first, then dashed)."""
+    return _REQUEST_STYLES[index % len(_REQUEST_STYLES)]
 
 
 def _verdict_colour(verdict: Verdict) -> str:
@@ -102,6 +121,22 @@ def _plain(value: float) -> str:
     return f"{value:g}"
 
 
+def _line(
+    seconds: Sequence[SecondPoint], name: str, axis: TimeAxis, scale: ValueAxis
+) -> list[tuple[float, float] | None]:
+    """The points of one percentile (`name`) per second; a second without a record, or without
+    a response, breaks the line."""
+    points: list[tuple[float, float] | None] = []
+    previous: int | None = None
+    for s in seconds:
+        value = getattr(s, name)
+        if previous is not None and s.second != previous + 1:
+            points.append(None)
+        previous = s.second
+        points.append(None if value is None else (axis.x(s.second + 0.5), scale.y(value)))
+    return points
+
+
 def _latency_chart(tl: Timeline, axis: TimeAxis) -> Chart:
     values = [v for s in tl.seconds for v in (s.p50, s.p95, s.p99) if v is not None]
     scale = ValueAxis(svg.y_ticks(max([*values, 1.0]) * 1.05))
@@ -111,17 +146,36 @@ def _latency_chart(tl: Timeline, axis: TimeAxis) -> Chart:
         return Chart("latency", title, legend, scale, _ms_tick, message="no responses")
     body = []
     for name in ("p99", "p95", "p50"):  # p95 drawn over p99: it is the one usually judged
-        points: list[tuple[float, float] | None] = []
-        previous: int | None = None
-        for s in tl.seconds:
-            value = getattr(s, name)
-            if previous is not None and s.second != previous + 1:
-                points.append(None)  # a second without a record breaks the line
-            previous = s.second
-            points.append(None if value is None else (axis.x(s.second + 0.5), scale.y(value)))
         width = 2.0 if name == "p95" else 1.5
+        points = _line(tl.seconds, name, axis, scale)
         body.append(svg.stroke(svg.path_d(points), COLOURS[name], width=width, cls="series"))
     return Chart("latency", title, legend, scale, _ms_tick, tuple(body))
+
+
+def _request_chart(tl: Timeline, axis: TimeAxis) -> Chart:
+    values = [s.p95 for r in tl.requests for s in r.seconds if s.p95 is not None]
+    scale = ValueAxis(svg.y_ticks(max([*values, 1.0]) * 1.05))
+    legend = tuple((r.name, *request_style(i)) for i, r in enumerate(tl.requests))
+    title = "p95 latency per request (from the scheduled time, by completion second)"
+    if not values:
+        return Chart("requests", title, legend, scale, _ms_tick, message="no responses")
+    body = []
+    for i, request in enumerate(tl.requests):
+        colour, dash = request_style(i)
+        points = _line(request.seconds, "p95", axis, scale)
+        label = f"{request.name}: p95 latency per second, from the scheduled time"
+        body.append(
+            svg.stroke(svg.path_d(points), colour, width=2.0, dash=dash, cls="series", title=label)
+        )
+        # A second with responses between two without is no line: a dot (a template sent
+        # now and then, at a low rate, would not show at all).
+        for k, point in enumerate(points):
+            alone = (k == 0 or points[k - 1] is None) and (
+                k + 1 == len(points) or points[k + 1] is None
+            )
+            if point is not None and alone:
+                body.append(svg.circle(*point, 3, colour, cls="alone", title=label))
+    return Chart("requests", title, legend, scale, _ms_tick, tuple(body))
 
 
 def _ms_tick(value: float) -> str:
@@ -352,8 +406,14 @@ def _strip(tl: Timeline, axis: TimeAxis) -> Markup:
     return svg.frame(svg.join(parts), height=42.0, label="Phases and events", cls="strip")
 
 
-def _hover(tl: Timeline, axis: TimeAxis) -> dict[str, JsonValue]:
+def _hover(tl: Timeline, axis: TimeAxis, per_request: bool) -> dict[str, JsonValue]:
+    requests: list[JsonValue] = []
+    if per_request:
+        for r in tl.requests:
+            p95: dict[str, JsonValue] = {str(s.second): s.p95 for s in r.seconds}
+            requests.append([r.name, p95])
     return {
+        "requests": requests,
         "left": LEFT,
         "plot": PLOT,
         "width": WIDTH,
@@ -368,11 +428,13 @@ def _hover(tl: Timeline, axis: TimeAxis) -> dict[str, JsonValue]:
     }
 
 
-def draw(tl: Timeline) -> Drawing:
-    """The strip and the four charts of a timeline, and the hover read-out's data (nothing
-    when the timeline is empty)."""
+def draw(tl: Timeline, *, per_request: bool = False) -> Drawing:
+    """The strip and the four charts of a timeline, the per-request chart when `per_request`
+    and the timeline has template series, and the hover read-out's data (nothing when the
+    timeline is empty)."""
     if tl.empty:
         return Drawing((), {})
+    per_request = per_request and bool(tl.requests)
     axis = TimeAxis(tl.end)
     charts = [
         _rate_chart(tl, axis),
@@ -381,4 +443,5 @@ def draw(tl: Timeline) -> Drawing:
         _replica_chart(tl, axis),
     ]
     framed = [_frame_chart(c, tl, axis, last=i == len(charts) - 1) for i, c in enumerate(charts)]
-    return Drawing((_strip(tl, axis), *framed), _hover(tl, axis))
+    requests = _frame_chart(_request_chart(tl, axis), tl, axis, last=True) if per_request else None
+    return Drawing((_strip(tl, axis), *framed), _hover(tl, axis, per_request), requests)

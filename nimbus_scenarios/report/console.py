@@ -179,8 +179,21 @@ def _where(status: Progress) -> str:
     return status.phase or status.stage.value
 
 
+def request_errors(status: Progress) -> str:
+    """``errors: work 12 (500 x10, timeout x2), auth 1 (401 x1)``: the templates that failed
+    so far and how; empty while none did."""
+    if not status.request_errors:
+        return ""
+    parts = []
+    for request in status.request_errors:
+        causes = ", ".join(f"{cause} x{n}" for cause, n in request.causes)
+        parts.append(f"{request.name} {request.failed}" + (f" ({causes})" if causes else ""))
+    return "errors: " + ", ".join(parts)
+
+
 def status_line(status: Progress) -> str:
-    """One progress event as a line: time, phase, rates, latency, errors, replicas, windows."""
+    """One progress event as a line: time, phase, rates, latency, errors, replicas, windows,
+    and the failures per request when any."""
     replicas = (
         f"replicas {status.ready}/{status.desired if status.desired is not None else '-'}"
         if status.ready is not None
@@ -200,6 +213,7 @@ def status_line(status: Progress) -> str:
         f"dropped {status.dropped}",
         replicas,
         windows,
+        request_errors(status),
     ]
     return "  ".join(field for field in fields if field)
 
@@ -253,6 +267,8 @@ class RichMonitor(RunHandler):
         table.add_row("in flight", str(status.in_flight))
         table.add_row("p95", _ms(status.p95_ms))
         table.add_row("errors", f"{status.errors_pct:.1f}%  (dropped {status.dropped})")
+        if status.request_errors:
+            table.add_row("by request", request_errors(status).removeprefix("errors: "))
         if status.ready is not None:
             desired = "-" if status.desired is None else str(status.desired)
             table.add_row("replicas", f"{status.ready} ready / {desired} desired")

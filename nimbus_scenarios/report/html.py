@@ -84,14 +84,15 @@ def _environment() -> Environment:
 def render_html(results: RunResults) -> str:
     """The self-contained HTML report of one results document."""
     timeline = build_timeline(results)
-    drawing = draw(timeline)
     page = build_page(results, timeline.markers, SCHEMA_VERSION)
+    drawing = draw(timeline, per_request=page.per_request is not None)
     text = (
         _environment()
         .get_template("report.html.j2")
         .render(
             page=page,
             charts=drawing.svgs,
+            request_chart=drawing.requests,
             hover=drawing.hover,
             csp=_csp(),
             # The assets are the page's own code: inlined as they are, or their hashes break.

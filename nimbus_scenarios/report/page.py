@@ -28,6 +28,7 @@ from nimbus_scenarios.report._format import (
     start_lines,
     verdict_word,
 )
+from nimbus_scenarios.report.per_request import PerRequest, per_request
 from nimbus_scenarios.report.timeline import Marker
 from nimbus_scenarios.results.model import (
     Judgement,
@@ -185,6 +186,8 @@ class Page:
     phases: tuple[PhaseRow, ...]
     requests: RequestTable | None
     requests_by_phase: tuple[RequestTable, ...]
+    per_request: PerRequest | None
+    """The per-request section's failure tables; None when the section is not shown."""
     events: tuple[EventItem, ...]
     source: str
     schema_version: int
@@ -398,6 +401,7 @@ def build_page(results: RunResults, markers: Iterable[Marker], schema_version: i
         phases=tuple(_phase(p) for p in results.phases),
         requests=_requests("run", results.totals),
         requests_by_phase=tuple(t for t in by_phase if t is not None),
+        per_request=per_request(results),
         events=_events(results, markers),
         source=mask_urls_in_text(results.scenario_source),
         schema_version=schema_version,

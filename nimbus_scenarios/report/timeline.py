@@ -4,7 +4,9 @@ frozen series on one time axis (seconds from the start of the first phase).
 Its place: between the results model and `report.charts`. It decides what is on the axis and
 where the axis ends; `charts` only maps it to SVG, and the hover read-out gets the same numbers.
 
-- the per-second series (scheduled, sent, failed, dropped, latency percentiles);
+- the per-second series (scheduled, sent, failed, dropped, latency percentiles), for the run
+  and for each request template (`stats.requests`; none in documents written before templates
+  had them);
 - the phases as planned, and the part of each that ran;
 - the planned target rate, from the embedded plan (`results.plan`): each open-model phase's
   segments as they were compiled (ramps, steps, spikes), a burst phase averaged over its interval
@@ -25,9 +27,11 @@ the plan's end: a run aborted after 3 s of a planned hour is not drawn an hour w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from nimbus_scenarios.engine.records import SecondRecord
 from nimbus_scenarios.language.nodes import Comparator, ShapeKind
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import PhasePlan
@@ -40,6 +44,7 @@ __all__ = [
     "PhaseSpan",
     "ReplicaStep",
     "ReplicaWindow",
+    "RequestSeries",
     "SecondPoint",
     "TargetRun",
     "Timeline",
@@ -68,6 +73,14 @@ class SecondPoint:
         """Whether anything happened in this second."""
         counts = (self.scheduled, self.sent, self.dropped, self.succeeded, self.failed)
         return any(counts) or self.p50 is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSeries:
+    """One request template's seconds over the run (only those in which it had anything)."""
+
+    name: str
+    seconds: tuple[SecondPoint, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +174,8 @@ class Timeline:
     """The replica source's description, or None when the run had none."""
     markers: tuple[Marker, ...]
     windows: tuple[ReplicaWindow, ...]
+    requests: tuple[RequestSeries, ...] = ()
+    """Per request template, in the document's order."""
 
     @property
     def empty(self) -> bool:
@@ -168,9 +183,9 @@ class Timeline:
         return self.end <= 0
 
 
-def _seconds(results: RunResults) -> tuple[SecondPoint, ...]:
+def _seconds(records: Iterable[SecondRecord]) -> tuple[SecondPoint, ...]:
     points = []
-    for record in results.seconds:
+    for record in records:
         latency = record.latency_ms
         points.append(
             SecondPoint(
@@ -282,7 +297,7 @@ def _replica_steps(results: RunResults, end: float) -> tuple[ReplicaStep, ...]:
 
 def build_timeline(results: RunResults) -> Timeline:
     """The timeline of one results document (see the module doc for what is on it)."""
-    seconds = _seconds(results)
+    seconds = _seconds(results.seconds)
     phases = tuple(PhaseSpan(p.name, p.start_s, p.end_s, p.ran_s) for p in results.phases)
     markers = _markers(results)
     windows = _windows(results)
@@ -305,4 +320,5 @@ def build_timeline(results: RunResults) -> Timeline:
         replica_source=None if source is None else source.description,
         markers=markers,
         windows=windows,
+        requests=tuple(RequestSeries(r.name, _seconds(r.seconds)) for r in results.stats.requests),
     )

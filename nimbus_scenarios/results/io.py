@@ -57,7 +57,9 @@ MAX_RESULTS_BYTES: Final = 128 * 1024 * 1024
 
 A run's document grows by about 830 bytes per second of run (its per-second records, kept under
 `seconds` and again under `stats`), so this holds about 45 hours of run; `report` on such a
-document peaks near 460 MB."""
+document peaks near 460 MB. Each request template adds its own per-second records under
+`stats.requests` for the seconds it was busy: about 460 bytes per template-second, so a run of
+three templates busy throughout holds about 17 hours."""
 
 MAX_RESULTS_VALUES: Final = 10_000_000
 """A results file holding more JSON values than this is refused before it is parsed.
@@ -256,6 +258,8 @@ def from_json_data(data: JsonValue, name: str = "results") -> RunResults:
         )
         _check_seconds(results.seconds, "$.seconds")
         _check_seconds(results.stats.seconds, "$.stats.seconds")
+        for i, request in enumerate(results.stats.requests):
+            _check_seconds(request.seconds, f"$.stats.requests[{i}].seconds")
     except DecodeError as exc:
         raise ResultsError(f"{name}: not a valid results document: {exc}") from None
     return results

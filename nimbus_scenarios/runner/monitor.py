@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
-from nimbus_scenarios.events import Progress, WindowState, WindowStatus
+from nimbus_scenarios.engine.dispatch import ok_statuses
+from nimbus_scenarios.engine.records import RequestSnapshot
+from nimbus_scenarios.events import Progress, RequestErrors, WindowState, WindowStatus
 from nimbus_scenarios.judge.windows import awaiting_data, judge_window
 from nimbus_scenarios.results.model import Stage, Verdict
 from nimbus_scenarios.runner.context import RunContext
 
-__all__ = ["progress", "start_watchers", "window_states"]
+__all__ = ["progress", "request_errors", "start_watchers", "window_states"]
 
 REPLICA_POLL_S = 0.25
 """How often new replica samples are passed on to the listeners."""
@@ -41,6 +43,28 @@ def window_states(ctx: RunContext) -> tuple[WindowStatus, ...]:
         state = _STATE_OF[verdict] if final else WindowState.OPEN
         states.append(WindowStatus(e.text, state))
     return tuple(states)
+
+
+def request_errors(
+    ctx: RunContext, requests: tuple[RequestSnapshot, ...]
+) -> tuple[RequestErrors, ...]:
+    """The templates that failed so far, by failing status (per the plan's `ok` statuses of
+    each template) and by error kind, most frequent first."""
+    found = []
+    for request in requests:
+        if not request.failed:
+            continue
+        template = ctx.plan.templates.get(request.name)
+        ok = ok_statuses(template.ok_status if template is not None else ("2xx", "3xx"))
+        causes = [
+            (str(status), n)
+            for status, n in request.status_counts.items()
+            if n and not (0 <= status < len(ok) and ok[status])
+        ]
+        causes.extend((kind, n) for kind, n in request.errors_by_kind.items() if n)
+        causes.sort(key=lambda cause: (-cause[1], cause[0]))
+        found.append(RequestErrors(request.name, request.failed, tuple(causes)))
+    return tuple(found)
 
 
 def progress(ctx: RunContext) -> Progress:
@@ -73,6 +97,7 @@ def progress(ctx: RunContext) -> Progress:
         ready=latest.ready if latest else None,
         desired=latest.desired if latest else None,
         windows=window_states(ctx),
+        request_errors=request_errors(ctx, snapshot.requests),
     )
 
 

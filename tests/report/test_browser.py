@@ -21,6 +21,7 @@ from tests.support.results import (
     hostile_results,
     infra_results,
     make_results,
+    per_request_results,
 )
 
 # What the page drew: charts by key with their series paths (that have a `d`), markers, dots.
@@ -198,3 +199,22 @@ def test_hover_reads_the_planned_ramp(chromium: Chromium, tmp_path: Path) -> Non
     )
     assert early.splitlines()[1].startswith("target 6.5/s"), early
     assert late.splitlines()[1].startswith("target 15.5/s"), late
+
+
+def test_per_request_section_in_chromium(
+    chromium: Chromium, tmp_path: Path, artifacts: Path
+) -> None:
+    """The per-request chart draws a line per template on the run's axis, and hovering it
+    reads each template's p95 of that second."""
+    report, facts = _open(
+        chromium, tmp_path, "requests", per_request_results(), artifacts / "report-requests.png"
+    )
+    _assert_clean(report)
+    charts = {c["key"]: c for c in facts["charts"]}
+    assert list(charts) == ["rate", "latency", "errors", "replicas", "requests"]
+    assert charts["requests"]["series"] == 2  # work, health
+    assert charts["requests"]["plotted"]
+    assert round(charts["requests"]["box"]["width"]) == round(charts["latency"]["box"]["width"])
+    tip = facts["tip"]["text"]  # hovered on the last chart, two thirds along: ramp, work only
+    assert "p95 by request: work 40" in tip, tip
+    assert "health" not in tip

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from nimbus_scenarios.events import Handlers, Progress, WindowState, WindowStatus
+from nimbus_scenarios.events import Handlers, Progress, RequestErrors, WindowState, WindowStatus
 from nimbus_scenarios.report.console import (
     LineMonitor,
     RichMonitor,
@@ -68,6 +68,24 @@ def test_status_line_without_a_replica_source_or_phase() -> None:
     long = status_line(dataclasses.replace(STATUS, elapsed_s=3725.0, p95_ms=12_345.0))
     assert long.startswith("[1:02:05 ")
     assert "p95 12.3s" in long
+
+
+def test_status_line_names_the_failing_requests(capsys: pytest.CaptureFixture[str]) -> None:
+    """Failures per request, each with its causes, only when some request failed."""
+    assert "errors:" not in status_line(STATUS)
+    failing = dataclasses.replace(
+        STATUS,
+        request_errors=(
+            RequestErrors("work", 12, (("500", 10), ("timeout", 2))),
+            RequestErrors("auth", 1),
+        ),
+    )
+    line = status_line(failing)
+    assert line.endswith("errors: work 12 (500 x10, timeout x2), auth 1")
+    monitor = RichMonitor()
+    monitor.progress(failing)
+    monitor.run_ended(full_results())
+    assert "work 12 (500 x10, timeout x2), auth 1" in capsys.readouterr().err
 
 
 def test_phase_and_abort_lines() -> None:

@@ -24,7 +24,7 @@ from nimbus_scenarios.results.io import (
     write_results,
 )
 from nimbus_scenarios.results.model import Judgement, Verdict
-from tests.support.results import make_results, plan_of, results_of
+from tests.support.results import make_results, per_request_results, plan_of, results_of
 
 
 def judged() -> list[Judgement]:
@@ -229,3 +229,38 @@ scenario "long" {
   }
 }
 """
+
+
+def test_template_series_round_trip_and_older_documents_load() -> None:
+    """Each template's per-second series is written under `stats.requests` and read back;
+    a document written before templates had series (no such key) still loads, with none."""
+    results = per_request_results()
+    assert [r.name for r in results.stats.requests] == ["work", "health"]
+    text = to_json(results)
+    assert from_json(text, "r.json") == results
+    data = json.loads(text)
+    del data["stats"]["requests"]
+    older = from_json(json.dumps(data), "r.json")
+    assert older.stats.requests == ()
+    assert older.stats.seconds == results.stats.seconds
+
+
+@pytest.mark.parametrize(
+    ("index", "second", "message"),
+    [
+        (0, -1, "$.stats.requests[1].seconds[0].second: expected a second from 0"),
+        (0, 10**9, "$.stats.requests[1].seconds[0].second: expected a second from 0"),
+        (1, None, "$.stats.requests[1].seconds[1].second: expected a second after"),
+    ],
+)
+def test_template_seconds_are_checked_like_the_runs(
+    index: int, second: int | None, message: str
+) -> None:
+    """A template's seconds must lie within a week, each once, in order, as the run's do
+    (`None`: the previous record's second again)."""
+    data = json.loads(to_json(per_request_results()))
+    seconds = data["stats"]["requests"][1]["seconds"]
+    seconds[index]["second"] = seconds[index - 1]["second"] if second is None else second
+    with pytest.raises(ResultsError) as caught:
+        from_json(json.dumps(data), "r.json")
+    assert message in str(caught.value)

@@ -1,14 +1,17 @@
 """Per request template, on a manual clock: a slow `work` and a fast `health` are timed apart
 (from the schedule and from the send), the console's per-request table says which failed and
-how, and the shards of a run merge to the per-template histograms of one unsharded run."""
+how, the live status line says which request fails, and the shards of a run merge to the
+per-template histograms and per-second series of one unsharded run."""
 
 from __future__ import annotations
 
 from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, status_outcome
+from nimbus_scenarios.engine.stats import RunStats
+from nimbus_scenarios.events import Progress, RunHandler
 from nimbus_scenarios.merge import merge_results
-from nimbus_scenarios.report.console import format_summary
+from nimbus_scenarios.report.console import format_summary, status_line
 from nimbus_scenarios.results.io import from_json, to_json
 from nimbus_scenarios.results.model import RunResults, ShardInfo
 from tests.support.checks import assert_run_reconciles
@@ -156,3 +159,54 @@ def test_per_request_expectations_merge_to_the_verdicts_of_one_unsharded_run() -
     assert verdicts["expect p99 of health < 10ms"] == "passed"
     assert verdicts["expect errors of work < 1%"] == "failed"
     assert merged.exit_code == whole.results.exit_code == 1
+
+    assert [r.name for r in whole.stats.requests] == ["work", "health"]
+    assert merged.stats.requests == whole.stats.requests
+
+
+class _Progresses(RunHandler):
+    def __init__(self) -> None:
+        self.seen: list[Progress] = []
+
+    def progress(self, status: Progress) -> None:
+        self.seen.append(status)
+
+
+def test_live_status_line_says_which_request_fails_and_how() -> None:
+    """No request errors on the line before work's first 500; after it, work's failures by
+    status, then its timeout too; health, which never fails, is never named."""
+    clock = ManualClock()
+    recorder = _Progresses()
+    play(
+        MIXED,
+        answer=slow_work_fast_health(clock),
+        clock=clock,
+        handlers=[recorder],
+        progress_interval_s=1.0,
+    )
+    by_second = {round(p.elapsed_s): p for p in recorder.seen}
+    assert by_second[2].request_errors == ()
+    assert "errors:" not in status_line(by_second[2])
+    early = by_second[5]
+    (work,) = early.request_errors
+    assert (work.name, work.causes) == ("work", (("500", work.failed),))
+    assert status_line(early).endswith(f"errors: work {work.failed} (500 x{work.failed})")
+    late = by_second[14].request_errors[0]
+    assert late.causes == (("500", work.failed), ("timeout", 1))
+    assert f"errors: work {work.failed + 1} (500 x{work.failed}, timeout x1)" in status_line(
+        by_second[14]
+    )
+
+
+def test_each_template_series_adds_up_to_its_counts() -> None:
+    """The document's per-template seconds sum to each template's counts, and the run's
+    seconds are their sum, second by second."""
+    results = _run()
+    assert RunStats.thaw(results.stats).check_accounting() == []
+    totals = {r.name: r for r in results.totals.requests}
+    for request in results.stats.requests:
+        assert sum(s.sent for s in request.seconds) == totals[request.name].sent
+        assert sum(s.failed for s in request.seconds) == totals[request.name].failed
+    for second in results.stats.seconds:
+        parts = [s for r in results.stats.requests for s in r.seconds if s.second == second.second]
+        assert sum(s.scheduled for s in parts) == second.scheduled

@@ -21,7 +21,9 @@ Documents ready made:
   (`data/aborted.scn`), and so is the scenario in the document (`ABORTED_NAME`);
 - `infra_results()`: the target did not answer at pre-flight, nothing ran (`data/infra.scn`);
 - `hostile_results()`: the full run with markup, quotes and control characters in every string a
-  person wrote.
+  person wrote;
+- `per_request_results()`: `SCENARIO` recorded through the engine's `RunStats` (so with each
+  template's per-second series): `work` slow and failing with 500s and timeouts, `health` fast.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from nimbus_scenarios.engine.records import (
     SecondRecord,
     StatsRecord,
 )
+from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.judge.verdict import run_verdict
 from nimbus_scenarios.language.errors import Source
@@ -556,3 +559,37 @@ def hostile_results() -> RunResults:
         cleanup=(CleanupResult(f"req {HOSTILE}", error=f"failed {HOSTILE}"),),
         replica_source=dataclasses.replace(source, description=f"deployment {HOSTILE}"),
     )
+
+
+# ---------------------------------------------------------------- recorded by the engine
+def per_request_stats() -> StatsRecord:
+    """`SCENARIO` played through `RunStats` at its planned rates: `work` answers in 400 ms and
+    from +12 s on every fifth is a 500 and every seventh times out (no response); `health`
+    answers 200 in 5 ms."""
+    plan = plan_of(SCENARIO)
+    run = RunStats(0.0)
+    for phase in plan.phases:
+        stats = run.phase(phase.name)
+        names = [name for name, _ in phase.mix]
+        n = round(_arrivals_until(plan, phase.end_s) - _arrivals_until(plan, phase.start_s))
+        for i in range(n):
+            at = phase.start_s + (i + 0.5) * (phase.end_s - phase.start_s) / n
+            name = names[i % 4 == 3] if len(names) > 1 else names[0]
+            request = stats.request(name)
+            stats.schedule(at, request)
+            stats.mark_sent(at, request)
+            if name == "health":
+                stats.record(at, at, at + 0.005, 200, True, request)
+            elif at >= 12 and i % 7 == 0:
+                stats.record(at, at, at + 1.0, None, False, request, error_kind="timeout")
+            elif at >= 12 and i % 5 == 0:
+                stats.record(at, at, at + 0.4, 500, False, request)
+            else:
+                stats.record(at, at, at + 0.4, 200, True, request)
+    assert run.check_accounting() == []
+    return run.freeze()
+
+
+def per_request_results(**changes: object) -> RunResults:
+    """`SCENARIO`'s document from `per_request_stats()`; `changes` go to `make_results`."""
+    return make_results(SCENARIO, **{"stats": per_request_stats(), **changes})  # type: ignore[arg-type]

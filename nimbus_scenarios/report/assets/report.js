@@ -73,6 +73,11 @@
       rows.push(line("p50 " + fmtMs(s[4]) + " · p95 " + fmtMs(s[5]) +
         " · p99 " + fmtMs(s[6])));
       rows.push(line("failed " + s[2] + " · dropped " + s[3]));
+      // Each template's p95 this second, when the page has the per-request chart.
+      var byRequest = (data.requests || []).filter(function (r) {
+        return r[1][String(sec)] !== undefined && r[1][String(sec)] !== null;
+      }).map(function (r) { return r[0] + " " + fmtMs(r[1][String(sec)]); });
+      if (byRequest.length) { rows.push(line("p95 by request: " + byRequest.join(" · "))); }
     } else {
       rows.push(line("target " + tr + "/s (no requests this second)"));
     }
