@@ -162,7 +162,10 @@ async def _guard_loop(ctx: RunContext) -> None:
         ready = None
         if ctx.source is not None and ctx.source.samples:
             ready = ctx.source.samples[-1].ready
-        fired = check_guards(ctx.plan.guards, ctx.stats.series, ctx.now_s(), ready)
+        stats = ctx.stats
+        fired = check_guards(
+            ctx.plan.guards, stats.series, ctx.now_s(), ready, stats.request_series
+        )
         if fired is not None:
             ctx.request_stop(f"guard `{fired.guard.text}` fired: {fired.detail}")
 

@@ -116,6 +116,8 @@ def test_shards_merge_to_the_template_histograms_of_one_unsharded_run() -> None:
     assert _histograms(merged) == _histograms(whole)
     assert merged.totals.requests == whole.totals.requests
     assert [p.load.requests for p in merged.phases] == [p.load.requests for p in whole.phases]
+    assert [r.name for r in whole.stats.requests] == ["work", "health"]
+    assert merged.stats.requests == whole.stats.requests
 
 
 JUDGED = MIXED.replace(
@@ -159,9 +161,6 @@ def test_per_request_expectations_merge_to_the_verdicts_of_one_unsharded_run() -
     assert verdicts["expect p99 of health < 10ms"] == "passed"
     assert verdicts["expect errors of work < 1%"] == "failed"
     assert merged.exit_code == whole.results.exit_code == 1
-
-    assert [r.name for r in whole.stats.requests] == ["work", "health"]
-    assert merged.stats.requests == whole.stats.requests
 
 
 class _Progresses(RunHandler):
