@@ -242,8 +242,4 @@ def test_a_per_request_expectation_is_grouped_by_its_request() -> None:
     assert [(p.get("name"), p.get("value")) for p in element.iter("property")] == [
         ("request", "work")
     ]
-    assert all(
-        c.find("properties") is None
-        for c in root.iter("testcase")
-        if c is not element
-    )
+    assert all(c.find("properties") is None for c in root.iter("testcase") if c is not element)

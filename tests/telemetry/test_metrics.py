@@ -5,10 +5,10 @@ from __future__ import annotations
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint, Sum
 
+from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.events import Progress
 from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.results.model import Stage
-from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.telemetry._metrics import RunMetrics
 from tests.support.results import plan_of, results_of
 
