@@ -13,7 +13,8 @@ name); docs/telemetry.md lists each with the Prometheus name the OTLP translatio
 - `nimbus.load.target_rate`, `nimbus.load.achieved_rate` ({request}/s) and
   `nimbus.requests.in_flight` ({request}), gauges from the last `Progress`;
 - `nimbus.replicas` ({replica}) with `kind` = `ready` / `desired`, from the last replica sample;
-- `nimbus.run.info`, always 1.
+- `nimbus.run.info`, always 1, and `nimbus.run.start_time` (s): the Unix time the run
+  started (the dashboard lists runs newest first by it).
 
 Every point has `scenario`, `run_id` and, inside a phase, `phase`. The gauges report nothing
 after `run_ended`. Point times are the SDK's (real time), not the run's clock.
@@ -21,6 +22,7 @@ after `run_ended`. Point times are the SDK's (real time), not the run's clock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
@@ -88,6 +90,7 @@ class RunMetrics(RunHandler):
         self._stats: RunStats | None = None
         self._phase: str | None = None
         self._ended = False
+        self._started = time.time()
         for name, unit, read, description in GAUGES:
             meter.create_observable_gauge(
                 name, callbacks=[self._progress_gauge(read)], unit=unit, description=description
@@ -108,6 +111,12 @@ class RunMetrics(RunHandler):
             "nimbus.run.info",
             callbacks=[self._observe_run],
             description="1 while the run's telemetry lives; attributes scenario, run_id",
+        )
+        meter.create_observable_gauge(
+            "nimbus.run.start_time",
+            callbacks=[self._observe_start],
+            unit="s",
+            description="Unix time the run started",
         )
 
     def attributes(self, phase: str | None) -> dict[str, str]:
@@ -131,6 +140,7 @@ class RunMetrics(RunHandler):
     # ------------------------------------------------------------------ run events
     def run_started(self, plan: Plan, run_id: str) -> None:
         """Adopt the runner's run id (if it differs)."""
+        self._started = time.time()
         if run_id and run_id != self.run_id:
             self.run_id = run_id
             self._attributes.clear()
@@ -202,3 +212,6 @@ class RunMetrics(RunHandler):
 
     def _observe_run(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(1, self.attributes(None))]
+
+    def _observe_start(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self._started, self.attributes(None))]

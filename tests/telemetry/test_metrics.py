@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint, Sum
 
@@ -53,7 +55,8 @@ def test_gauges_read_the_last_progress_and_replica_sample() -> None:
     metrics = RunMetrics(
         MeterProvider(metric_readers=[reader]).get_meter("test"), plan, run_id="given"
     )
-    assert set(_points(reader)) == {"nimbus.run.info"}
+    assert set(_points(reader)) == {"nimbus.run.info", "nimbus.run.start_time"}
+    before = time.time()
     metrics.run_started(plan, "run0")
     metrics.phase_started(plan.phases[0], 0.0)
     metrics.progress(_progress("warm", 2.0))
@@ -71,8 +74,10 @@ def test_gauges_read_the_last_progress_and_replica_sample() -> None:
     metrics.phase_ended(plan.phases[0], 10.0)
     replicas = _points(reader)["nimbus.replicas"]
     assert all("phase" not in attributes for attributes, _ in replicas)
+    ((_, started),) = points["nimbus.run.start_time"]
+    assert before <= started <= time.time()
     metrics.run_ended(results_of(plan))
-    assert set(_points(reader)) == {"nimbus.run.info"}
+    assert set(_points(reader)) == {"nimbus.run.info", "nimbus.run.start_time"}
     assert metrics.attributes("warm") == warm
 
 
