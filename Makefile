@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv system-deps test-deps test lint typecheck unit demo bench fmt clean manifests
+.PHONY: all venv system-deps test-deps test lint typecheck unit demo bench fmt clean manifests dashboard
 
 all: test
 
@@ -61,6 +61,10 @@ test: test-deps lint typecheck unit
 manifests: $(STAMP)
 	cp scenarios/*.scn manifests/components/load-generator/scenarios/
 	$(BIN)/python -m nimbus_scenarios.kube.shipped --write manifests
+
+# The Grafana dashboard JSON, built in code (tests/deploy/test_grafana.py fails on drift).
+dashboard: $(STAMP)
+	$(BIN)/python tools/dashboard.py manifests/grafana/nimbus-scenarios-dashboard.json
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

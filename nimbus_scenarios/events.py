@@ -11,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.results.model import Judgement, RunResults, Stage
+
+if TYPE_CHECKING:
+    from nimbus_scenarios.engine.stats import RunStats
 
 __all__ = ["Handlers", "Progress", "RequestErrors", "RunHandler", "WindowState", "WindowStatus"]
 
@@ -86,6 +90,10 @@ class RunHandler:
     def stage_started(self, stage: Stage) -> None:
         """`before`, `phases`, `pending`, `after` or `cleanup` begins."""
 
+    def load_started(self, stats: RunStats) -> None:
+        """The phases are about to start; `stats` holds the engine's live counts (read them
+        only; they keep changing until the run ends)."""
+
     def phase_started(self, phase: PhasePlan, at_s: float) -> None:
         """A phase begins at run offset `at_s`."""
 
@@ -133,6 +141,10 @@ class Handlers(RunHandler):
     def stage_started(self, stage: Stage) -> None:
         """Fan out."""
         self._each("stage_started", stage)
+
+    def load_started(self, stats: RunStats) -> None:
+        """Fan out."""
+        self._each("load_started", stats)
 
     def phase_started(self, phase: PhasePlan, at_s: float) -> None:
         """Fan out."""

@@ -46,6 +46,7 @@ async def run_phases(ctx: RunContext) -> None:
             return
         ctx.state.start_late_s = clock.wall() - start_at
     ctx.stats = RunStats(ctx.origin)
+    ctx.events.load_started(ctx.stats)
     guards = asyncio.ensure_future(_guard_loop(ctx))
     try:
         for phase in ctx.plan.phases:

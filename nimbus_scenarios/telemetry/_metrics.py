@@ -1,178 +1,122 @@
-"""The run's metrics: gauges fed by run events, and the request duration histogram.
+"""The run's metrics: request counters, gauges fed by run events, and the duration histogram.
 
-Its place: a `RunHandler` (`RunMetrics`) among telemetry's handlers, plus the histogram that the
-request observer (`_requests.RequestSpans.observe`) feeds for every response. Imported only when
-telemetry is on. The gauges read the last `Progress` and the last replica sample when the SDK's
-metric reader collects (every `OTEL_METRIC_EXPORT_INTERVAL`, and at shutdown); after `run_ended`
-they report nothing. Names and attributes are what the Grafana dashboards query:
+Its place: a `RunHandler` (`RunMetrics`) among telemetry's handlers; it owns the duration
+histogram (`_durations`) that the request observer feeds. Imported only when telemetry is on.
+Names follow the OpenTelemetry conventions (dotted namespaces, units in `unit`, never in the
+name); docs/telemetry.md lists each with the Prometheus name the OTLP translation gives it:
 
-- `nimbus_target_rate`, `nimbus_achieved_rate`, `nimbus_in_flight` (from `Progress`);
-- `nimbus_replicas` with `kind` = `ready` / `desired` (from the last replica sample);
-- `nimbus_run_info`, always 1;
-- `nimbus_request_duration_seconds`, a cumulative explicit-bucket histogram of the requests
-  that got a response (as the results' latency: a request with no response is not timed).
+- `nimbus.request.duration` (s): see `_durations`;
+- `nimbus.requests.scheduled`, `.sent`, `.dropped`, `.failed` ({request}, monotonic counters):
+  the engine's own counts per phase and `request` template, read live from its `RunStats`
+  (handed over by `load_started`) when the metric reader collects, so they equal the results'
+  counts; they keep reporting their final values after the run ends, for the last export;
+- `nimbus.load.target_rate`, `nimbus.load.achieved_rate` ({request}/s) and
+  `nimbus.requests.in_flight` ({request}), gauges from the last `Progress`;
+- `nimbus.replicas` ({replica}) with `kind` = `ready` / `desired`, from the last replica sample;
+- `nimbus.run.info`, always 1, and `nimbus.run.start_time` (s): the Unix time the run
+  started (the dashboard lists runs newest first by it).
 
-Every point has `scenario`, `run_id` and, inside a phase, `phase`. Point times are the SDK's
-(real time), not the run's clock.
+Every point has `scenario`, `run_id` and, inside a phase, `phase`. The gauges report nothing
+after `run_ended`. Point times are the SDK's (real time), not the run's clock.
 """
 
 from __future__ import annotations
 
-import math
-import threading
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-)
 
 from nimbus_scenarios.events import Progress, RunHandler
 from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.results.model import RunResults
-
-__all__ = ["DURATION_BUCKETS_S", "DurationHistogram", "RunMetrics"]
-
-DURATION_BUCKETS_S: Final = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-"""Upper bounds of `nimbus_request_duration_seconds`' buckets: 5 ms to a minute."""
-
-_PROGRESS_GAUGES: Final[tuple[tuple[str, Callable[[Progress], float], str], ...]] = (
-    ("nimbus_target_rate", lambda p: p.target_rate, "Target arrival rate, requests per second"),
-    ("nimbus_achieved_rate", lambda p: p.achieved_rate, "Requests sent in the last second"),
-    ("nimbus_in_flight", lambda p: p.in_flight, "Requests in flight"),
+from nimbus_scenarios.telemetry._durations import (
+    DURATION_BUCKETS_S,
+    DurationHistogram,
+    ExemplarFilter,
+    SeriesKey,
+    duration_attributes,
 )
 
+if TYPE_CHECKING:
+    from nimbus_scenarios.engine.stats import RequestStats, RunStats
 
-class _Series:
-    """One attribute set (one phase) of `DurationHistogram`."""
+__all__ = ["COUNTERS", "GAUGES", "RunMetrics"]
 
-    __slots__ = ("attributes", "count", "counts", "max", "min", "sum")
+REQUEST: Final = "{request}"
+RATE: Final = "{request}/s"
 
-    def __init__(self, attributes: Mapping[str, str], buckets: int) -> None:
-        self.attributes = dict(attributes)
-        self.counts = [0] * buckets
-        self.count = 0
-        self.sum = 0.0
-        self.min = math.inf
-        self.max = -math.inf
+GAUGES: Final[tuple[tuple[str, str, Callable[[Progress], float], str], ...]] = (
+    ("nimbus.load.target_rate", RATE, lambda p: p.target_rate, "Target arrival rate"),
+    ("nimbus.load.achieved_rate", RATE, lambda p: p.achieved_rate, "Requests sent last second"),
+    ("nimbus.requests.in_flight", REQUEST, lambda p: p.in_flight, "Requests in flight"),
+)
+"""(name, unit, reading of `Progress`, description) of the progress gauges."""
 
-
-class DurationHistogram:
-    """`nimbus_request_duration_seconds`, aggregated here rather than by the SDK.
-
-    The SDK's `Histogram.record` costs about 8 us a call, too much for every request on the
-    event loop; this costs a bisect and a few additions under an uncontended lock (under 1 us),
-    so every request is counted. `_counting.CountingMetricExporter` adds `metric()` to every
-    metric export: a cumulative explicit-bucket histogram, what the SDK's would have been.
-    """
-
-    NAME: Final = "nimbus_request_duration_seconds"
-    UNIT: Final = "s"
-    DESCRIPTION: Final = "Request duration, send to complete response"
-
-    def __init__(
-        self, boundaries: Sequence[float], attributes_for: Callable[[str], Mapping[str, str]]
-    ) -> None:
-        self.boundaries = tuple(boundaries)
-        self.attributes_for = attributes_for
-        self.started_ns = time.time_ns()
-        self._series: dict[str, _Series] = {}
-        self._lock = threading.Lock()
-
-    def record(self, key: str, seconds: float) -> None:
-        """Count one duration for the series `key` (the phase)."""
-        series = self._series.get(key)
-        if series is None:
-            series = _Series(self.attributes_for(key), len(self.boundaries) + 1)
-            self._series[key] = series
-        index = bisect_left(self.boundaries, seconds)
-        with self._lock:  # the export thread reads the series while the loop records
-            series.counts[index] += 1
-            series.count += 1
-            series.sum += seconds
-            series.min = min(series.min, seconds)
-            series.max = max(series.max, seconds)
-
-    def metric(self) -> Metric | None:
-        """The histogram as an SDK `Metric` (None before the first request)."""
-        now = time.time_ns()
-        with self._lock:
-            points = [
-                HistogramDataPoint(
-                    attributes=dict(series.attributes),
-                    start_time_unix_nano=self.started_ns,
-                    time_unix_nano=now,
-                    count=series.count,
-                    sum=series.sum,
-                    bucket_counts=tuple(series.counts),
-                    explicit_bounds=self.boundaries,
-                    min=series.min,
-                    max=series.max,
-                )
-                for series in self._series.values()
-                if series.count
-            ]
-        if not points:
-            return None
-        return Metric(
-            name=self.NAME,
-            description=self.DESCRIPTION,
-            unit=self.UNIT,
-            data=Histogram(
-                data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE
-            ),
-        )
+COUNTERS: Final[tuple[tuple[str, Callable[[RequestStats], int], str], ...]] = (
+    ("nimbus.requests.scheduled", lambda r: r.scheduled, "Requests due by the plan"),
+    ("nimbus.requests.sent", lambda r: r.sent, "Requests sent"),
+    ("nimbus.requests.dropped", lambda r: r.dropped, "Requests due but never sent"),
+    (
+        "nimbus.requests.failed",
+        lambda r: r.failed,
+        "Sent requests that failed (error status, no response, or abandoned in flight)",
+    ),
+)
+"""(name, reading of a template's `RequestStats`, description) of the request counters."""
 
 
 class RunMetrics(RunHandler):
-    """The gauges of one run, fed by its events; the duration histogram's attributes."""
+    """The instruments of one run, fed by its events; the duration histogram's attributes."""
 
-    def __init__(self, meter: Meter, plan: Plan, *, run_id: str) -> None:
+    def __init__(
+        self,
+        meter: Meter,
+        plan: Plan,
+        *,
+        run_id: str,
+        exemplars: ExemplarFilter = ExemplarFilter.TRACE_BASED,
+    ) -> None:
         self.scenario = plan.scenario
         self.run_id = run_id
-        self.durations = DurationHistogram(DURATION_BUCKETS_S, self.attributes)
+        self.durations = DurationHistogram(
+            DURATION_BUCKETS_S, self.duration_attributes, exemplars=exemplars
+        )
         self._attributes: dict[str | None, dict[str, str]] = {}
         self._status: Progress | None = None
         self._replicas: ReplicaSample | None = None
+        self._stats: RunStats | None = None
         self._phase: str | None = None
         self._ended = False
-        # Gauges have no unit, so that the Prometheus names stay exactly these.
-        for name, read, description in _PROGRESS_GAUGES:
+        self._started = time.time()
+        for name, unit, read, description in GAUGES:
             meter.create_observable_gauge(
-                name, callbacks=[self._progress_gauge(read)], description=description
+                name, callbacks=[self._progress_gauge(read)], unit=unit, description=description
+            )
+        for name, count, description in COUNTERS:
+            meter.create_observable_counter(
+                name, callbacks=[self._counter(count)], unit=REQUEST, description=description
             )
         meter.create_observable_gauge(
-            "nimbus_replicas",
+            "nimbus.replicas",
             callbacks=[self._observe_replicas],
+            unit="{replica}",
             description="Replicas of the target Deployment by kind (ready, desired)",
         )
         # Always one point: the SDK skips an export with no data at all, and the duration
         # histogram rides on exports (the last one at shutdown, after the gauges went quiet).
         meter.create_observable_gauge(
-            "nimbus_run_info",
+            "nimbus.run.info",
             callbacks=[self._observe_run],
             description="1 while the run's telemetry lives; attributes scenario, run_id",
+        )
+        meter.create_observable_gauge(
+            "nimbus.run.start_time",
+            callbacks=[self._observe_start],
+            unit="s",
+            description="Unix time the run started",
         )
 
     def attributes(self, phase: str | None) -> dict[str, str]:
@@ -185,16 +129,26 @@ class RunMetrics(RunHandler):
             self._attributes[phase] = attributes
         return attributes
 
+    def duration_attributes(self, key: SeriesKey) -> Mapping[str, str]:
+        """The attributes of one duration series (`_durations.duration_attributes`, and ours)."""
+        return {"scenario": self.scenario, "run_id": self.run_id, **duration_attributes(key)}
+
     def end(self) -> None:
-        """Report nothing more (the run ended, or telemetry shuts down)."""
+        """Report nothing more from the gauges (the run ended, or telemetry shuts down)."""
         self._ended = True
 
     # ------------------------------------------------------------------ run events
     def run_started(self, plan: Plan, run_id: str) -> None:
         """Adopt the runner's run id (if it differs)."""
+        self._started = time.time()
         if run_id and run_id != self.run_id:
             self.run_id = run_id
             self._attributes.clear()
+            self.durations.forget_attributes()
+
+    def load_started(self, stats: RunStats) -> None:
+        """The engine's live counts, read by the request counters."""
+        self._stats = stats
 
     def phase_started(self, phase: PhasePlan, at_s: float) -> None:
         """The phase the replica gauge is attributed to."""
@@ -206,7 +160,7 @@ class RunMetrics(RunHandler):
             self._phase = None
 
     def replica_sample(self, sample: ReplicaSample, at_s: float) -> None:
-        """Keep the latest sample for `nimbus_replicas`."""
+        """Keep the latest sample for `nimbus.replicas`."""
         self._replicas = sample
 
     def progress(self, status: Progress) -> None:
@@ -229,6 +183,23 @@ class RunMetrics(RunHandler):
 
         return callback
 
+    def _counter(
+        self, count: Callable[[RequestStats], int]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(_options: CallbackOptions) -> Iterable[Observation]:
+            stats = self._stats
+            if stats is None:
+                return []
+            # Read on the export thread while the loop records: list() copies each dict in
+            # one step, and every count is a plain int.
+            return [
+                Observation(count(request), {**self.attributes(phase.name), "request": name})
+                for phase in list(stats.phases.values())
+                for name, request in list(phase.requests.items())
+            ]
+
+        return callback
+
     def _observe_replicas(self, _options: CallbackOptions) -> Iterable[Observation]:
         sample = self._replicas
         if sample is None or self._ended:
@@ -241,3 +212,6 @@ class RunMetrics(RunHandler):
 
     def _observe_run(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(1, self.attributes(None))]
+
+    def _observe_start(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self._started, self.attributes(None))]

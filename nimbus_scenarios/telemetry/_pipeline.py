@@ -20,7 +20,7 @@ from typing import Final, NamedTuple, Protocol
 
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExporter
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -277,7 +277,12 @@ def build_pipeline(config: TelemetryConfig) -> Pipeline:
             export_interval_millis=config.metric_interval_ms,
             export_timeout_millis=config.timeout_s * 1000.0,
         )
-        meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        # The SDK's own instruments here are all observable (no exemplars); the filter is named
+        # so that the SDK never parses OTEL_METRICS_EXEMPLAR_FILTER itself (it raises on an
+        # unknown value): `_durations` reads it, and reports an unknown one.
+        meter_provider = MeterProvider(
+            resource=resource, metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter()
+        )
     return Pipeline(
         config=config,
         resource=resource,

@@ -7,8 +7,9 @@ same headers back, records a finished `_wire.RequestSpan` (span id, times, statu
 fixed attributes shared per phase and template in a `RequestShape`) and hands it straight to
 the batch processor, whose export thread encodes it. A request that is not sampled carries the
 pre-built `traceparent` of its phase span with the sampled flag 00 (no id drawn, nothing
-recorded); one cancelled in flight is never recorded. Every request's duration goes to the
-duration histogram, sampled or not.
+recorded); one cancelled in flight is never recorded. Every finished request's duration goes to
+the duration histogram (`_durations`), sampled or not, with or without a response; a sampled
+one leaves an exemplar there naming its span.
 
 `url.full` shows the target's URL with a password masked and secret and `env(...)` query values
 as `secrets.MASK`. Nothing here imports an HTTP client: requests are `engine.request`'s.
@@ -28,7 +29,7 @@ from nimbus_scenarios.engine.request import Outcome, prepare
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.plan.model import Plan, Template
 from nimbus_scenarios.secrets import MASK, mask_url
-from nimbus_scenarios.telemetry._metrics import DurationHistogram
+from nimbus_scenarios.telemetry._durations import DurationHistogram
 from nimbus_scenarios.telemetry._spans import RunSpans
 from nimbus_scenarios.telemetry._walltime import WallTime
 from nimbus_scenarios.telemetry._wire import RequestShape, RequestSpan
@@ -117,15 +118,14 @@ class RequestSpans(RunHandler):
         ok: bool,
         extra: ExtraHeaders | None,
     ) -> None:
-        """Count the request's duration (a response's only, as the engine's latency does);
-        record its span when it was sampled."""
+        """Count the request's duration (every finished request, response or not); record
+        its span when it was sampled."""
+        traceparent = None if extra is None else extra[0][1]
         durations = self._durations
-        if durations is not None and outcome.status is not None:
-            durations.record(phase, done - sent)
-        if extra is None:
-            return
-        traceparent = extra[0][1]
-        if traceparent[-1] != _SAMPLED:
+        if durations is not None:
+            key = (phase, template, ok, outcome.status, outcome.error)
+            durations.record(key, done - sent, traceparent)
+        if traceparent is None or traceparent[-1] != _SAMPLED:
             return
         try:
             self._record(phase, template, scheduled, sent, done, outcome, ok, traceparent)

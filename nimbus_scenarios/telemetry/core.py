@@ -131,7 +131,9 @@ class Telemetry:
             log.debug("telemetry_disabled", reason=config.reason)
             return cls._disabled(config, logging_handler, run_id, sample)
         try:
-            return cls._enabled(config, plan, url, run_id, logging_handler, clock or LoopClock())
+            return cls._enabled(
+                config, plan, url, run_id, logging_handler, clock or LoopClock(), env
+            )
         except ImportError as exc:
             log.warning(
                 "telemetry_disabled",
@@ -166,8 +168,10 @@ class Telemetry:
         run_id: str | None,
         logging_handler: RunHandler | None,
         clock: Clock,
+        environ: Mapping[str, str],
     ) -> Telemetry:
         from nimbus_scenarios import __version__
+        from nimbus_scenarios.telemetry._durations import exemplar_filter
         from nimbus_scenarios.telemetry._log_bridge import OtlpLogs, SdkLogBridge
         from nimbus_scenarios.telemetry._metrics import RunMetrics
         from nimbus_scenarios.telemetry._pipeline import SCOPE_NAME, build_pipeline
@@ -185,7 +189,10 @@ class Telemetry:
         metrics = None
         if pipeline.meter_provider is not None and pipeline.metric_exporter is not None:
             meter = pipeline.meter_provider.get_meter(SCOPE_NAME, __version__)
-            metrics = RunMetrics(meter, plan, run_id=identity)
+            exemplars, problem = exemplar_filter(environ)
+            if problem is not None:
+                _logger().warning("telemetry_config", problem=problem)
+            metrics = RunMetrics(meter, plan, run_id=identity, exemplars=exemplars)
             pipeline.metric_exporter.extra = metrics.durations.metric
         processor = pipeline.span_processor
         requests = RequestSpans(

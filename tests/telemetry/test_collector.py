@@ -208,7 +208,7 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert run.summary.export_errors == 0
     assert wait_until(lambda: len(sink.spans) >= run.summary.spans_exported)
     assert wait_until(lambda: any(r.body == "run_ended" for r in sink.logs))
-    assert wait_until(lambda: "nimbus_replicas" in sink.metrics)
+    assert wait_until(lambda: "nimbus.replicas" in sink.metrics)
 
     # The tree: one root, a span per phase under it, request spans under their phase.
     spans = list(sink.spans)
@@ -283,22 +283,34 @@ def test_span_tree_attributes_events_traceparents_logs_and_metrics(
     assert {line["trace_id"] for line in lines} == {trace_id}
     assert any(line["event"] == "progress" for line in lines)
 
-    # Metrics, with scenario, phase and run_id.
+    # Metrics, with scenario, phase and run_id (tests/telemetry/test_dashboard.py checks
+    # the Prometheus side).
     for name in (
-        "nimbus_request_duration_seconds",
-        "nimbus_target_rate",
-        "nimbus_achieved_rate",
-        "nimbus_in_flight",
-        "nimbus_replicas",
+        "nimbus.request.duration",
+        "nimbus.load.target_rate",
+        "nimbus.load.achieved_rate",
+        "nimbus.requests.in_flight",
+        "nimbus.requests.sent",
+        "nimbus.replicas",
     ):
         assert name in sink.metrics, name
-    durations = sink.metrics["nimbus_request_duration_seconds"]
+    durations = sink.metrics["nimbus.request.duration"]
     assert {a["phase"] for a, _ in durations} == {"warm", "mixed"}
-    counted = {phase: max(n for a, (n, _) in durations if a["phase"] == phase) for phase in phases}
+    last: dict[tuple[object, ...], int] = {}
+    for a, (n, _) in durations:
+        key = (a["phase"], a["request"], a["outcome"], a["status_class"])
+        last[key] = max(last.get(key, 0), n)
+    counted: dict[str, int] = {}
+    for key, n in last.items():
+        counted[str(key[0])] = counted.get(str(key[0]), 0) + n
     assert counted == {"warm": 30, "mixed": 30}  # every request, sampled or not (cumulative)
+    assert {k[1:] for k in last if k[0] == "mixed"} == {
+        ("health", "success", "2xx"),
+        ("missing", "error", "4xx"),
+    }
     assert all(a["run_id"] == document.run_id and a["scenario"] == "traced" for a, _ in durations)
-    assert {a["kind"] for a, _ in sink.metrics["nimbus_replicas"]} == {"ready", "desired"}
-    assert any(a.get("phase") == "warm" for a, _ in sink.metrics["nimbus_target_rate"])
+    assert {a["kind"] for a, _ in sink.metrics["nimbus.replicas"]} == {"ready", "desired"}
+    assert any(a.get("phase") == "warm" for a, _ in sink.metrics["nimbus.load.target_rate"])
 
 
 def test_zero_sampling_still_sends_traceparents(
@@ -319,10 +331,10 @@ def test_zero_sampling_still_sends_traceparents(
     assert all(tp.endswith("-00") for tp in seen)
     assert {tp.split("-")[2] for tp in seen} == phases
     assert run.summary.metric_exports == 1
-    assert wait_until(lambda: "nimbus_request_duration_seconds" in sink.metrics)
-    durations = sink.metrics["nimbus_request_duration_seconds"]
+    assert wait_until(lambda: "nimbus.request.duration" in sink.metrics)
+    durations = sink.metrics["nimbus.request.duration"]
     assert sum(count for _, (count, _) in durations) == 60
-    assert [value for _, value in sink.metrics["nimbus_run_info"]] == [1]
+    assert [value for _, value in sink.metrics["nimbus.run.info"]] == [1]
 
 
 def test_abort_is_a_span_event(collector: Rotel, sink: OtlpSink, http_server: HttpServer) -> None:

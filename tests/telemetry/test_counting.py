@@ -19,7 +19,7 @@ from nimbus_scenarios.telemetry._counting import (
     CountingSpanProcessor,
     with_metric,
 )
-from nimbus_scenarios.telemetry._metrics import DurationHistogram
+from nimbus_scenarios.telemetry._durations import DurationHistogram
 
 CONFIGURED = TelemetrySummary(
     enabled=True, endpoint="http://c:4318", protocol="http/protobuf", trace_sample=10.0
@@ -117,8 +117,8 @@ def test_a_full_queue_turns_spans_away_and_counts_them() -> None:
 
 def test_with_metric_joins_our_scope_or_makes_one() -> None:
     """The duration histogram rides on an export: in our scope if present, else a new one."""
-    histogram = DurationHistogram((1.0,), lambda phase: {"phase": phase})
-    histogram.record("p", 0.5)
+    histogram = DurationHistogram((1.0,), lambda key: {"phase": key[0]})
+    histogram.record(("p", "a", True, 200, None), 0.5, None)
     metric = histogram.metric()
     assert metric is not None
     resource, scope = Resource({"service.name": "s"}), InstrumentationScope("nimbus_scenarios")

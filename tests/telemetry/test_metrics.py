@@ -1,45 +1,18 @@
-"""Tests of `_metrics`: the duration histogram and the gauges fed by run events."""
+"""Tests of `_metrics`: the request counters and the gauges fed by run events."""
 
 from __future__ import annotations
 
-import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    HistogramDataPoint,
-    InMemoryMetricReader,
-    NumberDataPoint,
-)
+import time
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint, Sum
+
+from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.events import Progress
 from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.results.model import Stage
-from nimbus_scenarios.telemetry._metrics import DURATION_BUCKETS_S, DurationHistogram, RunMetrics
+from nimbus_scenarios.telemetry._metrics import RunMetrics
 from tests.support.results import plan_of, results_of
-
-
-def test_durations_fall_in_upper_inclusive_buckets_per_phase() -> None:
-    """A duration on a boundary counts in that bucket; each phase is its own series."""
-    histogram = DurationHistogram((0.1, 1.0), lambda phase: {"phase": phase})
-    assert histogram.metric() is None
-    for seconds in (0.05, 0.1, 0.5, 2.0):
-        histogram.record("warm", seconds)
-    histogram.record("ramp", 0.2)
-    metric = histogram.metric()
-    assert metric is not None
-    assert metric.name == "nimbus_request_duration_seconds"
-    assert metric.unit == "s"
-    assert metric.data.aggregation_temporality is AggregationTemporality.CUMULATIVE
-    points: list[HistogramDataPoint] = list(metric.data.data_points)
-    warm, ramp = points
-    assert warm.attributes == {"phase": "warm"}
-    assert warm.bucket_counts == (2, 1, 1)
-    assert (warm.count, warm.min, warm.max) == (4, 0.05, 2.0)
-    assert warm.sum == pytest.approx(2.65)
-    assert warm.explicit_bounds == (0.1, 1.0)
-    assert (ramp.attributes, ramp.bucket_counts) == ({"phase": "ramp"}, (0, 1, 0))
-    assert DURATION_BUCKETS_S[0] == 0.005
-    assert DURATION_BUCKETS_S[-1] == 60.0
 
 
 def _progress(phase: str | None, target_rate: float) -> Progress:
@@ -82,24 +55,72 @@ def test_gauges_read_the_last_progress_and_replica_sample() -> None:
     metrics = RunMetrics(
         MeterProvider(metric_readers=[reader]).get_meter("test"), plan, run_id="given"
     )
-    assert set(_points(reader)) == {"nimbus_run_info"}
+    assert set(_points(reader)) == {"nimbus.run.info", "nimbus.run.start_time"}
+    before = time.time()
     metrics.run_started(plan, "run0")
     metrics.phase_started(plan.phases[0], 0.0)
     metrics.progress(_progress("warm", 2.0))
     metrics.replica_sample(ReplicaSample(1.0, 1, 2, 1), 1.0)
     points = _points(reader)
     warm = {"scenario": "factory", "run_id": "run0", "phase": "warm"}
-    assert points["nimbus_target_rate"] == [(warm, 2.0)]
-    assert points["nimbus_achieved_rate"] == [(warm, 3.0)]
-    assert points["nimbus_in_flight"] == [(warm, 2)]
-    assert points["nimbus_replicas"] == [
+    assert points["nimbus.load.target_rate"] == [(warm, 2.0)]
+    assert points["nimbus.load.achieved_rate"] == [(warm, 3.0)]
+    assert points["nimbus.requests.in_flight"] == [(warm, 2)]
+    assert points["nimbus.replicas"] == [
         ({**warm, "kind": "ready"}, 1),
         ({**warm, "kind": "desired"}, 2),
     ]
-    assert points["nimbus_run_info"] == [({"scenario": "factory", "run_id": "run0"}, 1)]
+    assert points["nimbus.run.info"] == [({"scenario": "factory", "run_id": "run0"}, 1)]
     metrics.phase_ended(plan.phases[0], 10.0)
-    replicas = _points(reader)["nimbus_replicas"]
+    replicas = _points(reader)["nimbus.replicas"]
     assert all("phase" not in attributes for attributes, _ in replicas)
+    ((_, started),) = points["nimbus.run.start_time"]
+    assert before <= started <= time.time()
     metrics.run_ended(results_of(plan))
-    assert set(_points(reader)) == {"nimbus_run_info"}
+    assert set(_points(reader)) == {"nimbus.run.info", "nimbus.run.start_time"}
     assert metrics.attributes("warm") == warm
+
+
+def test_request_counters_read_the_engines_live_counts() -> None:
+    """Scheduled, sent, dropped and failed per phase and template, as the engine counts them;
+    monotonic cumulative sums that still report after the run ended (for the last export)."""
+    plan = plan_of()
+    reader = InMemoryMetricReader()
+    metrics = RunMetrics(
+        MeterProvider(metric_readers=[reader]).get_meter("test"), plan, run_id="run0"
+    )
+    assert not any(name.startswith("nimbus.requests.s") for name in _points(reader))
+    stats = RunStats(0.0)
+    metrics.load_started(stats)
+    warm = stats.phase("warm")
+    a, b = warm.request("a"), warm.request("b")
+    warm.schedule(0.0, a, 3)
+    warm.mark_sent(0.1, a)
+    warm.mark_sent(0.2, a)
+    warm.drop(0.3, a)
+    warm.record(0.0, 0.1, 0.2, 500, False, a)
+    warm.schedule(0.0, b)
+    points = _points(reader)
+    at = {"scenario": "factory", "run_id": "run0", "phase": "warm"}
+    for name, counts in (
+        ("nimbus.requests.scheduled", (3, 1)),
+        ("nimbus.requests.sent", (2, 0)),
+        ("nimbus.requests.dropped", (1, 0)),
+        ("nimbus.requests.failed", (1, 0)),
+    ):
+        assert points[name] == [
+            ({**at, "request": "a"}, counts[0]),
+            ({**at, "request": "b"}, counts[1]),
+        ], name
+    metrics.run_ended(results_of(plan))
+    assert _points(reader)["nimbus.requests.sent"][0][1] == 2
+    data = reader.get_metrics_data()
+    assert data is not None
+    sums = [
+        m.data
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "nimbus.requests.sent"
+    ]
+    assert all(isinstance(d, Sum) and d.is_monotonic for d in sums)

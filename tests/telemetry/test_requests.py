@@ -14,7 +14,7 @@ from nimbus_scenarios.engine.request import (
 )
 from nimbus_scenarios.plan.model import Template, Text
 from nimbus_scenarios.secrets import MASK
-from nimbus_scenarios.telemetry._metrics import DurationHistogram
+from nimbus_scenarios.telemetry._durations import DurationHistogram, duration_attributes
 from nimbus_scenarios.telemetry._requests import RequestSpans, shown_url
 from nimbus_scenarios.telemetry._spans import RunSpans
 from nimbus_scenarios.telemetry._walltime import WallTime
@@ -71,7 +71,7 @@ class Recorder:
             TracerProvider().get_tracer("test"), self.plan, url=url, run_id="given", wall=wall
         )
         self.submitted: list[RequestSpan] = []
-        self.durations = DurationHistogram((0.1, 1.0), lambda phase: {"phase": phase})
+        self.durations = DurationHistogram((0.1, 1.0), duration_attributes)
         self.requests = RequestSpans(
             self.plan,
             url=url,
@@ -147,7 +147,7 @@ def test_sampled_requests_become_spans_on_the_run_clock() -> None:
 def test_without_tracing_only_durations_are_kept() -> None:
     """No span tree: no headers, and the observer counts durations (extra headers are None)."""
     plan = compile_text(_scenario("100%"))
-    durations = DurationHistogram((0.1,), lambda phase: {"phase": phase})
+    durations = DurationHistogram((0.1,), duration_attributes)
     requests = RequestSpans(
         plan,
         url=None,
@@ -165,14 +165,46 @@ def test_without_tracing_only_durations_are_kept() -> None:
     assert (point.count, point.bucket_counts) == (1, (1, 0))
 
 
-def test_the_duration_histogram_times_responses_only() -> None:
-    """Like the results' latency: a 503 is timed, a timeout or a reset is not."""
+def test_the_duration_histogram_times_every_finished_request() -> None:
+    """Unlike the results' latency, a request with no response is timed too, to its error; each
+    way of ending is its own series (outcome, status class, error.type)."""
     recorder = Recorder(_scenario("0%"))
     recorder.send(status_outcome(200))
+    recorder.send(status_outcome(200), done=1.05)
     recorder.send(status_outcome(503))
     recorder.send(error_outcome(ErrorKind.timeout), done=31.0)
     recorder.send(error_outcome(ErrorKind.reset))
     metric = recorder.durations.metric()
     assert metric is not None
-    (point,) = metric.data.data_points
-    assert (point.count, point.bucket_counts) == (2, (0, 2, 0))
+    found = {
+        (p.attributes["outcome"], p.attributes["status_class"], p.attributes.get("error.type")): (
+            p.count,
+            p.bucket_counts,
+        )
+        for p in metric.data.data_points
+    }
+    assert found == {
+        ("success", "2xx", None): (2, (1, 1, 0)),
+        ("error", "5xx", "503"): (1, (0, 1, 0)),
+        ("error", "none", "timeout"): (1, (0, 0, 1)),
+        ("error", "none", "reset"): (1, (0, 1, 0)),
+    }
+    assert {p.attributes["request"] for p in metric.data.data_points} == {"a"}
+    assert all(p.exemplars == [] for p in metric.data.data_points)  # nothing was sampled
+
+
+def test_sampled_requests_leave_exemplars_naming_their_spans() -> None:
+    """Trace-based exemplars: each sampled request's span id and the run's trace id."""
+    recorder = Recorder(_scenario("100%"))
+    recorder.send(status_outcome(200))
+    recorder.send(error_outcome(ErrorKind.timeout), done=31.0)
+    spans = {span.span_id: span for span in recorder.submitted}
+    metric = recorder.durations.metric()
+    assert metric is not None
+    exemplars = [e for p in metric.data.data_points for e in p.exemplars]
+    assert sorted(e.value for e in exemplars) == [0.5, 30.0]
+    assert {e.span_id for e in exemplars} == set(spans)
+    assert {e.trace_id for e in exemplars} == {int(recorder.spans.trace_hex, 16)}
+    again = recorder.durations.metric()
+    assert again is not None
+    assert all(p.exemplars == [] for p in again.data.data_points)  # handed out once
