@@ -20,7 +20,8 @@ from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry.core import Telemetry
 from tests.support.fakes import ScriptedTransport, answer_by_path
 from tests.support.otlp import OtlpSink
-from tests.telemetry.conftest import Rotel, compile_text, wait_until
+from tests.support.wait import wait_until
+from tests.telemetry.conftest import Rotel, compile_text
 
 URL = "http://target.test"
 SCENARIO = """\
