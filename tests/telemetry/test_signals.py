@@ -18,12 +18,14 @@ from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.results.model import RunResults, TelemetrySummary
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.telemetry.core import Telemetry
+from tests.deploy.support import GRAFANA, load_documents
 from tests.support.fakes import ScriptedTransport, answer_by_path
 from tests.support.otlp import OtlpSink
 from tests.support.wait import wait_until
 from tests.telemetry.conftest import Rotel, compile_text
 
 URL = "http://target.test"
+CLIENT = 3
 SCENARIO = """\
 scenario "signals" {
   settings {
@@ -89,6 +91,15 @@ def test_only_a_traces_endpoint_exports_traces_there(sinks: tuple[OtlpSink, Otlp
     assert {s.trace_id for s in sink.spans} == {results.trace_id}
     assert _signals(sink) == {"traces"}
     assert results.notes == ()
+    # The Tempo datasource's correlations read attributes these spans really carry.
+    (document,) = load_documents(GRAFANA / "datasources.yaml")
+    (tempo,) = [d["jsonData"] for d in document["datasources"] if d["type"] == "tempo"]
+    requests = [s for s in sink.spans if s.kind == CLIENT]
+    assert requests
+    for tag in tempo["tracesToMetrics"]["tags"]:
+        assert all(tag["key"] in s.attributes for s in requests), tag
+    for tag in tempo["tracesToLogsV2"]["tags"]:
+        assert all(s.resource.get(tag["key"]) == "nimbus-scenarios" for s in requests), tag
 
 
 def test_only_a_logs_endpoint_exports_logs_there(sinks: tuple[OtlpSink, OtlpSink]) -> None:
