@@ -204,6 +204,17 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     telemetry.add_argument(
         "--grafana-url", metavar="URL", help="print a Grafana Explore link to the run's trace"
     )
+    telemetry.add_argument(
+        "--grafana-tempo-uid",
+        metavar="UID",
+        help="the Tempo datasource uid the Explore link opens (default NIMBUS_GRAFANA_TEMPO_UID, "
+        "else tempo)",
+    )
+    telemetry.add_argument(
+        "--grafana-org",
+        metavar="ID",
+        help="the Grafana organisation id of the Explore link (default NIMBUS_GRAFANA_ORG, else 1)",
+    )
     shards = run.add_argument_group("sharding (Indexed Jobs)")
     shards.add_argument(
         "--shard", type=_shard_arg, metavar="I/N", help="run shard I of N (0-based)"

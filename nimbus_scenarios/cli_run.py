@@ -223,7 +223,10 @@ async def _run(
     secret_target: bool = False,
 ) -> int:
     from nimbus_scenarios.telemetry import Telemetry, configure_logging, explore_link
+    from nimbus_scenarios.telemetry.links import explore_target
 
+    # Checked before anything starts: a bad uid or org is a usage error, not a lost link.
+    explore = explore_target(os.environ, tempo_uid=args.grafana_tempo_uid, org=args.grafana_org)
     configure_logging()
     handlers: list[RunHandler] = []
     if args.monitor:
@@ -314,7 +317,8 @@ async def _run(
             print(f"nimbus-scenarios: cannot write a report: {exc}", file=sys.stderr)
     print(format_summary(results, str(written) if written else None), file=sys.stderr)
     if args.grafana_url and results.trace_id:
-        print(f"trace: {explore_link(args.grafana_url, results.trace_id)}", file=sys.stderr)
+        link = explore_link(args.grafana_url, results.trace_id, explore)
+        print(f"trace: {link}", file=sys.stderr)
     return outcome.exit_code
 
 

@@ -12,6 +12,7 @@ import pytest
 from nimbus_scenarios.cli import main
 from tests.support.checks import read_results
 from tests.support.http import HttpServer, free_port
+from tests.support.otlp import OtlpSink
 
 
 def test_failing_latency_expectation_is_named_in_the_summary(
@@ -68,3 +69,37 @@ def test_target_down_exits_4_naming_the_url(
     assert document["error"] is not None
     assert url in document["error"]
     assert document["totals"]["sent"] == 0
+
+
+def test_explore_link_takes_its_datasource_and_org_from_flags(
+    http_server: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--grafana-tempo-uid and --grafana-org shape the printed link; a bad org is exit 2 before
+    any request is sent."""
+    from nimbus_scenarios.telemetry.links import ExploreTarget, explore_link
+
+    scenario = tmp_path / "linked.scn"
+    scenario.write_text(
+        'scenario "linked" {\n  request h = GET "/h"\n  phase "p" 1s {\n    rate 5/s\n'
+        "    send h\n  }\n}\n",
+        encoding="utf-8",
+    )
+    results = tmp_path / "linked.json"
+    bad = ["run", str(scenario), "--url", http_server.url, "--grafana-org", "zero"]
+    assert main([*bad, "--results", str(results)]) == 2
+    assert "--grafana-org" in capsys.readouterr().err
+    assert not results.exists()
+    assert http_server.hits == []
+
+    sink = OtlpSink().start()
+    try:
+        args = ["run", str(scenario), "--url", http_server.url, "--results", str(results)]
+        args += ["--otlp-endpoint", sink.url, "--grafana-url", "http://grafana:3000"]
+        code = main([*args, "--grafana-tempo-uid", "traces-eu", "--grafana-org", "4"])
+    finally:
+        sink.stop()
+    stderr = capsys.readouterr().err
+    assert code == 0
+    trace_id = read_results(results)["trace_id"]
+    expected = explore_link("http://grafana:3000", trace_id, ExploreTarget("traces-eu", 4))
+    assert f"trace: {expected}" in stderr.splitlines()

@@ -89,6 +89,10 @@ class JobSpec:
     ttl_after_finished_s: int = 86_400
     wait_url: str | None = "http://consumer:8000/health"  # init container `wait URL --timeout`
     otel_endpoint: str | None = "http://alloy:4318"
+    otlp_logs: bool = False
+    """False (the default): `OTEL_LOGS_EXPORTER=none`, so the JSON lines on stdout (tailed by
+    Alloy into Loki) are the one log path; True: `otlp`, logs go out as OTLP too (then stop
+    tailing these pods, or every line reaches Loki twice)."""
     image_pull_policy: str = "IfNotPresent"
     extra_labels: tuple[tuple[str, str], ...] = ()
     wait_timeout_s: int = 300  # the init container's `--timeout` (counted by active_deadline_s)
@@ -372,6 +376,8 @@ def _env(spec: JobSpec) -> list[dict[str, Any]]:
             {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
             {"name": "OTEL_SERVICE_NAME", "value": "nimbus-scenarios"},
             {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": attributes},
+            # The one log path: stdout JSON (trace_id, span_id) tailed by Alloy, or OTLP logs.
+            {"name": "OTEL_LOGS_EXPORTER", "value": "otlp" if spec.otlp_logs else "none"},
         ]
     return env
 

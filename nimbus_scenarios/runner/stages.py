@@ -82,6 +82,8 @@ async def run_scenario(
         run_id=run_id or uuid.uuid4().hex[:12],
     )
     trace_id = telemetry.trace_id if telemetry is not None else None
+    if telemetry is not None:
+        ctx.state.notes.extend(telemetry.notes)  # the OTEL_* settings not honoured
     infrastructure: str | None = None
     signals = Signals(ctx)
     signals.install()

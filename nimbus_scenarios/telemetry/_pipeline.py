@@ -4,6 +4,8 @@ Its place: what `Telemetry.start` builds first when telemetry is on (never impor
 so `validate` and `plan` never load OpenTelemetry). `build_pipeline` turns a `TelemetryConfig`
 into a provider per signal that is on, each exporting on the SDK's own background thread
 through a bounded queue, its exporter wrapped by `_counting` so that every loss is counted.
+Each signal has its own exporter settings (`config.SignalExport`: endpoint, protocol, headers,
+timeout, compression), so traces may go over gRPC to Tempo while logs go over HTTP to Loki.
 Request spans share the span pipeline: `RequestSpanExporter` sends them with the fast encoder
 of `_wire` next to the SDK's spans. `Pipeline.shutdown` flushes all signals within one deadline.
 """
@@ -21,10 +23,16 @@ from typing import Final, NamedTuple, Protocol
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.metrics.view import Aggregation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from nimbus_scenarios import __version__
@@ -37,7 +45,7 @@ from nimbus_scenarios.telemetry._counting import (
     CountingSpanProcessor,
 )
 from nimbus_scenarios.telemetry._wire import encode_request_spans, encode_resource_scope, split
-from nimbus_scenarios.telemetry.config import TelemetryConfig
+from nimbus_scenarios.telemetry.config import Signal, SignalExport, TelemetryConfig
 
 __all__ = ["SCOPE_NAME", "Pipeline", "RequestSpanExporter", "build_pipeline"]
 
@@ -155,70 +163,111 @@ class _Exporters(NamedTuple):
     metrics: MetricExporter | None
 
 
-def _grpc_exporters(config: TelemetryConfig) -> _Exporters:
-    """The OTLP/gRPC exporters: an optional package, imported by name so that type checking
+_GRPC: Final = "opentelemetry.exporter.otlp.proto.grpc"
+_GRPC_CLASSES: Final = {
+    Signal.TRACES: ("trace_exporter", "OTLPSpanExporter"),
+    Signal.METRICS: ("metric_exporter", "OTLPMetricExporter"),
+    Signal.LOGS: ("_log_exporter", "OTLPLogExporter"),
+}
+
+
+def _grpc_exporter(export: SignalExport) -> object:
+    """One OTLP/gRPC exporter: an optional package, imported by name so that type checking
     does not need it; ImportError when it is missing (telemetry then stays off)."""
     grpc = importlib.import_module("grpc")
-    base = "opentelemetry.exporter.otlp.proto.grpc"
-
-    def make(module: str, name: str) -> object:
-        exporter: object = getattr(importlib.import_module(f"{base}.{module}"), name)(
-            endpoint=config.endpoint,
-            insecure=not (config.endpoint or "").startswith("https://"),
-            headers=dict(config.headers),
-            timeout=config.timeout_s,
-            compression=grpc.Compression.Gzip if config.compression == "gzip" else None,
-        )
-        return exporter
-
-    spans = make("trace_exporter", "OTLPSpanExporter") if config.traces else None
-    logs = make("_log_exporter", "OTLPLogExporter") if config.logs else None
-    metrics = make("metric_exporter", "OTLPMetricExporter") if config.metrics else None
-    if not (spans is None or isinstance(spans, SpanExporter)):
-        raise TypeError(f"{base}: not a span exporter")
-    if not (logs is None or isinstance(logs, LogRecordExporter)):
-        raise TypeError(f"{base}: not a log record exporter")
-    if not (metrics is None or isinstance(metrics, MetricExporter)):
-        raise TypeError(f"{base}: not a metric exporter")
-    return _Exporters(spans, logs, metrics)
+    module, name = _GRPC_CLASSES[export.signal]
+    compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}
+    extra: dict[str, object] = {}
+    if export.signal is Signal.METRICS:
+        temporality, aggregation = _metric_preferences()
+        extra = {"preferred_temporality": temporality, "preferred_aggregation": aggregation}
+    exporter: object = getattr(importlib.import_module(f"{_GRPC}.{module}"), name)(
+        endpoint=export.endpoint,
+        insecure=not export.endpoint.startswith("https://"),
+        headers=dict(export.headers),
+        timeout=export.timeout_s,
+        compression=compression.get(export.compression),
+        **extra,
+    )
+    return exporter
 
 
-def _http_exporters(config: TelemetryConfig) -> _Exporters:
-    """The OTLP/HTTP (protobuf) exporters, each on its own `/v1/<signal>` URL."""
+def _http_exporter(export: SignalExport) -> object:
+    """One OTLP/HTTP (protobuf) exporter posting to the signal's full URL."""
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    headers = dict(config.headers)
-    compression = Compression.Gzip if config.compression == "gzip" else Compression.NoCompression
-    timeout = config.timeout_s
-    return _Exporters(
-        OTLPSpanExporter(
-            endpoint=config.signal_endpoint("traces"),
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-        )
-        if config.traces
-        else None,
-        OTLPLogExporter(
-            endpoint=config.signal_endpoint("logs"),
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-        )
-        if config.logs
-        else None,
-        OTLPMetricExporter(
-            endpoint=config.signal_endpoint("metrics"),
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-        )
-        if config.metrics
-        else None,
+    compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(
+        export.compression, Compression.NoCompression
     )
+    endpoint, headers, timeout = export.endpoint, dict(export.headers), export.timeout_s
+    if export.signal is Signal.TRACES:
+        return OTLPSpanExporter(
+            endpoint=endpoint, headers=headers, timeout=timeout, compression=compression
+        )
+    if export.signal is Signal.LOGS:
+        return OTLPLogExporter(
+            endpoint=endpoint, headers=headers, timeout=timeout, compression=compression
+        )
+    temporality, aggregation = _metric_preferences()
+    return OTLPMetricExporter(
+        endpoint=endpoint,
+        headers=headers,
+        timeout=timeout,
+        compression=compression,
+        preferred_temporality=temporality,
+        preferred_aggregation=aggregation,
+    )
+
+
+def _metric_preferences() -> tuple[dict[type, AggregationTemporality], dict[type, Aggregation]]:
+    """Cumulative temporality and the default aggregations, given explicitly so that the
+    exporter does not read its own variables for them (config reports those as not honoured):
+    the request duration histogram is cumulative whatever they say."""
+    from opentelemetry.sdk.metrics import (
+        Counter,
+        Histogram,
+        ObservableCounter,
+        ObservableGauge,
+        ObservableUpDownCounter,
+        UpDownCounter,
+    )
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation
+
+    kinds = (
+        Counter,
+        UpDownCounter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    )
+    temporality: dict[type, AggregationTemporality] = dict.fromkeys(
+        kinds, AggregationTemporality.CUMULATIVE
+    )
+    return temporality, {Histogram: ExplicitBucketHistogramAggregation()}
+
+
+def _exporter(export: SignalExport | None) -> object:
+    if export is None:
+        return None
+    return _grpc_exporter(export) if export.protocol == "grpc" else _http_exporter(export)
+
+
+def _exporters(config: TelemetryConfig) -> _Exporters:
+    """The exporters of the signals `config` turns on, each with its own settings."""
+    spans = _exporter(config.traces)
+    logs = _exporter(config.logs)
+    metrics = _exporter(config.metrics)
+    if not (spans is None or isinstance(spans, SpanExporter)):
+        raise TypeError(f"{type(spans).__name__}: not a span exporter")
+    if not (logs is None or isinstance(logs, LogRecordExporter)):
+        raise TypeError(f"{type(logs).__name__}: not a log record exporter")
+    if not (metrics is None or isinstance(metrics, MetricExporter)):
+        raise TypeError(f"{type(metrics).__name__}: not a metric exporter")
+    return _Exporters(spans, logs, metrics)
 
 
 def _resource(config: TelemetryConfig) -> Resource:
@@ -242,18 +291,20 @@ def build_pipeline(config: TelemetryConfig) -> Pipeline:
     resource = _resource(config)
     scope = InstrumentationScope(SCOPE_NAME, __version__)
     counters = Counters()
-    exporters = _grpc_exporters(config) if config.protocol == "grpc" else _http_exporters(config)
+    exporters = _exporters(config)
     tracer_provider = span_processor = None
-    if exporters.spans is not None:
-        tracer_provider = TracerProvider(resource=resource)
+    if exporters.spans is not None and config.traces is not None:
+        # Always on: the run's spans are all kept; request spans are sampled by the scenario's
+        # trace_sample (so the SDK's own OTEL_TRACES_SAMPLER reading is not wanted).
+        tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON)
         request_exporter = RequestSpanExporter(
-            exporters.spans, resource, scope, fast=config.protocol == "http/protobuf"
+            exporters.spans, resource, scope, fast=config.traces.protocol == "http/protobuf"
         )
         span_processor = CountingSpanProcessor(
             CountingSpanExporter(request_exporter, counters),
             counters,
             max_queue_size=config.span_queue_size,
-            max_export_batch_size=min(config.span_batch_size, config.span_queue_size),
+            max_export_batch_size=config.span_batch_size,
             schedule_delay_millis=config.span_delay_ms,
         )
         tracer_provider.add_span_processor(span_processor)
@@ -265,17 +316,17 @@ def build_pipeline(config: TelemetryConfig) -> Pipeline:
                 CountingLogExporter(exporters.logs, counters),
                 counters,
                 max_queue_size=config.log_queue_size,
-                max_export_batch_size=min(512, config.log_queue_size),
-                schedule_delay_millis=1000,
+                max_export_batch_size=config.log_batch_size,
+                schedule_delay_millis=config.log_delay_ms,
             )
         )
     meter_provider = metric_exporter = None
-    if exporters.metrics is not None:
+    if exporters.metrics is not None and config.metrics is not None:
         metric_exporter = CountingMetricExporter(exporters.metrics, counters, resource, scope)
         reader = PeriodicExportingMetricReader(
             metric_exporter,
             export_interval_millis=config.metric_interval_ms,
-            export_timeout_millis=config.timeout_s * 1000.0,
+            export_timeout_millis=config.metric_timeout_ms or config.metrics.timeout_s * 1000.0,
         )
         # The SDK's own instruments here are all observable (no exemplars); the filter is named
         # so that the SDK never parses OTEL_METRICS_EXEMPLAR_FILTER itself (it raises on an

@@ -1,41 +1,41 @@
 """Telemetry configuration from the standard `OTEL_*` variables (imports no OpenTelemetry).
 
-Read once when a run starts. Telemetry is on only when an OTLP endpoint is known (the
-`--otlp-endpoint` override, else `OTEL_EXPORTER_OTLP_ENDPOINT`) and `OTEL_SDK_DISABLED` is not
-true; everything here is pure parsing so `validate` and `plan` never pay for OpenTelemetry.
+Read once when a run starts, from the mapping given (the process environment in the CLI), per
+the OpenTelemetry specification's exporter configuration. A signal (traces, metrics, logs) is
+exported when it has an endpoint, its own (`OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`, used as
+is) or the base one (`OTEL_EXPORTER_OTLP_ENDPOINT`, to which OTLP/HTTP appends `/v1/<signal>`),
+and its `OTEL_<SIGNAL>_EXPORTER` is not `none`. Headers, protocol, timeout and compression
+are read per signal too, the signal's variable before the base one. `--otlp-endpoint` replaces
+every endpoint variable; `none` there turns telemetry off.
 
-=====================================  =========================================================
-variable                               meaning here
-=====================================  =========================================================
-``OTEL_SDK_DISABLED``                  ``true``: no tracing, no metrics, no OTLP logs
-``OTEL_EXPORTER_OTLP_ENDPOINT``        base URL (``http://alloy:4318``); http/protobuf appends
-                                       ``/v1/traces``, ``/v1/metrics``, ``/v1/logs``
-``OTEL_EXPORTER_OTLP_PROTOCOL``        ``http/protobuf`` (default) or ``grpc`` (needs the
-                                       optional ``opentelemetry-exporter-otlp-proto-grpc``)
-``OTEL_EXPORTER_OTLP_HEADERS``         ``k1=v1,k2=v2`` (values percent-decoded) on every export
-``OTEL_EXPORTER_OTLP_TIMEOUT``         per export, in milliseconds (default here: 2000)
-``OTEL_EXPORTER_OTLP_COMPRESSION``     ``none`` (default) or ``gzip``
-``OTEL_SERVICE_NAME``                  ``service.name`` (default ``nimbus-scenarios``)
-``OTEL_RESOURCE_ATTRIBUTES``           ``k1=v1,k2=v2`` resource attributes
-``OTEL_TRACES_EXPORTER`` (and          ``none`` turns that one signal off
-``_METRICS_``, ``_LOGS_``)
-``OTEL_BSP_MAX_QUEUE_SIZE``,           span queue bound (8192), batch size (512), delay (1000 ms)
-``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``,
-``OTEL_BSP_SCHEDULE_DELAY``
-``OTEL_BLRP_MAX_QUEUE_SIZE``           log record queue bound (2048)
-``OTEL_METRIC_EXPORT_INTERVAL``        metric export interval in ms (default here: 10000)
-=====================================  =========================================================
+Everything here is pure parsing, so `validate` and `plan` never pay for OpenTelemetry. The
+variables are resolved here rather than by the SDK's exporters because the SDK reads only
+`os.environ` (the tests hand a mapping) and reads `OTEL_EXPORTER_OTLP_TIMEOUT` as seconds
+where the specification says milliseconds; what we pass explicitly wins over the SDK's own
+reading. Left to the SDK (read from the process environment): the TLS files
+(`OTEL_EXPORTER_OTLP_[<SIGNAL>_]CERTIFICATE`, `..._CLIENT_KEY`, `..._CLIENT_CERTIFICATE`) and the
+processors' export timeouts (`OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT`).
+
+Any other `OTEL_*` variable that is set, and any value that cannot be used (an exporter other
+than `otlp` or `none`, an unknown protocol or compression, a bad number), is named in
+`TelemetryConfig.ignored`: the run reports them in one line at its start and in the results'
+notes. The table of variables is docs/telemetry.md's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Final
 from urllib.parse import unquote
 
+from nimbus_scenarios.secrets import mask_url
+
 __all__ = [
     "DEFAULT_SERVICE_NAME",
+    "Signal",
+    "SignalExport",
     "TelemetryConfig",
     "parse_key_values",
     "resolve_config",
@@ -43,40 +43,103 @@ __all__ = [
 
 DEFAULT_SERVICE_NAME: Final = "nimbus-scenarios"
 PROTOCOLS: Final = ("http/protobuf", "grpc")
+COMPRESSIONS: Final = ("none", "gzip", "deflate")
+DEFAULT_TIMEOUT_MS: Final = 2000
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_BASE: Final = "OTEL_EXPORTER_OTLP_"
+_SETTINGS: Final = ("ENDPOINT", "HEADERS", "PROTOCOL", "TIMEOUT", "COMPRESSION")
+
+_WHY_NOT: Final = {
+    "OTEL_TRACES_SAMPLER": "request spans are sampled by the scenario's trace_sample setting",
+    "OTEL_TRACES_SAMPLER_ARG": "request spans are sampled by the scenario's trace_sample setting",
+    "OTEL_PROPAGATORS": "requests always carry a W3C traceparent",
+    "OTEL_EXPORTER_OTLP_INSECURE": "TLS follows the endpoint's scheme (https:// or http://)",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "metrics are always cumulative",
+    "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": (
+        "the request duration histogram has fixed explicit buckets"
+    ),
+}
+"""Variables people set that this tool does not honour, and why (anything else: 'not used')."""
+
+
+class Signal(StrEnum):
+    """An OpenTelemetry signal."""
+
+    TRACES = "traces"
+    METRICS = "metrics"
+    LOGS = "logs"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalExport:
+    """Where and how one signal is exported."""
+
+    signal: Signal
+    endpoint: str
+    """The full URL posted to (OTLP/HTTP), or the collector's address (gRPC)."""
+    protocol: str = "http/protobuf"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = DEFAULT_TIMEOUT_MS / 1000.0
+    compression: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
 class TelemetryConfig:
-    """Where and how telemetry is exported; `enabled` is False when nothing is to be exported."""
+    """What is exported where; `enabled` is False when no signal is exported."""
 
     enabled: bool
     reason: str
     """Why telemetry is off (empty when on)."""
-    endpoint: str | None = None
-    protocol: str = "http/protobuf"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout_s: float = 2.0
-    compression: str = "none"
+    traces: SignalExport | None = None
+    metrics: SignalExport | None = None
+    logs: SignalExport | None = None
     service_name: str = DEFAULT_SERVICE_NAME
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
-    traces: bool = True
-    metrics: bool = True
-    logs: bool = True
     span_queue_size: int = 8192
     span_batch_size: int = 512
     span_delay_ms: int = 1000
     log_queue_size: int = 2048
+    log_batch_size: int = 512
+    log_delay_ms: int = 1000
     metric_interval_ms: int = 10_000
-    warnings: tuple[str, ...] = ()
-    """Configuration problems worth one warning line each (an unsupported protocol, ...)."""
+    metric_timeout_ms: int | None = None
+    """`OTEL_METRIC_EXPORT_TIMEOUT`; None: the metrics exporter's timeout."""
+    ignored: tuple[str, ...] = ()
+    """Each setting not honoured, as `NAME=value: why` (reported at start and in the notes)."""
 
-    def signal_endpoint(self, signal: str) -> str:
-        """The URL (http/protobuf) or address (grpc) that `signal` (traces, ...) exports to."""
-        assert self.endpoint is not None
-        if self.protocol == "grpc":
-            return self.endpoint
-        return self.endpoint.rstrip("/") + "/v1/" + signal
+    @property
+    def signals(self) -> tuple[SignalExport, ...]:
+        """The signals exported, in the order traces, metrics, logs."""
+        return tuple(s for s in (self.traces, self.metrics, self.logs) if s is not None)
+
+    @property
+    def timeout_s(self) -> float:
+        """The longest export timeout of any signal (what a flush must leave room for)."""
+        return max((s.timeout_s for s in self.signals), default=DEFAULT_TIMEOUT_MS / 1000.0)
+
+    @property
+    def endpoint(self) -> str | None:
+        """Where telemetry goes, for people (passwords masked): one endpoint, or one per signal."""
+        return _shown({s.signal: mask_url(s.endpoint) for s in self.signals})
+
+    @property
+    def protocol(self) -> str | None:
+        """The protocol used, or one per signal when they differ."""
+        return _shown({s.signal: s.protocol for s in self.signals})
+
+    def notice(self) -> str | None:
+        """The one start-of-run line naming every setting not honoured (None: all honoured)."""
+        if not self.ignored:
+            return None
+        return "telemetry settings not honoured: " + "; ".join(self.ignored)
+
+
+def _shown(values: Mapping[Signal, str]) -> str | None:
+    if not values:
+        return None
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return " ".join(f"{signal}={value}" for signal, value in values.items())
 
 
 def parse_key_values(text: str) -> tuple[dict[str, str], list[str]]:
@@ -95,80 +158,197 @@ def parse_key_values(text: str) -> tuple[dict[str, str], list[str]]:
     return values, skipped
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, warnings: list[str]) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(float(raw))
-    except ValueError:
-        warnings.append(f"{name}={raw!r} is not a number; using {default}")
-        return default
-    if value <= 0:
-        warnings.append(f"{name}={raw!r} must be above zero; using {default}")
-        return default
-    return value
+class _Reader:
+    """Reads variables from one mapping, keeping what was read and what could not be used."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.read: set[str] = set()
+        self.ignored: list[str] = []
+
+    def get(self, name: str) -> str:
+        self.read.add(name)
+        return self.environ.get(name, "").strip()
+
+    def first(self, *names: str) -> tuple[str, str]:
+        """The first of `names` that is set, and its value ("", "" when none is)."""
+        for name in names:
+            value = self.get(name)
+            if value:
+                return name, value
+        return "", ""
+
+    def refuse(self, name: str, value: str, why: str) -> None:
+        line = f"{name}={value!r}: {why}"
+        if line not in self.ignored:  # a base variable is read once per signal
+            self.ignored.append(line)
+
+    def positive(self, name: str, default: int) -> int:
+        """A positive whole number (a bad one is refused; `default` used instead)."""
+        raw = self.get(name)
+        if not raw:
+            return default
+        using = f"using {default}" if default else "using the default"
+        try:
+            value = int(float(raw))
+        except ValueError:
+            self.refuse(name, raw, f"not a number; {using}")
+            return default
+        if value <= 0:
+            self.refuse(name, raw, f"must be above zero; {using}")
+            return default
+        return value
+
+    def unread(self) -> None:
+        """Name every `OTEL_*` variable that is set and was never read."""
+        for name in sorted(self.environ):
+            if not name.startswith("OTEL_") or name in self.read or name in _READ_ELSEWHERE:
+                continue
+            if not self.environ[name].strip():
+                continue
+            why = _WHY_NOT.get(name, "not used by nimbus-scenarios")
+            self.ignored.append(f"{name}: {why}")
 
 
-def resolve_config(environ: Mapping[str, str], otlp_endpoint: str | None = None) -> TelemetryConfig:
-    """The telemetry configuration from `environ`, with `otlp_endpoint` overriding the variable."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
-        return TelemetryConfig(enabled=False, reason="OTEL_SDK_DISABLED is true")
-    endpoint = (otlp_endpoint or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")).strip()
+def _sdk_reads() -> frozenset[str]:
+    names = {"OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BLRP_EXPORT_TIMEOUT"}
+    for prefix in ("", "TRACES_", "METRICS_", "LOGS_"):
+        for tls in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"):
+            names.add(f"{_BASE}{prefix}{tls}")
+    return frozenset(names)
+
+
+_SDK_READS: Final = _sdk_reads()
+"""What the SDK's exporters and processors read themselves (from the process environment)."""
+
+_READ_ELSEWHERE: Final = _SDK_READS | {"OTEL_METRICS_EXEMPLAR_FILTER"}
+"""Read by the SDK, or by `telemetry._durations` (the exemplar filter, which names a value it
+cannot use itself)."""
+
+
+def _exporter_on(reader: _Reader, signal: Signal) -> bool:
+    """`OTEL_<SIGNAL>_EXPORTER`: unset or `otlp` exports; `none` does not; others are refused."""
+    name = f"OTEL_{signal.upper()}_EXPORTER"
+    raw = reader.get(name).lower()
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    if not values or values == ["otlp"]:
+        return True
+    if values == ["none"]:
+        return False
+    others = [v for v in values if v not in ("otlp", "none")]
+    if "otlp" in values:
+        reader.refuse(name, raw, f"only otlp is exported (not {', '.join(others)})")
+        return True
+    reader.refuse(name, raw, f"only otlp or none is supported; {signal} not exported")
+    return False
+
+
+def _signal(
+    reader: _Reader, signal: Signal, override: str | None
+) -> tuple[SignalExport | None, str]:
+    """The signal's export settings, or None and why it is not exported."""
+    own = f"{_BASE}{signal.upper()}_"
+    on = _exporter_on(reader, signal)
+    protocol_name, protocol = reader.first(own + "PROTOCOL", _BASE + "PROTOCOL")
+    headers_name, raw_headers = reader.first(own + "HEADERS", _BASE + "HEADERS")
+    timeout_name, _ = reader.first(own + "TIMEOUT", _BASE + "TIMEOUT")
+    compression_name, compression = reader.first(own + "COMPRESSION", _BASE + "COMPRESSION")
+    name, endpoint = reader.first(own + "ENDPOINT", _BASE + "ENDPOINT")
+    signal_own = name == own + "ENDPOINT"
+    if override is not None:
+        if signal_own:
+            reader.refuse(name, mask_url(endpoint), "replaced by --otlp-endpoint")
+        endpoint, signal_own = override, False
+    if not on:
+        return None, f"OTEL_{signal.upper()}_EXPORTER"
     if not endpoint:
-        return TelemetryConfig(enabled=False, reason="no OTLP endpoint")
-    warnings: list[str] = []
-    protocol = environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip().lower() or "http/protobuf"
+        return None, "no endpoint"
+    protocol = protocol.lower() or "http/protobuf"
     if protocol not in PROTOCOLS:
-        warnings.append(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported; using http/protobuf"
-        )
+        reader.refuse(protocol_name, protocol, "only http/protobuf or grpc; using http/protobuf")
         protocol = "http/protobuf"
     if "://" not in endpoint:
         endpoint = "http://" + endpoint
-    headers, bad_headers = parse_key_values(environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""))
-    if bad_headers:
-        warnings.append(f"OTEL_EXPORTER_OTLP_HEADERS: skipped {', '.join(bad_headers)}")
-    resource, bad_resource = parse_key_values(environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    if protocol == "http/protobuf" and not signal_own:
+        endpoint = endpoint.rstrip("/") + "/v1/" + signal
+    headers, bad = parse_key_values(raw_headers)
+    if bad:
+        # Header values may be credentials: the skipped items are counted, not shown.
+        reader.refuse(headers_name, "...", f"{len(bad)} item(s) not key=value; skipped")
+    timeout_ms = reader.positive(timeout_name, DEFAULT_TIMEOUT_MS) if timeout_name else 0
+    compression = compression.lower() or "none"
+    if compression not in COMPRESSIONS:
+        reader.refuse(compression_name, compression, "only none, gzip or deflate; using none")
+        compression = "none"
+    return (
+        SignalExport(
+            signal=signal,
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=headers,
+            timeout_s=(timeout_ms or DEFAULT_TIMEOUT_MS) / 1000.0,
+            compression=compression,
+        ),
+        "",
+    )
+
+
+def _why_off(reasons: Iterable[tuple[Signal, str]]) -> str:
+    reasons = list(reasons)
+    kinds = {why for _, why in reasons}
+    if kinds == {"no endpoint"}:
+        return "no OTLP endpoint"
+    if all(why.endswith("_EXPORTER") for _, why in reasons):
+        return "every OTEL_*_EXPORTER is none"
+    return "; ".join(f"{signal}: {why}" for signal, why in reasons)
+
+
+def resolve_config(environ: Mapping[str, str], otlp_endpoint: str | None = None) -> TelemetryConfig:
+    """The telemetry configuration from `environ`; `otlp_endpoint` (the `--otlp-endpoint` flag)
+    replaces every endpoint variable, and `none` there turns telemetry off."""
+    reader = _Reader(environ)
+    if reader.get("OTEL_SDK_DISABLED").lower() in _TRUE:
+        return TelemetryConfig(enabled=False, reason="OTEL_SDK_DISABLED is true")
+    override = otlp_endpoint.strip() if otlp_endpoint is not None else None
+    if override is not None and override.lower() == "none":
+        return TelemetryConfig(enabled=False, reason="--otlp-endpoint none")
+    exports: dict[Signal, SignalExport | None] = {}
+    reasons: list[tuple[Signal, str]] = []
+    for signal in Signal:
+        export, why = _signal(reader, signal, override or None)
+        exports[signal] = export
+        if export is None:
+            reasons.append((signal, why))
+    resource, bad_resource = parse_key_values(reader.get("OTEL_RESOURCE_ATTRIBUTES"))
     if bad_resource:
-        warnings.append(f"OTEL_RESOURCE_ATTRIBUTES: skipped {', '.join(bad_resource)}")
+        reader.refuse("OTEL_RESOURCE_ATTRIBUTES", ", ".join(bad_resource), "not key=value; skipped")
     service = (
-        environ.get("OTEL_SERVICE_NAME", "").strip()
+        reader.get("OTEL_SERVICE_NAME")
         or resource.get("service.name", "").strip()
         or DEFAULT_SERVICE_NAME
     )
-    compression = environ.get("OTEL_EXPORTER_OTLP_COMPRESSION", "").strip().lower() or "none"
-    if compression not in ("none", "gzip"):
-        warnings.append(f"OTEL_EXPORTER_OTLP_COMPRESSION={compression!r} unsupported; using none")
-        compression = "none"
-
-    def on(name: str) -> bool:
-        return environ.get(name, "").strip().lower() != "none"
-
-    traces, metrics, logs = (
-        on("OTEL_TRACES_EXPORTER"),
-        on("OTEL_METRICS_EXPORTER"),
-        on("OTEL_LOGS_EXPORTER"),
-    )
-    if not (traces or metrics or logs):
-        return TelemetryConfig(enabled=False, reason="every OTEL_*_EXPORTER is none")
-    return TelemetryConfig(
+    span_queue = reader.positive("OTEL_BSP_MAX_QUEUE_SIZE", 8192)
+    log_queue = reader.positive("OTEL_BLRP_MAX_QUEUE_SIZE", 2048)
+    config = TelemetryConfig(
         enabled=True,
         reason="",
-        endpoint=endpoint,
-        protocol=protocol,
-        headers=headers,
-        timeout_s=_int(environ, "OTEL_EXPORTER_OTLP_TIMEOUT", 2000, warnings) / 1000.0,
-        compression=compression,
+        traces=exports[Signal.TRACES],
+        metrics=exports[Signal.METRICS],
+        logs=exports[Signal.LOGS],
         service_name=service,
         resource_attributes=resource,
-        traces=traces,
-        metrics=metrics,
-        logs=logs,
-        span_queue_size=_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 8192, warnings),
-        span_batch_size=_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, warnings),
-        span_delay_ms=_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 1000, warnings),
-        log_queue_size=_int(environ, "OTEL_BLRP_MAX_QUEUE_SIZE", 2048, warnings),
-        metric_interval_ms=_int(environ, "OTEL_METRIC_EXPORT_INTERVAL", 10_000, warnings),
-        warnings=tuple(warnings),
+        span_queue_size=span_queue,
+        span_batch_size=min(reader.positive("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), span_queue),
+        span_delay_ms=reader.positive("OTEL_BSP_SCHEDULE_DELAY", 1000),
+        log_queue_size=log_queue,
+        log_batch_size=min(reader.positive("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 512), log_queue),
+        log_delay_ms=reader.positive("OTEL_BLRP_SCHEDULE_DELAY", 1000),
+        metric_interval_ms=reader.positive("OTEL_METRIC_EXPORT_INTERVAL", 10_000),
+        metric_timeout_ms=reader.positive("OTEL_METRIC_EXPORT_TIMEOUT", 0) or None,
     )
+    reader.unread()
+    if not config.signals:
+        return TelemetryConfig(
+            enabled=False, reason=_why_off(reasons), ignored=tuple(reader.ignored)
+        )
+    return replace(config, ignored=tuple(reader.ignored))

@@ -86,6 +86,12 @@ class Telemetry:
         return self._pipeline is not None
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """For the results' notes: the line naming the `OTEL_*` settings not honoured, if any."""
+        notice = self.config.notice()
+        return () if notice is None else (notice,)
+
+    @property
     def run_id(self) -> str | None:
         """The run id (the runner's, once the run started)."""
         return self._spans.run_id if self._spans is not None else self._run_id
@@ -125,8 +131,9 @@ class Telemetry:
         logging_handler = _logging_handler() if log_events else None
         sample = plan.settings.trace_sample
         log = _logger()
-        for problem in config.warnings:
-            log.warning("telemetry_config", problem=problem)
+        notice = config.notice()
+        if notice is not None:
+            log.warning("telemetry_config", message=notice, ignored=list(config.ignored))
         if not config.enabled:
             log.debug("telemetry_disabled", reason=config.reason)
             return cls._disabled(config, logging_handler, run_id, sample)
@@ -153,7 +160,9 @@ class Telemetry:
         sample: float,
     ) -> Telemetry:
         return cls(
-            TelemetryConfig(enabled=False, reason=config.reason or "setup failed"),
+            TelemetryConfig(
+                enabled=False, reason=config.reason or "setup failed", ignored=config.ignored
+            ),
             handler=logging_handler if logging_handler is not None else RunHandler(),
             run_id=run_id,
             sample_percent=sample,

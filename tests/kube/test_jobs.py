@@ -23,6 +23,7 @@ from nimbus_scenarios.kube.jobs import (
     job_manifest,
     scenario_configmap,
 )
+from nimbus_scenarios.telemetry.config import TelemetryConfig, resolve_config
 from tests.support.results import plan_of
 
 kv = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (dev)")
@@ -328,3 +329,18 @@ def test_deadline_refuses_negative_or_infinite_budgets() -> None:
     for wait, margin in ((-1.0, 0.0), (0.0, float("inf")), (float("nan"), 0.0)):
         with pytest.raises(UsageError):
             active_deadline_s(plan, wait_s=wait, margin_s=margin)
+
+
+def test_one_log_path_by_default_and_the_switch() -> None:
+    """The Job's variables, read as the runner reads them: traces and metrics over OTLP, logs
+    only as stdout JSON (OTEL_LOGS_EXPORTER=none); `otlp_logs=True` turns OTLP logs on."""
+
+    def config(spec: JobSpec) -> TelemetryConfig:
+        env = main_container(job_manifest(spec))["env"]
+        return resolve_config({e["name"]: e["value"] for e in env if "value" in e})
+
+    default = config(SPEC)
+    assert [s.signal for s in default.signals] == ["traces", "metrics"]
+    assert default.ignored == ()
+    switched = config(dataclasses.replace(SPEC, otlp_logs=True))
+    assert [s.signal for s in switched.signals] == ["traces", "metrics", "logs"]
