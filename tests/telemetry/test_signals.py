@@ -131,7 +131,7 @@ def test_base_through_rotel_plus_a_traces_override(sinks: tuple[OtlpSink, OtlpSi
         results, summary = _play(env)
         assert summary.spans_exported == 8
         assert wait_until(lambda: any(r.body == "run_ended" for r in collected.logs), 10.0)
-        assert wait_until(lambda: "nimbus_run_info" in collected.metrics, 10.0)
+        assert wait_until(lambda: "nimbus.run.info" in collected.metrics, 10.0)
     finally:
         rotel.stop()
     assert _signals(direct) == {"traces"}
