@@ -276,6 +276,8 @@ async def _run(
             start_wait_s=args.start_wait,
             target_shown=shown,
             grafana_url=args.grafana_url,
+            grafana_tempo_uid=explore.datasource_uid,
+            grafana_org=explore.org_id,
         )
         outcome = await run_scenario(
             plan,

@@ -76,6 +76,8 @@ def test_explore_link_takes_its_datasource_and_org_from_flags(
 ) -> None:
     """--grafana-tempo-uid and --grafana-org shape the printed link; a bad org is exit 2 before
     any request is sent."""
+    from nimbus_scenarios.report.html import render_html
+    from nimbus_scenarios.results.io import load_results
     from nimbus_scenarios.telemetry.links import ExploreTarget, explore_link
 
     scenario = tmp_path / "linked.scn"
@@ -103,3 +105,7 @@ def test_explore_link_takes_its_datasource_and_org_from_flags(
     trace_id = read_results(results)["trace_id"]
     expected = explore_link("http://grafana:3000", trace_id, ExploreTarget("traces-eu", 4))
     assert f"trace: {expected}" in stderr.splitlines()
+    document = read_results(results)
+    assert (document["grafana_tempo_uid"], document["grafana_org"]) == ("traces-eu", 4)
+    html = render_html(load_results(results))
+    assert expected.replace("&", "&amp;") in html

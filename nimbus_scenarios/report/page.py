@@ -40,7 +40,7 @@ from nimbus_scenarios.results.model import (
     Verdict,
 )
 from nimbus_scenarios.secrets import mask_url, mask_urls_in_text
-from nimbus_scenarios.telemetry.links import explore_link
+from nimbus_scenarios.telemetry.links import TEMPO_DATASOURCE_UID, ExploreTarget, explore_link
 
 __all__ = [
     "Alert",
@@ -204,7 +204,12 @@ def _grafana(results: RunResults) -> Fact | None:
         return Fact("grafana", (url,), code=True)
     trace = results.trace_id
     if trace and _TRACE_ID.fullmatch(trace):
-        return Fact("grafana", ("open the trace in Grafana",), href=explore_link(url, trace))
+        target = ExploreTarget(
+            datasource_uid=results.grafana_tempo_uid or TEMPO_DATASOURCE_UID,
+            org_id=results.grafana_org or 1,
+        )
+        link = explore_link(url, trace, target)
+        return Fact("grafana", ("open the trace in Grafana",), href=link)
     return Fact("grafana", ("open Grafana",), href=url)
 
 

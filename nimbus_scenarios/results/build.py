@@ -160,6 +160,8 @@ class RunFacts:
     replica_source: ReplicaSourceResult | None = None
     send_lateness_ms: LatencySummary | None = None
     grafana_url: str | None = None
+    grafana_tempo_uid: str | None = None
+    grafana_org: int | None = None
     start_late_s: float | None = None
     """Seconds after the common start that the phases started (None without one)."""
 
@@ -237,6 +239,8 @@ def build_results(
         stats=stats,
         notes=tuple(facts.notes),
         grafana_url=facts.grafana_url,
+        grafana_tempo_uid=facts.grafana_tempo_uid,
+        grafana_org=facts.grafana_org,
         start_late_s=round_offset(facts.start_late_s),
         plan=plan.masked(),
     )

@@ -287,7 +287,15 @@ class RunResults:
     """One run's results document."""
 
     OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset(
-        {"telemetry", "merged_from", "grafana_url", "start_late_s", "start_skew"}
+        {
+            "telemetry",
+            "merged_from",
+            "grafana_url",
+            "grafana_tempo_uid",
+            "grafana_org",
+            "start_late_s",
+            "start_skew",
+        }
     )
 
     run_id: str
@@ -325,6 +333,10 @@ class RunResults:
     telemetry: TelemetrySummary | None = None
     merged_from: tuple[MergedShard, ...] | None = None
     grafana_url: str | None = None
+    grafana_tempo_uid: str | None = None
+    """The Tempo datasource uid the trace link opens (`--grafana-tempo-uid`); None: `tempo`."""
+    grafana_org: int | None = None
+    """The Grafana organisation the trace link opens (`--grafana-org`); None: 1."""
     start_late_s: float | None = None
     """How long after the common start (`--start-at`, `--start-at-from`) this shard started its
     phases (about 0 when it was there in time and waited); None without a common start, and in

@@ -157,6 +157,8 @@ def results_now(
             lateness.summary() if lateness is not None and lateness.total_count else None
         ),
         grafana_url=ctx.options.grafana_url,
+        grafana_tempo_uid=ctx.options.grafana_tempo_uid,
+        grafana_org=ctx.options.grafana_org,
         start_late_s=state.start_late_s,
     )
     results = build_results(ctx.plan, facts, ctx.stats.freeze(), judgements, verdict, code)

@@ -42,6 +42,10 @@ class RunOptions:
     run_id: str | None = None
     """None: a fresh one (or telemetry's)."""
     grafana_url: str | None = None
+    grafana_tempo_uid: str | None = None
+    """Where the results' trace link opens (`--grafana-tempo-uid`, `--grafana-org`); None:
+    Grafana's defaults as `telemetry.links` has them."""
+    grafana_org: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
