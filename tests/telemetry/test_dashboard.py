@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import HttpServer
+from tests.deploy.support import GRAFANA, load_documents
 from tests.support.otlp import OtlpSink
 from tests.support.promql import (
     Matcher,
@@ -142,6 +143,27 @@ def test_every_dashboard_selector_matches_an_exported_series(
     spans = {(s.trace_id, s.span_id) for s in sink.spans}
     assert {(e.trace_id, e.span_id) for e in exemplars} <= spans
     assert {e.trace_id for e in exemplars} == {run.telemetry.trace_id}
+
+    # Tempo's traces-to-metrics queries (datasources.yaml), with the tags of each exported
+    # request span, select that request's series: the span-to-metrics link lands on data.
+    (provisioned,) = load_documents(GRAFANA / "datasources.yaml")
+    (tempo,) = [d["jsonData"] for d in provisioned["datasources"] if d["type"] == "tempo"]
+    requests = [s for s in sink.spans if "nimbus.template" in s.attributes]
+    assert {s.attributes["nimbus.template"] for s in requests} == {"work", "missing", "slow"}
+    for span in requests:
+        tags = ", ".join(
+            f'{tag["value"]}="{span.attributes[tag["key"]]}"'
+            for tag in tempo["tracesToMetrics"]["tags"]
+        )
+        failed = span.attributes["nimbus.template"] != "work"  # `work` never failed
+        for query in tempo["tracesToMetrics"]["queries"]:
+            expr = query["query"].replace("$$__tags", tags)
+            pairs = [
+                (expr, s)
+                for s in selectors(expr)
+                if failed or not any(m.value == "error" for m in s.matchers)
+            ]
+            assert unmatched(pairs, series) == [], span.attributes
 
 
 def test_a_broken_label_matches_nothing() -> None:
