@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from functools import reduce
 
 from nimbus_scenarios.engine.records import PhaseRecord
-from nimbus_scenarios.engine.stats import RunStats, merge
+from nimbus_scenarios.engine.stats import PhaseStats, RunStats, merge
 from nimbus_scenarios.errors import ResultsError
 from nimbus_scenarios.judge.expectations import judge_load, planned_of, scope_of
 from nimbus_scenarios.judge.verdict import run_verdict
@@ -261,9 +261,9 @@ def _planned_for(
     if phase.planned is None:
         return None
     whole = planned[phase.name]
-    phase_stats = stats.phases.get(phase.name)
-    if e.request is None or phase_stats is None:
+    if e.request is None:
         return whole
+    phase_stats = stats.phases.get(phase.name) or PhaseStats(phase.name)  # none if not run
     plan = next((p for p in primary.plan.phases if p.name == phase.name), None)
     return planned_of(
         e.request,

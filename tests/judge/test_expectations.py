@@ -210,3 +210,6 @@ def test_planned_of_a_template() -> None:
     assert planned_of("work", stats, planned=120, plan_counts=shard, plan_total=240) == 6
     assert planned_of("work", stats, planned=None, plan_counts=plan, plan_total=120) is None
     assert planned_of("login", stats, planned=100, plan_counts=plan, plan_total=120) == 0
+    # a phase that never ran (merge: no statistics at all) still planned its share of work
+    empty = PhaseStats("p")
+    assert planned_of("work", empty, planned=120, plan_counts=plan, plan_total=120) == 6
