@@ -16,11 +16,20 @@ from typing import TYPE_CHECKING
 from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample
 from nimbus_scenarios.results.model import Judgement, RunResults, Stage
+from nimbus_scenarios.scaling import AutoscalerSample, MetricStatus, PodRecord
 
 if TYPE_CHECKING:
     from nimbus_scenarios.engine.stats import RunStats
 
-__all__ = ["Handlers", "Progress", "RequestErrors", "RunHandler", "WindowState", "WindowStatus"]
+__all__ = [
+    "Handlers",
+    "PodChange",
+    "Progress",
+    "RequestErrors",
+    "RunHandler",
+    "WindowState",
+    "WindowStatus",
+]
 
 
 class WindowState(StrEnum):
@@ -33,6 +42,17 @@ class WindowState(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     NOT_JUDGED = "not_judged"
+
+
+class PodChange(StrEnum):
+    """What happened to one of the Deployment's pods (`RunHandler.pod_changed`)."""
+
+    CREATED = "created"
+    READY = "ready"
+    """Its `Ready` condition turned True (the first time)."""
+    RESTARTED = "restarted"
+    """A container restarted (the restart count grew)."""
+    DELETED = "deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,9 @@ class Progress:
     windows: tuple[WindowStatus, ...] = ()
     request_errors: tuple[RequestErrors, ...] = ()
     """The templates that failed so far (none while nothing failed), in first-seen order."""
+    metrics: tuple[MetricStatus, ...] = ()
+    """The autoscaler's metrics against their targets, from its latest status (none when the
+    replica source records no autoscaler)."""
 
     def count(self, state: WindowState) -> int:
         """How many replica windows are in `state`."""
@@ -102,6 +125,15 @@ class RunHandler:
 
     def replica_sample(self, sample: ReplicaSample, at_s: float) -> None:
         """The replica source recorded a change."""
+
+    def autoscaler_changed(self, sample: AutoscalerSample, at_s: float) -> None:
+        """The replica source recorded a new autoscaler status (`scaling.ScalingRecorder`):
+        once per sample, at its run offset `at_s`."""
+
+    def pod_changed(self, pod: PodRecord, change: PodChange, at_s: float) -> None:
+        """One of the Deployment's pods was created, became Ready, restarted or was deleted
+        (seen by a `scaling.ScalingRecorder` after the run's listeners started); `pod` is its
+        latest record, `at_s` the change's run offset (a restart: when it was seen)."""
 
     def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """`at T kill N pods` deleted these pods."""
@@ -157,6 +189,14 @@ class Handlers(RunHandler):
     def replica_sample(self, sample: ReplicaSample, at_s: float) -> None:
         """Fan out."""
         self._each("replica_sample", sample, at_s)
+
+    def autoscaler_changed(self, sample: AutoscalerSample, at_s: float) -> None:
+        """Fan out."""
+        self._each("autoscaler_changed", sample, at_s)
+
+    def pod_changed(self, pod: PodRecord, change: PodChange, at_s: float) -> None:
+        """Fan out."""
+        self._each("pod_changed", pod, change, at_s)
 
     def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """Fan out."""

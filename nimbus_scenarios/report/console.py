@@ -2,7 +2,7 @@
 
 `format_summary(results)` is the text `run` and `report` print at the end: the verdict, a row
 per phase, a row per request template over the whole run (when there are several, or failures),
-the expectations. `--monitor` is one
+the expectations, and a line per scale event when the run recorded why it scaled. `--monitor` is one
 more run listener (`events.RunHandler`): a status line per progress event when stderr is not a
 terminal (what `kubectl logs -f` shows), a live rich panel when it is (`make_monitor` picks).
 
@@ -21,12 +21,20 @@ from nimbus_scenarios.events import Progress, RunHandler, WindowState
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import PhasePlan
 from nimbus_scenarios.report._format import finite, start_lines, verdict_mark
+from nimbus_scenarios.report.scaling_text import metric_text, scaling_lines
 from nimbus_scenarios.results.model import PhaseResult, RequestResult, RunResults
 
 if TYPE_CHECKING:
     from rich.live import Live
 
-__all__ = ["LineMonitor", "RichMonitor", "format_summary", "make_monitor", "status_line"]
+__all__ = [
+    "LineMonitor",
+    "RichMonitor",
+    "autoscaler_metrics",
+    "format_summary",
+    "make_monitor",
+    "status_line",
+]
 
 
 def _clock(seconds: float | None) -> str:
@@ -166,6 +174,9 @@ def format_summary(results: RunResults, results_path: str | None = None) -> str:
     for kill in results.kills:
         pods = ", ".join(kill.pods or ()) or kill.error or ""
         lines.append(f"kill at +{kill.at_s:.0f}s: {pods}")
+    if results.scaling is not None:
+        lines.append("")
+        lines.extend(scaling_lines(results.scaling))
     for note in results.notes:
         lines.append(f"note: {note}")
     if results.trace_id:
@@ -191,9 +202,16 @@ def request_errors(status: Progress) -> str:
     return "errors: " + ", ".join(parts)
 
 
+def autoscaler_metrics(status: Progress) -> str:
+    """``rps per replica 7.2/5, cpu 40%/80%``: each autoscaler metric against its target, from
+    its latest status; empty when there is none."""
+    return ", ".join(metric_text(metric) for metric in status.metrics)
+
+
 def status_line(status: Progress) -> str:
-    """One progress event as a line: time, phase, rates, latency, errors, replicas, windows,
-    and the failures per request when any."""
+    """One progress event as a line: time, phase, rates, latency, errors, replicas, the
+    autoscaler's metrics against their targets, windows, and the failures per request when
+    any."""
     replicas = (
         f"replicas {status.ready}/{status.desired if status.desired is not None else '-'}"
         if status.ready is not None
@@ -212,6 +230,7 @@ def status_line(status: Progress) -> str:
         f"errors {status.errors_pct:.1f}%",
         f"dropped {status.dropped}",
         replicas,
+        autoscaler_metrics(status),
         windows,
         request_errors(status),
     ]
@@ -272,6 +291,8 @@ class RichMonitor(RunHandler):
         if status.ready is not None:
             desired = "-" if status.desired is None else str(status.desired)
             table.add_row("replicas", f"{status.ready} ready / {desired} desired")
+        if status.metrics:
+            table.add_row("autoscaler", autoscaler_metrics(status))
         for window in status.windows:
             table.add_row(window.state.value, window.text)
         self.live.update(table, refresh=True)

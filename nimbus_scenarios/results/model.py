@@ -24,6 +24,7 @@ from nimbus_scenarios.engine.records import (
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan
 from nimbus_scenarios.results.codec import FLAT
+from nimbus_scenarios.scaling import ScalingRecord
 
 __all__ = [
     "Abort",
@@ -295,6 +296,7 @@ class RunResults:
             "grafana_org",
             "start_late_s",
             "start_skew",
+            "scaling",
         }
     )
 
@@ -343,6 +345,9 @@ class RunResults:
     a merged document (see `start_skew`)."""
     start_skew: StartSkew | None = None
     """A merged document's: how far apart its shards started."""
+    scaling: ScalingRecord | None = None
+    """Why it scaled: the autoscaler's status, the pods and the scale events (None when the
+    replica source records neither)."""
     plan: Plan
     """The compiled plan the run played (secrets masked): what `merge` and the reports read
     instead of compiling the source again."""

@@ -1,22 +1,41 @@
 """What the listeners hear while a run goes on: a `Progress` every `progress_interval_s`, and
-every replica sample the source records.
+every replica sample the source records; from a source that also records why it scaled
+(`scaling.ScalingRecorder`), every autoscaler status and each pod's creation, Ready, restart and
+deletion.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from nimbus_scenarios.engine.dispatch import ok_statuses
 from nimbus_scenarios.engine.records import RequestSnapshot
-from nimbus_scenarios.events import Progress, RequestErrors, WindowState, WindowStatus
+from nimbus_scenarios.events import (
+    PodChange,
+    Progress,
+    RequestErrors,
+    WindowState,
+    WindowStatus,
+)
 from nimbus_scenarios.judge.windows import awaiting_data, judge_window
 from nimbus_scenarios.results.model import Stage, Verdict
 from nimbus_scenarios.runner.context import RunContext
+from nimbus_scenarios.scaling import MetricStatus, PodRecord, ScalingRecorder
 
-__all__ = ["progress", "request_errors", "start_watchers", "window_states"]
+__all__ = [
+    "PodChanges",
+    "autoscaler_metrics",
+    "progress",
+    "request_errors",
+    "start_watchers",
+    "window_states",
+]
 
 REPLICA_POLL_S = 0.25
-"""How often new replica samples are passed on to the listeners."""
+"""How often new replica samples (and autoscaler statuses and pod changes) are passed on to the
+listeners."""
 
 _STATE_OF = {
     Verdict.PASSED: WindowState.PASSED,
@@ -67,6 +86,16 @@ def request_errors(
     return tuple(found)
 
 
+def autoscaler_metrics(ctx: RunContext) -> tuple[MetricStatus, ...]:
+    """The autoscaler's metrics against their targets, from the latest status the source
+    recorded (none when it records no autoscaler)."""
+    source = ctx.source
+    if not isinstance(source, ScalingRecorder):
+        return ()
+    samples = source.autoscaler_samples
+    return samples[-1].metrics if samples else ()
+
+
 def progress(ctx: RunContext) -> Progress:
     """Live progress: cheap to compute."""
     now = ctx.now_s()
@@ -98,7 +127,42 @@ def progress(ctx: RunContext) -> Progress:
         desired=latest.desired if latest else None,
         windows=window_states(ctx),
         request_errors=request_errors(ctx, snapshot.requests),
+        metrics=autoscaler_metrics(ctx),
     )
+
+
+@dataclass
+class PodChanges:
+    """Which pod changes the listeners were told already. A change from before `since` (the
+    clock time the run's listeners started: pods that were there before the run) is not news;
+    a restart has no time in the record, so it is told at the time it is seen."""
+
+    since: float
+    _told: dict[str, PodRecord] = field(default_factory=dict)
+
+    def news(
+        self, pods: Sequence[PodRecord], now: float
+    ) -> list[tuple[PodRecord, PodChange, float]]:
+        """The changes in `pods` (the source's latest records) not told yet, with their clock
+        times, in time order."""
+        found: list[tuple[PodRecord, PodChange, float]] = []
+        for pod in pods:
+            before = self._told.get(pod.name)
+            self._told[pod.name] = pod
+            if before is None:
+                new = pod.created is not None and pod.created >= self.since
+                before = PodRecord(pod.name, restarts=0 if new else pod.restarts)
+            for change, was, is_ in (
+                (PodChange.CREATED, before.created, pod.created),
+                (PodChange.READY, before.ready, pod.ready),
+                (PodChange.DELETED, before.deleted, pod.deleted),
+            ):
+                if was is None and is_ is not None and is_ >= self.since:
+                    found.append((pod, change, is_))
+            if pod.restarts > before.restarts:
+                found.append((pod, PodChange.RESTARTED, now))
+        found.sort(key=lambda news: news[2])
+        return found
 
 
 def start_watchers(ctx: RunContext) -> list[asyncio.Task[None]]:
@@ -109,6 +173,8 @@ def start_watchers(ctx: RunContext) -> list[asyncio.Task[None]]:
         tasks.append(asyncio.ensure_future(_progress_loop(ctx, interval)))
     if ctx.source is not None:
         tasks.append(asyncio.ensure_future(_replica_loop(ctx)))
+    if isinstance(ctx.source, ScalingRecorder):
+        tasks.append(asyncio.ensure_future(_scaling_loop(ctx, ctx.source)))
     return tasks
 
 
@@ -129,4 +195,18 @@ async def _replica_loop(ctx: RunContext) -> None:
         for sample in samples[seen:]:
             ctx.events.replica_sample(sample, sample.at - ctx.origin)
         seen = len(samples)
+        await clock.sleep_until(clock.now() + REPLICA_POLL_S)
+
+
+async def _scaling_loop(ctx: RunContext, recorder: ScalingRecorder) -> None:
+    clock = ctx.clock
+    pods = PodChanges(since=clock.now())
+    seen = 0
+    while True:
+        samples = recorder.autoscaler_samples
+        for sample in samples[seen:]:
+            ctx.events.autoscaler_changed(sample, sample.at - ctx.origin)
+        seen = len(samples)
+        for pod, change, at in pods.news(recorder.pods, clock.now()):
+            ctx.events.pod_changed(pod, change, at - ctx.origin)
         await clock.sleep_until(clock.now() + REPLICA_POLL_S)

@@ -4,7 +4,8 @@ Its place: a `RunHandler` among telemetry's handlers (imported only when tracing
 root span `scenario <name>` lives from `Telemetry.start` to `run_ended` (so pre-flight is inside
 it); each phase that runs gets `phase <name>`, a child of the root. Stages, replica samples,
 pod kills, verdicts and aborts become span events: on the current phase span or on the root,
-as each event's docstring says. Request spans (children of the phase spans) are recorded apart,
+as each event's docstring says; so do the autoscaler's decisions, the pods' changes and, at
+the end, the run's scale events. Request spans (children of the phase spans) are recorded apart,
 on the hot path, by `_requests`; they find their parent with `RunSpans.parent`.
 
 Spans are ended by `RunSpans.ending`, a second handler heard after the log lines, so that the
@@ -23,10 +24,12 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import AttributeValue
 
 from nimbus_scenarios.engine.dispatch import ExtraHeaders
-from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.events import PodChange, RunHandler
 from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.report.scaling_text import describe_event
 from nimbus_scenarios.results.model import Judgement, RunResults, RunVerdict, Stage
+from nimbus_scenarios.scaling import AutoscalerSample, PodRecord, ScaleEvent
 from nimbus_scenarios.secrets import mask_url
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._walltime import WallTime
@@ -58,9 +61,71 @@ class ParentSpan:
         return f"{self.context.span_id:016x}"
 
 
-def _known(attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+def _known(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
     """The attributes that have a value (OTel drops None with a warning; we leave it out)."""
     return {key: value for key, value in attributes.items() if value is not None}
+
+
+_Decision = tuple[int | None, int | None, tuple[tuple[str, bool], ...], tuple[tuple[str, str], ...]]
+
+
+def _decision_of(sample: AutoscalerSample) -> _Decision:
+    """What makes an autoscaler status a new decision: desired and current replicas, which
+    metrics are above their targets, and the conditions' statuses (not the values alone)."""
+    return (
+        sample.desired,
+        sample.current,
+        tuple((m.name, m.above) for m in sample.metrics),
+        tuple((c.type, c.status) for c in sample.conditions),
+    )
+
+
+def autoscaler_attributes(sample: AutoscalerSample, at_s: float) -> dict[str, AttributeValue]:
+    """An `autoscaler.decision` event's attributes: `desired`, `current`, `at_s`, `metrics`
+    (their names), and per metric `metric.<name>.value`, `.target`, `.target_kind`, `.above`
+    (and `.active` for a KEDA trigger); `conditions` as `Type=Status (Reason)`."""
+    attributes: dict[str, AttributeValue | None] = {
+        "desired": sample.desired,
+        "current": sample.current,
+        "at_s": round(at_s, 3),
+        "metrics": tuple(m.name for m in sample.metrics) or None,
+        "conditions": tuple(
+            f"{c.type}={c.status}" + (f" ({c.reason})" if c.reason else "")
+            for c in sample.conditions
+        )
+        or None,
+    }
+    for m in sample.metrics:
+        key = f"metric.{m.name}"
+        attributes[f"{key}.value"] = m.current
+        attributes[f"{key}.target"] = m.target
+        attributes[f"{key}.target_kind"] = str(m.target_kind)
+        attributes[f"{key}.above"] = m.above
+        attributes[f"{key}.active"] = m.active
+    return _known(attributes)
+
+
+def scale_event_attributes(event: ScaleEvent, *, pods_watched: bool) -> dict[str, AttributeValue]:
+    """A `scale_event` event's attributes: the rise, each step's run offset (those seen), the
+    reaction, the pods' start-ups and the breakdown as a sentence (`summary`)."""
+    return _known(
+        {
+            "from": event.from_replicas,
+            "to": event.to_replicas,
+            "decided_s": event.decided_s,
+            "load_change": event.load_change,
+            "load_change_s": event.load_change_s,
+            "reaction_s": None if event.reaction_s is None else round(event.reaction_s, 3),
+            "metric": event.metric,
+            "metric_value": event.metric_value,
+            "metric_target": event.metric_target,
+            "metric_above_s": event.metric_above_s,
+            "pods_created_s": event.pods_created_s,
+            "ready_s": event.ready_s,
+            "pod_startups_s": event.pod_startups_s or None,
+            "summary": describe_event(event, pods_watched=pods_watched),
+        }
+    )
 
 
 class RunSpans(RunHandler):
@@ -94,6 +159,7 @@ class RunSpans(RunHandler):
         self._phases: dict[str, ParentSpan] = {}
         self._current: ParentSpan | None = None
         self._decided: set[tuple[str, str]] = set()
+        self._autoscaler: _Decision | None = None
         self._ended = False
         self.ending: RunHandler = _SpanEnds(self)
         """The handler that ends spans: telemetry hears it after the log lines."""
@@ -112,7 +178,7 @@ class RunSpans(RunHandler):
 
     # ------------------------------------------------------------------ events
     def _event(
-        self, name: str, attributes: Mapping[str, AttributeValue], *, root: bool = False
+        self, name: str, attributes: Mapping[str, AttributeValue | None], *, root: bool = False
     ) -> None:
         if self._ended:
             return
@@ -175,6 +241,34 @@ class RunSpans(RunHandler):
             },
         )
 
+    def autoscaler_changed(self, sample: AutoscalerSample, at_s: float) -> None:
+        """A span event `autoscaler.decision` (on the phase span, else the root) when the
+        decision changed: desired or current replicas, a metric crossing its target, or a
+        condition's status (a new value alone is not a decision)."""
+        decision = _decision_of(sample)
+        if decision == self._autoscaler:
+            return
+        self._autoscaler = decision
+        self._event("autoscaler.decision", autoscaler_attributes(sample, at_s))
+
+    def pod_changed(self, pod: PodRecord, change: PodChange, at_s: float) -> None:
+        """A span event `pod.created`, `pod.ready` (with `startup_s`), `pod.restarted` (with
+        `restarts` and the last `termination` reason) or `pod.deleted`, on the phase span, else
+        the root."""
+        ready = change is PodChange.READY
+        restarted = change is PodChange.RESTARTED
+        startup = pod.startup_s if ready else None
+        self._event(
+            f"pod.{change}",
+            {
+                "pod": pod.name,
+                "at_s": round(at_s, 3),
+                "startup_s": None if startup is None else round(startup, 3),
+                "restarts": pod.restarts if restarted else None,
+                "termination": pod.terminations[-1] if restarted and pod.terminations else None,
+            },
+        )
+
     def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """A span event `pods_killed` (on the phase span, else the root)."""
         self._event("pods_killed", {"pods": tuple(names), "count": len(names), "at_s": at_s})
@@ -228,6 +322,11 @@ class RunSpans(RunHandler):
             e = judgement.expectation
             if (e.scope, e.text) not in self._decided:
                 self._decision(judgement, None)  # decided at the end: no moment
+        scaling = results.scaling
+        if scaling is not None:
+            for event in scaling.events:
+                attributes = scale_event_attributes(event, pods_watched=scaling.pods_watched)
+                self._event("scale_event", attributes, root=True)
         totals = results.totals
         root = self.root.span
         root.set_attributes(

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, TextIO
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-from nimbus_scenarios.events import Progress, RunHandler, WindowState
+from nimbus_scenarios.events import PodChange, Progress, RunHandler, WindowState
+from nimbus_scenarios.report.scaling_text import describe_event
 from nimbus_scenarios.results.model import RunVerdict, Stage, Verdict
 from nimbus_scenarios.telemetry.context import current
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from nimbus_scenarios.plan.model import PhasePlan, Plan
     from nimbus_scenarios.replicas import ReplicaSample
     from nimbus_scenarios.results.model import Judgement, RunResults
+    from nimbus_scenarios.scaling import AutoscalerSample, PodRecord, ScalingRecord
 
 __all__ = [
     "LoggingHandler",
@@ -196,6 +198,51 @@ class LoggingHandler(RunHandler):
             ),
         )
 
+    def autoscaler_changed(self, sample: AutoscalerSample, at_s: float) -> None:
+        """Log `autoscaler_changed`: desired and current replicas, each metric (name, target
+        kind, value, target, above, and a KEDA trigger's activity) and the conditions."""
+        self.log.info(
+            "autoscaler_changed",
+            **_known(
+                desired=sample.desired,
+                current=sample.current,
+                metrics=[
+                    _known(
+                        name=m.name,
+                        target_kind=str(m.target_kind),
+                        value=m.current,
+                        target=m.target,
+                        above=m.above,
+                        active=m.active,
+                    )
+                    for m in sample.metrics
+                ]
+                or None,
+                conditions=[
+                    _known(type=c.type, status=c.status, reason=c.reason or None)
+                    for c in sample.conditions
+                ]
+                or None,
+                at_s=_r(at_s),
+            ),
+        )
+
+    def pod_changed(self, pod: PodRecord, change: PodChange, at_s: float) -> None:
+        """Log `pod_created`, `pod_ready` (with `startup_s`), `pod_restarted` (a warning, with
+        `restarts` and the `terminations` seen) or `pod_deleted`."""
+        restarted = change is PodChange.RESTARTED
+        log = self.log.warning if restarted else self.log.info
+        log(
+            f"pod_{change}",
+            **_known(
+                pod=pod.name,
+                at_s=_r(at_s),
+                startup_s=_r(pod.startup_s) if change is PodChange.READY else None,
+                restarts=pod.restarts if restarted else None,
+                terminations=list(pod.terminations) if restarted and pod.terminations else None,
+            ),
+        )
+
     def pods_killed(self, names: Sequence[str], at_s: float) -> None:
         """Log `pods_killed`."""
         self.log.warning("pods_killed", count=len(names), pods=list(names), at_s=_r(at_s))
@@ -243,8 +290,34 @@ class LoggingHandler(RunHandler):
         fields["expectations_waiting"] = status.count(WindowState.WAITING)
         self.log.info("progress", **_known(**fields))
 
+    def _scale_events(self, scaling: ScalingRecord) -> None:
+        for event in scaling.events:
+            self.log.info(
+                "scale_event",
+                **_known(
+                    from_replicas=event.from_replicas,
+                    to_replicas=event.to_replicas,
+                    decided_s=event.decided_s,
+                    load_change=event.load_change,
+                    load_change_s=event.load_change_s,
+                    reaction_s=_r(event.reaction_s),
+                    metric=event.metric,
+                    metric_value=event.metric_value,
+                    metric_target=event.metric_target,
+                    metric_above_s=event.metric_above_s,
+                    pods_created_s=event.pods_created_s,
+                    ready_s=event.ready_s,
+                    pod_startups_s=list(event.pod_startups_s) or None,
+                    summary=describe_event(event, pods_watched=scaling.pods_watched),
+                ),
+            )
+        for note in scaling.notes:
+            self.log.info("scaling_note", note=note)
+
     def run_ended(self, results: RunResults) -> None:
-        """Log every verdict not logged yet, then `run_ended` with the run's verdict."""
+        """Log every verdict not logged yet, a `scale_event` line per scale event (and a
+        `scaling_note` per note on what is missing), then `run_ended` with the run's
+        verdict."""
         for j in results.expectations:
             e = j.expectation
             if (e.scope, e.text) in self._logged:
@@ -261,6 +334,8 @@ class LoggingHandler(RunHandler):
                     at_s=j.met_at_s,
                 ),
             )
+        if results.scaling is not None:
+            self._scale_events(results.scaling)
         totals = results.totals
         fields = _known(
             verdict=str(results.verdict),
