@@ -20,7 +20,7 @@ import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from nimbus_scenarios.events import PodChange, Progress, RunHandler, WindowState
-from nimbus_scenarios.report.scaling_text import describe_event
+from nimbus_scenarios.report.scaling_text import describe_event, metric_text
 from nimbus_scenarios.results.model import RunVerdict, Stage, Verdict
 from nimbus_scenarios.telemetry.context import current
 
@@ -269,7 +269,8 @@ class LoggingHandler(RunHandler):
         self.log.warning("run_aborted", reason=reason, at_s=_r(at_s))
 
     def progress(self, status: Progress) -> None:
-        """Log a `progress` line with the live status (window states counted)."""
+        """Log a `progress` line with the live status (window states counted, the autoscaler's
+        metrics against their targets as `metrics`: `["rps per replica 7.2/5"]`)."""
         fields: dict[str, object] = {
             "stage": str(status.stage),
             "phase": status.phase,
@@ -284,6 +285,7 @@ class LoggingHandler(RunHandler):
             "errors_pct": round(status.errors_pct, 3),
             "ready": status.ready,
             "desired": status.desired,
+            "metrics": [metric_text(m) for m in status.metrics] or None,
         }
         for state in (WindowState.PASSED, WindowState.FAILED, WindowState.OPEN):
             fields[f"expectations_{state}"] = status.count(state)

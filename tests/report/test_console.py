@@ -17,6 +17,7 @@ from nimbus_scenarios.report.console import (
     status_line,
 )
 from nimbus_scenarios.results.model import Stage
+from nimbus_scenarios.scaling import MetricStatus, ScaleEvent, ScalingRecord, TargetKind
 from tests.support.results import aborted_results, full_results, infra_results
 
 STATUS = Progress(
@@ -171,3 +172,62 @@ def test_the_summary_shows_the_documents_notes() -> None:
     lines = format_summary(results).splitlines()
     assert "note: partial merge: 2 of 3 shards" in lines
     assert lines.index("note: x") > lines.index("expectations:")
+
+
+SCALE_UP = ScaleEvent(
+    from_replicas=1,
+    to_replicas=3,
+    decided_s=21.0,
+    load_change='phase "ramp" started',
+    load_change_s=10.0,
+    metric="rps per replica",
+    metric_value=7.2,
+    metric_target=5.0,
+    metric_above_s=18.0,
+    pods_created_s=22.0,
+    ready_s=35.0,
+    pod_startups_s=(12.0, 13.0),
+)
+
+
+def test_the_summary_breaks_down_each_scale_event() -> None:
+    """With a `scaling` section, a line per scale event follows the expectations and kills,
+    and its notes follow; without one, nothing about scale events is printed."""
+    assert "scale events" not in format_summary(full_results())
+    scaling = ScalingRecord(
+        pods_watched=False,
+        events=(dataclasses.replace(SCALE_UP, pods_created_s=None, pod_startups_s=()),),
+        notes=("the pods were not watched (no permission): their steps are missing",),
+    )
+    lines = format_summary(dataclasses.replace(full_results(), scaling=scaling)).splitlines()
+    first = lines.index("scale events:")
+    assert first > lines.index("kill at +38s: consumer-7d9f8b6c5-x2k4q")
+    assert lines[first + 1] == (
+        '  +2 desired (1 -> 3) at 0:21, 11 s after phase "ramp" started: '
+        "rps per replica 7.2 > 5 since 0:18; pods not watched; ready at 0:35"
+    )
+    assert lines[first + 2] == (
+        "note: the pods were not watched (no permission): their steps are missing"
+    )
+    empty = dataclasses.replace(full_results(), scaling=ScalingRecord(pods_watched=True))
+    assert "scale events: none (desired replicas never rose)" in format_summary(empty)
+
+
+METRICS = (
+    MetricStatus("rps per replica", TargetKind.AVERAGE_VALUE, 5.0, 7.2),
+    MetricStatus("cpu", TargetKind.UTILIZATION, 80.0, 40.0),
+)
+
+
+def test_the_monitor_shows_each_metric_against_its_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--monitor` shows the autoscaler's metrics next to the replicas, on the line and in the
+    panel; nothing when the source records no autoscaler."""
+    assert "/5" not in status_line(STATUS)
+    line = status_line(dataclasses.replace(STATUS, metrics=METRICS))
+    assert "replicas 2/3  rps per replica 7.2/5, cpu 40%/80%  expectations" in line
+    monitor = RichMonitor()
+    monitor.progress(dataclasses.replace(STATUS, metrics=METRICS))
+    monitor.run_ended(full_results())
+    assert "rps per replica 7.2/5, cpu 40%/80%" in capsys.readouterr().err

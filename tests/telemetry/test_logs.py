@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import re
@@ -15,10 +16,23 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from nimbus_scenarios.events import PodChange, Progress
+from nimbus_scenarios.report.scaling_text import describe_event
+from nimbus_scenarios.results.model import Stage
 from nimbus_scenarios.runner import RunOptions, run_scenario
+from nimbus_scenarios.scaling import (
+    AutoscalerSample,
+    Condition,
+    MetricStatus,
+    PodRecord,
+    ScaleEvent,
+    ScalingRecord,
+    TargetKind,
+)
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry.logs import LoggingHandler, add_run_context, configure_logging
 from tests.conftest import HttpServer
+from tests.support.results import full_results
 from tests.telemetry.conftest import compile_text, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,3 +177,84 @@ def test_json_lines_on_a_real_stdout_pipe(http_server: HttpServer) -> None:
     phase_lines = [line for line in lines if line["event"] == "phase_started"]
     assert [line["phase"] for line in phase_lines] == ["first", "second"]
     assert len({line["span_id"] for line in phase_lines}) == 2
+
+
+def test_why_it_scaled_is_logged() -> None:
+    """Each autoscaler status is an `autoscaler_changed` line with its metrics and conditions;
+    pod changes are `pod_<change>` lines (a restart a warning); each scale event of the
+    results is a `scale_event` line before `run_ended`, and each scaling note a line."""
+    handler = LoggingHandler()
+    metric = MetricStatus("rps per replica", TargetKind.AVERAGE_VALUE, 5.0, 7.2)
+    sample = AutoscalerSample(
+        12.0, 3, 1, (metric,), (Condition("ScalingLimited", "False", "DesiredWithinRange"),)
+    )
+    pod = PodRecord("c-1", created=3.5, ready=9.0, restarts=2, terminations=("OOMKilled",))
+    event = ScaleEvent(from_replicas=1, to_replicas=3, decided_s=12.0, ready_s=30.0)
+    scaling = ScalingRecord(pods_watched=False, events=(event,), notes=("pods not watched",))
+    results = dataclasses.replace(full_results(), scaling=scaling)
+    with capture_logs() as logs:
+        handler.autoscaler_changed(sample, 2.0)
+        handler.pod_changed(pod, PodChange.READY, 9.0)
+        handler.pod_changed(pod, PodChange.RESTARTED, 10.0)
+        handler.run_ended(results)
+    changed, ready, restarted = logs[:3]
+    assert changed == {
+        "event": "autoscaler_changed",
+        "log_level": "info",
+        "desired": 3,
+        "current": 1,
+        "metrics": [
+            {
+                "name": "rps per replica",
+                "target_kind": "AverageValue",
+                "value": 7.2,
+                "target": 5.0,
+                "above": True,
+            }
+        ],
+        "conditions": [
+            {"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange"}
+        ],
+        "at_s": 2.0,
+    }
+    assert ready == {
+        "event": "pod_ready",
+        "log_level": "info",
+        "pod": "c-1",
+        "at_s": 9.0,
+        "startup_s": 5.5,
+    }
+    assert (restarted["event"], restarted["log_level"]) == ("pod_restarted", "warning")
+    assert (restarted["restarts"], restarted["terminations"]) == (2, ["OOMKilled"])
+    events = [e["event"] for e in logs]
+    scaled = logs[events.index("scale_event")]
+    assert events.index("scale_event") < events.index("scaling_note") < events.index("run_ended")
+    assert (scaled["from_replicas"], scaled["to_replicas"], scaled["ready_s"]) == (1, 3, 30.0)
+    assert "reaction_s" not in scaled  # no load change seen: no reaction
+    assert scaled["summary"] == describe_event(event, pods_watched=False)
+    assert "pods not watched" in scaled["summary"]
+
+
+def test_progress_lines_carry_the_metrics() -> None:
+    """A `progress` line has the autoscaler's metrics against their targets, when known."""
+    metric = MetricStatus("rps per replica", TargetKind.AVERAGE_VALUE, 5.0, 7.2)
+    status = Progress(
+        stage=Stage.PHASES,
+        phase="ramp",
+        elapsed_s=10.0,
+        remaining_s=20.0,
+        target_rate=1.0,
+        achieved_rate=1.0,
+        in_flight=0,
+        p95_ms=None,
+        sent=10,
+        dropped=0,
+        errors_pct=0.0,
+        ready=1,
+        desired=3,
+    )
+    with capture_logs() as logs:
+        LoggingHandler().progress(status)
+        LoggingHandler().progress(dataclasses.replace(status, metrics=(metric,)))
+    assert "metrics" not in logs[0]
+    assert logs[1]["metrics"] == ["rps per replica 7.2/5"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -10,9 +11,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from nimbus_scenarios.clock import ManualClock
+from nimbus_scenarios.events import PodChange
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.report.scaling_text import describe_event
 from nimbus_scenarios.results.model import Judgement, Verdict
+from nimbus_scenarios.scaling import (
+    AutoscalerSample,
+    Condition,
+    MetricStatus,
+    PodRecord,
+    ScaleEvent,
+    ScalingRecord,
+    TargetKind,
+)
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._spans import RunSpans
 from nimbus_scenarios.telemetry._walltime import WallTime
@@ -174,3 +186,90 @@ def test_log_lines_follow_the_current_span() -> None:
     run.spans.ending.phase_ended(plan.phases[0], 10.0)
     assert ctx.span_id == root_id
     assert run.spans.current() is run.spans.root
+
+
+def _rps(value: float) -> tuple[MetricStatus, ...]:
+    return (MetricStatus("rps per replica", TargetKind.AVERAGE_VALUE, 5.0, value),)
+
+
+def test_autoscaler_decisions_and_pod_changes_are_span_events() -> None:
+    """A status that changes the decision (replicas, a metric crossing its target, a condition)
+    is an `autoscaler.decision` event with each metric's value and target; a new value alone is
+    not. Pod changes are `pod.<change>` events; all on the running phase's span."""
+    plan = plan_of()
+    run = Traced(plan)
+    run.spans.phase_started(plan.phases[0], 0.0)
+    able = (Condition("AbleToScale", "True", "ReadyForNewScale"),)
+    for sample in (
+        AutoscalerSample(0.0, 1, 1, _rps(2.0), able),
+        AutoscalerSample(1.0, 1, 1, _rps(3.0), able),  # a new value: no decision
+        AutoscalerSample(2.0, 1, 1, _rps(7.2), able),  # above its target now
+        AutoscalerSample(3.0, 3, 1, _rps(7.5), able),  # desired rose
+        AutoscalerSample(4.0, 3, 3, _rps(2.5), able),
+    ):
+        run.spans.autoscaler_changed(sample, sample.at)
+    pod = PodRecord("c-1", created=3.5, ready=9.0, restarts=1, terminations=("OOMKilled",))
+    run.spans.pod_changed(pod, PodChange.READY, 9.0)
+    run.spans.pod_changed(pod, PodChange.RESTARTED, 9.5)
+    run.spans.end_spans()
+    warm = run.finished("phase warm")
+    decisions = [dict(e.attributes or {}) for e in warm.events if e.name == "autoscaler.decision"]
+    assert [(d["at_s"], d["desired"], d["current"]) for d in decisions] == [
+        (0.0, 1, 1),
+        (2.0, 1, 1),
+        (3.0, 3, 1),
+        (4.0, 3, 3),
+    ]
+    assert decisions[2] == {
+        "desired": 3,
+        "current": 1,
+        "at_s": 3.0,
+        "metrics": ("rps per replica",),
+        "conditions": ("AbleToScale=True (ReadyForNewScale)",),
+        "metric.rps per replica.value": 7.5,
+        "metric.rps per replica.target": 5.0,
+        "metric.rps per replica.target_kind": "AverageValue",
+        "metric.rps per replica.above": True,
+    }
+    pods = [(e.name, dict(e.attributes or {})) for e in warm.events if e.name.startswith("pod.")]
+    assert pods == [
+        ("pod.ready", {"pod": "c-1", "at_s": 9.0, "startup_s": 5.5}),
+        ("pod.restarted", {"pod": "c-1", "at_s": 9.5, "restarts": 1, "termination": "OOMKilled"}),
+    ]
+
+
+def test_the_scale_events_are_on_the_root_at_the_end() -> None:
+    """Each scale event of the results is a `scale_event` on the root: its steps' offsets, the
+    reaction, the start-ups, and the breakdown as a sentence."""
+    plan = plan_of()
+    run = Traced(plan)
+    event = ScaleEvent(
+        from_replicas=1,
+        to_replicas=3,
+        decided_s=21.0,
+        load_change='phase "warm" started',
+        load_change_s=0.0,
+        metric="rps per replica",
+        metric_value=7.2,
+        metric_target=5.0,
+        pods_created_s=22.0,
+        pod_startups_s=(12.0, 13.0),
+    )
+    scaling = ScalingRecord(pods_watched=True, events=(event,))
+    run.spans.ending.run_ended(dataclasses.replace(results_of(plan), scaling=scaling))
+    (scaled,) = [e for e in run.finished("scenario factory").events if e.name == "scale_event"]
+    attributes = dict(scaled.attributes or {})
+    assert attributes["summary"] == describe_event(event)
+    assert {k: v for k, v in attributes.items() if k != "summary"} == {
+        "from": 1,
+        "to": 3,
+        "decided_s": 21.0,
+        "load_change": 'phase "warm" started',
+        "load_change_s": 0.0,
+        "reaction_s": 21.0,
+        "metric": "rps per replica",
+        "metric_value": 7.2,
+        "metric_target": 5.0,
+        "pods_created_s": 22.0,
+        "pod_startups_s": (12.0, 13.0),
+    }
