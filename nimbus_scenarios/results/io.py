@@ -28,6 +28,7 @@ from nimbus_scenarios.language.vocabulary import MAX_DURATION_S, MAX_SCENARIO_NA
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan, Text
 from nimbus_scenarios.results.codec import DecodeError, JsonValue, decode, encode
 from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
+from nimbus_scenarios.results.scaling_section import check_scaling
 from nimbus_scenarios.secrets import MASK
 
 __all__ = [
@@ -260,6 +261,7 @@ def from_json_data(data: JsonValue, name: str = "results") -> RunResults:
         _check_seconds(results.stats.seconds, "$.stats.seconds")
         for i, request in enumerate(results.stats.requests):
             _check_seconds(request.seconds, f"$.stats.requests[{i}].seconds")
+        check_scaling(results.scaling, results.duration_s)
     except DecodeError as exc:
         raise ResultsError(f"{name}: not a valid results document: {exc}") from None
     return results

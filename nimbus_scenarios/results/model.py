@@ -24,6 +24,7 @@ from nimbus_scenarios.engine.records import (
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan
 from nimbus_scenarios.results.codec import FLAT
+from nimbus_scenarios.scaling import ScalingRecord
 
 __all__ = [
     "Abort",
@@ -295,6 +296,7 @@ class RunResults:
             "grafana_org",
             "start_late_s",
             "start_skew",
+            "scaling",
         }
     )
 
@@ -343,6 +345,11 @@ class RunResults:
     a merged document (see `start_skew`)."""
     start_skew: StartSkew | None = None
     """A merged document's: how far apart its shards started."""
+    scaling: ScalingRecord | None = None
+    """Why the Deployment scaled (`scaling.ScalingRecord`): the autoscaler's status over time,
+    the pods, the scale events derived, as run offsets; None when the replica source recorded
+    none (no scaling recorder, no replica source) and in documents written before it existed.
+    A merged document keeps shard 0's."""
     plan: Plan
     """The compiled plan the run played (secrets masked): what `merge` and the reports read
     instead of compiling the source again."""
