@@ -5,10 +5,13 @@ Its place: `report.html` calls `draw(timeline)` and puts what it returns into th
 top: a strip with the phase names and the kill and abort labels; request rate (the planned target
 curve, scheduled and sent per second); latency percentiles per second; failed and dropped
 requests per second; ready and desired replicas with each replica window's threshold and the
-moment it held. Phase bands are shaded across every chart, the part of a phase that did not run
-is hatched, and kills and the abort are vertical lines through all of them. With `per_request`,
-one more chart on the same axis, for the page's per-request section: each template's p95 per
-second, one line each (colour and dash from `request_style`).
+moment it held. When the document has a `scaling` section (`report.scaling_charts`), the replica
+chart adds the autoscaler's desired replicas and its decisions, and under it come a chart per
+autoscaler metric (value against target) and the pods (a bar each). Phase bands are shaded
+across every chart, the part of a phase that did not run is hatched, and kills and the abort
+are vertical lines through all of them. With `per_request`, one more chart on the same axis,
+for the page's per-request section: each template's p95 per second, one line each (colour and
+dash from `request_style`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from markupsafe import Markup
 from nimbus_scenarios.report import svg
 from nimbus_scenarios.report._format import comparator_symbol, duration, offset
 from nimbus_scenarios.report.frame import COLOURS, Chart, frame_chart, strip
+from nimbus_scenarios.report.scaling_charts import metric_charts, pod_chart, replica_extras
 from nimbus_scenarios.report.svg import LEFT, PLOT, TOP, WIDTH, TimeAxis, ValueAxis
 from nimbus_scenarios.report.timeline import SecondPoint, Timeline
 from nimbus_scenarios.results.codec import JsonValue
@@ -188,10 +192,12 @@ def _errors_chart(tl: Timeline, axis: TimeAxis) -> Chart:
 
 def _replica_chart(tl: Timeline, axis: TimeAxis) -> Chart:
     peaks = [float(max(s.ready, s.desired)) for s in tl.replicas]
+    if tl.scaling is not None:
+        peaks += [float(s.desired) for s in tl.scaling.desired]
     scale = ValueAxis(
         svg.y_ticks(max([*peaks, *(w.value for w in tl.windows), 1.0]) + 0.5, integer=True)
     )
-    legend = (
+    legend: tuple[tuple[str, str, str], ...] = (
         ("ready", COLOURS["ready"], ""),
         ("desired", COLOURS["desired"], "6 3"),
         ("expectation held", _verdict_colour(Verdict.PASSED), "dot"),
@@ -246,6 +252,9 @@ def _replica_chart(tl: Timeline, axis: TimeAxis) -> Chart:
                 title=title,
             )
         )
+    if tl.scaling is not None:
+        more, drawn = replica_extras(tl.scaling, axis, scale)
+        legend, body = (*legend, *more), [*body, *drawn]
     return Chart("replicas", "Replicas", legend, scale, _plain, tuple(body), message)
 
 
@@ -268,13 +277,28 @@ def _hover(tl: Timeline, axis: TimeAxis, per_request: bool) -> dict[str, JsonVal
         "targets": [[r.start, r.end, r.rate_start, r.rate_end] for r in tl.target],
         "phases": [[p.name, p.start, p.end] for p in tl.phases],
         "replicas": [[s.start, s.end, s.ready, s.desired] for s in tl.replicas],
+        **_scaling_hover(tl),
+    }
+
+
+def _scaling_hover(tl: Timeline) -> dict[str, JsonValue]:
+    """The autoscaler's desired replicas and each metric against its target, by time."""
+    if tl.scaling is None:
+        return {}
+    metrics: list[JsonValue] = [
+        [m.name, m.unit, [[s.start, s.end, s.current, s.target] for s in m.steps]]
+        for m in tl.scaling.metrics
+    ]
+    return {
+        "autoscaler": [[s.start, s.end, s.desired] for s in tl.scaling.desired],
+        "metrics": metrics,
     }
 
 
 def draw(tl: Timeline, *, per_request: bool = False) -> Drawing:
-    """The strip and the four charts of a timeline, the per-request chart when `per_request`
-    and the timeline has template series, and the hover read-out's data (nothing when the
-    timeline is empty)."""
+    """The strip and the four charts of a timeline (then the scaling charts), the per-request
+    chart when `per_request` and the timeline has template series, and the hover read-out's
+    data (nothing when the timeline is empty)."""
     if tl.empty:
         return Drawing((), {})
     per_request = per_request and bool(tl.requests)
@@ -285,6 +309,8 @@ def draw(tl: Timeline, *, per_request: bool = False) -> Drawing:
         _errors_chart(tl, axis),
         _replica_chart(tl, axis),
     ]
+    if tl.scaling is not None:
+        charts += [*metric_charts(tl.scaling, axis), pod_chart(tl.scaling, axis)]
     framed = [frame_chart(c, tl, axis, last=i == len(charts) - 1) for i, c in enumerate(charts)]
     requests = frame_chart(_request_chart(tl, axis), tl, axis, last=True) if per_request else None
     return Drawing((strip(tl, axis), *framed), _hover(tl, axis, per_request), requests)

@@ -52,6 +52,8 @@ class Chart:
     message: str = ""
     inner: float = INNER
     """The plot's height (`INNER` but for the pod chart, a row per pod)."""
+    labels: tuple[Markup, ...] = ()
+    """Drawn left of the plot, outside its clip (the pod chart's row names)."""
 
 
 def truncate(label: str, width: float, char: float = 7.6) -> str:
@@ -125,6 +127,7 @@ def frame_chart(chart: Chart, tl: Timeline, axis: TimeAxis, *, last: bool) -> Ma
     parts.append(svg.text(LEFT, 18, chart.title, cls="ctitle"))
     parts.append(svg.legend(chart.legend))
     parts.append(Markup('<g clip-path="url(#{})">{}</g>').format(clip, svg.join(chart.body)))
+    parts.append(svg.join(chart.labels))
     parts.append(_markers(tl, axis, chart.inner))
     if chart.message:
         middle = TOP + chart.inner / 2
