@@ -4,8 +4,8 @@
 `write_results` writes through a temp file and a rename; `load_results` reads a file (at most
 `MAX_RESULTS_BYTES` and `MAX_RESULTS_VALUES`, so that reading it stays within about 1 GB) and
 refuses anything that is not a results document of this schema version, naming the JSON path of
-the first wrong field. Field names listed in `REQUIRED_FIELDS` are a
-contract with other tools.
+the first wrong field (the `scaling` section within the bounds of `results.scaling_section`).
+Field names listed in `REQUIRED_FIELDS` are a contract with other tools.
 
 Schema history: version 1 (nimbus-scenarios 0.1) had no embedded plan and no per-request
 counts; it is refused with a message saying so, since reading it would mean compiling its
