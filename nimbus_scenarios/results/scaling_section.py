@@ -5,8 +5,9 @@ checked when a document is read.
 millisecond and every metric value to six decimals, as `results.build` rounds the rest, so a
 document read back is equal to the one written. `check_scaling` bounds what the codec's types
 cannot: how many samples, pods and events a document may hold (so that charting it stays
-cheap), replica counts as Kubernetes counts them (0 to 2^31 - 1), and every time within the run
-(a pod may have been created before it: those times may reach `MAX_SECOND` back).
+cheap), replica counts as Kubernetes counts them (0 to 2^31 - 1), and every time within the run;
+a pod's creation, scheduling, start and readiness may lie any time before it (a pod of a
+Deployment that ran for months), never after it.
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ MAX_METRICS: Final = 100
 """Metrics (and, separately, conditions) one autoscaler sample may hold."""
 MAX_REPLICAS: Final = 2**31 - 1
 """The largest replica count or restart count (Kubernetes keeps them as 32-bit integers)."""
-
-_EARLIEST_POD_S: Final = -float(MAX_DURATION_S)
-"""How far before the run's origin a pod's times may lie (a pod that was running already)."""
 
 
 # ------------------------------------------------------------------------------ rounding
@@ -124,9 +122,16 @@ def _replicas(value: int | None, path: str) -> None:
         raise DecodeError(path, f"expected a count from 0 to {MAX_REPLICAS}")
 
 
-def _times(items: Iterable[tuple[str, float | None]], low: float, high: float, path: str) -> None:
+def _times(
+    items: Iterable[tuple[str, float | None]], low: float | None, high: float, path: str
+) -> None:
+    """Each time from `low` (None: any time before) to `high`."""
     for name, value in items:
-        if value is not None and not low <= value <= high:
+        if value is None:
+            continue
+        if low is None and value > high:
+            raise DecodeError(f"{path}.{name}", f"expected a run offset of at most {high:g} s")
+        if low is not None and not low <= value <= high:
             raise DecodeError(
                 f"{path}.{name}",
                 f"expected a run offset from {low:g} to {high:g} s (within the run)",
@@ -148,7 +153,7 @@ def _check_pod(pod: PodRecord, span: float, path: str) -> None:
         ("started", pod.started),
         ("ready", pod.ready),
     )
-    _times(started, _EARLIEST_POD_S, span, path)
+    _times(started, None, span, path)
     _times((("deleted", pod.deleted),), -span, span, path)
     _replicas(pod.restarts, f"{path}.restarts")
     _count(pod.terminations, MAX_METRICS, f"{path}.terminations", "terminations")

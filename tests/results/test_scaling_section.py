@@ -161,10 +161,14 @@ def test_a_wrong_section_is_refused_with_its_path(change: Change, message: str) 
 
 
 def test_a_pod_may_have_started_long_before_the_run() -> None:
-    """Pods running when the run began keep their real creation time (minutes before it)."""
+    """Pods running when the run began keep their real creation time (months before it), but
+    none of a pod's times may lie after the run."""
     data = _document()
     assert data["scaling"]["pods"][0]["name"] == POD_BEFORE
-    data["scaling"]["pods"][0]["created"] = -86_400.0
+    data["scaling"]["pods"][0]["created"] = -90 * 86_400.0
     scaling = from_json(json.dumps(data), "r.json").scaling
     assert scaling is not None
-    assert scaling.pods[0].created == -86_400.0
+    assert scaling.pods[0].created == -90 * 86_400.0
+    data["scaling"]["pods"][1]["ready"] = 100.0
+    with pytest.raises(ResultsError, match=r"pods\[1\]\.ready: expected a run offset of at most"):
+        from_json(json.dumps(data), "r.json")
