@@ -8,7 +8,9 @@ their HDR histograms, per phase and per request template (so merged percentiles 
 histogram precision); sums the
 per-second series; and judges every load expectation again on the merged data, with the plan
 every shard embedded. Replica expectations, the `before`/`after` hypotheses, kills and cleanup
-belong to shard 0, whose verdicts are kept as they are. Each shard's `start_late_s` is kept in
+belong to shard 0, whose verdicts are kept as they are; so does the `scaling` section (every
+shard watches the same Deployment; without shard 0, the lowest shard present's, as its replica
+data). Each shard's `start_late_s` is kept in
 `merged_from`, and `start_skew` says how far apart the shards started: the latest start minus
 the earliest, and which shard was latest.
 

@@ -26,11 +26,12 @@ from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.merge import merge_results
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.arrivals import mix_counts
-from nimbus_scenarios.results.io import from_json_data, load_results
+from nimbus_scenarios.results.io import from_json, from_json_data, load_results, to_json
 from nimbus_scenarios.results.logwire import MAX_LINE_CHARS, PREFIX, load_documents
-from nimbus_scenarios.results.model import RunVerdict, Verdict
+from nimbus_scenarios.results.model import RunVerdict, ShardInfo, Verdict
 from tests.support.cli import Child, write_scenario
 from tests.support.http import HttpServer
+from tests.support.results import blind_scaling, full_results, full_scaling
 from tests.support.wait import wait_until
 
 SCENARIO = """\
@@ -382,3 +383,15 @@ def test_a_bad_histogram_is_refused_with_its_file_and_path(
     err = capsys.readouterr().err
     assert f"{bad}: not a valid results document: $.stats.phases[0].histograms.latency_us" in err
     assert "bad base64" in err
+
+
+def test_merge_keeps_shard_0s_scaling_section() -> None:
+    """Every shard watches the same Deployment; the merged document keeps shard 0's `scaling`
+    (as its replica data), whatever order the shards come in, and writes it back equal."""
+    first = full_results(shard=ShardInfo(0, 2), run_id="s0", scaling=full_scaling())
+    second = full_results(shard=ShardInfo(1, 2), run_id="s1", scaling=blind_scaling())
+    merged = merge_results([second, first])
+    assert merged.scaling == first.scaling
+    assert from_json(to_json(merged)) == merged
+    partial = merge_results([second], allow_partial=True)
+    assert partial.scaling == second.scaling  # without shard 0, the lowest shard present

@@ -5,15 +5,18 @@ Its place: `report.html` calls `draw(timeline)` and puts what it returns into th
 top: a strip with the phase names and the kill and abort labels; request rate (the planned target
 curve, scheduled and sent per second); latency percentiles per second; failed and dropped
 requests per second; ready and desired replicas with each replica window's threshold and the
-moment it held. Phase bands are shaded across every chart, the part of a phase that did not run
-is hatched, and kills and the abort are vertical lines through all of them. With `per_request`,
-one more chart on the same axis, for the page's per-request section: each template's p95 per
-second, one line each (colour and dash from `request_style`).
+moment it held. When the document has a `scaling` section (`report.scaling_charts`), the replica
+chart adds the autoscaler's desired replicas and its decisions, and under it come a chart per
+autoscaler metric (value against target) and the pods (a bar each). Phase bands are shaded
+across every chart, the part of a phase that did not run is hatched, and kills and the abort
+are vertical lines through all of them. With `per_request`, one more chart on the same axis,
+for the page's per-request section: each template's p95 per second, one line each (colour and
+dash from `request_style`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,27 +24,15 @@ from markupsafe import Markup
 
 from nimbus_scenarios.report import svg
 from nimbus_scenarios.report._format import comparator_symbol, duration, offset
-from nimbus_scenarios.report.svg import INNER, LEFT, PLOT, TOP, WIDTH, TimeAxis, ValueAxis
-from nimbus_scenarios.report.timeline import MarkerKind, SecondPoint, Timeline
+from nimbus_scenarios.report.frame import COLOURS, Chart, frame_chart, strip
+from nimbus_scenarios.report.scaling_charts import metric_charts, pod_chart, replica_extras
+from nimbus_scenarios.report.svg import LEFT, PLOT, TOP, WIDTH, TimeAxis, ValueAxis
+from nimbus_scenarios.report.timeline import SecondPoint, Timeline
 from nimbus_scenarios.results.codec import JsonValue
 from nimbus_scenarios.results.model import Verdict
 
 __all__ = ["COLOURS", "Chart", "Drawing", "draw", "request_style"]
 
-COLOURS: Final = {
-    "target": "#6e7781",
-    "scheduled": "#b6bfc9",
-    "sent": "#0969da",
-    "p50": "#0969da",
-    "p95": "#bf8700",
-    "p99": "#cf222e",
-    "failed": "#cf222e",
-    "dropped": "#fb8f44",
-    "ready": "#1a7f37",
-    "desired": "#8250df",
-    "kill": "#bc4c00",
-    "abort": "#cf222e",
-}
 _REQUEST_STYLES: Final = (
     ("#0969da", ""),
     ("#bf3989", ""),
@@ -54,20 +45,6 @@ _REQUEST_STYLES: Final = (
 )
 _VERDICT_COLOURS: Final = {Verdict.PASSED: "#1a7f37", Verdict.FAILED: "#cf222e"}
 _MUTED: Final = "#6e7781"
-
-
-@dataclass(frozen=True, slots=True)
-class Chart:
-    """One chart before it is framed: its scale, legend, drawn series and a note when empty."""
-
-    key: str
-    title: str
-    legend: tuple[tuple[str, str, str], ...]
-    """(label, colour, dash); the dash `dot` draws a dot."""
-    axis: ValueAxis
-    tick_text: Callable[[float], str]
-    body: tuple[Markup, ...] = ()
-    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +192,12 @@ def _errors_chart(tl: Timeline, axis: TimeAxis) -> Chart:
 
 def _replica_chart(tl: Timeline, axis: TimeAxis) -> Chart:
     peaks = [float(max(s.ready, s.desired)) for s in tl.replicas]
+    if tl.scaling is not None:
+        peaks += [float(s.desired) for s in tl.scaling.desired]
     scale = ValueAxis(
         svg.y_ticks(max([*peaks, *(w.value for w in tl.windows), 1.0]) + 0.5, integer=True)
     )
-    legend = (
+    legend: tuple[tuple[str, str, str], ...] = (
         ("ready", COLOURS["ready"], ""),
         ("desired", COLOURS["desired"], "6 3"),
         ("expectation held", _verdict_colour(Verdict.PASSED), "dot"),
@@ -273,137 +252,10 @@ def _replica_chart(tl: Timeline, axis: TimeAxis) -> Chart:
                 title=title,
             )
         )
+    if tl.scaling is not None:
+        more, drawn = replica_extras(tl.scaling, axis, scale)
+        legend, body = (*legend, *more), [*body, *drawn]
     return Chart("replicas", "Replicas", legend, scale, _plain, tuple(body), message)
-
-
-def _truncate(label: str, width: float, char: float = 7.6) -> str:
-    """`label` cut (with an ellipsis) to fit `width` viewBox units of bold 11.5px text."""
-    limit = int(width // char)
-    if len(label) <= limit:
-        return label
-    return "" if limit < 3 else label[: limit - 1] + "\u2026"
-
-
-def _bands(tl: Timeline, axis: TimeAxis, top: float, height: float, pattern: str) -> Markup:
-    """The phase bands (alternating shades; the part planned but not run hatched)."""
-    parts = []
-    for i, phase in enumerate(tl.phases):
-        if phase.start >= axis.end:
-            continue
-        x0, x1 = axis.x(phase.start), axis.x(min(phase.end, axis.end))
-        shade = "#f3f5f8" if i % 2 == 0 else "#e9edf2"
-        parts.append(svg.rect(x0, top, x1 - x0, height, shade, cls="band"))
-        if phase.ran_end < phase.end - 1e-3 and phase.ran_end < axis.end:
-            xr = axis.x(phase.ran_end)
-            parts.append(svg.rect(xr, top, x1 - xr, height, f"url(#{pattern})"))
-        if i > 0:
-            parts.append(svg.vline(x0, top, top + height, "#d0d7de"))
-    return svg.join(parts)
-
-
-def _markers(tl: Timeline, axis: TimeAxis) -> Markup:
-    parts = []
-    for marker in tl.markers:
-        if marker.at > axis.end:
-            continue
-        abort = marker.kind is MarkerKind.ABORT
-        parts.append(
-            svg.vline(
-                axis.x(marker.at),
-                TOP,
-                TOP + INNER,
-                COLOURS[marker.kind],
-                width=2.0 if abort else 1.5,
-                dash="" if abort else "4 3",
-                cls=f"marker {marker.kind}",
-                title=marker.title,
-            )
-        )
-    return svg.join(parts)
-
-
-def _frame_chart(chart: Chart, tl: Timeline, axis: TimeAxis, *, last: bool) -> Markup:
-    height = TOP + INNER + (svg.AXIS_H if last else svg.GAP_H)
-    pattern, clip = f"hatch-{chart.key}", f"clip-{chart.key}"
-    parts = [
-        Markup('<defs>{}<clipPath id="{}">{}</clipPath></defs>').format(
-            svg.hatch(pattern), clip, svg.rect(LEFT, TOP - 2, PLOT, INNER + 4, "#fff")
-        ),
-        _bands(tl, axis, TOP, INNER, pattern),
-    ]
-    for tick in chart.axis.ticks:
-        y = chart.axis.y(tick)
-        parts.append(svg.hline(LEFT, LEFT + PLOT, y, "#8c959f" if tick == 0 else "#d8dee4"))
-        parts.append(
-            svg.text(LEFT - 6, y, chart.tick_text(tick), cls="ytick", anchor="end", dy=3.5)
-        )
-    for tick in axis.ticks():
-        x = axis.x(tick)
-        parts.append(svg.vline(x, TOP, TOP + INNER, "#d8dee4", width=0.6, dash="2 3"))
-        if last:
-            label = svg.time_label(tick, axis.end)
-            parts.append(svg.text(x, TOP + INNER + 15, label, cls="xtick", anchor="middle"))
-    parts.append(svg.text(LEFT, 18, chart.title, cls="ctitle"))
-    parts.append(svg.legend(chart.legend))
-    parts.append(Markup('<g clip-path="url(#{})">{}</g>').format(clip, svg.join(chart.body)))
-    parts.append(_markers(tl, axis))
-    if chart.message:
-        middle = TOP + INNER / 2
-        parts.append(
-            svg.text(LEFT + PLOT / 2, middle, chart.message, cls="message", anchor="middle")
-        )
-    parts.append(
-        Markup(
-            '<line class="cursor" x1="0" y1="{}" x2="0" y2="{}" stroke="#24292f" stroke-width="1"'
-            ' visibility="hidden"/>'
-        ).format(svg.num(TOP), svg.num(TOP + INNER))
-    )
-    return svg.frame(svg.join(parts), height=height, label=chart.title, cls="chart", key=chart.key)
-
-
-def _strip(tl: Timeline, axis: TimeAxis) -> Markup:
-    """The phase names above the charts, and the kill and abort markers' labels."""
-    band_h = 24.0
-    parts = [
-        Markup("<defs>{}</defs>").format(svg.hatch("hatch-strip")),
-        _bands(tl, axis, 0, band_h, "hatch-strip"),
-    ]
-    for phase in tl.phases:
-        if phase.start >= axis.end:
-            continue
-        x0, x1 = axis.x(phase.start), axis.x(min(phase.end, axis.end))
-        name = phase.name + ("" if phase.ran is not None else " (not run)")
-        title = f"{name}: planned {offset(phase.start)} to {offset(phase.end)}"
-        label = _truncate(name, x1 - x0 - 6)
-        parts.append(svg.text((x0 + x1) / 2, 16, label, cls="phase", anchor="middle", title=title))
-    placed: list[float] = []
-    for marker in sorted(tl.markers, key=lambda m: m.at):
-        if marker.at > axis.end:
-            continue
-        x = axis.x(marker.at)
-        anchor, dx = ("end", -6.0) if x > WIDTH - 80 else ("start", 6.0)
-        # A label that would overlap the previous one is left out (the marker keeps its title).
-        crowded = any(abs(p - x) < 44 for p in placed)
-        if not crowded:
-            placed.append(x)
-        label = (
-            Markup("")
-            if crowded
-            else svg.text(
-                x, band_h + 13, marker.label, cls=f"mlabel {marker.kind}", anchor=anchor, dx=dx
-            )
-        )
-        triangle = f"M{svg.num(x - 4.5)} {svg.num(band_h)}L{svg.num(x + 4.5)} {svg.num(band_h)}"
-        triangle += f"L{svg.num(x)} {svg.num(band_h + 7)}Z"
-        parts.append(
-            Markup('<g class="marker-label {}"><title>{}</title>{}{}</g>').format(
-                marker.kind,
-                marker.title,
-                svg.fill(triangle, COLOURS[marker.kind], opacity=1),
-                label,
-            )
-        )
-    return svg.frame(svg.join(parts), height=42.0, label="Phases and events", cls="strip")
 
 
 def _hover(tl: Timeline, axis: TimeAxis, per_request: bool) -> dict[str, JsonValue]:
@@ -425,13 +277,28 @@ def _hover(tl: Timeline, axis: TimeAxis, per_request: bool) -> dict[str, JsonVal
         "targets": [[r.start, r.end, r.rate_start, r.rate_end] for r in tl.target],
         "phases": [[p.name, p.start, p.end] for p in tl.phases],
         "replicas": [[s.start, s.end, s.ready, s.desired] for s in tl.replicas],
+        **_scaling_hover(tl),
+    }
+
+
+def _scaling_hover(tl: Timeline) -> dict[str, JsonValue]:
+    """The autoscaler's desired replicas and each metric against its target, by time."""
+    if tl.scaling is None:
+        return {}
+    metrics: list[JsonValue] = [
+        [m.name, m.unit, [[s.start, s.end, s.current, s.target] for s in m.steps]]
+        for m in tl.scaling.metrics
+    ]
+    return {
+        "autoscaler": [[s.start, s.end, s.desired] for s in tl.scaling.desired],
+        "metrics": metrics,
     }
 
 
 def draw(tl: Timeline, *, per_request: bool = False) -> Drawing:
-    """The strip and the four charts of a timeline, the per-request chart when `per_request`
-    and the timeline has template series, and the hover read-out's data (nothing when the
-    timeline is empty)."""
+    """The strip and the four charts of a timeline (then the scaling charts), the per-request
+    chart when `per_request` and the timeline has template series, and the hover read-out's
+    data (nothing when the timeline is empty)."""
     if tl.empty:
         return Drawing((), {})
     per_request = per_request and bool(tl.requests)
@@ -442,6 +309,8 @@ def draw(tl: Timeline, *, per_request: bool = False) -> Drawing:
         _errors_chart(tl, axis),
         _replica_chart(tl, axis),
     ]
-    framed = [_frame_chart(c, tl, axis, last=i == len(charts) - 1) for i, c in enumerate(charts)]
-    requests = _frame_chart(_request_chart(tl, axis), tl, axis, last=True) if per_request else None
-    return Drawing((_strip(tl, axis), *framed), _hover(tl, axis, per_request), requests)
+    if tl.scaling is not None:
+        charts += [*metric_charts(tl.scaling, axis), pod_chart(tl.scaling, axis)]
+    framed = [frame_chart(c, tl, axis, last=i == len(charts) - 1) for i, c in enumerate(charts)]
+    requests = frame_chart(_request_chart(tl, axis), tl, axis, last=True) if per_request else None
+    return Drawing((strip(tl, axis), *framed), _hover(tl, axis, per_request), requests)

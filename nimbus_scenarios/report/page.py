@@ -29,6 +29,7 @@ from nimbus_scenarios.report._format import (
     verdict_word,
 )
 from nimbus_scenarios.report.per_request import PerRequest, per_request
+from nimbus_scenarios.report.scale_events import ScalingSection, scale_events
 from nimbus_scenarios.report.timeline import Marker
 from nimbus_scenarios.results.model import (
     Judgement,
@@ -192,6 +193,8 @@ class Page:
     source: str
     schema_version: int
     scenario_hash: str
+    scaling: ScalingSection | None = None
+    """The "Scale events" section; None when the document has no `scaling` section."""
 
 
 def _grafana(results: RunResults) -> Fact | None:
@@ -411,4 +414,5 @@ def build_page(results: RunResults, markers: Iterable[Marker], schema_version: i
         source=mask_urls_in_text(results.scenario_source),
         schema_version=schema_version,
         scenario_hash=results.scenario_hash[:16],
+        scaling=scale_events(results.scaling),
     )

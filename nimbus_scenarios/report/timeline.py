@@ -18,10 +18,13 @@ where the axis ends; `charts` only maps it to SVG, and the hover read-out gets t
 - pod kills and the abort as markers;
 - the replica expectations judged over a window of the run: the window, the threshold, and
   where the condition held (`before`/`after` checks count from their stage, so they are not on
-  the axis).
+  the axis);
+- the results' `scaling` section, when it has one (`report.scaling_timeline`): each metric
+  against its target, the autoscaler's desired replicas, the decisions, a bar per pod.
 
 The axis ends at the last thing that happened (the last second with traffic, the end of the
-last phase that ran, the last replica sample, a kill, the abort, a window that held), never at
+last phase that ran, the last replica sample, a kill, the abort, a window that held, the last
+autoscaler sample, pod or scale event), never at
 the plan's end: a run aborted after 3 s of a planned hour is not drawn an hour wide.
 """
 
@@ -36,6 +39,11 @@ from nimbus_scenarios.language.nodes import Comparator, ShapeKind
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import PhasePlan
 from nimbus_scenarios.report._format import finite, offset
+from nimbus_scenarios.report.scaling_timeline import (
+    ScalingTimeline,
+    scaling_ends,
+    scaling_timeline,
+)
 from nimbus_scenarios.results.model import RunResults, Verdict
 
 __all__ = [
@@ -176,6 +184,8 @@ class Timeline:
     windows: tuple[ReplicaWindow, ...]
     requests: tuple[RequestSeries, ...] = ()
     """Per request template, in the document's order."""
+    scaling: ScalingTimeline | None = None
+    """The `scaling` section's series (None: the document has none)."""
 
     @property
     def empty(self) -> bool:
@@ -307,6 +317,8 @@ def build_timeline(results: RunResults) -> Timeline:
     ends.extend(p.t_s for p in results.replicas)
     ends.extend(m.at for m in markers)
     ends.extend(w.met_at for w in windows if w.met_at is not None)
+    if results.scaling is not None:
+        ends.extend(scaling_ends(results.scaling))
     end = max(e for e in ends if finite(e) is not None)
     source = results.replica_source
     return Timeline(
@@ -321,4 +333,5 @@ def build_timeline(results: RunResults) -> Timeline:
         markers=markers,
         windows=windows,
         requests=tuple(RequestSeries(r.name, _seconds(r.seconds)) for r in results.stats.requests),
+        scaling=None if results.scaling is None else scaling_timeline(results.scaling, end),
     )

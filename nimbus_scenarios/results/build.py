@@ -34,6 +34,8 @@ from nimbus_scenarios.results.model import (
     ShardInfo,
     Stage,
 )
+from nimbus_scenarios.results.scaling_section import round_scaling
+from nimbus_scenarios.scaling import ScalingRecord
 from nimbus_scenarios.secrets import mask_url, mask_urls_in_text, mask_values
 
 __all__ = [
@@ -164,6 +166,9 @@ class RunFacts:
     grafana_org: int | None = None
     start_late_s: float | None = None
     """Seconds after the common start that the phases started (None without one)."""
+    scaling: ScalingRecord | None = None
+    """What the replica source recorded of the autoscaler and the pods, with the scale events
+    derived (`judge.scaling`), as run offsets; None when it recorded nothing."""
 
 
 def _phases(plan: Plan, facts: RunFacts, stats: StatsRecord) -> Iterable[PhaseResult]:
@@ -242,5 +247,6 @@ def build_results(
         grafana_tempo_uid=facts.grafana_tempo_uid,
         grafana_org=facts.grafana_org,
         start_late_s=round_offset(facts.start_late_s),
+        scaling=round_scaling(facts.scaling),
         plan=plan.masked(),
     )

@@ -4,8 +4,8 @@
 `write_results` writes through a temp file and a rename; `load_results` reads a file (at most
 `MAX_RESULTS_BYTES` and `MAX_RESULTS_VALUES`, so that reading it stays within about 1 GB) and
 refuses anything that is not a results document of this schema version, naming the JSON path of
-the first wrong field. Field names listed in `REQUIRED_FIELDS` are a
-contract with other tools.
+the first wrong field (the `scaling` section within the bounds of `results.scaling_section`).
+Field names listed in `REQUIRED_FIELDS` are a contract with other tools.
 
 Schema history: version 1 (nimbus-scenarios 0.1) had no embedded plan and no per-request
 counts; it is refused with a message saying so, since reading it would mean compiling its
@@ -28,6 +28,7 @@ from nimbus_scenarios.language.vocabulary import MAX_DURATION_S, MAX_SCENARIO_NA
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan, Text
 from nimbus_scenarios.results.codec import DecodeError, JsonValue, decode, encode
 from nimbus_scenarios.results.model import Judgement, RunResults, Verdict
+from nimbus_scenarios.results.scaling_section import check_scaling
 from nimbus_scenarios.secrets import MASK
 
 __all__ = [
@@ -260,6 +261,7 @@ def from_json_data(data: JsonValue, name: str = "results") -> RunResults:
         _check_seconds(results.stats.seconds, "$.stats.seconds")
         for i, request in enumerate(results.stats.requests):
             _check_seconds(request.seconds, f"$.stats.requests[{i}].seconds")
+        check_scaling(results.scaling, results.duration_s)
     except DecodeError as exc:
         raise ResultsError(f"{name}: not a valid results document: {exc}") from None
     return results

@@ -346,8 +346,10 @@ class RunResults:
     start_skew: StartSkew | None = None
     """A merged document's: how far apart its shards started."""
     scaling: ScalingRecord | None = None
-    """Why it scaled: the autoscaler's status, the pods and the scale events (None when the
-    replica source records neither)."""
+    """Why the Deployment scaled (`scaling.ScalingRecord`): the autoscaler's status over time,
+    the pods, the scale events derived, as run offsets; None when the replica source recorded
+    none (no scaling recorder, no replica source) and in documents written before it existed.
+    A merged document keeps shard 0's."""
     plan: Plan
     """The compiled plan the run played (secrets masked): what `merge` and the reports read
     instead of compiling the source again."""

@@ -22,6 +22,7 @@ from tests.support.results import (
     infra_results,
     make_results,
     per_request_results,
+    scaling_results,
 )
 
 # What the page drew: charts by key with their series paths (that have a `d`), markers, dots.
@@ -143,8 +144,8 @@ def test_hostile_report_runs_nothing_injected(
     assert facts["scripts"] == 2  # the JSON data block and the hover program
     assert facts["images"] == 0
     assert facts["heading"] == results.scenario
-    assert len(facts["charts"]) == 4
-    assert facts["aborts"] == 4
+    assert len(facts["charts"]) == 7  # with the scaling section's: two metrics and the pods
+    assert facts["aborts"] == 7
 
 
 def test_aborted_and_failed_runs_in_chromium(
@@ -218,3 +219,53 @@ def test_per_request_section_in_chromium(
     tip = facts["tip"]["text"]  # hovered on the last chart, two thirds along: ramp, work only
     assert "p95 by request: work 40" in tip, tip
     assert "health" not in tip
+
+
+_PODS = """
+(() => Array.from(document.querySelectorAll('svg.chart[data-chart="pods"] g.pod')).map((g) => {
+  const r = g.getBoundingClientRect();
+  return {width: r.width, height: r.height, title: g.querySelector("title").textContent};
+}))()
+"""
+_END = "JSON.parse(document.getElementById('nimbus-data').textContent).end"
+
+
+async def _scaling_facts(ws_url: str, path: Path, shot: Path) -> tuple[PageReport, dict[str, Any]]:
+    """What the page drew, its pod rows, and the read-out hovering the first trigger's chart
+    at +33 s (after the second rise: desired 3, the trigger at 7.8)."""
+    async with open_page(ws_url, path.as_uri()) as page:
+        await page.fit()
+        facts: dict[str, Any] = await page.evaluate(_FACTS)
+        facts["pods"] = await page.evaluate(_PODS)
+        end: float = await page.evaluate(_END)
+        box = next(c["box"] for c in facts["charts"] if c["key"] == "metric-0")
+        x = box["x"] + box["width"] * (62 + 924 * 33 / end) / 1000
+        await page.hover(x, box["y"] + box["height"] * 0.5)
+        await page.settle()
+        facts["tip"] = await page.evaluate(_TIP)
+        await page.screenshot(shot)
+    return page.report, facts
+
+
+def test_scaling_charts_in_chromium(chromium: Chromium, tmp_path: Path, artifacts: Path) -> None:
+    """The scaling charts line up under the replica chart, draw a bar per pod, and hovering
+    reads the autoscaler's decision and each trigger against its target."""
+    path = tmp_path / "scaling.html"
+    path.write_text(render_html(scaling_results()), encoding="utf-8")
+    shot = artifacts / "report-scaling.png"
+    report, facts = asyncio.run(
+        asyncio.wait_for(_scaling_facts(chromium.ws_url, path, shot), timeout=60)
+    )
+    _assert_clean(report)
+    charts = {c["key"]: c for c in facts["charts"]}
+    assert list(charts) == ["rate", "latency", "errors", "replicas", "metric-0", "metric-1", "pods"]
+    assert len({(round(c["box"]["x"]), round(c["box"]["width"])) for c in facts["charts"]}) == 1
+    assert charts["metric-0"]["series"] == 2  # value, target
+    assert charts["replicas"]["series"] == 3  # ready, desired, the autoscaler's desired
+    assert [p["width"] > 5 for p in facts["pods"]] == [True] * 4
+    assert facts["pods"][1]["title"].startswith("pod consumer-7d9f8b6c5-d3e4f: created +14.4s")
+    tip = facts["tip"]["text"]
+    assert "autoscaler desired 3" in tip, tip
+    assert "s0-prometheus 7.8 / target 5 (per replica)" in tip, tip
+    assert "cpu 71 / target 80 (% of requests)" in tip, tip
+    assert facts["tip"]["cursors"] == 7

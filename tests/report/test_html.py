@@ -66,7 +66,7 @@ def _parse(page: str) -> _Tags:
 
 
 def _charts(page: str) -> list[str]:
-    return re.findall(r'<svg class="chart" data-chart="(\w+)"', page)
+    return re.findall(r'<svg class="chart" data-chart="([\w-]+)"', page)
 
 
 def _chart(page: str, key: str) -> str:
@@ -173,10 +173,24 @@ def test_hostile_strings_are_escaped() -> None:
     assert "<" not in data
     assert "</script" not in data.lower()
     assert "phase" in data  # the hostile phase names are in the island, escaped
-    assert _charts(page) == ["rate", "latency", "errors", "replicas"]
+    assert _charts(page) == [
+        "rate",
+        "latency",
+        "errors",
+        "replicas",
+        "metric-0",
+        "metric-1",
+        "pods",
+    ]
     assert page.count("shop &lt;script&gt;") >= 2  # title and heading
     assert page.count("pod-&lt;script&gt;") >= 2  # the kill's title and the events list
     assert "req &lt;script&gt;" in page  # a cleanup request
+    # the scaling section's strings: metric names, pod names, reasons, load changes, notes
+    assert "Trigger s0-prometheus&lt;script&gt;" in page
+    assert "pod consumer-7d9f8b6c5-a1b2c-&lt;script&gt;" in page
+    assert "terminated: &lt;script&gt;" in page
+    assert "m&lt;script&gt;" in page
+    assert "note &lt;script&gt;" in page
 
 
 def test_aborted_run() -> None:

@@ -23,7 +23,11 @@ Documents ready made:
 - `hostile_results()`: the full run with markup, quotes and control characters in every string a
   person wrote;
 - `per_request_results()`: `SCENARIO` recorded through the engine's `RunStats` (so with each
-  template's per-second series): `work` slow and failing with 500s and timeouts, `health` fast.
+  template's per-second series): `work` slow and failing with 500s and timeouts, `health` fast;
+- `scaling_results()`: the full run with a `scaling` section (`full_scaling()`): two metrics,
+  four pods (one running before the run, one killed, one restarted after an OOMKill), two scale
+  events with every step; `blind_scaling()` is the same run seen without permission to watch
+  pods and with a scale event whose metric, pods and readiness were not seen.
 """
 
 from __future__ import annotations
@@ -64,6 +68,15 @@ from nimbus_scenarios.results.model import (
     ShardInfo,
     Stage,
     Verdict,
+)
+from nimbus_scenarios.scaling import (
+    AutoscalerSample,
+    Condition,
+    MetricStatus,
+    PodRecord,
+    ScaleEvent,
+    ScalingRecord,
+    TargetKind,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -470,6 +483,129 @@ def full_results(**changes: object) -> RunResults:
     return make_results(FULL_SOURCE, **{**arguments, **changes})  # type: ignore[arg-type]
 
 
+# ---------------------------------------------------------------- the scaling section
+TRIGGER = "s0-prometheus"
+"""The full run's KEDA trigger (requests per second per replica, target 5)."""
+POD_BEFORE = "consumer-7d9f8b6c5-a1b2c"
+POD_FIRST = "consumer-7d9f8b6c5-d3e4f"
+POD_REPLACEMENT = "consumer-7d9f8b6c5-g5h6i"
+ABLE = Condition("AbleToScale", "True", "ReadyForNewScale")
+
+
+def _status(
+    at: float, desired: int, current: int, rps: float | None, cpu: float | None
+) -> AutoscalerSample:
+    return AutoscalerSample(
+        at,
+        desired,
+        current,
+        metrics=(
+            MetricStatus(TRIGGER, TargetKind.AVERAGE_VALUE, 5.0, rps, active=rps is not None),
+            MetricStatus("cpu", TargetKind.UTILIZATION, 80.0, cpu),
+        ),
+        conditions=(ABLE, Condition("ScalingActive", "True", "ValidMetricFound")),
+    )
+
+
+FULL_AUTOSCALER = (
+    _status(-4.2, 1, 1, None, None),
+    _status(3.0, 1, 1, 1.2, 20.0),
+    _status(12.0, 1, 1, 6.1, 55.0),
+    _status(14.2, 2, 1, 6.1, 55.0),
+    _status(20.0, 2, 2, 4.4, 48.0),
+    _status(30.9, 2, 2, 7.8, 71.0),
+    _status(31.5, 3, 2, 7.8, 71.0),
+    _status(37.0, 3, 3, 4.9, 50.0),
+    _status(47.0, 3, 3, 0.4, 6.0),
+    _status(52.0, 1, 3, 0.4, 6.0),
+    _status(55.4, 1, 1, 0.0, 4.0),
+)
+"""The autoscaler as the full run's replica samples have it: desired 1 -> 2 at 14.2 s (the
+trigger 6.1 > 5 since 12.0 s), 2 -> 3 at 31.5 s (7.8 > 5 since 30.9 s), 3 -> 1 at 52.0 s."""
+FULL_PODS = (
+    PodRecord(POD_BEFORE, created=-300.0, scheduled=-299.9, started=-296.0, ready=-294.0),
+    PodRecord(POD_FIRST, created=14.4, scheduled=14.5, started=17.0, ready=19.8, deleted=52.3),
+    PodRecord(POD, created=31.7, scheduled=31.8, started=33.0, ready=36.9, deleted=38.0),
+    PodRecord(
+        POD_REPLACEMENT,
+        created=38.1,
+        scheduled=38.2,
+        started=39.5,
+        ready=43.6,
+        deleted=52.3,
+        restarts=1,
+        terminations=("OOMKilled",),
+    ),
+)
+"""The full run's pods: one running from before the run, one for each rise of desired replicas
+(the second killed at 38 s), and its replacement, which restarted once after an OOMKill."""
+FULL_EVENTS = (
+    ScaleEvent(
+        1,
+        2,
+        14.2,
+        load_change='phase "ramp" started',
+        load_change_s=10.001,
+        metric=TRIGGER,
+        metric_value=6.1,
+        metric_target=5.0,
+        metric_above_s=12.0,
+        pods_created_s=14.4,
+        ready_s=19.8,
+        pod_startups_s=(5.4,),
+    ),
+    ScaleEvent(
+        2,
+        3,
+        31.5,
+        load_change='phase "hold" started',
+        load_change_s=30.001,
+        metric=TRIGGER,
+        metric_value=7.8,
+        metric_target=5.0,
+        metric_above_s=30.9,
+        pods_created_s=31.7,
+        ready_s=36.9,
+        pod_startups_s=(5.2,),
+    ),
+)
+
+
+def full_scaling(**changes: object) -> ScalingRecord:
+    """The full run's `scaling` section (see `FULL_AUTOSCALER`, `FULL_PODS`, `FULL_EVENTS`);
+    `changes` replace its fields."""
+    record = ScalingRecord(
+        autoscaler=FULL_AUTOSCALER, pods=FULL_PODS, pods_watched=True, events=FULL_EVENTS
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+BLIND_NOTE = (
+    "pods were not watched (no permission to watch pods in namespace nimbusguard): "
+    "the pods' start-up is missing from the breakdown"
+)
+
+
+def blind_scaling() -> ScalingRecord:
+    """The full run's section seen without `watch` on pods, and with its second event's metric
+    and readiness not seen either (the run ended first)."""
+    first = FULL_EVENTS[0]
+    return full_scaling(
+        pods=(),
+        pods_watched=False,
+        notes=(BLIND_NOTE,),
+        events=(
+            dataclasses.replace(first, pods_created_s=None, pod_startups_s=()),
+            ScaleEvent(2, 3, 31.5, load_change='phase "hold" started', load_change_s=30.001),
+        ),
+    )
+
+
+def scaling_results(**changes: object) -> RunResults:
+    """The full run with its `scaling` section (`full_scaling()` unless `scaling` is given)."""
+    return full_results(**{"scaling": full_scaling(), **changes})
+
+
 ABORTED_NAME = "x<script>alert(1)</script>&'"
 """The aborted run's scenario name: markup, which validation refuses in a scenario file but a
 document written by another tool or by hand may hold."""
@@ -558,6 +694,34 @@ def hostile_results() -> RunResults:
         kills=tuple(dataclasses.replace(k, pods=(f"pod-{HOSTILE}",)) for k in results.kills),
         cleanup=(CleanupResult(f"req {HOSTILE}", error=f"failed {HOSTILE}"),),
         replica_source=dataclasses.replace(source, description=f"deployment {HOSTILE}"),
+        scaling=_hostile_scaling(),
+    )
+
+
+def _hostile_scaling() -> ScalingRecord:
+    """The full run's section with markup in every string the cluster or a person wrote."""
+    record = full_scaling()
+    samples = tuple(
+        dataclasses.replace(
+            sample,
+            metrics=tuple(
+                dataclasses.replace(m, name=f"{m.name}{HOSTILE}") for m in sample.metrics
+            ),
+            conditions=tuple(
+                dataclasses.replace(c, reason=HOSTILE, message=HOSTILE) for c in sample.conditions
+            ),
+        )
+        for sample in record.autoscaler
+    )
+    pods = tuple(
+        dataclasses.replace(p, name=f"{p.name}-{HOSTILE}", terminations=(HOSTILE,))
+        for p in record.pods
+    )
+    events = tuple(
+        dataclasses.replace(e, load_change=HOSTILE, metric=f"m{HOSTILE}") for e in record.events
+    )
+    return dataclasses.replace(
+        record, autoscaler=samples, pods=pods, events=events, notes=(f"note {HOSTILE}",)
     )
 
 

@@ -37,6 +37,18 @@
     }
     return null;
   }
+  // Steps are [start, end, ...values]; the last one holds at its end too.
+  function stepAt(list, t) {
+    for (var i = 0; i < list.length; i++) {
+      var r = list[i];
+      if (t >= r[0] && (t < r[1] || (i === list.length - 1 && t <= r[1]))) { return r; }
+    }
+    return null;
+  }
+  function fmtValue(v) {
+    if (v === null || v === undefined) { return "–"; }
+    return Math.abs(v) >= 100 ? v.toFixed(0) : String(Math.round(v * 100) / 100);
+  }
   function line(text, cls) {
     var div = document.createElement("div");
     if (cls) { div.className = cls; }
@@ -83,6 +95,16 @@
     }
     var r = replicasAt(t);
     if (r) { rows.push(line("replicas " + r[2] + " ready / " + r[3] + " desired")); }
+    // The scaling section's: the autoscaler's decision and each metric against its target.
+    var a = stepAt(data.autoscaler || [], t);
+    if (a) { rows.push(line("autoscaler desired " + a[2])); }
+    (data.metrics || []).forEach(function (m) {
+      var step = stepAt(m[2], t);
+      if (step) {
+        rows.push(line(m[0] + " " + fmtValue(step[2]) + " / target " + fmtValue(step[3]) +
+          " (" + m[1] + ")"));
+      }
+    });
     tip.replaceChildren.apply(tip, rows);
     tip.style.visibility = "visible";
     var left = ev.clientX + 14;
