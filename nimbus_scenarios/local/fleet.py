@@ -17,8 +17,9 @@ drives through the HPA. For `run --local` and `make demo`, `Fleet` plays all of 
 This module is the control loop; `replica` is the lifecycle of one replica. Counts follow the
 Deployment's status: `current` is replicas not terminating (starting or ready), `ready` those in
 the proxy's rotation. `events` record every scale decision (with each trigger's value) and every
-replica transition. `stop()` ends every child process, also when start-up fails or the caller is
-cancelled.
+replica transition; `watch` tells a follower (`source.LocalReplicaSource`) of each decision
+and event as it happens. `stop()` ends every child process, also when start-up fails or the
+caller is cancelled.
 """
 
 from __future__ import annotations
