@@ -92,6 +92,15 @@ class Decision:
     readings: tuple[TriggerReading, ...]
     trigger: Trigger | None
     reason: str
+    stabilized: int | None = None
+    """The recommendation after the stabilization windows, before the rate policies."""
+    rate_limited: bool = False
+    """Whether a rate policy held `desired` short of `stabilized`."""
+
+    @property
+    def proposal(self) -> int:
+        """The largest trigger proposal, before the [min, max] clamp."""
+        return max((r.proposal for r in self.readings), default=self.recommendation)
 
     @property
     def change(self) -> int:
@@ -222,10 +231,21 @@ class Autoscaler:
             reason = f"recommendation {recommendation} held by the scale-up stabilization"
         else:
             reason = f"{top.trigger} {_value_text(top)} needs {recommendation}"
+        rate_limited = desired != stabilized
         desired = _clamp(desired, config.min_replicas, config.max_replicas)
         if desired != current:
             self._scale_events.append((now, desired - current))
-        return Decision(now, current, desired, recommendation, readings, top.trigger, reason)
+        return Decision(
+            now,
+            current,
+            desired,
+            recommendation,
+            readings,
+            top.trigger,
+            reason,
+            stabilized=stabilized,
+            rate_limited=rate_limited,
+        )
 
     def _scale_up_limit(self, current: int) -> int:
         added = sum(change for _, change in self._scale_events if change > 0)

@@ -17,8 +17,9 @@ drives through the HPA. For `run --local` and `make demo`, `Fleet` plays all of 
 This module is the control loop; `replica` is the lifecycle of one replica. Counts follow the
 Deployment's status: `current` is replicas not terminating (starting or ready), `ready` those in
 the proxy's rotation. `events` record every scale decision (with each trigger's value) and every
-replica transition. `stop()` ends every child process, also when start-up fails or the caller is
-cancelled.
+replica transition; `watch` tells a follower (`source.LocalReplicaSource`) of each decision
+and event as it happens. `stop()` ends every child process, also when start-up fails or the
+caller is cancelled.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Fleet:
         self._events: list[FleetEvent] = []
         self._decision: Decision | None = None
         self._listeners: list[Callable[[FleetCounts], None]] = []
+        self._watchers: list[Callable[[], None]] = []
         self._last_counts: tuple[int, int, int] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -214,6 +216,17 @@ class Fleet:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+    def watch(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after every autoscaler decision and every fleet event (read
+        `last_decision` and `replicas()` then); returns the function that unsubscribes."""
+        self._watchers.append(listener)
+
+        def unwatch() -> None:
+            with contextlib.suppress(ValueError):
+                self._watchers.remove(listener)
+
+        return unwatch
 
     async def wait_until(
         self, predicate: Callable[[Fleet], bool], timeout_s: float, interval_s: float = 0.05
@@ -332,9 +345,11 @@ class Fleet:
         self._decision = decision
         if decision.desired != self._desired and not self._closing:
             kind = "scale_up" if decision.desired > self._desired else "scale_down"
-            self._event(kind, decision.describe(), decision=decision)
             self._desired = decision.desired
+            self._event(kind, decision.describe(), decision=decision)
             self._reconcile()
+        else:
+            self._tell_watchers()
         return decision
 
     async def _scrape(self) -> list[MetricSample]:
@@ -417,6 +432,14 @@ class Fleet:
         event = FleetEvent(self._now(), kind, message, replica, decision)
         self._events.append(event)
         _log.info("local fleet: %s", message)
+        self._tell_watchers()
+
+    def _tell_watchers(self) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher()
+            except Exception:
+                _log.exception("local fleet: a watcher failed")
 
     def _notify(self) -> None:
         counts = (self.ready, self.desired, self.current)

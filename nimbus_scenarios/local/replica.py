@@ -87,6 +87,12 @@ class ReplicaInfo:
     created_at: float
     ready_at: float | None
     ended_at: float | None
+    started_at: float | None = None
+    """When its process was running (announced its URL)."""
+    deleting_at: float | None = None
+    """When its end began: scale-down (drain), kill, the fleet's stop, or its death."""
+    exit_code: int | None = None
+    """The process's exit status once reaped, as a container's (128 + N for signal N)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,8 @@ class Replica:
         self.created_at = host.now()
         self.ready_at: float | None = None
         self.ended_at: float | None = None
+        self.started_at: float | None = None
+        self.deleting_at: float | None = None
         self.requests = 0
         self.process: ConsumerProcess | None = None
         self.spawn: asyncio.Task[ConsumerProcess] | None = None
@@ -179,6 +187,9 @@ class Replica:
             self.created_at,
             self.ready_at,
             self.ended_at,
+            self.started_at,
+            self.deleting_at,
+            None if process is None else _exit_status(process.process.returncode),
         )
 
     def tasks(self) -> list[asyncio.Task[None] | asyncio.Task[int]]:
@@ -214,8 +225,12 @@ class Replica:
         self._host.record("replica_started", f"{self.name} starting", self.name)
 
     def _spawn_done(self, task: asyncio.Task[ConsumerProcess]) -> None:
-        """A start finished after the fleet stopped (its stop was cut short): kill the child."""
-        if task.cancelled() or task.exception() is not None or not self._host.closed:
+        """Note when the process runs; a start that finished after the fleet stopped (its stop
+        was cut short): kill the child."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        self.started_at = self._host.now()
+        if not self._host.closed:
             return
         with contextlib.suppress(ProcessLookupError):
             task.result().process.kill()
@@ -283,6 +298,7 @@ class Replica:
     def retire(self) -> None:
         """Scale-down of this replica: out of rotation now, then drain and terminate."""
         self.state = ReplicaState.DRAINING
+        self.deleting_at = self._host.now()
         if self._in_proxy:
             self._proxy.start_draining(self.name)
         self._host.record("replica_draining", f"{self.name} draining (scale-down)", self.name)
@@ -335,6 +351,15 @@ class Replica:
         """Enter a final state, record it and announce the counts."""
         self.state = state
         self.ended_at = self._host.now()
+        if self.deleting_at is None:
+            self.deleting_at = self.ended_at
         kind = _END_EVENTS.get(state, "replica_failed")
         self._host.record(kind, f"{self.name} {why}", self.name)
         self._host.counts_changed()
+
+
+def _exit_status(returncode: int | None) -> int | None:
+    """A return code as a container's exit code: a signal N (negative here) is 128 + N."""
+    if returncode is None:
+        return None
+    return 128 - returncode if returncode < 0 else returncode

@@ -8,6 +8,12 @@ sample is the fleet's desired count (the local autoscaler's decision). A local f
 of every change as it makes it, so nothing can be missing. `kill_pods` delegates to the fleet
 (SIGKILL; the fleet replaces the replicas).
 
+It is also a `scaling.ScalingRecorder`: after every autoscaler decision and every replica
+transition (`Fleet.watch`) it records the autoscaler's status as an HPA would report it (an
+`AutoscalerSample` when anything in it changed) and each replica as a pod (`PodRecord`), both
+made by `local.records` on the same clock as the replica samples. What it records is fixed when
+it stops following (before the fleet's own stop ends every process).
+
 The fleet is normally started by the caller (the load generator needs its URL first) and then
 only observed; if it is not started yet, `start()` starts it and `stop()` stops it again.
 """
@@ -15,10 +21,14 @@ only observed; if it is not started yet, `start()` starts it and `stop()` stops 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
+from nimbus_scenarios.local.autoscaler import Decision
 from nimbus_scenarios.local.fleet import Fleet, FleetCounts
+from nimbus_scenarios.local.records import autoscaler_sample, pod_record
 from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.scaling import AutoscalerSample, PodRecord
 
 __all__ = ["LocalReplicaSource"]
 
@@ -27,7 +37,7 @@ _STALE_AFTER_S = 1.0
 
 
 class LocalReplicaSource:
-    """A `ReplicaSource` over a local fleet of reference consumers."""
+    """A `ReplicaSource` and `ScalingRecorder` over a local fleet of reference consumers."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
@@ -36,6 +46,10 @@ class LocalReplicaSource:
         self._owns_fleet = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped_at: float | None = None
+        self._unwatch: Callable[[], None] | None = None
+        self._autoscaler_samples: list[AutoscalerSample] = []
+        self._decision: Decision | None = None
+        self._pods: dict[str, PodRecord] = {}
 
     @property
     def description(self) -> str:
@@ -71,6 +85,21 @@ class LocalReplicaSource:
         """The local autoscaler and its triggers."""
         return self.fleet.autoscaler_description
 
+    @property
+    def autoscaler_samples(self) -> list[AutoscalerSample]:
+        """The local autoscaler's status after each decision that changed it, in time order."""
+        return list(self._autoscaler_samples)
+
+    @property
+    def pods(self) -> list[PodRecord]:
+        """Each consumer process of the fleet as a pod, oldest first."""
+        return list(self._pods.values())
+
+    @property
+    def pods_watched(self) -> bool:
+        """True once started: every consumer process is the fleet's own, so none is missed."""
+        return self._loop is not None
+
     async def start(self) -> None:
         """Start the fleet if needed, record the first sample, then follow every change."""
         if self._unsubscribe is not None:
@@ -80,8 +109,10 @@ class LocalReplicaSource:
             await self.fleet.start()
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.fleet.subscribe(self._record)
+        self._unwatch = self.fleet.watch(self._changed)
         counts = self.fleet.counts()
         self._append(self._loop.time(), counts)
+        self._changed()
 
     async def stop(self) -> None:
         """Stop following the fleet; stop the fleet too if `start()` started it."""
@@ -89,6 +120,10 @@ class LocalReplicaSource:
             self._stopped_at = self.fresh_until
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unwatch is not None:
+            self._changed()  # the latest of each replica (a start or an exit tells no event)
+            self._unwatch()
+            self._unwatch = None
         if self._owns_fleet:
             self._owns_fleet = False
             await self.fleet.stop()
@@ -119,3 +154,25 @@ class LocalReplicaSource:
                 autoscaler=counts.desired,
             )
         )
+
+    def _changed(self) -> None:
+        decision = self.fleet.last_decision
+        if decision is not None and decision is not self._decision:
+            self._decision = decision
+            self._add_autoscaler_sample(autoscaler_sample(decision, self.fleet.config))
+        for info in self.fleet.replicas():
+            self._pods[info.name] = pod_record(info)
+
+    def _add_autoscaler_sample(self, sample: AutoscalerSample) -> None:
+        last = self._autoscaler_samples[-1] if self._autoscaler_samples else None
+        if last is not None:
+            if (last.desired, last.current, last.metrics, last.conditions) == (
+                sample.desired,
+                sample.current,
+                sample.metrics,
+                sample.conditions,
+            ):
+                return
+            if sample.at < last.at:
+                sample = dataclasses.replace(sample, at=last.at)  # keep time order
+        self._autoscaler_samples.append(sample)
