@@ -185,11 +185,16 @@ def judge_pod_startup(
         if not (settled or (e.comparator in _BELOW and not holds and _max_only(percentile))):
             return _unknown(e, seen, end)
     never = sum(1 for t, final in known if final and math.isinf(t))
+    starting = sum(1 for _, final in known if not final)
     statistic = str(e.subject).removeprefix("pod startup ")
     shown = "never ready" if math.isinf(lowest) else f"{lowest:.1f}s"
+    if starting:
+        shown = f"at least {shown}"
     detail = f"{statistic} {shown} over {len(scope)} pod{'s' if len(scope) != 1 else ''}"
-    if never:
-        detail += f" ({never} never ready)"
+    notes = [f"{never} never ready"] if never else []
+    notes += [f"{starting} still starting"] if starting else []
+    if notes:
+        detail += f" ({', '.join(notes)})"
     observed = None if math.isinf(lowest) else lowest
     return Judgement(e, _verdict(holds), observed, None, detail)
 
