@@ -8,7 +8,7 @@ past its end), and the longest of these. `pod startup` is judged on the pod reco
 created in scope, from creation to Ready; a pod not ready when its answer is known counts as
 never ready (+infinity). As for replica windows (`judge.windows`), nothing is judged past the
 data known complete (`Seen.data_until_s`): what that data cannot decide yet is `not_judged`,
-never passed, and `awaiting_scaling` says whether waiting could decide it.
+never passed, and `judge.windows.awaiting_data` says whether waiting could decide it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from nimbus_scenarios.scaling import PodRecord
 
 __all__ = [
     "NO_PODS",
-    "awaiting_scaling",
     "judge_pod_startup",
     "judge_reaction",
     "judge_scaling",
@@ -50,15 +49,6 @@ def judge_scaling(
     if e.kind is ExpectationKind.REACTION:
         return judge_reaction(e, points, seen, phases)
     return judge_pod_startup(e, pods, seen)
-
-
-def awaiting_scaling(e: ExpectationPlan, seen: Seen) -> bool:
-    """Whether more data could still decide `e` (as `judge.windows.awaiting_data`)."""
-    if not seen.has_source or seen.stopped or seen.stale or seen.lost_at_s is not None:
-        return False
-    if e.scope != "scenario" and e.scope not in seen.phases_run:
-        return False
-    return seen.data_until_s < (e.end_s if e.end_s is not None else seen.phases_end_s)
 
 
 def _unknown(e: ExpectationPlan, seen: Seen, end_s: float) -> Judgement:

@@ -112,8 +112,9 @@ def unseen_detail(seen: Seen, end_s: float) -> str | None:
 
 
 def awaiting_data(e: ExpectationPlan, seen: Seen) -> bool:
-    """Whether more data could still decide window `e`: its end lies beyond the data known
-    complete, and the source may yet prove it (not lost, not stale, the run not stopped)."""
+    """Whether more data could still decide window `e` (a replica window, `reaction` or `pod
+    startup`): its end lies beyond the data known complete, and the source may yet prove it
+    (not lost, not stale, the run not stopped)."""
     if not seen.has_source or seen.stopped or seen.stale or seen.lost_at_s is not None:
         return False
     if e.scope != "scenario" and e.scope not in seen.phases_run:

@@ -16,7 +16,6 @@ from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.engine.users import run_users
 from nimbus_scenarios.judge.guards import check_guards
-from nimbus_scenarios.judge.reaction import awaiting_scaling
 from nimbus_scenarios.judge.windows import NO_SOURCE, awaiting_data
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan
 from nimbus_scenarios.results.model import KillResult, Stage, Verdict
@@ -214,7 +213,7 @@ def _undecided(ctx: RunContext, windows: list[ExpectationPlan]) -> list[Expectat
     return [
         e
         for e in windows
-        if (awaiting_data(e, seen) if e.kind == "replicas" else awaiting_scaling(e, seen))
+        if awaiting_data(e, seen)
         and judge_recorded(ctx, e, seen, points, pods).verdict is Verdict.NOT_JUDGED
     ]
 

@@ -13,13 +13,12 @@ import pytest
 
 from nimbus_scenarios.judge.reaction import (
     NO_PODS,
-    awaiting_scaling,
     judge_pod_startup,
     judge_reaction,
     judge_scaling,
     nearest_rank,
 )
-from nimbus_scenarios.judge.windows import NO_SOURCE, Seen
+from nimbus_scenarios.judge.windows import NO_SOURCE, Seen, awaiting_data
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan, Plan
@@ -110,8 +109,8 @@ def test_no_rise_yet_is_decided_only_when_it_can_be() -> None:
     assert below.verdict is Verdict.FAILED
     above = reaction("ramp", "reaction >= 5s", flat, seen(50.0))
     assert above.verdict is Verdict.NOT_JUDGED
-    assert awaiting_scaling(expectation("ramp", "reaction >= 5s"), seen(50.0))
-    assert not awaiting_scaling(expectation("ramp", "reaction >= 5s"), seen(65.0))
+    assert awaiting_data(expectation("ramp", "reaction >= 5s"), seen(50.0))
+    assert not awaiting_data(expectation("ramp", "reaction >= 5s"), seen(65.0))
 
 
 def test_reaction_is_not_judged_past_stale_data() -> None:
@@ -121,7 +120,7 @@ def test_reaction_is_not_judged_past_stale_data() -> None:
     judged = reaction("ramp", "reaction < 15s", rise_at(40.0), stale)
     assert judged.verdict is Verdict.NOT_JUDGED
     assert "stale from +30s" in judged.detail
-    assert not awaiting_scaling(expectation("ramp", "reaction < 15s"), stale)
+    assert not awaiting_data(expectation("ramp", "reaction < 15s"), stale)
 
 
 def test_reaction_needs_a_source_and_its_phase() -> None:
@@ -216,7 +215,7 @@ def test_a_pod_still_starting_keeps_the_verdict_open() -> None:
     starting = [*PODS, PodRecord("e", created=50.0)]
     p50 = startup("ramp", "pod startup p50 < 20s", starting, seen(62.0))
     assert p50.verdict is Verdict.NOT_JUDGED
-    assert awaiting_scaling(expectation("ramp", "pod startup p50 < 20s"), seen(62.0))
+    assert awaiting_data(expectation("ramp", "pod startup p50 < 20s"), seen(62.0))
     worst = startup("ramp", "pod startup max < 20s", starting, seen(62.0))
     assert worst.verdict is Verdict.FAILED
     deleted = [*PODS[:1], PodRecord("e", created=50.0, deleted=52.0)]
