@@ -1,5 +1,6 @@
-"""Abort guards: `abort when errors/pNN ... over D` on the per-second series, and
-`abort when replicas ...` on the latest replica sample. Pure: data in, the guard that fired out.
+"""Abort guards: `abort when errors/pNN ... over D` on the per-second series,
+`abort when replicas ...` on the latest replica sample, and `abort when pod restarts ...` on the
+pod restarts since the run started. Pure: data in, the guard that fired out.
 
 A latency guard reads the per-second latency, which holds responses only (`engine.stats`): over
 a window with no response it is not judged, so it does not fire (a target that only resets or
@@ -65,15 +66,26 @@ def check_guards(
     now_s: float,
     ready_replicas: int | None,
     request_series: Callable[[str], SecondSeries | None] = _no_requests,
+    *,
+    restarts: int | None = None,
 ) -> Fired | None:
     """The first guard that fires now, if any. `now_s` is the run offset; `request_series`
-    gives a template's own series (None before it has one) for the guards with `of NAME`."""
+    gives a template's own series (None before it has one) for the guards with `of NAME`;
+    `restarts` is the pod restarts since the run started (None: pods not watched, and
+    `abort when pod restarts` does not fire)."""
     run_series = series
     for guard in guards:
         holds = guard.comparator.holds
         if guard.subject is GuardSubject.REPLICAS:
             if ready_replicas is not None and holds(ready_replicas, guard.value):
                 return Fired(guard, ready_replicas, f"{ready_replicas} ready replicas")
+            continue
+        if guard.subject is GuardSubject.POD_RESTARTS:
+            if restarts is not None and holds(restarts, guard.value):
+                detail = (
+                    f"{restarts} pod restart{'s' if restarts != 1 else ''} since the run started"
+                )
+                return Fired(guard, restarts, detail)
             continue
         over = guard.over_s or 0.0
         if now_s < min(over, 1.0):

@@ -28,6 +28,7 @@ __all__ = [
     "judge_series",
     "judge_window",
     "replica_value",
+    "unseen_detail",
 ]
 
 NO_SOURCE = "no replica source: run in the cluster (watch) or with --local"
@@ -83,27 +84,37 @@ def judge_window(e: ExpectationPlan, series: Sequence[ReplicaPoint], seen: Seen)
     judgement = judge_series(e, series, start_s=start, end_s=end, seen_until_s=until)
     if judgement.verdict is not Verdict.NOT_JUDGED or until >= end or not series:
         return judgement
-    lost = seen.lost_at_s
-    fresh = seen.fresh_until_s
-    if lost is not None:
-        detail = f"the replica source was lost at +{_offset(lost)}s, before the window closed"
-    elif fresh <= until and seen.stale:
-        detail = (
-            f"replica data stale from +{_offset(fresh)}s (the source's last update), "
-            f"before the window closed at +{_offset(end)}s"
-        )
-    elif seen.stopped:
-        detail = f"the run was stopped at +{_offset(seen.until_s)}s, before the window closed"
-    elif fresh <= until:
-        detail = f"replica data proven fresh only to +{_offset(fresh)}s, before the window closed"
-    else:
+    detail = unseen_detail(seen, end)
+    if detail is None:
         return judgement
     return Judgement(e, Verdict.NOT_JUDGED, detail=detail)
 
 
+def unseen_detail(seen: Seen, end_s: float) -> str | None:
+    """Why the data known complete stops short of `end_s`, a window's end: the source lost or
+    stale, the run stopped, the data proven fresh only so far; None when none of these (the
+    run is still going)."""
+    until = seen.data_until_s
+    lost = seen.lost_at_s
+    fresh = seen.fresh_until_s
+    if lost is not None:
+        return f"the replica source was lost at +{_offset(lost)}s, before the window closed"
+    if fresh <= until and seen.stale:
+        return (
+            f"replica data stale from +{_offset(fresh)}s (the source's last update), "
+            f"before the window closed at +{_offset(end_s)}s"
+        )
+    if seen.stopped:
+        return f"the run was stopped at +{_offset(seen.until_s)}s, before the window closed"
+    if fresh <= until:
+        return f"replica data proven fresh only to +{_offset(fresh)}s, before the window closed"
+    return None
+
+
 def awaiting_data(e: ExpectationPlan, seen: Seen) -> bool:
-    """Whether more data could still decide window `e`: its end lies beyond the data known
-    complete, and the source may yet prove it (not lost, not stale, the run not stopped)."""
+    """Whether more data could still decide window `e` (a replica window, `reaction` or `pod
+    startup`): its end lies beyond the data known complete, and the source may yet prove it
+    (not lost, not stale, the run not stopped)."""
     if not seen.has_source or seen.stopped or seen.stale or seen.lost_at_s is not None:
         return False
     if e.scope != "scenario" and e.scope not in seen.phases_run:

@@ -25,8 +25,11 @@ __all__ = [
     "MAX_USERS_PER_PROCESS",
     "MEMORY_IN_FLIGHT_CEILING_MB",
     "METRIC_SUBJECTS",
+    "POD_STARTUP_STATISTICS",
+    "POD_STARTUP_SUBJECTS",
     "REPLICA_SUBJECTS",
     "RESERVED",
+    "SCALING_SUBJECTS",
     "SCENARIO_NAME",
     "STRESS_RANGES",
     "ExpectationKind",
@@ -68,7 +71,12 @@ system reads in its own way."""
 LATENCY_SUBJECTS = ("p50", "p90", "p95", "p99", "max", "mean")
 METRIC_SUBJECTS = (*LATENCY_SUBJECTS, "errors", "achieved")
 REPLICA_SUBJECTS = ("replicas", "ready replicas", "desired replicas")
-GUARD_SUBJECTS = ("errors", *LATENCY_SUBJECTS, "replicas")
+POD_STARTUP_STATISTICS = ("p50", "p90", "p95", "p99", "max")
+"""The statistics `pod startup` takes (no `mean`: one slow pod is what it is there to show)."""
+POD_STARTUP_SUBJECTS = tuple(f"pod startup {s}" for s in POD_STARTUP_STATISTICS)
+SCALING_SUBJECTS = ("reaction", *POD_STARTUP_SUBJECTS)
+"""Judged on what the replica source recorded of the autoscaler and the pods (need `watch`)."""
+GUARD_SUBJECTS = ("errors", *LATENCY_SUBJECTS, "replicas", "pod restarts")
 
 # The consumer's own ranges (consumer-api.md): outside them it answers 422.
 STRESS_RANGES = {
@@ -152,6 +160,10 @@ RESERVED = frozenset(
         "mean",
         "errors",
         "achieved",
+        "reaction",
+        "pod",
+        "startup",
+        "restarts",
     ]
 )
 
@@ -164,11 +176,25 @@ class ExpectationKind(StrEnum):
     ERRORS = "errors"
     ACHIEVED = "achieved"
     SUCCEEDS = "succeeds"
+    REACTION = "reaction"
+    """`expect reaction CMP D`: phase start to the first rise of desired replicas."""
+    POD_STARTUP = "pod startup"
+    """`expect pod startup pNN|max CMP D`: pod creation to Ready, over the pods created in scope."""
 
     @property
     def over_load(self) -> bool:
         """Judged over the requests in scope (latency, errors, achieved)."""
         return self in {ExpectationKind.LATENCY, ExpectationKind.ERRORS, ExpectationKind.ACHIEVED}
+
+    @property
+    def watched(self) -> bool:
+        """Judged on what the replica source records (replica windows, `reaction`, `pod
+        startup`): needs `watch`, is shard 0's, and may run past the last phase."""
+        return self in {
+            ExpectationKind.REPLICAS,
+            ExpectationKind.REACTION,
+            ExpectationKind.POD_STARTUP,
+        }
 
 
 class Subject(StrEnum):
@@ -185,6 +211,12 @@ class Subject(StrEnum):
     READY_REPLICAS = "ready replicas"
     DESIRED_REPLICAS = "desired replicas"
     SUCCEEDS = "succeeds"
+    REACTION = "reaction"
+    POD_STARTUP_P50 = "pod startup p50"
+    POD_STARTUP_P90 = "pod startup p90"
+    POD_STARTUP_P95 = "pod startup p95"
+    POD_STARTUP_P99 = "pod startup p99"
+    POD_STARTUP_MAX = "pod startup max"
 
     @property
     def kind(self) -> ExpectationKind:
@@ -194,8 +226,9 @@ class Subject(StrEnum):
 
     @property
     def percentile(self) -> float | None:
-        """50.0 for `p50` ...; None for `max`, `mean` and subjects that are no latency."""
-        return _PERCENTILES.get(self.value)
+        """50.0 for `p50` (and `pod startup p50`) ...; None for `max`, `mean` and subjects that
+        take no percentile."""
+        return _PERCENTILES.get(self.value.removeprefix("pod startup "))
 
 
 class GuardSubject(StrEnum):
@@ -209,6 +242,8 @@ class GuardSubject(StrEnum):
     MAX = "max"
     MEAN = "mean"
     REPLICAS = "replicas"
+    POD_RESTARTS = "pod restarts"
+    """Container restarts of the Deployment's pods since the run started."""
 
     @property
     def percentile(self) -> float | None:
@@ -229,4 +264,8 @@ def subject_kind(subject: str) -> ExpectationKind | None:
         return ExpectationKind.ERRORS
     if subject == "achieved":
         return ExpectationKind.ACHIEVED
+    if subject == "reaction":
+        return ExpectationKind.REACTION
+    if subject in POD_STARTUP_SUBJECTS:
+        return ExpectationKind.POD_STARTUP
     return None

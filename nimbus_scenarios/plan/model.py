@@ -164,6 +164,8 @@ class PhasePlan:
     users: int = 0
     think_s: float = 0.0
     spikes: tuple[str, ...] = ()
+    spike_starts_s: tuple[float, ...] = ()
+    """Where each spike starts, as a run offset (in the order of `spikes`)."""
     mix: tuple[tuple[str, float], ...] = ()
     weights: tuple[int, ...] = ()
     """The mix's weights as the smallest integers in the same ratios (the round robin's)."""
@@ -237,7 +239,8 @@ class Plan:
 
     @property
     def duration_s(self) -> float:
-        """Phases plus the longest replica window that runs past them (the run waits for it)."""
+        """Phases plus the longest replica, `reaction` or `pod startup` window that runs past
+        them (the run waits for it)."""
         windows = [e.end_s for p in self.phases for e in p.expectations if e.end_s is not None]
         windows += [e.end_s for e in self.expectations if e.end_s is not None]
         return max([self.phases_end_s, *windows])

@@ -327,7 +327,8 @@ def plan_table(plan: Plan) -> str:
 
 
 def _window(e: ExpectationPlan) -> str:
-    if e.window == "within" and e.start_s is not None and e.end_s is not None:
+    watched = e.window == "within" or e.kind in {"reaction", "pod startup"}
+    if watched and e.start_s is not None and e.end_s is not None:
         return f"{e.text} [{clock_text(e.start_s)}-{clock_text(e.end_s)}]"
     return e.text
 

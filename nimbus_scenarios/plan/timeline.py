@@ -230,6 +230,7 @@ class _Compiler:
                 f"at {self.literal(s.at).text}"
                 for s in phase.spikes
             ),
+            spike_starts_s=tuple(float(start + self.exact(s.at)) for s in phase.spikes),
             mix=mix,
             weights=tuple(integer_weights(_exact_weights(mix))) if mix else (),
             expectations=tuple(self.expectation(e, name, start, end) for e in phase.expectations),
@@ -346,6 +347,10 @@ class _Compiler:
             value=float(self.exact(item.value)),
             request=item.request.text if item.request is not None else None,
         )
+        if kind in {ExpectationKind.REACTION, ExpectationKind.POD_STARTUP}:
+            # Decided up to D past the scope's end: the first rise, or the start-up of a pod
+            # created at its end, may come that late (the run waits for it, as for `within`).
+            return replace(plan, start_s=float(start), end_s=float(end) + plan.value)
         if item.window is None:
             return plan
         staged = scope in {"before", "after"}

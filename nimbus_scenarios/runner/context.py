@@ -19,6 +19,7 @@ from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.engine.transport import LoadTransport
 from nimbus_scenarios.events import Handlers
+from nimbus_scenarios.judge.scaling import pod_offsets, restarts_since
 from nimbus_scenarios.judge.windows import Seen
 from nimbus_scenarios.plan.model import ExpectationPlan, Plan
 from nimbus_scenarios.replicas import ReplicaSource
@@ -31,6 +32,7 @@ from nimbus_scenarios.results.model import (
     Stage,
 )
 from nimbus_scenarios.runner.options import RunOptions
+from nimbus_scenarios.scaling import PodRecord, ScalingRecorder
 
 __all__ = ["Interrupted", "RunContext", "RunState", "unless"]
 
@@ -99,6 +101,9 @@ class RunContext:
         self.start_at: float | None = options.start_at
         """The common start (Unix time of run offset 0): `--start-at`, or what
         `--start-at-from` read at pre-flight; None: the phases start at once."""
+        self.restarts_at_start: dict[str, int] = {}
+        """Each pod's restarts when the phases started (`abort when pod restarts` counts the
+        ones after)."""
         self.missed_before: float | None = None
         """When a shard started after the common start: the clock time it started; arrivals
         due before it are dropped (`late_start`), never sent."""
@@ -179,6 +184,38 @@ class RunContext:
             return False
         fresh = source.fresh_until
         return fresh is None or self.clock.now() - fresh > source.stale_after_s
+
+    def recorder(self) -> ScalingRecorder | None:
+        """The replica source when it also records the autoscaler and the pods."""
+        source = self.source
+        return source if isinstance(source, ScalingRecorder) else None
+
+    def scaling_pods(self) -> tuple[PodRecord, ...] | None:
+        """The pods recorded so far, as run offsets; None when the source records no pods (it
+        is no `ScalingRecorder`, or did not watch them)."""
+        recorder = self.recorder()
+        if recorder is None or not recorder.pods_watched:
+            return None
+        return pod_offsets(list(recorder.pods), self.origin)
+
+    def pod_restarts(self) -> int | None:
+        """Pod restarts since the phases started (None: pods not watched)."""
+        recorder = self.recorder()
+        if recorder is None or not recorder.pods_watched:
+            return None
+        return restarts_since(list(recorder.pods), self.restarts_at_start)
+
+    def mark_restarts(self) -> None:
+        """Note each pod's restarts now, when the phases start."""
+        recorder = self.recorder()
+        if recorder is not None:
+            self.restarts_at_start = {p.name: p.restarts for p in recorder.pods}
+
+    def watched_expectations(self) -> list[ExpectationPlan]:
+        """The expectations judged on what the replica source records (replica windows,
+        `reaction`, `pod startup`) of the phases and the scenario, in plan order."""
+        found = [e for p in self.plan.phases for e in p.expectations if e.kind.watched]
+        return found + [e for e in self.plan.expectations if e.kind.watched]
 
     def replica_expectations(self) -> list[ExpectationPlan]:
         """The replica windows of the phases and the scenario, in plan order."""

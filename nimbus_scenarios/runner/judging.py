@@ -7,8 +7,9 @@ import datetime as dt
 
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.judge.expectations import judge_load, planned_of, scope_of
+from nimbus_scenarios.judge.reaction import judge_scaling
 from nimbus_scenarios.judge.verdict import run_verdict
-from nimbus_scenarios.judge.windows import judge_window
+from nimbus_scenarios.judge.windows import Seen, judge_window
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.arrivals import shard_share
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan
@@ -16,14 +17,16 @@ from nimbus_scenarios.results.build import RunFacts, build_results, round_offset
 from nimbus_scenarios.results.model import (
     Abort,
     Judgement,
+    ReplicaPoint,
     ReplicaSourceResult,
     SampleResult,
     Verdict,
 )
 from nimbus_scenarios.runner.context import RunContext
 from nimbus_scenarios.runner.options import RunOutcome
+from nimbus_scenarios.scaling import PodRecord
 
-__all__ = ["judge_all", "results_now"]
+__all__ = ["judge_all", "judge_recorded", "results_now"]
 
 
 def _not_run(e: ExpectationPlan, what: str) -> Judgement:
@@ -57,6 +60,19 @@ def _planned_for(
     )
 
 
+def judge_recorded(
+    ctx: RunContext,
+    e: ExpectationPlan,
+    seen: Seen,
+    points: list[ReplicaPoint],
+    pods: tuple[PodRecord, ...] | None,
+) -> Judgement:
+    """A replica window, `reaction` or `pod startup` judged on what the source recorded."""
+    if e.kind is ExpectationKind.REPLICAS:
+        return judge_window(e, points, seen)
+    return judge_scaling(e, points, pods, seen, ctx.plan.phases)
+
+
 def judge_all(ctx: RunContext) -> list[Judgement]:
     """Every verdict, in plan order. A shard other than 0 judges only its own load: replica
     windows and the `before`/`after` hypotheses are shard 0's."""
@@ -68,13 +84,14 @@ def judge_all(ctx: RunContext) -> list[Judgement]:
         judgements.extend(decided.get(id(e)) or _not_run(e, "before") for e in plan.before)
     seen = ctx.seen()
     points = ctx.replica_points()
+    pods = ctx.scaling_pods()
     phases = ctx.stats.phases
     for phase in plan.phases:
         stats = phases.get(phase.name)
         for e in phase.expectations:
-            if e.kind is ExpectationKind.REPLICAS:
+            if e.kind.watched:
                 if primary:
-                    judgements.append(judge_window(e, points, seen))
+                    judgements.append(judge_recorded(ctx, e, seen, points, pods))
             elif stats is None:
                 judgements.append(_not_run(e, "phase"))
             else:
@@ -83,9 +100,9 @@ def judge_all(ctx: RunContext) -> list[Judgement]:
                 )
     total = ctx.stats.total()
     for e in plan.expectations:
-        if e.kind is ExpectationKind.REPLICAS:
+        if e.kind.watched:
             if primary:
-                judgements.append(judge_window(e, points, seen))
+                judgements.append(judge_recorded(ctx, e, seen, points, pods))
         elif not phases:
             judgements.append(_not_run(e, "run"))
         else:

@@ -1,6 +1,6 @@
 """The load stages: the phases (open-model pacers, closed-model users, pod kills, guards), the
-wait for replica windows that run past the last phase (or whose data is not yet proven fresh to
-their end), and the drain of requests in flight.
+wait for replica, `reaction` and `pod startup` windows that run past the last phase (or whose
+data is not yet proven fresh to their end), and the drain of requests in flight.
 
 Every wait is on the run's clock and ends early when the run is stopped.
 """
@@ -16,10 +16,11 @@ from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.engine.users import run_users
 from nimbus_scenarios.judge.guards import check_guards
-from nimbus_scenarios.judge.windows import NO_SOURCE, awaiting_data, judge_window
+from nimbus_scenarios.judge.windows import NO_SOURCE, awaiting_data
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan
 from nimbus_scenarios.results.model import KillResult, Stage, Verdict
 from nimbus_scenarios.runner.context import RunContext
+from nimbus_scenarios.runner.judging import judge_recorded
 
 __all__ = ["drain", "run_phases", "wait_for_windows"]
 
@@ -46,6 +47,7 @@ async def run_phases(ctx: RunContext) -> None:
             return
         ctx.state.start_late_s = clock.wall() - start_at
     ctx.stats = RunStats(ctx.origin)
+    ctx.mark_restarts()
     ctx.events.load_started(ctx.stats)
     guards = asyncio.ensure_future(_guard_loop(ctx))
     try:
@@ -165,7 +167,12 @@ async def _guard_loop(ctx: RunContext) -> None:
             ready = ctx.source.samples[-1].ready
         stats = ctx.stats
         fired = check_guards(
-            ctx.plan.guards, stats.series, ctx.now_s(), ready, stats.request_series
+            ctx.plan.guards,
+            stats.series,
+            ctx.now_s(),
+            ready,
+            stats.request_series,
+            restarts=ctx.pod_restarts(),
         )
         if fired is not None:
             ctx.request_stop(f"guard `{fired.guard.text}` fired: {fired.detail}")
@@ -179,7 +186,7 @@ async def wait_for_windows(ctx: RunContext) -> None:
     source = ctx.source
     if ctx.state.stop.is_set() or source is None:
         return
-    windows = ctx.replica_expectations()
+    windows = ctx.watched_expectations()
     if not _undecided(ctx, windows):
         return
     ctx.enter(Stage.PENDING)
@@ -202,10 +209,12 @@ def _undecided(ctx: RunContext, windows: list[ExpectationPlan]) -> list[Expectat
     """The windows that are neither passed nor failed yet, and that more data could decide."""
     seen = ctx.seen()
     points = ctx.replica_points()
+    pods = ctx.scaling_pods()
     return [
         e
         for e in windows
-        if awaiting_data(e, seen) and judge_window(e, points, seen).verdict is Verdict.NOT_JUDGED
+        if awaiting_data(e, seen)
+        and judge_recorded(ctx, e, seen, points, pods).verdict is Verdict.NOT_JUDGED
     ]
 
 

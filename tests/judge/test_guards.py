@@ -25,6 +25,7 @@ scenario "guards" {
   abort when p95 > 500ms over 2s
   abort when max >= 2s over 1s
   abort when replicas > 5
+  abort when pod restarts > 2
 }
 """
 
@@ -112,6 +113,20 @@ def test_replica_guard_reads_ready_replicas() -> None:
     assert fired.observed == 6
     assert check_guards(rule, empty, 0.0, 5) is None
     assert check_guards(rule, empty, 0.0, None) is None
+
+
+def test_pod_restarts_guard_reads_the_restarts_given() -> None:
+    """`pod restarts > 2` fires at 3 restarts, not at 2, and never when pods are not watched;
+    without the keyword the other guards work as before."""
+    rule = guard("abort when pod restarts > 2")
+    empty = SecondSeries(0.0)
+    fired = check_guards(rule, empty, 5.0, 1, restarts=3)
+    assert fired is not None
+    assert fired.observed == 3
+    assert fired.detail == "3 pod restarts since the run started"
+    assert check_guards(rule, empty, 5.0, 1, restarts=2) is None
+    assert check_guards(rule, empty, 5.0, 1, restarts=None) is None
+    assert check_guards(rule, empty, 5.0, 1) is None
 
 
 def test_first_firing_guard_is_reported() -> None:

@@ -116,6 +116,12 @@ PHASES: dict[str, list[tuple[str, float, float, int | None, dict[str, int] | Non
         ("ramp", 0, 120, 2520, {"work": 2268, "health": 252}),  # (2 + 40) / 2 x 120, 9:1
         ("reports", 120, 180, 60, {"report": 60}),  # 1/s x 60s
     ],
+    "scaling": [
+        ("warm", 0, 30, 60, {"work": 60}),  # 2/s x 30s
+        # ramp r(t) = 2 + 38t/120: (2 + 40) / 2 x 120 = 2520, less the ramp under the spike
+        # [60, 70): (21 + 24 1/6) / 2 x 10 = 225 5/6, plus the spike 60 x 10: 2894 1/6 -> 2895
+        ("ramp", 30, 150, 2895, {"work": 2895}),
+    ],
 }
 
 # Run length: phases plus any replica window that runs past them.
@@ -138,6 +144,7 @@ DURATIONS = {
     "minimal": 1,
     "layout": 110,
     "per_request": 180,  # `within 1m` from 0 ends before the phases do
+    "scaling": 210,  # `reaction <= 1m` and `pod startup max < 1m` wait 1m past 150s
 }
 
 
@@ -275,6 +282,26 @@ def test_expectation_windows() -> None:
         "ready replicas",  # plain `replicas` means ready replicas
         "ready replicas",
         "desired replicas",
+    ]
+
+
+def test_scaling_windows() -> None:
+    """`reaction` and `pod startup` start at their scope's start and are decided up to their
+    duration past its end; `pod restarts` is a guard with no window."""
+    plan = golden("scaling")
+    ramp = plan["phases"][1]["expectations"]
+    assert [(e["kind"], e["subject"], e["start_s"], e["end_s"], e["value"]) for e in ramp] == [
+        ("reaction", "reaction", 30, 195, 45),  # the ramp ends at 150, + 45s
+        ("pod startup", "pod startup p95", 30, 180, 30),
+        ("pod startup", "pod startup max", 30, 210, 60),
+    ]
+    assert [(e["subject"], e["start_s"], e["end_s"]) for e in plan["expectations"]] == [
+        ("reaction", 0, 210),  # the last phase ends at 150, + 1m
+        ("pod startup p50", 0, 170),
+    ]
+    assert all("window" not in e for e in (*ramp, *plan["expectations"]))
+    assert [(g["subject"], g["comparator"], g["value"], g["over_s"]) for g in plan["guards"]] == [
+        ("pod restarts", ">", 3, None)
     ]
 
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from nimbus_scenarios.clock import Clock
 from nimbus_scenarios.engine.request import ErrorKind, Outcome, PreparedRequest, status_outcome
 from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.scaling import AutoscalerSample, PodRecord
 
 __all__ = [
     "Answer",
     "ScriptedReplicaSource",
+    "ScriptedScalingSource",
     "ScriptedTransport",
     "Sent",
     "answer_after",
@@ -187,3 +189,64 @@ class ScriptedReplicaSource:
         names = [f"consumer-{len(self.killed) + i}" for i in range(count)]
         self.killed.extend(names)
         return names
+
+
+@dataclass
+class ScriptedScalingSource(ScriptedReplicaSource):
+    """A `ScriptedReplicaSource` that is also a `ScalingRecorder`: autoscaler samples and pods
+    scripted with times as offsets from when it is started, each seen once its time has come.
+
+    A scripted pod appears once created (a pod with no creation time, one there before the
+    run, from the start); each of its later times (scheduled, started, ready, deleted) is
+    None until it has come. `restarts` scripts (offset, pod, restart count) steps on top of the
+    pods' own `restarts` (their count from the start).
+    """
+
+    autoscaler_script: Sequence[AutoscalerSample] = ()
+    pod_script: Sequence[PodRecord] = ()
+    restarts: Sequence[tuple[float, str, int]] = ()
+    watched: bool = True
+
+    @property
+    def autoscaler_samples(self) -> list[AutoscalerSample]:
+        """The scripted autoscaler samples whose time has come, on the clock."""
+        if self.started_at is None:
+            return []
+        base, now = self.started_at, self.clock.now()
+        return [replace(s, at=base + s.at) for s in self.autoscaler_script if base + s.at <= now]
+
+    @property
+    def pods(self) -> list[PodRecord]:
+        """The scripted pods seen so far, each as far as it got, on the clock."""
+        if self.started_at is None or not self.watched:
+            return []
+        base, now = self.started_at, self.clock.now()
+
+        def seen(at: float | None) -> float | None:
+            return None if at is None or base + at > now else base + at
+
+        found = []
+        for pod in self.pod_script:
+            if pod.created is not None and base + pod.created > now:
+                continue
+            restarts = pod.restarts
+            for at, name, count in self.restarts:
+                if name == pod.name and base + at <= now:
+                    restarts = count
+            found.append(
+                replace(
+                    pod,
+                    created=seen(pod.created),
+                    scheduled=seen(pod.scheduled),
+                    started=seen(pod.started),
+                    ready=seen(pod.ready),
+                    deleted=seen(pod.deleted),
+                    restarts=restarts,
+                )
+            )
+        return found
+
+    @property
+    def pods_watched(self) -> bool:
+        """Whether the script watches pods (`watched`)."""
+        return self.watched

@@ -14,7 +14,12 @@ from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.results.model import RunResults
 from nimbus_scenarios.runner import RunOptions, RunOutcome, run_scenario
 from nimbus_scenarios.runner.start import StartSource
-from tests.support.fakes import Answer, ScriptedReplicaSource, ScriptedTransport
+from tests.support.fakes import (
+    Answer,
+    ScriptedReplicaSource,
+    ScriptedScalingSource,
+    ScriptedTransport,
+)
 
 __all__ = ["URL", "play", "raise_signals"]
 
@@ -34,6 +39,8 @@ def play(
     checkpoint: Callable[[RunResults], None] | None = None,
     start_source: StartSource | None = None,
     clock: ManualClock | None = None,
+    scaling: Callable[[ManualClock, Sequence[tuple[float, int, int]]], ScriptedScalingSource]
+    | None = None,
     **options: object,
 ) -> tuple[RunOutcome, ScriptedTransport, ScriptedReplicaSource | None, float]:
     """Play scenario `text` on a manual clock; the outcome, the fakes and the clock's end.
@@ -41,18 +48,19 @@ def play(
     `signals_at` delivers each (clock time, signal) to this process while the run's signal
     handlers are installed (they are, when a signal is to come, or `install_signal_handlers`
     says so). `lost_after`, `stale_after` and `proof_every` script the replica source's loss
-    and freshness (`ScriptedReplicaSource`).
+    and freshness (`ScriptedReplicaSource`); `scaling` builds a source that also records the
+    autoscaler and the pods (a `ScriptedScalingSource`) from the clock and `script`.
     """
     plan = compile_source(Source("t.scn", text), watch_given=script is not None)
     clock = clock or ManualClock()
     transport = ScriptedTransport(clock, answer) if answer else ScriptedTransport(clock)
-    source = (
-        ScriptedReplicaSource(
+    source: ScriptedReplicaSource | None = None
+    if script is not None and scaling is not None:
+        source = scaling(clock, script)
+    elif script is not None:
+        source = ScriptedReplicaSource(
             clock, script, lost_after=lost_after, stale_after=stale_after, proof_every=proof_every
         )
-        if script is not None
-        else None
-    )
     options.setdefault("install_signal_handlers", bool(signals_at))
     run_options = RunOptions(url=URL, **options)  # type: ignore[arg-type]
 

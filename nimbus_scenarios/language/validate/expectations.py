@@ -2,8 +2,9 @@
 kind may stand: `before`/`after`, a phase, the scenario) and the `abort when` guards.
 
 The judge and the runner rely on these rules: a replica expectation always has a window and a
-watched deployment, load expectations never have one, and `NAME succeeds` appears only in the
-steady-state blocks.
+watched deployment, load expectations never have one, `reaction` and `pod startup` have a
+watched deployment, a duration and no window, `abort when pod restarts` has a watched
+deployment and no window, and `NAME succeeds` appears only in the steady-state blocks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from nimbus_scenarios.language.validate.values import Checker
 from nimbus_scenarios.language.vocabulary import (
     GUARD_SUBJECTS,
     METRIC_SUBJECTS,
+    POD_STARTUP_STATISTICS,
     REPLICA_SUBJECTS,
+    SCALING_SUBJECTS,
     ExpectationKind,
     subject_kind,
 )
@@ -62,13 +65,10 @@ def check_expectation(
     subject = _subject(item.subject)
     kind = subject_kind(subject)
     if kind is None:
-        hint = closest(subject, (*METRIC_SUBJECTS, *REPLICA_SUBJECTS))
-        check.error(
-            f"unknown expectation `{subject}`; expected one of "
-            + ", ".join(f"`{s}`" for s in (*METRIC_SUBJECTS, *REPLICA_SUBJECTS)),
-            _subject_span(item.subject),
-            hint,
-        )
+        _unknown_subject(check, item.subject)
+        return
+    if kind in {ExpectationKind.REACTION, ExpectationKind.POD_STARTUP}:
+        _scaling_expectation(check, item, subject)
         return
     if kind is ExpectationKind.REPLICAS:
         refuse_scope(check, item.request, subject, guard=False)
@@ -84,6 +84,72 @@ def check_expectation(
         check.duration(item.value, f"`{subject}`", positive=False)
     else:
         check.percent(item.value, f"`{subject}`")
+
+
+_KNOWN = (*METRIC_SUBJECTS, *REPLICA_SUBJECTS, "reaction", "pod startup pNN|max")
+
+
+def _unknown_subject(check: Checker, names: tuple[n.Name, ...]) -> None:
+    subject = _subject(names)
+    span = _subject_span(names)
+    words = [name.text for name in names]
+    if words[:2] == ["pod", "startup"]:
+        if len(words) == 2:
+            check.error(
+                "`pod startup` needs a statistic, like `pod startup p95`: "
+                + _either(POD_STARTUP_STATISTICS),
+                span,
+            )
+        else:
+            check.error(
+                f"`pod startup` takes {_either(POD_STARTUP_STATISTICS)}; found `{words[2]}`",
+                names[2].span,
+                closest(words[2], POD_STARTUP_STATISTICS),
+            )
+        return
+    if subject == "pod restarts":
+        check.error(
+            "`pod restarts` is a guard, not an expectation: `abort when pod restarts > N`",
+            span,
+        )
+        return
+    check.error(
+        "unknown expectation `"
+        + subject
+        + "`; expected one of "
+        + ", ".join(f"`{s}`" for s in _KNOWN),
+        span,
+        closest(subject, (*METRIC_SUBJECTS, *REPLICA_SUBJECTS, *SCALING_SUBJECTS)),
+    )
+
+
+def _either(words: tuple[str, ...]) -> str:
+    quoted = [f"`{word}`" for word in words]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _scaling_expectation(check: Checker, item: n.Compare, subject: str) -> None:
+    """`reaction` and `pod startup pNN|max`: a duration, no window, no `of NAME`, a watch."""
+    if item.request is not None:
+        check.error(
+            f"`{subject}` is about the autoscaler and the pods, not requests, so it takes no "
+            f"`of {item.request.text}`",
+            item.request.span,
+        )
+    if item.window is not None:
+        wait = (
+            "it waits up to its duration past the end of its phase"
+            if subject == "reaction"
+            else "it covers the pods created in its phase (or the run)"
+        )
+        check.error(f"`{subject}` takes no window: {wait}", item.window.span)
+    check.duration(item.value, f"`{subject}`", positive=subject == "reaction")
+    if not check.has_watch:
+        check.error(
+            f'`{subject}` needs `watch deployment "NAME"` (or --deployment): it is judged on '
+            "what the run records of the autoscaler and the pods",
+            item.span,
+        )
 
 
 def _replica_expectation(
@@ -126,16 +192,21 @@ def check_abort(check: Checker, abort: n.Abort, sending: Sending | None = None) 
         else:
             check.duration(abort.over, "`over`")
         return
-    if subject == "replicas":
+    if subject in {"replicas", "pod restarts"}:
         refuse_scope(check, abort.request, subject, guard=True)
-        check.integer(abort.value, "a replica count", 0, 10_000)
+        if subject == "replicas":
+            check.integer(abort.value, "a replica count", 0, 10_000)
+        else:
+            check.integer(abort.value, "a restart count", 0, 1_000_000)
         if abort.over is not None:
-            check.error("`abort when replicas ...` takes no window", abort.over.span)
+            why = " (it counts restarts since the run started)" if subject != "replicas" else ""
+            check.error(f"`abort when {subject} ...` takes no window{why}", abort.over.span)
         if not check.has_watch:
-            check.error('`abort when replicas` needs `watch deployment "NAME"`', abort.span)
+            check.error(f'`abort when {subject}` needs `watch deployment "NAME"`', abort.span)
         return
     check.error(
-        f"`abort when` takes errors, p50..p99, max, mean or replicas; found `{subject}`",
+        "`abort when` takes errors, p50..p99, max, mean, replicas or pod restarts; "
+        f"found `{subject}`",
         _subject_span(abort.subject),
         closest(subject, GUARD_SUBJECTS),
     )
