@@ -8,6 +8,7 @@ import datetime as dt
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.judge.expectations import judge_load, planned_of, scope_of
 from nimbus_scenarios.judge.reaction import judge_scaling
+from nimbus_scenarios.judge.scaling import scaling_record
 from nimbus_scenarios.judge.verdict import run_verdict
 from nimbus_scenarios.judge.windows import Seen, judge_window
 from nimbus_scenarios.language.vocabulary import ExpectationKind
@@ -24,7 +25,7 @@ from nimbus_scenarios.results.model import (
 )
 from nimbus_scenarios.runner.context import RunContext
 from nimbus_scenarios.runner.options import RunOutcome
-from nimbus_scenarios.scaling import PodRecord
+from nimbus_scenarios.scaling import PodRecord, ScalingRecord
 
 __all__ = ["judge_all", "judge_recorded", "results_now"]
 
@@ -139,6 +140,14 @@ def _source_result(ctx: RunContext) -> ReplicaSourceResult | None:
     )
 
 
+def _scaling(ctx: RunContext) -> ScalingRecord | None:
+    """Why it scaled, from the replica source (None without one, or before it started)."""
+    source = ctx.source
+    if source is None or not source.samples:
+        return None
+    return scaling_record(ctx.recorder(), ctx.origin, ctx.plan, list(source.samples))
+
+
 def results_now(
     ctx: RunContext, infrastructure: str | None, *, scenario_text: str, trace_id: str | None
 ) -> RunOutcome:
@@ -177,6 +186,7 @@ def results_now(
         grafana_tempo_uid=ctx.options.grafana_tempo_uid,
         grafana_org=ctx.options.grafana_org,
         start_late_s=state.start_late_s,
+        scaling=_scaling(ctx),
     )
     results = build_results(ctx.plan, facts, ctx.stats.freeze(), judgements, verdict, code)
     return RunOutcome(results, code, ctx.shutdown_left())
