@@ -139,9 +139,15 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def serve() -> AsyncIterator[Cluster]:
-    """An emulated API server on 127.0.0.1 for the block, shut down cleanly after it."""
+async def serve(*, watch_pods: bool = False) -> AsyncIterator[Cluster]:
+    """An emulated API server on 127.0.0.1 for the block, shut down cleanly after it.
+
+    Unless `watch_pods`, watching pods is denied: the source then records no pods (a note says
+    so) and the Deployment's stream is the only watch, which the Deployment-watch tests count on.
+    """
     async with ApiServer() as server:
+        if not watch_pods:
+            server.deny("watch", "", "pods")
         stack = contextlib.AsyncExitStack()
         http = await stack.enter_async_context(kmock.Server(server))
         cluster = Cluster(server, api_client(str(http.url)), http, stack)
@@ -164,11 +170,13 @@ async def started(cluster: Cluster, **kwargs: Any) -> AsyncIterator[ClusterRepli
         await source.stop()
 
 
-def run(test: Callable[[Cluster], Awaitable[None]], timeout: float = 20.0) -> None:
-    """Run an async test against a fresh emulated cluster, in a loop of its own."""
+def run(
+    test: Callable[[Cluster], Awaitable[None]], timeout: float = 20.0, *, watch_pods: bool = False
+) -> None:
+    """Run an async test against a fresh emulated cluster, in a loop of its own (`serve`)."""
 
     async def main() -> None:
-        async with serve() as cluster:
+        async with serve(watch_pods=watch_pods) as cluster:
             await asyncio.wait_for(test(cluster), timeout)
 
     asyncio.run(main())
