@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -199,3 +200,97 @@ def socket_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         yield port
+
+
+def stamp(wall: float) -> str:
+    """A Unix time as the API writes timestamps (whole seconds, UTC)."""
+    return datetime.datetime.fromtimestamp(wall, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_status(
+    t0: float,
+    *,
+    scheduled: float | None = None,
+    started: float | None = None,
+    ready: float | None = None,
+    restarts: int = 0,
+    terminated: str | None = None,
+) -> dict[str, Any]:
+    """A pod's status as the kubelet writes it, its moments given as seconds after wall time
+    `t0`: `PodScheduled` and `Ready` conditions with their lastTransitionTime, one container
+    running since `started` (waiting before), with `restarts` and, when `terminated`, a
+    `lastState.terminated` of that reason."""
+    conditions = []
+    if scheduled is not None:
+        conditions.append(
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp(t0 + scheduled)}
+        )
+    moment = t0 + (ready if ready is not None else 0.0)
+    conditions.append(
+        {"type": "Ready", "status": str(ready is not None), "lastTransitionTime": stamp(moment)}
+    )
+    container: dict[str, Any] = {
+        "name": "app",
+        "restartCount": restarts,
+        "ready": ready is not None,
+    }
+    if started is None:
+        container["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    else:
+        container["state"] = {"running": {"startedAt": stamp(t0 + started)}}
+    if terminated is not None:
+        container["lastState"] = {
+            "terminated": {
+                "reason": terminated,
+                "exitCode": 137,
+                "startedAt": stamp(t0),
+                "finishedAt": stamp(t0 + (started or 0.0)),
+            }
+        }
+    phase = "Running" if started is not None else "Pending"
+    return {"phase": phase, "conditions": conditions, "containerStatuses": [container]}
+
+
+def hpa_with_metrics(name: str, target: str, desired: int, current: int) -> dict[str, Any]:
+    """An HPA scaling `target` on an external metric (5 per replica) and CPU (60 %), its status
+    showing 7.2 per replica and 45 %, with its three conditions."""
+    body = hpa(name, target, desired)
+    body["spec"]["metrics"] = [
+        {
+            "type": "External",
+            "external": {
+                "metric": {"name": "s0-prometheus"},
+                "target": {"type": "AverageValue", "averageValue": "5"},
+            },
+        },
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 60},
+            },
+        },
+    ]
+    body["status"] = {
+        "desiredReplicas": desired,
+        "currentReplicas": current,
+        "currentMetrics": [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "current": {"averageUtilization": 45}},
+            },
+            {
+                "type": "External",
+                "external": {
+                    "metric": {"name": "s0-prometheus"},
+                    "current": {"averageValue": "7200m"},
+                },
+            },
+        ],
+        "conditions": [
+            {"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
+            {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+            {"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange"},
+        ],
+    }
+    return body
