@@ -157,6 +157,7 @@ def test_pod_records_follow_the_selector_with_api_times() -> None:
             loop = asyncio.get_running_loop()
             expected = loop.time() - (time.time() - t0)
             assert record.created == pytest.approx(expected, abs=0.2)
+            assert record.created is not None
             assert record.scheduled is not None
             assert record.started is not None
             assert record.scheduled - record.created == pytest.approx(1.0)
@@ -176,7 +177,9 @@ def test_pod_records_follow_the_selector_with_api_times() -> None:
             async with cluster.http.client.delete(f"{PODS}/consumer-a") as response:
                 assert response.status < 300
             await eventually(lambda: source.pods[0].deleted is not None)
-            assert source.pods[0].deleted >= before - 1.0
+            deleted = source.pods[0].deleted
+            assert deleted is not None
+            assert deleted >= before - 1.0
             assert [p.name for p in source.pods] == ["consumer-a", "consumer-b"]
             assert source.pods[1].ready is None
 
@@ -210,7 +213,7 @@ def test_dropped_pod_watch_resumes_without_losing_a_transition(abrupt: bool) -> 
             await eventually(lambda: source.pods[0].ready is not None)
             record = source.pods[0]
             assert record.ready is not None
-            assert record.created is not None
+            assert record.scheduled is not None
             assert record.ready - record.scheduled == pytest.approx(6.0)
             resumed = [
                 p for p in cluster.server.state.watch_params[watches:] if "labelSelector" in p
