@@ -3,8 +3,8 @@ ask it, and how its answers become our errors. `replicas` (the Deployment watch)
 (autoscalers and pods) make their calls through the helpers here.
 
 One table, `PERMISSIONS`, lists every API call the `kube` modules make (verb, group, resource).
-The calls name their entry, `check_access` asks the API server about each entry with a
-SelfSubjectAccessReview, and `required_rbac_rules` turns the same table into the rules a Role
+The calls name their entry, `kube.access.check_access` asks the API server about each entry with
+a SelfSubjectAccessReview, and `required_rbac_rules` turns the same table into the rules a Role
 must grant, so the three cannot drift apart. `submit`'s calls have a table of their own, in
 `kube.runs`, checked and turned into rules by the same functions.
 
@@ -25,8 +25,8 @@ import binascii
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,6 +54,7 @@ __all__ = [
     "LIST_DEPLOYMENTS",
     "LIST_HPAS",
     "LIST_PODS",
+    "LIST_PODS_TO_KILL",
     "LIST_SCALEDOBJECTS",
     "PERMISSIONS",
     "RUN_SERVICE_ACCOUNT",
@@ -61,15 +62,14 @@ __all__ = [
     "TRANSPORT_ERRORS",
     "UNAUTHORIZED",
     "WATCH_DEPLOYMENTS",
+    "WATCH_PODS",
     "KubeConfig",
     "Permission",
     "api_error",
     "as_int",
     "as_str",
     "call_json",
-    "check_access",
     "describe_failure",
-    "forbidden_at_preflight",
     "get_in",
     "items_of",
     "job_created_at",
@@ -94,8 +94,11 @@ class Permission:
     """One API call the `kube` modules make: `verb` on `resource` in API `group` ("" is core).
 
     `required` permissions must be granted for a run; the optional ones only enrich the results
-    (the autoscaler's decision). `kills_only` permissions are needed when the scenario kills pods,
+    (the autoscaler's status). `kills_only` permissions are needed when the scenario kills pods,
     `start_from_only` ones when the common start is read from a ConfigMap (`--start-at-from`).
+    `for_pods` ones record the Deployment's pods: required when the scenario judges pods
+    (`needed_permissions(pods_required=True)`), otherwise optional (the pods' breakdown is then
+    missing, and the results say so).
     """
 
     verb: str
@@ -106,6 +109,7 @@ class Permission:
     required: bool = True
     kills_only: bool = False
     start_from_only: bool = False
+    for_pods: bool = False
     subresource: str = ""  # "log" for pods/log
 
     @property
@@ -148,6 +152,15 @@ WATCH_DEPLOYMENTS: Final = Permission(
 )  # fmt: skip
 LIST_PODS: Final = Permission(
     "list", "", "pods", f"{_CORE}.list_namespaced_pod",
+    "the Deployment's pods, and the relist after 410 Gone", required=False, for_pods=True,
+)  # fmt: skip
+WATCH_PODS: Final = Permission(
+    "watch", "", "pods", f"{_CORE}.list_namespaced_pod",
+    "each pod's creation, scheduling, start, Ready, restarts and deletion as they happen",
+    required=False, for_pods=True,
+)  # fmt: skip
+LIST_PODS_TO_KILL: Final = Permission(
+    "list", "", "pods", f"{_CORE}.list_namespaced_pod",
     "the ready pods to kill", kills_only=True,
 )  # fmt: skip
 DELETE_PODS: Final = Permission(
@@ -157,7 +170,7 @@ DELETE_PODS: Final = Permission(
 GET_HPA: Final = Permission(
     "get", "autoscaling", "horizontalpodautoscalers",
     f"{_HPA}.read_namespaced_horizontal_pod_autoscaler",
-    "the autoscaler's desiredReplicas", required=False,
+    "the autoscaler's status: decision, metrics against targets, conditions", required=False,
 )  # fmt: skip
 LIST_HPAS: Final = Permission(
     "list", "autoscaling", "horizontalpodautoscalers",
@@ -166,7 +179,7 @@ LIST_HPAS: Final = Permission(
 )  # fmt: skip
 GET_SCALEDOBJECT: Final = Permission(
     "get", "keda.sh", "scaledobjects", f"{_CUSTOM}.get_namespaced_custom_object",
-    "the ScaledObject's HPA name (status.hpaName)", required=False,
+    "the ScaledObject's HPA (status.hpaName) and conditions", required=False,
 )  # fmt: skip
 LIST_SCALEDOBJECTS: Final = Permission(
     "list", "keda.sh", "scaledobjects", f"{_CUSTOM}.list_namespaced_custom_object",
@@ -188,6 +201,8 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
     LIST_DEPLOYMENTS,
     WATCH_DEPLOYMENTS,
     LIST_PODS,
+    WATCH_PODS,
+    LIST_PODS_TO_KILL,
     DELETE_PODS,
     GET_HPA,
     LIST_HPAS,
@@ -198,11 +213,14 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
 )
 
 
-def needed_permissions(kills: bool, start_from: bool = False) -> tuple[Permission, ...]:
+def needed_permissions(
+    kills: bool, start_from: bool = False, pods_required: bool = False
+) -> tuple[Permission, ...]:
     """The permissions a run uses: all of the table, less the kill ones when nothing is killed
-    and the ConfigMap one when the start is not read from a ConfigMap."""
+    and the ConfigMap one when the start is not read from a ConfigMap; the pods' ones required
+    when the scenario judges pods (`pods_required`)."""
     return tuple(
-        p
+        replace(p, required=True) if p.for_pods and pods_required else p
         for p in PERMISSIONS
         if (kills or not p.kills_only) and (start_from or not p.start_from_only)
     )
@@ -329,44 +347,6 @@ def service_account_of_token(token: str) -> tuple[str, str] | None:
     return namespace, name
 
 
-def forbidden_at_preflight(
-    problems: Sequence[str], namespace: str, service_account: tuple[str, str] | None = None
-) -> ClusterForbidden:
-    """The pre-flight's error for missing permissions: each one, then how to fix it.
-
-    A Job made by a raw `kubectl create job` runs as the namespace's `default` ServiceAccount,
-    which has none of them: the fix is to run as `nimbus-scenarios`, not to grant `default`.
-    """
-    fix_run = (
-        f"run as the `{RUN_SERVICE_ACCOUNT}` ServiceAccount: apply the load-generator component "
-        "(kubectl apply -k manifests/examples/overlay, or components/load-generator in your "
-        "overlay), then start the run with `kubectl create job NAME "
-        f"--from=cronjob/load-test-<scenario> -n {namespace}` or `nimbus-scenarios submit`, "
-        "which set it (docs/cluster.md)"
-    )
-    if service_account is None:
-        fix = (
-            f"grant them to your identity (the component's Role `{RUN_SERVICE_ACCOUNT}` lists "
-            f"them), or {fix_run}"
-        )
-    elif service_account[1] == RUN_SERVICE_ACCOUNT:
-        fix = (
-            f"the `{RUN_SERVICE_ACCOUNT}` ServiceAccount of namespace {service_account[0]} lacks "
-            f"them: apply the load-generator component in namespace {namespace}, whose Role "
-            "grants them (docs/cluster.md, Permissions)"
-        )
-    else:
-        how = (
-            " (what a raw `kubectl create job` gives a Job)"
-            if service_account[1] == "default"
-            else ""
-        )
-        fix = (
-            f"this run is ServiceAccount {service_account[0]}/{service_account[1]}{how}; " + fix_run
-        )
-    return ClusterForbidden(f"{'; '.join(problems)}. To fix: {fix}")
-
-
 # ---------------------------------------------------------------- calls, answers and errors
 TRANSPORT_ERRORS: Final = (urllib3.exceptions.HTTPError, OSError)
 """What the client raises when the API server does not answer (as opposed to `ApiException`)."""
@@ -441,49 +421,6 @@ def items_of(listing: KubeObject) -> list[KubeObject]:
     """The objects of a list answer; none when `items` is missing or malformed."""
     items = listing.get("items")
     return [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
-
-
-# ---------------------------------------------------------------- pre-flight access check
-def check_access(api: k8s.ApiClient, namespace: str, needs: Iterable[Permission]) -> list[str]:
-    """One message per missing required permission in `needs` (empty when all are granted).
-
-    Asks with SelfSubjectAccessReviews (authorization.k8s.io/v1). Blocking: call it through
-    `asyncio.to_thread` from async code. Raises `ClusterUnreachable` when the API does not answer
-    and `ClusterForbidden` when it rejects the credentials (401). A review the server refuses to
-    evaluate (403, 404) leaves that permission unknown and unreported: the calls themselves then
-    say what is forbidden.
-    """
-    authorization = k8s.AuthorizationV1Api(api)
-    problems: list[str] = []
-    for permission in needs:
-        review = k8s.V1SelfSubjectAccessReview(
-            spec=k8s.V1SelfSubjectAccessReviewSpec(
-                resource_attributes=k8s.V1ResourceAttributes(
-                    namespace=namespace,
-                    verb=permission.verb,
-                    group=permission.group,
-                    resource=permission.resource,
-                    subresource=permission.subresource or None,
-                )
-            )
-        )
-        try:
-            answer = authorization.create_self_subject_access_review(review, _request_timeout=10)
-        except ApiException as exc:
-            if exc.status == 401:
-                raise ClusterForbidden(UNAUTHORIZED) from None
-            log.warning("cannot review %s: %s", permission.forbidden(namespace), exc.status)
-            continue
-        except TRANSPORT_ERRORS as exc:
-            raise unreachable(api, exc) from None
-        allowed = answer.status is not None and bool(answer.status.allowed)
-        if allowed:
-            continue
-        if permission.required:
-            problems.append(permission.forbidden(namespace))
-        else:
-            log.info("optional permission missing: %s", permission.forbidden(namespace))
-    return problems
 
 
 # ---------------------------------------------------------------- the Job of a sharded run

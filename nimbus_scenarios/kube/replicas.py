@@ -1,7 +1,7 @@
 """Replica counts from a live Kubernetes API: `ClusterReplicaSource`, the `ReplicaSource` a real
 run uses, in the `kube` layer. It owns the run's view of one Deployment; `watch` follows the
-Deployment from a thread, `scaling` reads the autoscaler and kills pods, and `api` holds the
-permission table, the pre-flight check and the mapping of API answers to errors.
+Deployment from a thread, `scaling` reads the autoscaler and kills pods, `recording` keeps the
+autoscaler's status and the pods, `access` runs the pre-flight over `api`'s permission table.
 
 The official `kubernetes` client is synchronous, so every call it makes runs off the event loop:
 pre-flight calls go through `asyncio.to_thread`, and the long-lived watch (or the polling that
@@ -29,31 +29,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from nimbus_scenarios.errors import ClusterError, DeploymentNotFound
+from nimbus_scenarios.kube.access import preflight
 from nimbus_scenarios.kube.api import (
     LIST_DEPLOYMENTS,
     TRANSPORT_ERRORS,
     KubeObject,
     api_error,
-    check_access,
     describe_failure,
-    forbidden_at_preflight,
     get_in,
     needed_permissions,
     unreachable,
 )
+from nimbus_scenarios.kube.recording import ScalingRecording
 from nimbus_scenarios.kube.scaling import (
     Autoscaler,
     delete_ready_pods,
     discover_autoscaler,
     label_selector,
-    read_decision,
+    read_status,
 )
+from nimbus_scenarios.kube.timing import SourceTiming
 from nimbus_scenarios.kube.watch import (
     Contact,
     Deleted,
@@ -71,6 +71,7 @@ from nimbus_scenarios.kube.watch import (
     object_version,
 )
 from nimbus_scenarios.replicas import ReplicaSample
+from nimbus_scenarios.scaling import AutoscalerSample, PodRecord
 
 __all__ = ["ClusterReplicaSource", "SourceTiming"]
 
@@ -78,27 +79,6 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- the source
-@dataclass(frozen=True, slots=True)
-class SourceTiming:
-    """How often and how patiently the source talks to the API server (seconds)."""
-
-    poll_interval_s: float = 2.0
-    fresh_interval_s: float = 2.0
-    """Prove freshness with a GET when nothing else has for this long."""
-    behind_grace_s: float = 0.5
-    """How long a watch found behind the GET may take to catch up before its stream is cut."""
-    stale_after_s: float = 5.0
-    """Without a proof for this long, the data is stale (from the last proof on, for good)."""
-    autoscaler_interval_s: float = 5.0
-    watch_timeout_s: int = 300
-    request_timeout_s: float = 10.0
-    retry_delay_s: float = 0.5
-    retry_delay_max_s: float = 2.0
-    lost_after_s: float = 10.0
-    lost_after_failures: int = 3
-    stop_timeout_s: float = 5.0
-
-
 class ClusterReplicaSource:
     """Watches one Deployment through the Kubernetes API and records its replica counts.
 
@@ -110,6 +90,10 @@ class ClusterReplicaSource:
     (`lost_after_failures` failed attempts, the first `lost_after_s` ago or more) or the
     Deployment is deleted, `lost_at` is set and the source stops. `fresh_until` is how far the
     samples are proven complete (the module docstring says how).
+
+    A `ScalingRecorder` too (`kube.recording`): the autoscaler's status every
+    `autoscaler_interval_s`, and the selector's pods. Without `list`/`watch` on pods the pre-flight
+    fails when `pods_required`, else `pods_watched` is False with a note in `scaling_notes`.
     """
 
     def __init__(
@@ -122,6 +106,7 @@ class ClusterReplicaSource:
         check_permissions: bool = True,
         timing: SourceTiming | None = None,
         service_account: tuple[str, str] | None = None,
+        pods_required: bool = False,
     ) -> None:
         self.deployment = deployment
         self.namespace = namespace
@@ -130,6 +115,8 @@ class ClusterReplicaSource:
         self._check_permissions = check_permissions
         self._service_account = service_account  # named in a pre-flight permission error
         self._timing = timing or SourceTiming()
+        self._pods_required = pods_required
+        self._recording = ScalingRecording(self.description)
         # Loop-owned state: written only on the event loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._samples: list[ReplicaSample] = []
@@ -195,6 +182,26 @@ class ClusterReplicaSource:
         return f"{self._autoscaler.kind} {self.namespace}/{self._autoscaler.name}"
 
     @property
+    def autoscaler_samples(self) -> list[AutoscalerSample]:
+        """Every autoscaler status seen (when it changed), in time order."""
+        return self._recording.autoscaler_samples
+
+    @property
+    def pods(self) -> list[PodRecord]:
+        """Each pod of the Deployment seen, latest record per pod, in the order first seen."""
+        return self._recording.pods
+
+    @property
+    def pods_watched(self) -> bool:
+        """Whether the pods were watched (False: forbidden, or no selector)."""
+        return self._recording.pods_watched
+
+    @property
+    def scaling_notes(self) -> tuple[str, ...]:
+        """Why part of the scaling breakdown is missing (the pods were not watched)."""
+        return self._recording.notes
+
+    @property
     def lost_reason(self) -> str | None:
         """Why the source was lost (the last error, or the Deployment's deletion)."""
         return self._lost_reason
@@ -224,21 +231,30 @@ class ClusterReplicaSource:
             raise RuntimeError(f"{self.description}: the source was already started")
         loop = asyncio.get_running_loop()
         self._loop = loop
+        pods = True
         if self._check_permissions:
-            needs = needed_permissions(self._kills)
-            problems = await asyncio.to_thread(check_access, self._api, self.namespace, needs)
-            if problems:
-                raise forbidden_at_preflight(problems, self.namespace, self._service_account)
+            needs = needed_permissions(self._kills, pods_required=self._pods_required)
+            args = (self._api, self.namespace, needs, self._service_account)
+            missing = await asyncio.to_thread(preflight, *args)
+            if missing:
+                pods = False
+                self._recording.pods_unavailable("; ".join(missing))
         version, deployment = await asyncio.to_thread(self._first_list)
         timeout = self._timing.request_timeout_s
-        autoscaler, desired = await asyncio.to_thread(
+        autoscaler, status = await asyncio.to_thread(
             discover_autoscaler, self._api, self.namespace, self.deployment, timeout
         )
         self._selector = label_selector(get_in(deployment, "spec", "selector"))
         self._autoscaler = autoscaler
-        self._autoscaler_desired = desired
+        self._autoscaler_desired = None if status is None else status.desired
+        if status is not None:
+            self._recording.autoscaler(status, loop.time())
         self._observe(deployment_counts(deployment), object_version(deployment))
         self._watcher.start(loop, version or None)
+        if pods and not self._stopped:
+            self._recording.start_pods(
+                loop, self._api, self.namespace, self._selector, self._timing
+            )
         self._fresh_task = loop.create_task(self._keep_fresh())
         if autoscaler is not None:
             self._autoscaler_task = loop.create_task(self._follow_autoscaler(autoscaler))
@@ -247,6 +263,7 @@ class ClusterReplicaSource:
         """Stop watching; waits up to `stop_timeout_s` for the watcher thread to end."""
         self._stopped = True
         self._watcher.halt()
+        self._recording.halt()
         for task in (self._autoscaler_task, self._fresh_task):
             if task is not None:
                 task.cancel()
@@ -255,11 +272,13 @@ class ClusterReplicaSource:
         watcher = self._watcher
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timing.stop_timeout_s
-        while watcher.running and loop.time() < deadline:
+        recording = self._recording
+        while (watcher.running or recording.running) and loop.time() < deadline:
             watcher.interrupt()
+            recording.interrupt()
             await asyncio.sleep(0.02)
-        if watcher.running:
-            log.warning("%s: the watcher thread did not stop in time", self.description)
+        if watcher.running or recording.running:
+            log.warning("%s: a watcher thread did not stop in time", self.description)
 
     async def kill_pods(self, count: int) -> list[str]:
         """Delete `count` ready pods of the Deployment (fewer if fewer are ready); their names.
@@ -388,6 +407,7 @@ class ClusterReplicaSource:
         log.warning("%s: lost (%s)", self.description, reason)
         self._watcher.halt()
         self._watcher.interrupt()
+        self._recording.halt()
         for task in (self._autoscaler_task, self._fresh_task):
             if task is not None:
                 task.cancel()
@@ -451,11 +471,14 @@ class ClusterReplicaSource:
         timeout = self._timing.request_timeout_s
         while not self._closed:
             await asyncio.sleep(self._timing.autoscaler_interval_s)
-            desired = await asyncio.to_thread(
-                read_decision, self._api, self.namespace, autoscaler, timeout
+            status = await asyncio.to_thread(
+                read_status, self._api, self.namespace, autoscaler, timeout
             )
             if self._closed:
                 return
+            if status is not None:
+                self._recording.autoscaler(status, self._now())
+            desired = None if status is None else status.desired
             if desired != self._autoscaler_desired:
                 self._autoscaler_desired = desired
                 if self._counts is not None:

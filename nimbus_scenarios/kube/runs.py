@@ -19,13 +19,13 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from nimbus_scenarios.errors import ClusterError, ClusterForbidden
+from nimbus_scenarios.kube.access import check_access
 from nimbus_scenarios.kube.api import (
     TRANSPORT_ERRORS,
     KubeObject,
     Permission,
     api_error,
     call_json,
-    check_access,
     get_in,
     items_of,
     unreachable,

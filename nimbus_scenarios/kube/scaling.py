@@ -3,8 +3,10 @@ Kubernetes API: the `kube` layer's view of scaling, beside `replicas` (the Deplo
 which calls these functions from its pre-flight, its autoscaler task and `kill_pods`.
 
 `discover_autoscaler` finds the KEDA ScaledObject or HorizontalPodAutoscaler whose
-scaleTargetRef is the Deployment, and `read_decision` reads its decision (the HPA's
-status.desiredReplicas; for a ScaledObject, that of the HPA KEDA generates). Both only enrich the
+scaleTargetRef is the Deployment, `read_status` reads its whole status (its HPA's decision,
+count, metrics against targets and conditions; a ScaledObject's own conditions: see
+`autoscaler_status`) and `read_decision` only the decision (the HPA's status.desiredReplicas; for a
+ScaledObject, that of the HPA KEDA generates, `status.hpaName`). Both only enrich the
 results: a missing CRD, a forbidden call or an API that does not answer means "no autoscaler
 known", never an error. `delete_ready_pods` (`at T kill N pods`) picks pods with the Deployment's
 selector (`label_selector`) and deletes Ready ones; its failures are `ClusterError`s.
@@ -29,19 +31,19 @@ from nimbus_scenarios.kube.api import (
     GET_HPA,
     GET_SCALEDOBJECT,
     LIST_HPAS,
-    LIST_PODS,
+    LIST_PODS_TO_KILL,
     LIST_SCALEDOBJECTS,
     TRANSPORT_ERRORS,
     KubeObject,
     Permission,
     api_error,
-    as_int,
     as_str,
     call_json,
     get_in,
     items_of,
     unreachable,
 )
+from nimbus_scenarios.kube.autoscaler_status import AutoscalerStatus, autoscaler_status
 
 __all__ = [
     "Autoscaler",
@@ -50,6 +52,7 @@ __all__ = [
     "discover_autoscaler",
     "label_selector",
     "read_decision",
+    "read_status",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,8 +77,8 @@ class Autoscaler:
 
 def discover_autoscaler(
     api: k8s.ApiClient, namespace: str, deployment: str, timeout: float
-) -> tuple[Autoscaler | None, int | None]:
-    """The ScaledObject or HPA targeting `deployment`, and its decision; None for what is unknown.
+) -> tuple[Autoscaler | None, AutoscalerStatus | None]:
+    """The ScaledObject or HPA targeting `deployment`, and its status; None for what is unknown.
 
     ScaledObjects are looked at first: the HPA KEDA generates targets the Deployment too, and the
     ScaledObject is what a person wrote.
@@ -98,14 +101,24 @@ def discover_autoscaler(
                 break
     if found is None:
         return None, None
-    return found, read_decision(api, namespace, found, timeout=timeout)
+    return found, read_status(api, namespace, found, timeout=timeout)
 
 
 def read_decision(
     api: k8s.ApiClient, namespace: str, autoscaler: Autoscaler, timeout: float
 ) -> int | None:
     """The autoscaler's current decision; None when it cannot be read."""
+    status = read_status(api, namespace, autoscaler, timeout)
+    return None if status is None else status.desired
+
+
+def read_status(
+    api: k8s.ApiClient, namespace: str, autoscaler: Autoscaler, timeout: float
+) -> AutoscalerStatus | None:
+    """The autoscaler's status now (`kube.autoscaler_status`): its HPA's, with the ScaledObject's
+    conditions for KEDA; None when the HPA cannot be read."""
     hpa_name = autoscaler.hpa
+    scaled: KubeObject | None = None
     try:
         if autoscaler.kind == AutoscalerKind.SCALED_OBJECT:
             scaled = call_json(
@@ -122,7 +135,7 @@ def read_decision(
         hpa = call_json(api, GET_HPA, hpa_name, namespace, _request_timeout=timeout)
     except (ApiException, *TRANSPORT_ERRORS):
         return None
-    return as_int(get_in(hpa, "status", "desiredReplicas"))
+    return autoscaler_status(hpa, scaled)
 
 
 def _optional_items(
@@ -190,10 +203,10 @@ def delete_ready_pods(
     """
     try:
         listing = call_json(
-            api, LIST_PODS, namespace, label_selector=selector, _request_timeout=timeout
+            api, LIST_PODS_TO_KILL, namespace, label_selector=selector, _request_timeout=timeout
         )
     except ApiException as exc:
-        raise api_error(exc, LIST_PODS, namespace) from None
+        raise api_error(exc, LIST_PODS_TO_KILL, namespace) from None
     except TRANSPORT_ERRORS as exc:
         raise unreachable(api, exc) from None
     ready = sorted(str(get_in(p, "metadata", "name")) for p in items_of(listing) if _is_ready(p))

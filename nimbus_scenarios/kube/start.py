@@ -15,13 +15,13 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from nimbus_scenarios.errors import ClusterForbidden
+from nimbus_scenarios.kube.access import check_access
 from nimbus_scenarios.kube.api import (
     GET_CONFIGMAP,
     TRANSPORT_ERRORS,
     api_error,
     as_str,
     call_json,
-    check_access,
     get_in,
     unreachable,
 )

@@ -1,7 +1,8 @@
 """The watcher thread behind `replicas.ClusterReplicaSource`, in the `kube` layer: one Deployment
 followed through the API from a background thread, because the official client blocks.
 
-`DeploymentWatcher` lists the Deployment when it has no resourceVersion to start from, then
+`DeploymentWatcher` (an `ObjectWatcher`, whose machinery `kube.podwatch.PodWatcher` shares for the
+Deployment's pods) lists the Deployment when it has no resourceVersion to start from, then
 watches it, asking for bookmarks (`allowWatchBookmarks`): a dropped stream resumes from the last
 resourceVersion seen (an event's or a bookmark's), so no change is lost; 410 Gone (that version
 was compacted) relists and watches on; 403 on watch falls back to polling with get; other
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
@@ -55,6 +56,7 @@ __all__ = [
     "DeploymentWatcher",
     "Failed",
     "ModeChanged",
+    "ObjectWatcher",
     "Observed",
     "Relisted",
     "WatchEvent",
@@ -201,24 +203,25 @@ class _Cursor:
 
 
 # ---------------------------------------------------------------- the watcher
-class DeploymentWatcher:
-    """Follows one Deployment from a daemon thread, reporting `WatchEvent`s to `report` on the
-    loop until it is halted or the Deployment is deleted."""
+class ObjectWatcher:
+    """Follows objects of one kind from a daemon thread, reporting what it sees to `report` on
+    the loop until it is halted: the resume, relist, poll and retry machinery, shared by
+    `DeploymentWatcher` and `kube.podwatch.PodWatcher`, which say what to list, watch and poll
+    (`_list_objects`, `_watch_call`, `_event`, `_poll`)."""
 
     def __init__(
         self,
         api: k8s.ApiClient,
         namespace: str,
-        deployment: str,
+        description: str,
         timing: WatchTiming,
-        report: Callable[[WatchEvent], object],
+        report: Callable[[Any], object],
     ) -> None:
         self._api = api
         self._namespace = namespace
-        self._deployment = deployment
         self._timing = timing
         self._report = report
-        self._description = f"deployment {namespace}/{deployment}"
+        self._description = description
         self._loop: asyncio.AbstractEventLoop | None = None
         # Thread-safe objects only: the loop halts and interrupts through them.
         self._halt = threading.Event()
@@ -263,8 +266,25 @@ class DeploymentWatcher:
         self._resync.set()
         self.interrupt()
 
+    # ------------------------------------------------------------ what a kind says
+    def _list_objects(self) -> str | None:
+        """List, report what the list showed, and return its resourceVersion."""
+        raise NotImplementedError
+
+    def _watch_call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        """The list method to watch with, its arguments and its selectors."""
+        raise NotImplementedError
+
+    def _event(self, kind: str, raw: object) -> None:
+        """Report one watch event (not a bookmark)."""
+        raise NotImplementedError
+
+    def _poll(self) -> None:
+        """Read the objects once and report them (when watch is forbidden)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ the thread
-    def _post(self, event: WatchEvent) -> None:
+    def _post(self, event: object) -> None:
         """From the watcher thread: report `event` on the loop."""
         loop = self._loop
         if loop is None:
@@ -315,13 +335,7 @@ class DeploymentWatcher:
                 self._relist.clear()
                 cursor.version = None
         if cursor.version is None:  # first start without a version, after 410 Gone, or resync
-            version, deployment = list_deployment(
-                self._api, self._namespace, self._deployment, self._timing.request_timeout_s
-            )
-            if deployment is None:
-                raise _Gone
-            self._post(Observed(deployment_counts(deployment), object_version(deployment)))
-            cursor.version = version or None
+            cursor.version = self._list_objects()
             if cursor.version is None:
                 raise ClusterError("the list carried no resourceVersion to watch from")
         self._stream(cursor)
@@ -336,10 +350,11 @@ class DeploymentWatcher:
         try:
             if self._halt.is_set() or self._resync.is_set():
                 return
+            method, args, selectors = self._watch_call()
             events = watch.stream(  # type: ignore[no-untyped-call]
-                WATCH_DEPLOYMENTS.method(self._api),
-                self._namespace,
-                field_selector=f"metadata.name={self._deployment}",
+                method,
+                *args,
+                **selectors,
                 resource_version=cursor.version,
                 allow_watch_bookmarks=True,
                 timeout_seconds=timing.watch_timeout_s,
@@ -355,10 +370,8 @@ class DeploymentWatcher:
                 )
                 if kind == "BOOKMARK":  # all changes up to its version were sent
                     self._post(Contact(proves=True))
-                elif kind == "DELETED":
-                    raise _Gone
-                elif isinstance(raw, Mapping):
-                    self._post(Observed(deployment_counts(raw), object_version(raw)))
+                else:
+                    self._event(str(kind), raw)
         except Exception:
             if self._resync.is_set() and not self._halt.is_set():
                 return  # the loop cut this stream on purpose: not a failure
@@ -368,6 +381,41 @@ class DeploymentWatcher:
                 self._watch = None
         if not self._halt.is_set() and not self._resync.is_set():
             self._post(Contact())  # the server ended the stream cleanly: it is alive
+
+
+class DeploymentWatcher(ObjectWatcher):
+    """Follows one Deployment from a daemon thread, reporting `WatchEvent`s to `report` on the
+    loop until it is halted or the Deployment is deleted."""
+
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        namespace: str,
+        deployment: str,
+        timing: WatchTiming,
+        report: Callable[[WatchEvent], object],
+    ) -> None:
+        super().__init__(api, namespace, f"deployment {namespace}/{deployment}", timing, report)
+        self._deployment = deployment
+
+    def _list_objects(self) -> str | None:
+        version, deployment = list_deployment(
+            self._api, self._namespace, self._deployment, self._timing.request_timeout_s
+        )
+        if deployment is None:
+            raise _Gone
+        self._post(Observed(deployment_counts(deployment), object_version(deployment)))
+        return version or None
+
+    def _watch_call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        selector = {"field_selector": f"metadata.name={self._deployment}"}
+        return WATCH_DEPLOYMENTS.method(self._api), (self._namespace,), selector
+
+    def _event(self, kind: str, raw: object) -> None:
+        if kind == "DELETED":
+            raise _Gone
+        if isinstance(raw, Mapping):
+            self._post(Observed(deployment_counts(raw), object_version(raw)))
 
     def _poll(self) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -139,9 +140,15 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def serve() -> AsyncIterator[Cluster]:
-    """An emulated API server on 127.0.0.1 for the block, shut down cleanly after it."""
+async def serve(*, watch_pods: bool = False) -> AsyncIterator[Cluster]:
+    """An emulated API server on 127.0.0.1 for the block, shut down cleanly after it.
+
+    Unless `watch_pods`, watching pods is denied: the source then records no pods (a note says
+    so) and the Deployment's stream is the only watch, which the Deployment-watch tests count on.
+    """
     async with ApiServer() as server:
+        if not watch_pods:
+            server.deny("watch", "", "pods")
         stack = contextlib.AsyncExitStack()
         http = await stack.enter_async_context(kmock.Server(server))
         cluster = Cluster(server, api_client(str(http.url)), http, stack)
@@ -164,11 +171,13 @@ async def started(cluster: Cluster, **kwargs: Any) -> AsyncIterator[ClusterRepli
         await source.stop()
 
 
-def run(test: Callable[[Cluster], Awaitable[None]], timeout: float = 20.0) -> None:
-    """Run an async test against a fresh emulated cluster, in a loop of its own."""
+def run(
+    test: Callable[[Cluster], Awaitable[None]], timeout: float = 20.0, *, watch_pods: bool = False
+) -> None:
+    """Run an async test against a fresh emulated cluster, in a loop of its own (`serve`)."""
 
     async def main() -> None:
-        async with serve() as cluster:
+        async with serve(watch_pods=watch_pods) as cluster:
             await asyncio.wait_for(test(cluster), timeout)
 
     asyncio.run(main())
@@ -191,3 +200,97 @@ def socket_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         yield port
+
+
+def stamp(wall: float) -> str:
+    """A Unix time as the API writes timestamps (whole seconds, UTC)."""
+    return datetime.datetime.fromtimestamp(wall, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_status(
+    t0: float,
+    *,
+    scheduled: float | None = None,
+    started: float | None = None,
+    ready: float | None = None,
+    restarts: int = 0,
+    terminated: str | None = None,
+) -> dict[str, Any]:
+    """A pod's status as the kubelet writes it, its moments given as seconds after wall time
+    `t0`: `PodScheduled` and `Ready` conditions with their lastTransitionTime, one container
+    running since `started` (waiting before), with `restarts` and, when `terminated`, a
+    `lastState.terminated` of that reason."""
+    conditions = []
+    if scheduled is not None:
+        conditions.append(
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp(t0 + scheduled)}
+        )
+    moment = t0 + (ready if ready is not None else 0.0)
+    conditions.append(
+        {"type": "Ready", "status": str(ready is not None), "lastTransitionTime": stamp(moment)}
+    )
+    container: dict[str, Any] = {
+        "name": "app",
+        "restartCount": restarts,
+        "ready": ready is not None,
+    }
+    if started is None:
+        container["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    else:
+        container["state"] = {"running": {"startedAt": stamp(t0 + started)}}
+    if terminated is not None:
+        container["lastState"] = {
+            "terminated": {
+                "reason": terminated,
+                "exitCode": 137,
+                "startedAt": stamp(t0),
+                "finishedAt": stamp(t0 + (started or 0.0)),
+            }
+        }
+    phase = "Running" if started is not None else "Pending"
+    return {"phase": phase, "conditions": conditions, "containerStatuses": [container]}
+
+
+def hpa_with_metrics(name: str, target: str, desired: int, current: int) -> dict[str, Any]:
+    """An HPA scaling `target` on an external metric (5 per replica) and CPU (60 %), its status
+    showing 7.2 per replica and 45 %, with its three conditions."""
+    body = hpa(name, target, desired)
+    body["spec"]["metrics"] = [
+        {
+            "type": "External",
+            "external": {
+                "metric": {"name": "s0-prometheus"},
+                "target": {"type": "AverageValue", "averageValue": "5"},
+            },
+        },
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 60},
+            },
+        },
+    ]
+    body["status"] = {
+        "desiredReplicas": desired,
+        "currentReplicas": current,
+        "currentMetrics": [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "current": {"averageUtilization": 45}},
+            },
+            {
+                "type": "External",
+                "external": {
+                    "metric": {"name": "s0-prometheus"},
+                    "current": {"averageValue": "7200m"},
+                },
+            },
+        ],
+        "conditions": [
+            {"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
+            {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+            {"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange"},
+        ],
+    }
+    return body

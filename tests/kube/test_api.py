@@ -15,12 +15,11 @@ import pytest
 from kubernetes import client as k8s
 
 from nimbus_scenarios.errors import ClusterForbidden
+from nimbus_scenarios.kube.access import check_access, forbidden_at_preflight
 from nimbus_scenarios.kube.api import (
     PERMISSIONS,
     RUN_SERVICE_ACCOUNT,
     KubeConfig,
-    check_access,
-    forbidden_at_preflight,
     needed_permissions,
     required_rbac_rules,
 )
@@ -59,6 +58,7 @@ def test_required_rbac_rules_are_the_calls_the_module_makes() -> None:
     """The Role rules come from the permission table, one rule per resource."""
     assert required_rbac_rules(kills=False) == [
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
         {
             "apiGroups": ["autoscaling"],
             "resources": ["horizontalpodautoscalers"],
@@ -68,8 +68,24 @@ def test_required_rbac_rules_are_the_calls_the_module_makes() -> None:
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
     ]
     with_kills = required_rbac_rules(kills=True)
-    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]} in with_kills
+    pods = {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "delete"]}
+    assert pods in with_kills
     assert len(with_kills) == 5
+
+
+def test_pod_permissions_are_required_only_when_the_scenario_judges_pods() -> None:
+    """list and watch on pods are optional (a note) unless pods are required; the kill's list of
+    pods stays required whenever pods are killed."""
+    optional = {(p.verb, p.resource): p.required for p in needed_permissions(kills=False)}
+    assert optional[("list", "pods")] is False
+    assert optional[("watch", "pods")] is False
+    required = needed_permissions(kills=False, pods_required=True)
+    assert {(p.verb, p.resource) for p in required if p.for_pods and p.required} == {
+        ("list", "pods"),
+        ("watch", "pods"),
+    }
+    killing = [p for p in needed_permissions(kills=True) if p.resource == "pods" and p.required]
+    assert {p.verb for p in killing} == {"list", "delete"}
 
 
 def test_permission_table_names_real_client_methods() -> None:
