@@ -374,6 +374,7 @@ def _cluster_source(plan: Plan, args: argparse.Namespace) -> ReplicaSource:
         config.api_client(),
         kills=plan_kills(plan),
         service_account=config.service_account,
+        pods_required=plan.needs_pods,
     )
 
 

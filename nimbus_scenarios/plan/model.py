@@ -281,6 +281,14 @@ class Plan:
         return (*self.before, *inner, *self.expectations, *self.after)
 
     @property
+    def needs_pods(self) -> bool:
+        """Whether a verdict reads the Deployment's pods (`expect pod startup ...`, `abort when
+        pod restarts ...`): then a source that cannot watch them fails at pre-flight."""
+        return any(e.kind is ExpectationKind.POD_STARTUP for e in self.all_expectations) or any(
+            g.subject is GuardSubject.POD_RESTARTS for g in self.guards
+        )
+
+    @property
     def scheduled_total(self) -> int | None:
         """Requests the open-model phases schedule (None if any phase is closed-model)."""
         totals = [p.scheduled_total for p in self.phases]
