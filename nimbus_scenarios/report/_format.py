@@ -122,13 +122,14 @@ def comparator_symbol(comparator: Comparator) -> str:
 
 
 def expectation_value(kind: ExpectationKind, value: float | None) -> str:
-    """An expectation's observed or expected value in its kind's unit: latency in seconds as a
-    duration, errors and achieved as percentages, replicas as a count, `succeeds` in words."""
+    """An expectation's observed or expected value in its kind's unit: latency, `reaction` and
+    `pod startup` in seconds as a duration, errors and achieved as percentages, replicas as a
+    count, `succeeds` in words."""
     number = finite(value)
     if number is None:
         return "nothing"
     match kind:
-        case ExpectationKind.LATENCY:
+        case ExpectationKind.LATENCY | ExpectationKind.REACTION | ExpectationKind.POD_STARTUP:
             return duration(number)
         case ExpectationKind.ERRORS | ExpectationKind.ACHIEVED:
             return f"{number:.3g}%"

@@ -59,6 +59,8 @@ def test_offsets_latency_rates_and_counts() -> None:
         (ExpectationKind.ERRORS, 52.380952, "52.4%"),
         (ExpectationKind.ACHIEVED, 100.0, "100%"),
         (ExpectationKind.REPLICAS, 2.0, "2"),
+        (ExpectationKind.REACTION, 10.000236, "10s"),
+        (ExpectationKind.POD_STARTUP, 2.471, "2.47s"),
         (ExpectationKind.SUCCEEDS, 1.0, "succeeded"),
         (ExpectationKind.SUCCEEDS, 0.0, "did not succeed"),
         (ExpectationKind.LATENCY, None, "nothing"),
