@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "nimbus_scenarios.results": 4,
     "nimbus_scenarios.replicas": 4,
     "nimbus_scenarios.scaling": 4,
+    "nimbus_scenarios.scaling_words": 4,
     # 5: judging and the replica sources
     "nimbus_scenarios.judge": 5,
     "nimbus_scenarios.kube": 5,

@@ -5,11 +5,9 @@
   laid out from `page`, with charts from `timeline` -> `charts` -> `svg`);
 - `junit`: `render_junit(results)`;
 - `files`: `write_reports(results, html_path, junit_path)`, the one module that writes;
-- `scaling_text`: why it scaled, in words (`describe_event`, `metric_text`), shared with the
-  log lines;
 - `_format`: the formatters they share.
 
 Nothing is imported here, so `import nimbus_scenarios.report.console` does not load Jinja2.
 The modules import downwards only: `_format` <- `timeline` <- `charts`/`page` <- `html`,
-`junit` <- `files`; `console` needs only `_format` and `scaling_text`.
+`junit` <- `files`; `console` needs only `_format` (and `scaling_words`, below `report`).
 """

@@ -21,8 +21,8 @@ from nimbus_scenarios.events import Progress, RunHandler, WindowState
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import PhasePlan
 from nimbus_scenarios.report._format import finite, start_lines, verdict_mark
-from nimbus_scenarios.report.scaling_text import metric_text, scaling_lines
 from nimbus_scenarios.results.model import PhaseResult, RequestResult, RunResults
+from nimbus_scenarios.scaling_words import metric_text, scaling_lines
 
 if TYPE_CHECKING:
     from rich.live import Live

@@ -27,9 +27,9 @@ from nimbus_scenarios.engine.dispatch import ExtraHeaders
 from nimbus_scenarios.events import PodChange, RunHandler
 from nimbus_scenarios.plan.model import PhasePlan, Plan
 from nimbus_scenarios.replicas import ReplicaSample
-from nimbus_scenarios.report.scaling_text import describe_event
 from nimbus_scenarios.results.model import Judgement, RunResults, RunVerdict, Stage
 from nimbus_scenarios.scaling import AutoscalerSample, PodRecord, ScaleEvent
+from nimbus_scenarios.scaling_words import describe_event
 from nimbus_scenarios.secrets import mask_url
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._walltime import WallTime

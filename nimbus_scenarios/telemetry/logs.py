@@ -20,8 +20,8 @@ import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from nimbus_scenarios.events import PodChange, Progress, RunHandler, WindowState
-from nimbus_scenarios.report.scaling_text import describe_event, metric_text
 from nimbus_scenarios.results.model import RunVerdict, Stage, Verdict
+from nimbus_scenarios.scaling_words import describe_event, metric_text
 from nimbus_scenarios.telemetry.context import current
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ import structlog
 from structlog.testing import capture_logs
 
 from nimbus_scenarios.events import PodChange, Progress
-from nimbus_scenarios.report.scaling_text import describe_event
 from nimbus_scenarios.results.model import Stage
 from nimbus_scenarios.runner import RunOptions, run_scenario
 from nimbus_scenarios.scaling import (
@@ -29,6 +28,7 @@ from nimbus_scenarios.scaling import (
     ScalingRecord,
     TargetKind,
 )
+from nimbus_scenarios.scaling_words import describe_event
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry.logs import LoggingHandler, add_run_context, configure_logging
 from tests.conftest import HttpServer

@@ -14,7 +14,6 @@ from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.events import PodChange
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSample
-from nimbus_scenarios.report.scaling_text import describe_event
 from nimbus_scenarios.results.model import Judgement, Verdict
 from nimbus_scenarios.scaling import (
     AutoscalerSample,
@@ -25,6 +24,7 @@ from nimbus_scenarios.scaling import (
     ScalingRecord,
     TargetKind,
 )
+from nimbus_scenarios.scaling_words import describe_event
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._spans import RunSpans
 from nimbus_scenarios.telemetry._walltime import WallTime

@@ -1,4 +1,4 @@
-"""`report.scaling_text`: a scale event as one line (every step seen, and each one missing), an
+"""`scaling_words`: a scale event as one line (every step seen, and each one missing), an
 autoscaler metric against its target, and the time and number formats they use."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from nimbus_scenarios.report.scaling_text import (
+from nimbus_scenarios.scaling import MetricStatus, ScaleEvent, ScalingRecord, TargetKind
+from nimbus_scenarios.scaling_words import (
     describe_event,
     metric_text,
     number,
@@ -16,7 +17,6 @@ from nimbus_scenarios.report.scaling_text import (
     scaling_lines,
     seconds,
 )
-from nimbus_scenarios.scaling import MetricStatus, ScaleEvent, ScalingRecord, TargetKind
 
 FULL = ScaleEvent(
     from_replicas=3,

@@ -7,16 +7,17 @@ is named (`no autoscaler metric seen`, `pods not watched`, `not ready by the end
 `metric_text(metric)` is `--monitor`'s ``rps per replica 7.2/5``. The summary, the monitor and
 the log lines share them.
 
-Its place: `report`, over the pure data of `scaling`. Every function is total (None, NaN and
+Its place: layer 4, beside the pure data of `scaling`, below both `report` (the console) and
+`telemetry` (span events, log lines), which share it. Every function is total (None, NaN and
 infinities come out as `-`), and writes plain ASCII, since these lines end up in logs and CI.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Final
 
-from nimbus_scenarios.report._format import finite
 from nimbus_scenarios.scaling import MetricStatus, ScaleEvent, ScalingRecord, TargetKind
 
 __all__ = [
@@ -31,6 +32,13 @@ __all__ = [
 _MISSING: Final = "-"
 _LISTED: Final = 4
 """Up to this many pod start-ups are listed one by one; more are given as a range."""
+
+
+def finite(value: float | None) -> float | None:
+    """`value` if it is a finite number, else None."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def run_time(value: float | None) -> str:
