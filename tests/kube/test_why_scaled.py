@@ -98,7 +98,12 @@ def test_a_scale_up_through_the_api_is_broken_down_and_judged(http_server: HttpS
 
     async def test(cluster: Cluster) -> None:
         await cluster.create(DEPLOYMENTS, deployment())
+        # The pod that was there before the run: created a minute ago, long Ready (a pod
+        # created in scope would count in `pod startup`).
+        before = float(int(time.time()) - 60)
         old = pod("consumer-a", "consumer")
+        old["metadata"]["creationTimestamp"] = stamp(before)
+        old["status"] = pod_status(before, scheduled=1, started=2, ready=3)
         await cluster.create(PODS, old)
         below = _metric(hpa_with_metrics("consumer", "consumer", 1, 1), "3")
         await cluster.create(HPAS, below)
