@@ -22,6 +22,7 @@ from nimbus_scenarios.scaling import MetricStatus, ScaleEvent, ScalingRecord, Ta
 
 __all__ = [
     "describe_event",
+    "finite",
     "metric_text",
     "number",
     "run_time",
@@ -35,7 +36,8 @@ _LISTED: Final = 4
 
 
 def finite(value: float | None) -> float | None:
-    """`value` if it is a finite number, else None."""
+    """`value` if it is a finite number, else None: the one test every formatter starts with
+    (`report._format` uses this one too)."""
     if value is None or not math.isfinite(value):
         return None
     return float(value)

@@ -10,7 +10,6 @@ whatever a run recorded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Final
 
@@ -20,6 +19,7 @@ from nimbus_scenarios.language.nodes import Comparator
 from nimbus_scenarios.language.vocabulary import ExpectationKind
 from nimbus_scenarios.plan.model import ExpectationPlan
 from nimbus_scenarios.results.model import RunResults, RunVerdict, Verdict
+from nimbus_scenarios.scaling_words import finite
 
 _LATE_START = DropKind.LATE_START.value
 
@@ -43,13 +43,6 @@ __all__ = [
 
 DASH: Final = "\u2013"
 """An en dash: the value is missing."""
-
-
-def finite(value: float | None) -> float | None:
-    """`value` if it is a finite number, else None (the one test every formatter starts with)."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def printable(text: str) -> str:
