@@ -11,7 +11,14 @@ from fractions import Fraction
 
 from nimbus_scenarios.language.nodes import NO_SPAN, BadLiteral, Kind, Literal, Span
 
-__all__ = ["DURATION_UNITS", "RATE_UNITS", "SIZE_UNITS", "parse_string", "parse_value"]
+__all__ = [
+    "DURATION_UNITS",
+    "RATE_UNITS",
+    "SIZE_UNITS",
+    "env_name_problem",
+    "parse_string",
+    "parse_value",
+]
 
 DURATION_UNITS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
 RATE_UNITS = {"s": Fraction(1), "m": Fraction(1, 60), "h": Fraction(1, 3600)}
@@ -20,6 +27,7 @@ SIZE_UNITS = {"KB": Fraction(1024), "MB": Fraction(1024**2), "GB": Fraction(1024
 _NUMBER = re.compile(r"([0-9]+(?:\.[0-9]+)?)(.*)", re.DOTALL)
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _STATUS_CLASS = re.compile(r"[1-5]xx")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Common spellings people reach for, mapped to ours, for "did you mean".
 _ALIASES = {
     "sec": "s",
@@ -81,9 +89,9 @@ def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
         )
     if _STATUS_CLASS.fullmatch(text):
         return Literal(Kind.STATUS, text, Fraction(int(text[0]) * 100), span=span)
-    duration = _duration(text)
+    duration = _duration(text, span)
     if duration is not None:
-        return Literal(Kind.DURATION, text, duration, span=span)
+        return duration
     return BadLiteral(
         text,
         f"unknown unit `{_short(unit)}` in `{_short(text)}` "
@@ -93,17 +101,67 @@ def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
     )
 
 
-def _duration(text: str) -> Fraction | None:
-    """Seconds of a (compound) duration such as `1m30s`, or None if `text` is not one."""
+_UNIT_ORDER = ("h", "m", "s", "ms")
+
+
+def _duration(text: str, span: Span) -> Literal | BadLiteral | None:
+    """A (compound) duration such as `1m30s`, or None if `text` is not one. The units of a
+    compound go from the largest to the smallest and each appears once (`1m1m` and `1s1m` are
+    errors that suggest the spelling meant)."""
     total = Fraction(0)
+    units: list[str] = []
     position = 0
     while position < len(text):
         part = _DURATION_PART.match(text, position)
         if part is None:
             return None
+        if len(part.group(1)) > _MAX_DIGITS:
+            return BadLiteral(text, f"the number in `{_short(text)}` is too long", span=span)
         total += Fraction(part.group(1)) * DURATION_UNITS[part.group(2)]
+        units.append(part.group(2))
         position = part.end()
-    return total
+    repeated = next((u for u in _UNIT_ORDER if units.count(u) > 1), None)
+    if repeated is not None:
+        message = (
+            f"`{repeated}` appears twice in the duration `{_short(text)}`; give each unit once"
+        )
+    elif units != sorted(units, key=_UNIT_ORDER.index):
+        message = (
+            f"the units of the duration `{_short(text)}` must go from the largest to the smallest"
+            " (h, m, s, ms)"
+        )
+    else:
+        return Literal(Kind.DURATION, text, total, span=span)
+    return BadLiteral(text, message, hint=_duration_text(total), span=span)
+
+
+def _duration_text(seconds: Fraction) -> str | None:
+    """`seconds` written with descending units, each once (`61` -> `1m1s`); None when it would
+    be too long to be a useful suggestion."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, rest = divmod(rest, 60)
+    whole = rest // 1
+    parts = [
+        (Fraction(hours), "h"),
+        (Fraction(minutes), "m"),
+        (Fraction(whole), "s"),
+        ((rest - whole) * 1000, "ms"),
+    ]
+    text = "".join(f"{_decimal(v)}{u}" for v, u in parts if v) or "0s"
+    return text if len(text) <= 40 else None
+
+
+def _decimal(value: Fraction) -> str:
+    """A non-negative fraction whose denominator divides a power of ten, as decimal digits."""
+    whole = value // 1
+    rest = value - whole
+    digits = ""
+    while rest and len(digits) < 40:
+        rest *= 10
+        digit = rest // 1
+        rest -= digit
+        digits += str(digit)
+    return f"{int(whole)}.{digits}" if digits else str(int(whole))
 
 
 def _unit_hint(unit: str) -> str | None:
@@ -143,3 +201,17 @@ def parse_string(token: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
         out.append(char)
         index += 1
     return Literal(Kind.STRING, token, string="".join(out), span=span)
+
+
+def env_name_problem(name: str) -> str | None:
+    """What is wrong with `name` as the variable of `env("NAME")`, or None for a good name:
+    letters, digits and `_`, not starting with a digit (what a shell can export)."""
+    if _ENV_NAME.fullmatch(name):
+        return None
+    rule = "names are letters, digits and `_`, not starting with a digit"
+    if not name:
+        return f"`env(...)` needs the name of an environment variable; {rule}"
+    shown = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in _short(name)
+    )
+    return f"`{shown}` is not an environment variable name; {rule}"

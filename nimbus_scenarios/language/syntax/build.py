@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from nimbus_scenarios.language import nodes as n
-from nimbus_scenarios.language.literals import parse_string, parse_value
+from nimbus_scenarios.language.literals import env_name_problem, parse_string, parse_value
 
 if TYPE_CHECKING:
     from lark import Token
@@ -88,6 +88,9 @@ class _Builder:
         variable = parse_string(str(c[0]), _token_span(c[0]))
         if isinstance(variable, n.BadLiteral):
             return variable
+        problem = env_name_problem(variable.string)
+        if problem is not None:
+            return n.BadLiteral(f"env({c[0]})", problem, span=_token_span(c[0]))
         return n.EnvRef(variable.string, _span_of(meta))
 
     def true(self, meta: Any, c: list[Any]) -> n.Value:
