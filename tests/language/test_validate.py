@@ -95,14 +95,16 @@ def test_users_per_process_are_capped_and_shards_share_them() -> None:
     assert errors(USERS, sets={"crowd": "10001"}) == [
         (
             "`users 10001` is above the limit of 10,000 users per process; shard the run: "
-            "`run --shards 2` gives each process at most 10,000"
+            "`run --shards 2` gives each process at most 10,000; "
+            "the value is from `--set crowd=10001`"
         )
     ]
     assert errors(USERS, sets={"crowd": "100000"}, shards=10) == []
     assert errors(USERS, sets={"crowd": "100000"}, shards=5) == [
         (
             "`users 100000` is above the limit of 10,000 users per process (20,000 in each of 5 "
-            "shards); shard the run: `run --shards 10` gives each process at most 10,000"
+            "shards); shard the run: `run --shards 10` gives each process at most 10,000; "
+            "the value is from `--set crowd=100000`"
         )
     ]
 

@@ -41,13 +41,21 @@ class Checker:
         self.has_watch = bool(scenario.watches) or watch_given
         self.problems: list[Diagnostic] = []
         self.requests = {r.name.text: r for r in scenario.requests}
+        self._from_set: dict[n.Span, str] = {}
+        """Where a `$name` whose value came from `--set` was used, with that `--set`."""
 
     # ------------------------------------------------------------ reporting
     def error(self, message: str, span: n.Span, hint: str | None = None) -> None:
-        self.problems.append(Diagnostic(message, span, hint))
+        self.problems.append(Diagnostic(self._origin(message, span), span, hint))
 
     def warn(self, message: str, span: n.Span, hint: str | None = None) -> None:
-        self.problems.append(Diagnostic(message, span, hint, Severity.WARNING))
+        self.problems.append(Diagnostic(self._origin(message, span), span, hint, Severity.WARNING))
+
+    def _origin(self, message: str, span: n.Span) -> str:
+        """`message`, saying where the value came from when it is about a `$name` that the
+        command line set: the file shows only `$name`, not the value that was found wrong."""
+        given = self._from_set.get(span)
+        return message if given is None else f"{message}; the value is from `{given}`"
 
     # ------------------------------------------------------------ values
     def value(self, value: n.Value | None, kinds: Sequence[n.Kind], what: str) -> n.Literal | None:
@@ -56,6 +64,10 @@ class Checker:
             return None
         resolved = self.params.resolve(value)
         via = f" (`${value.name}`)" if isinstance(value, n.ParamRef) else ""
+        if isinstance(value, n.ParamRef):
+            given = self.params.origin(value.name)
+            if given is not None:
+                self._from_set[value.span] = given
         if isinstance(resolved, n.ParamRef):
             hint = closest(resolved.name, self.params.values)
             self.error(
