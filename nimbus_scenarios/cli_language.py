@@ -85,12 +85,14 @@ def fmt_command(args: argparse.Namespace) -> int:
     for name in args.files:
         source = read_source(name)
         text = format_scenario(parse(source), source)
+        # Line endings are read as `\n`, so the text alone cannot show that CRLF needs rewriting.
+        changed = text != source.text or source.foreign_newlines
         if args.check:
-            if text != source.text:
+            if changed:
                 unformatted.append(name)
                 print(f"{name}: would reformat", file=sys.stderr)
         elif args.write:
-            if text != source.text:
+            if changed:
                 Path(name).write_text(text, encoding="utf-8")
                 print(f"{name}: reformatted", file=sys.stderr)
         else:

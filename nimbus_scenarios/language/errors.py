@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,6 +46,8 @@ class Source:
 
     name: str
     text: str
+    foreign_newlines: bool = False
+    """The file ended lines with `\r\n` or a lone `\r`, read as `\n` (`fmt` rewrites them)."""
 
     @cached_property
     def _lines(self) -> list[str]:
@@ -113,12 +116,37 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
         text = prefix + text[left:right] + suffix
         start = start - left + len(prefix)
         width = min(width, _MAX_SHOWN_LINE)
+    text = _visible(text)
     gutter = str(span.line)
     pad = " " * len(gutter)
-    caret = " " * start + "^" * width
+    # The caret line is padded by what the terminal shows, not by characters: a CJK character
+    # or an emoji takes two columns, a combining mark none.
+    caret = " " * _width(text[:start]) + "^" * max(_width(text[start : start + width]), 1)
     if diagnostic.hint:
         caret += f" {_did_you_mean(diagnostic.hint)}"
     return f"{head}\n {gutter} | {text}\n {pad} | {caret}"
+
+
+def _visible(text: str) -> str:
+    """`text` safe to print on a terminal: control characters (a NUL, an escape) as their
+    Control Pictures symbols, one character each so positions are kept."""
+    return text.translate(_CONTROL_PICTURES)
+
+
+_CONTROL_PICTURES = {code: 0x2400 + code for code in range(0x20)} | {0x7F: 0x2421}
+_CONTROL_PICTURES |= dict.fromkeys(range(0x80, 0xA0), 0xFFFD)  # C1 controls: no symbol of their own
+
+
+def _width(text: str) -> int:
+    """The columns `text` takes in a terminal: East Asian wide and fullwidth characters (CJK,
+    most emoji) two, combining marks and format characters (zero-width space, joiners,
+    variation selectors) none, the rest one."""
+    total = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in {"Mn", "Me", "Cf"}:
+            continue
+        total += 2 if unicodedata.east_asian_width(char) in {"W", "F"} else 1
+    return total
 
 
 # A credential header written with a literal value (`header "Cookie" = "..."`), as far as one

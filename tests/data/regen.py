@@ -7,9 +7,9 @@ Run from anywhere: `.venv/bin/python tests/data/regen.py`. It rewrites
   when there are none),
 - `invalid/<name>.err`: what `validate` prints on stderr for an invalid file,
 
-and the two byte-level inputs that are awkward to edit by hand (`invalid/binary.scn` with a NUL
-byte, `invalid/invalid_utf8.scn`). Commands run from the repository root with paths relative to
-it, exactly as `tests/language/test_corpus.py` runs them.
+and the byte-level inputs that are awkward to edit by hand (`BYTE_INPUTS`: a NUL byte, invalid
+UTF-8, old Mac `\r` line endings, CRLF). Commands run from the repository root with paths
+relative to it, exactly as `tests/language/test_corpus.py` runs them.
 
 The output is only a starting point: every changed golden file must be checked by hand against
 the language page (docs: /work/shared/design/scenario-language.md) before it is committed, and
@@ -29,10 +29,59 @@ ROOT = HERE.parents[1]
 VALID = HERE / "valid"
 INVALID = HERE / "invalid"
 
-# Inputs that are not text, written here so that they never pass through an editor.
+# Inputs that are not plain text, written here so that they never pass through an editor (which
+# would drop a NUL or a bad byte, or rewrite the line endings). Paths are relative to this folder.
+_CR_ONLY_VALID = (
+    "# Old Mac line endings: a lone CR ends every line.",
+    'scenario "cr_only" {',
+    '  target "http://svc.example"',
+    '  request a = GET "/"',
+    '  phase "hold" 10s {',
+    "    rate 2/s",
+    "    send a",
+    "  }",
+    '  phase "ramp" 10s {',
+    "    ramp 1/s -> 3/s",
+    "    send a",
+    "  }",
+    "}",
+)
+_CR_ONLY_INVALID = (
+    "# Old Mac line endings: the error is on line 7, not line 1.",
+    'scenario "x" {',
+    '  target "http://svc.example"',
+    '  request a = GET "/"',
+    '  phase "p" 10s {',
+    "    send a",
+    "    rate 0/s",
+    "  }",
+    "}",
+)
+_CRLF_INVALID = (
+    "# Windows line endings: lines and columns as in an LF file.",
+    'scenario "x" {',
+    '  target "http://svc.example"',
+    '  request a = GET "/"',
+    '  phase "p" 1m1m {',
+    "    rate 1/s",
+    "    send a",
+    "  }",
+    "}",
+)
 BYTE_INPUTS = {
-    "binary.scn": b'scenario "x" {\n  target "http://svc.example"\x00\n}\n',
-    "invalid_utf8.scn": b'scenario "x" {\n  description "caf\xc3\xa9 ok"\n  target "http://\xff\xfe"\n}\n',
+    "invalid/binary.scn": b'scenario "x" {\n  target "http://svc.example"\x00\n}\n',
+    "invalid/invalid_utf8.scn": (
+        b'scenario "x" {\n  description "caf\xc3\xa9 ok"\n  target "http://\xff\xfe"\n}\n'
+    ),
+    # A bad byte after a CR-only line break and wide text: line 3, column in characters.
+    "invalid/invalid_utf8_cr.scn": (
+        'scenario "x" {\r  description "日本語 ok"\r  target "http://日本\udcff"\r}\r'.encode(
+            "utf-8", "surrogateescape"
+        )
+    ),
+    "valid/cr_only.scn": ("\r".join(_CR_ONLY_VALID) + "\r").encode("utf-8"),
+    "invalid/cr_only.scn": ("\r".join(_CR_ONLY_INVALID) + "\r").encode("utf-8"),
+    "invalid/crlf.scn": ("\r\n".join(_CRLF_INVALID) + "\r\n").encode("utf-8"),
 }
 
 
@@ -60,7 +109,7 @@ def regenerate() -> list[str]:
     """Rewrite every golden file; return the problems that need a person (bad exit codes)."""
     problems: list[str] = []
     for name, data in BYTE_INPUTS.items():
-        (INVALID / name).write_bytes(data)
+        (HERE / name).write_bytes(data)
     for scn in sorted(VALID.glob("*.scn")):
         code, out, _ = run_cli(["plan", "--json", relative(scn)])
         if code != 0:

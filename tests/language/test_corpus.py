@@ -61,14 +61,15 @@ def test_every_golden_file_has_its_scenario() -> None:
 
 
 def test_byte_inputs_match_the_regen_script() -> None:
-    """The NUL-byte and invalid-UTF-8 inputs on disk are the ones regen.py writes."""
+    """The byte-level inputs on disk (NUL, invalid UTF-8, CR and CRLF line endings) are the
+    ones regen.py writes."""
     spec = importlib.util.spec_from_file_location("corpus_regen", DATA / "regen.py")
     assert spec is not None
     assert spec.loader is not None
     regen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(regen)
     for name, data in regen.BYTE_INPUTS.items():
-        assert (DATA / "invalid" / name).read_bytes() == data
+        assert (DATA / name).read_bytes() == data
 
 
 @pytest.mark.parametrize("scn", VALID, ids=lambda p: p.stem)
@@ -186,6 +187,7 @@ def test_validate_reports_every_file_and_exits_with_the_worst(
 SUBPROCESS_CASES = [
     "binary",
     "invalid_utf8",
+    "cr_only",
     "deep_nesting",
     "unclosed_block",
     "empty",

@@ -169,3 +169,19 @@ def test_fmt_refuses_invalid_syntax(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 2
     assert f"{bad}:2:3: error: unexpected `rmap`" in captured.err
     assert bad.read_text(encoding="utf-8") == 'scenario "x" {\n  rmap 1/s\n}\n'
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_fmt_check_flags_and_write_fixes_foreign_line_endings(
+    newline: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines are read with `\\n` whatever ends them, but a canonical file with CRLF or lone-CR
+    endings is still not canonical: `--check` flags it and `--write` rewrites it with `\\n`."""
+    clean = (ROOT / "scenarios" / "heavy.scn").read_text(encoding="utf-8")
+    path = tmp_path / "endings.scn"
+    path.write_bytes(clean.replace("\n", newline).encode("utf-8"))
+    assert main(["fmt", "--check", str(path)]) == 1
+    assert main(["fmt", "--write", str(path)]) == 0
+    assert path.read_bytes() == clean.encode("utf-8")
+    assert main(["fmt", "--check", str(path)]) == 0
+    capsys.readouterr()

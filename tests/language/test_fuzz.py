@@ -135,19 +135,30 @@ def test_mutated_scenarios(text: str) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.binary())
 def test_arbitrary_bytes_decode(data: bytes) -> None:
-    """Any bytes decode to a `Source` or raise `ScenarioError` (binary, invalid UTF-8)."""
-    if b"\x00" in data:
-        with pytest.raises(ScenarioError, match="binary file"):
-            decode("fuzz.scn", data)
-        return
+    """Any bytes decode to a `Source` with `\n` line endings, or raise `ScenarioError` at the
+    first NUL or invalid byte, whichever comes first, with its line in the rendered text."""
+    nul = data.find(b"\x00")
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        with pytest.raises(ScenarioError, match="not a UTF-8 text file"):
+        bad = -1
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.start
+    if nul != -1 or bad != -1:
+        first = min(x for x in (nul, bad) if x != -1)
+        with pytest.raises(ScenarioError) as raised:
             decode("fuzz.scn", data)
+        (problem,) = raised.value.diagnostics
+        expected = "this is a binary file" if first == nul else "not UTF-8 text"
+        assert problem.message.startswith(expected)
+        before = data[:first].decode("utf-8").removeprefix("\ufeff")
+        lines = before.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        assert (problem.span.line, problem.span.column) == (len(lines), len(lines[-1]) + 1)
+        assert str(raised.value).startswith(f"fuzz.scn:{len(lines)}:{len(lines[-1]) + 1}: ")
         return
     source = decode("fuzz.scn", data)
-    assert source.text == data.decode("utf-8").removeprefix("\ufeff")
+    assert "\r" not in source.text
+    expected_text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    assert source.text == expected_text
     outcome(source.text)
 
 

@@ -111,6 +111,11 @@ PHASES: dict[str, list[tuple[str, float, float, int | None, dict[str, int] | Non
     "comments": [("p", 0, 10, 44, {"a": 22, "b": 22})],  # 4 x 9 + 8 x 1
     "warnings": [("hog", 0, 60, 120, {"hog": 120}), ("rest", 60, 90, 0, {"hog": 0})],
     "minimal": [("p", 0, 1, 0, {})],
+    # Lone-CR line endings read as lines: two phases, not one unparseable line.
+    "cr_only": [
+        ("hold", 0, 10, 20, {"a": 20}),  # 2/s x 10s
+        ("ramp", 10, 20, 20, {"a": 20}),  # (1 + 3) / 2 x 10s
+    ],
     "layout": [("second-in-file", 0, 20, 40, {"b": 40}), ("third", 20, 110, None, None)],
     "per_request": [
         ("ramp", 0, 120, 2520, {"work": 2268, "health": 252}),  # (2 + 40) / 2 x 120, 9:1
@@ -142,6 +147,7 @@ DURATIONS = {
     "comments": 20,  # `within 20s` from 0 outlasts the 10s phase
     "warnings": 90,
     "minimal": 1,
+    "cr_only": 20,
     "layout": 110,
     "per_request": 180,  # `within 1m` from 0 ends before the phases do
     "scaling": 210,  # `reaction <= 1m` and `pod startup max < 1m` wait 1m past 150s

@@ -49,23 +49,61 @@ def read_source(path: str | Path) -> Source:
 
 
 def decode(name: str, data: bytes) -> Source:
-    """Bytes to a `Source`, refusing binary content and invalid UTF-8 with the offending spot."""
-    if b"\x00" in data:
-        raise _fail(name, "this is a binary file, not scenario text (it contains NUL bytes)")
+    """Bytes to a `Source` with `\n` line endings, refusing binary content and invalid UTF-8 at
+    their line and column.
+
+    `\r\n` and a lone `\r` (old Mac files) are line breaks like `\n`: they become `\n` here, so
+    that lark, the line table and every message count the same lines. Columns count characters,
+    as lark's do."""
+    nul = data.find(b"\x00")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        if nul == -1 or nul > exc.start:
+            shown = _byte_source(name, data)
+            line, column = _place(data[: exc.start])
+            raise ScenarioError(
+                shown,
+                [
+                    Diagnostic(
+                        f"not UTF-8 text: invalid byte 0x{data[exc.start]:02x} "
+                        "(scenario files are UTF-8)",
+                        n.Span(line, column, line, column + 1),
+                    )
+                ],
+            ) from None
+    if nul != -1:
+        line, column = _place(data[:nul])
         raise ScenarioError(
-            Source(name, ""),
+            _byte_source(name, data),
             [
                 Diagnostic(
-                    f"not a UTF-8 text file: invalid byte 0x{data[exc.start]:02x} "
-                    f"at line {line} (byte offset {exc.start})"
+                    "this is a binary file, not scenario text "
+                    f"(a NUL byte at line {line}, column {column})",
+                    n.Span(line, column, line, column + 1),
                 )
             ],
-        ) from None
-    return Source(name, text.removeprefix("\ufeff"))
+        )
+    text = text.removeprefix("\ufeff")
+    return Source(name, _lines(text), foreign_newlines="\r" in text)
+
+
+def _lines(text: str) -> str:
+    """`text` with `\r\n` and lone `\r` line breaks as `\n`."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _byte_source(name: str, data: bytes) -> Source:
+    """The text of undecodable input, for showing its lines: bad bytes as U+FFFD."""
+    return Source(name, _lines(data.decode("utf-8", errors="replace").removeprefix("\ufeff")))
+
+
+def _place(before: bytes) -> tuple[int, int]:
+    """The 1-based line and column (in characters) of the byte that follows `before`, which
+    is valid UTF-8."""
+    text = _lines(before.decode("utf-8").removeprefix("\ufeff"))
+    start = text.rfind("\n") + 1
+    return text.count("\n", 0, start) + 1, len(text) - start + 1
 
 
 def _fail(name: str, message: str) -> ScenarioError:
