@@ -23,6 +23,7 @@ from nimbus_scenarios.language.nodes import NO_SPAN, Span
 from nimbus_scenarios.secrets import MASK, mask_urls_in_text, url_password_spans
 
 __all__ = [
+    "MAX_SHOWN_DIAGNOSTICS",
     "Diagnostic",
     "ScenarioError",
     "Severity",
@@ -187,7 +188,20 @@ def _did_you_mean(hint: str) -> str:
     return hint if " " in hint else f"did you mean `{hint}`?"
 
 
+MAX_SHOWN_DIAGNOSTICS = 50
+"""At most this many diagnostics are printed for one file; a line says how many more there are.
+Each shows its source line, so thousands of them on one long line (a `send` of thousands of
+templates with bad weights) would cost time quadratic in the file, and nobody reads past the
+first screens: they are the same mistake repeated."""
+
+
 def render_all(source: Source, diagnostics: Iterable[Diagnostic]) -> str:
-    """Every diagnostic rendered, in source order, separated by blank lines."""
+    """The diagnostics rendered, in source order, separated by blank lines: the first
+    `MAX_SHOWN_DIAGNOSTICS` of them, and then how many more there are."""
     ordered = sorted(diagnostics, key=lambda d: (d.span.line, d.span.column))
-    return "\n\n".join(render(source, d) for d in ordered)
+    shown = [render(source, d) for d in ordered[:MAX_SHOWN_DIAGNOSTICS]]
+    hidden = len(ordered) - MAX_SHOWN_DIAGNOSTICS
+    if hidden > 0:
+        more = f"problem{'s' if hidden > 1 else ''}"
+        shown.append(f"{source.name}: {hidden:,} more {more} not shown")
+    return "\n\n".join(shown)

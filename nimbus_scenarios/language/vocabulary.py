@@ -45,7 +45,10 @@ MAX_RATE_CEILING = 1_000_000
 (docs/performance.md), so a cap of a million per second is already no cap; `1e308` is a typo or
 a way round the cap. Shard the run for more."""
 
-MAX_PHASES = 10_000
+MAX_PHASES = 1_000
+"""Phases in a scenario: each costs about a third of a millisecond to parse, validate, compile
+and print, so 1,000 plan in well under a second, and no run needs more (a day in one-minute
+phases is 1,440; write it as a `steps` shape)."""
 MAX_STAIRS = 20_000
 """Stairs of all `steps` shapes together: each is a piece of the compiled timeline, and
 10,000 phases of `steps ... in 10000` would take minutes and gigabytes to compile."""

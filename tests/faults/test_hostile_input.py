@@ -1,6 +1,6 @@
-"""Inputs built to exhaust memory or time: a million phases, 10,001 phases, 30,000 stairs, a
+"""Inputs built to exhaust memory or time: a million phases, 1,001 phases, 30,000 stairs, a
 rate of 10^12/s, 100,000 users in one process, 1000 h, a 10 MB `--set` value, braces nested
-100,000 deep, a cap switched off with `--max-rate nan` or lifted out of reach with
+60,000 deep, a cap switched off with `--max-rate nan` or lifted out of reach with
 `--max-rate 1e308`. Each is refused quickly (exit 2) with a message naming the limit, before
 anything is sent, and without a traceback."""
 
@@ -14,6 +14,7 @@ import pytest
 
 from nimbus_scenarios.cli import main
 from nimbus_scenarios.language.params import MAX_OVERRIDE_CHARS
+from nimbus_scenarios.language.syntax import MAX_FILE_BYTES
 from nimbus_scenarios.language.vocabulary import (
     MAX_PHASES,
     MAX_RATE_CEILING,
@@ -72,25 +73,26 @@ def test_a_million_phases_exceed_the_file_limit(refused: Refused, tmp_path: Path
     path = write_scenario(tmp_path, text)
     for command in COMMANDS:
         err = refused(command, str(path))
-        assert "scenario files are limited to 1 MB" in err
+        assert "scenario files are limited to 128 KB" in err
     finished = run_cli("validate", str(path))  # the same through a fresh interpreter
     assert finished.code == 2
-    assert "limited to 1 MB" in finished.stderr
+    assert "limited to 128 KB" in finished.stderr
     assert finished.elapsed_s < 5
 
 
-def test_ten_thousand_and_one_phases_are_refused(refused: Refused, tmp_path: Path) -> None:
-    """10,001 phases under 1 MB: the phase limit, named with the line of the one too many."""
+def test_one_phase_past_the_limit_is_refused(refused: Refused, tmp_path: Path) -> None:
+    """1,001 phases well under the size limit: the phase limit, named with the line of the one
+    too many, counted before the parser runs."""
     text = phases(MAX_PHASES + 1)
-    assert len(text.encode()) < 1024 * 1024
+    assert len(text.encode()) < MAX_FILE_BYTES
     path = write_scenario(tmp_path, text)
     for command in COMMANDS:
         err = refused(command, str(path))
-        assert "the scenario has 10,001 phases; the limit is 10,000" in err
+        assert "the scenario has 1,001 phases; the limit is 1,000" in err
         assert f"{path}:{3 * MAX_PHASES + 2}:3:" in err
-    ten_thousand = write_scenario(tmp_path, phases(MAX_PHASES), "limit.scn")
+    at_limit = write_scenario(tmp_path, phases(MAX_PHASES), "limit.scn")
     started = time.perf_counter()
-    assert main(["validate", str(ten_thousand)]) == 0  # exactly the limit is fine
+    assert main(["validate", str(at_limit)]) == 0  # exactly the limit is fine
     assert time.perf_counter() - started < 5
 
 
@@ -172,16 +174,19 @@ def test_a_ten_megabyte_set_value_is_refused_at_once(
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_braces_nested_a_hundred_thousand_deep(
+def test_braces_nested_as_deep_as_the_file_limit_allows(
     refused: Refused, tmp_path: Path, command: str
 ) -> None:
-    """`{` x 100,000 (closed or not) is a syntax error at the first stray brace, no recursion."""
-    depth = 100_000
+    """`{` x 60,000 (closed or not; 120 KB) is a syntax error at the first stray brace, no
+    recursion; `settings {` opened until the file is full is an error too."""
+    depth = 60_000
     closed = write_scenario(tmp_path, 'scenario "x" {\n' + "{" * depth + "}" * depth + "\n}\n")
     err = refused(command, str(closed))
     assert f"{closed}:2:1: error: unexpected `{{`" in err
     assert len(err) < 2000  # the 100,000-character line is shown cut short
     bare = write_scenario(tmp_path, "{" * depth, "bare.scn")
     assert "unexpected `{`" in refused(command, str(bare))
-    unclosed = write_scenario(tmp_path, 'scenario "x" {\n' + "  settings {\n" * depth, "open.scn")
+    opened = MAX_FILE_BYTES // len("  settings {\n") - 2
+    unclosed = write_scenario(tmp_path, 'scenario "x" {\n' + "  settings {\n" * opened, "open.scn")
+    assert unclosed.stat().st_size <= MAX_FILE_BYTES
     assert "error:" in refused(command, str(unclosed))

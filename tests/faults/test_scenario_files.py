@@ -60,24 +60,27 @@ def fed_fifo(path: Path, data: bytes, *, repeat: int = 1) -> Iterator[Path]:
 
 @pytest.mark.parametrize("command", ["validate", "plan", "run"])
 def test_a_device_without_end_is_read_only_to_the_limit(command: str) -> None:
-    """`/dev/zero` (size 0 to `stat`, endless to `read`): exit 2 at the 1 MB limit, at once,
+    """`/dev/zero` (size 0 to `stat`, endless to `read`): exit 2 at the 128 KB limit, at once,
     where it used to read until MemoryError."""
     finished = run_cli(command, "/dev/zero", timeout_s=30)
     assert finished.code == 2, finished.stderr
-    assert "/dev/zero: error: the file is larger than 1 MB; scenario files are limited to 1 MB" in (
-        finished.stderr
+    assert (
+        "/dev/zero: error: the file is larger than 128 KB; scenario files are limited to 128 KB"
+        in finished.stderr
     )
     assert finished.elapsed_s < 10
     assert_no_traceback(finished.stderr)
 
 
 def test_a_fifo_fed_without_end_is_read_only_to_the_limit(tmp_path: Path) -> None:
-    """A FIFO fed 64 MB of comments: exit 2 once 1 MB and a byte have been read; a FIFO holding
+    """A FIFO fed 64 MB of comments: exit 2 once 128 KB and a byte have been read; a FIFO holding
     a valid scenario (`validate <(...)`) still validates."""
     with fed_fifo(tmp_path / "endless.scn", b"#" * (1 << 20), repeat=64) as fifo:
         finished = run_cli("validate", str(fifo), timeout_s=30)
     assert finished.code == 2, finished.stderr
-    assert "the file is larger than 1 MB; scenario files are limited to 1 MB" in finished.stderr
+    assert "the file is larger than 128 KB; scenario files are limited to 128 KB" in (
+        finished.stderr
+    )
     assert_no_traceback(finished.stderr)
     with fed_fifo(tmp_path / "valid.scn", SIMPLE.encode()) as fifo:
         valid = run_cli("validate", str(fifo), timeout_s=30)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nimbus_scenarios.language.errors import ScenarioError, Source, render_all
 from nimbus_scenarios.language.fmt import format_scenario
 from nimbus_scenarios.language.grammar import grammar_text
-from nimbus_scenarios.language.syntax import decode, parse
+from nimbus_scenarios.language.syntax import MAX_FILE_BYTES, decode, parse
 from nimbus_scenarios.pipeline import check, compile_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,10 +174,16 @@ def test_deep_nesting_is_a_syntax_error(depth: int) -> None:
 
 
 def test_huge_text_is_refused_before_parsing() -> None:
-    """Text over 1 MB is refused as a whole instead of being parsed."""
-    text = 'scenario "x" {\n' + "# filler\n" * 150_000 + "}\n"
-    with pytest.raises(ScenarioError, match="larger than 1 MB"):
+    """Text over the limit (128 KB) is refused as a whole instead of being parsed; text of
+    exactly the limit is parsed."""
+    text = 'scenario "x" {\n' + "# filler\n" * 15_000 + "}\n"
+    assert len(text) > MAX_FILE_BYTES
+    with pytest.raises(ScenarioError, match="larger than 128 KB"):
         parse(Source("big.scn", text))
+    head = 'scenario "x" {\n  target "http://h"\n'
+    fits = head + "#" * (MAX_FILE_BYTES - len(head) - 3) + "\n}\n"
+    assert len(fits) == MAX_FILE_BYTES
+    assert parse(Source("fits.scn", fits)).name.string == "x"
 
 
 def test_long_values_are_bounded() -> None:

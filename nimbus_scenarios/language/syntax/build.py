@@ -50,33 +50,41 @@ def _name(token: Token) -> n.Name:
 class _Builder:
     """Builds nodes bottom-up from lark's tree (a Transformer without lark's reflection)."""
 
-    def transform(self, tree: Any) -> Any:
-        from lark import Token, Tree
+    def __init__(self) -> None:
+        self._handlers: dict[str, Callable[[Any, list[Any]], Any]] = {}
+        # A file repeats few distinct values (`2s`, `1/s`) many times; each is classified once.
+        self._values: dict[str, n.Literal | n.BadLiteral] = {}
 
-        # Iterative post-order walk: nesting is shallow by grammar, but a walk with no
-        # recursion cannot be pushed into RecursionError by any input.
-        stack: list[tuple[Any, bool]] = [(tree, False)]
-        results: list[Any] = []
-        while stack:
-            node, visited = stack.pop()
-            if not isinstance(node, Tree):
-                results.append(node)
-                continue
-            if not visited:
-                stack.append((node, True))
-                stack.extend((child, False) for child in reversed(node.children))
-                continue
-            count = len(node.children)
-            children = results[len(results) - count :] if count else []
-            del results[len(results) - count :]
-            handler: Callable[[Any, list[Any]], Any] = getattr(self, str(node.data))
-            results.append(handler(node.meta, children))
-        assert len(results) == 1
-        return results[0] if not isinstance(results[0], Token) else None
+    def transform(self, tree: Any) -> Any:
+        from lark import Tree
+
+        return self._node(tree, Tree)
+
+    def _node(self, tree: Any, tree_type: type) -> Any:
+        """The node of one subtree. Recursive, but only as deep as the grammar nests rules
+        (a handful of levels): lark flattens every repetition (`(_phase_item _NL)*`) into one
+        list of children, and no rule contains itself, so no input can deepen the walk."""
+        children = [
+            self._node(child, tree_type) if type(child) is tree_type else child
+            for child in tree.children
+        ]
+        data = tree.data
+        handler = self._handlers.get(data)
+        if handler is None:
+            handler = self._handlers[data] = getattr(self, str(data))
+        return handler(tree.meta, children)
 
     # -- values
     def literal(self, meta: Any, c: list[Any]) -> n.Value:
-        return parse_value(str(c[0]), _token_span(c[0]))
+        text = str(c[0])
+        span = _token_span(c[0])
+        known = self._values.get(text)
+        if known is None:
+            known = self._values[text] = parse_value(text, span)
+            return known
+        if isinstance(known, n.Literal):
+            return n.Literal(known.kind, known.text, known.exact, known.string, span=span)
+        return parse_value(text, span)
 
     def string(self, meta: Any, c: list[Any]) -> n.Value:
         return parse_string(str(c[0]), _token_span(c[0]))

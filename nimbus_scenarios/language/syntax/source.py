@@ -16,8 +16,13 @@ from nimbus_scenarios.language.vocabulary import MAX_PHASES
 
 __all__ = ["MAX_FILE_BYTES", "decode", "read_source", "refuse_unparseable"]
 
-MAX_FILE_BYTES = 1024 * 1024
-"""Scenario files are hand-written; anything larger is refused rather than parsed slowly."""
+MAX_FILE_BYTES = 128 * 1024
+"""Scenario files are hand-written (the built-in ones are under 2 KB); anything larger is
+refused rather than parsed slowly. Parsing costs a few microseconds per token, and a line such
+as `send 1% a, 1% b, ...` packs a token in every two or three bytes: at 128 KB the densest
+valid file still validates and plans in about a second (bench/language.py measures it)."""
+
+_LIMIT_TEXT = f"{MAX_FILE_BYTES // 1024} KB"
 
 
 def read_source(path: str | Path) -> Source:
@@ -27,18 +32,17 @@ def read_source(path: str | Path) -> Source:
     `<(...)`) tells nothing, so at most one byte over the limit is ever read."""
     name = str(path)
     file = Path(path)
-    megabytes = MAX_FILE_BYTES // 1024 // 1024
-    limit = f"scenario files are limited to {megabytes} MB"
+    limit = f"scenario files are limited to {_LIMIT_TEXT}"
     try:
         size = file.stat().st_size
         if file.is_dir():
             raise _fail(name, f"`{name}` is a directory, not a scenario file")
         if size > MAX_FILE_BYTES:
-            raise _fail(name, f"the file is too large ({size / 1024 / 1024:.1f} MB); {limit}")
+            raise _fail(name, f"the file is too large ({_size(size)}); {limit}")
         with file.open("rb") as stream:
             data = stream.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
-            raise _fail(name, f"the file is larger than {megabytes} MB; {limit}")
+            raise _fail(name, f"the file is larger than {_LIMIT_TEXT}; {limit}")
     except FileNotFoundError:
         raise _fail(name, "no such file") from None
     except PermissionError:
@@ -46,6 +50,12 @@ def read_source(path: str | Path) -> Source:
     except OSError as exc:
         raise _fail(name, f"cannot read the file: {exc.strerror or exc}") from None
     return decode(name, data)
+
+
+def _size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:.1f} MB"
+    return f"{size / 1024:.0f} KB"
 
 
 def decode(name: str, data: bytes) -> Source:
@@ -114,7 +124,7 @@ def refuse_unparseable(source: Source) -> None:
     """Raise `ScenarioError` for text too large, empty (or only comments) or with too many
     phases to be worth parsing; return quietly for anything else."""
     if len(source.text.encode("utf-8")) > MAX_FILE_BYTES:
-        raise _fail(source.name, "the scenario text is larger than 1 MB")
+        raise _fail(source.name, f"the scenario text is larger than {_LIMIT_TEXT}")
     if not source.text.strip() or _only_comments(source.text):
         raise ScenarioError(
             source,
@@ -131,10 +141,10 @@ _PHASE_LINE = re.compile(r'^[ \t]*phase[ \t]+"', re.MULTILINE)
 
 
 def _refuse_too_many_phases(source: Source) -> None:
-    """Refuse more phases than validation allows before lark parses them all (10,000 phases
-    take about a second to parse). Counts only lines that start with `phase "`, which in a file
-    are always phase statements (strings hold no line breaks, comments start with `#`), so it
-    never refuses a file validation would accept; validation counts the rest exactly."""
+    """Refuse more phases than validation allows before lark parses them all. Counts only
+    lines that start with `phase "`, which in a file are always phase statements (strings hold
+    no line breaks, comments start with `#`), so it never refuses a file validation would
+    accept; validation counts the rest exactly."""
     starts = [m.start() for m in _PHASE_LINE.finditer(source.text)]
     if len(starts) <= MAX_PHASES:
         return

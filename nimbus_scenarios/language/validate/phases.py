@@ -189,10 +189,32 @@ def _spikes(check: Checker, phase: n.Phase, shape: n.Shape | None, length: Fract
                 spike.span,
             )
             continue
-        for start, end, other in windows:
-            if at < end and start < at + span_d:
-                check.error(f"this spike overlaps the one at line {other.span.line}", spike.span)
         windows.append((at, at + span_d, spike))
+    for later, earlier in _overlaps(windows):
+        check.error(
+            f"this spike overlaps the one at line {windows[earlier][2].span.line}",
+            windows[later][2].span,
+        )
+
+
+def _overlaps(windows: list[tuple[Fraction, Fraction, n.Spike]]) -> list[tuple[int, int]]:
+    """Each (later, earlier) pair of indices of overlapping windows, in source order of the
+    later and then of the earlier one. A sweep by start time: linear in the spikes (after a
+    sort) plus the pairs, where comparing every spike with every earlier one took 13 s for
+    3,000 spikes."""
+    order = sorted(range(len(windows)), key=lambda index: windows[index][0])
+    active: list[int] = []  # windows started so far that have not ended
+    pairs: list[tuple[int, int]] = []
+    for index in order:
+        start, end, _ = windows[index]
+        # A window that ended by this start overlaps nothing that starts later.
+        active = [other for other in active if windows[other][1] > start]
+        for other in active:
+            other_start, other_end, _ = windows[other]
+            if start < other_end and other_start < end:
+                pairs.append((max(index, other), min(index, other)))
+        active.append(index)
+    return sorted(pairs)
 
 
 def _sends(check: Checker, phase: n.Phase, shape: n.Shape | None) -> None:
