@@ -59,12 +59,25 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """One problem at one place, with an optional suggestion ("did you mean ...")."""
+    """One problem at one place, with an optional suggestion and an optional piece of advice.
+
+    `hint` is what the user probably meant, written as they would write it (`ready replicas`,
+    `5s`): it is always shown as "did you mean `...`?". `advice` is a sentence shown as it is
+    ("use straight quotes ..."), for a mistake that no single replacement fixes.
+    """
 
     message: str
     span: Span = NO_SPAN
     hint: str | None = None
     severity: Severity = Severity.ERROR
+    advice: str | None = None
+
+    @property
+    def suggestion(self) -> str | None:
+        """The text after the caret: "did you mean" for the hint, then the advice."""
+        parts = [f"did you mean `{self.hint}`?" if self.hint else None, self.advice]
+        shown = " ".join(part for part in parts if part)
+        return shown or None
 
 
 class ScenarioError(UsageError):
@@ -96,9 +109,9 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     # A message may quote the input (`unexpected "http://user:pass@host"`): passwords in URLs
     # are masked in it as in the source line below.
     head = f"{where}: {diagnostic.severity}: {mask_urls_in_text(diagnostic.message)}"
+    suggestion = diagnostic.suggestion
     if span.line <= 0:
-        hint = f"\n  {_did_you_mean(diagnostic.hint)}" if diagnostic.hint else ""
-        return head + hint
+        return head + (f"\n  {suggestion}" if suggestion else "")
     text = source.line(span.line).expandtabs(1)
     start = max(span.column - 1, 0)
     width = span.end_column - span.column if span.end_line == span.line else len(text) - start
@@ -116,8 +129,8 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     gutter = str(span.line)
     pad = " " * len(gutter)
     caret = " " * start + "^" * width
-    if diagnostic.hint:
-        caret += f" {_did_you_mean(diagnostic.hint)}"
+    if suggestion:
+        caret += f" {suggestion}"
     return f"{head}\n {gutter} | {text}\n {pad} | {caret}"
 
 
@@ -153,10 +166,6 @@ def _mask_credentials(text: str, start: int, width: int) -> tuple[str, int, int]
         elif end > low:
             end = low + len(mask)
     return text, start, max(end - start, 1)
-
-
-def _did_you_mean(hint: str) -> str:
-    return hint if " " in hint else f"did you mean `{hint}`?"
 
 
 def render_all(source: Source, diagnostics: Iterable[Diagnostic]) -> str:

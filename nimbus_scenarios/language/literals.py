@@ -72,11 +72,11 @@ def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
         per = unit[1:]
         if per in RATE_UNITS:
             return Literal(Kind.RATE, text, number * RATE_UNITS[per], span=span)
-        hint = _ALIASES.get(per)
+        alias = _ALIASES.get(per)
         return BadLiteral(
             text,
             f"unknown rate unit `{unit}` in `{text}` (use /s, /m or /h)",
-            hint=f"/{hint}" if hint and not hint.startswith("/") else None,
+            hint=f"{digits}/{alias}" if alias and not alias.startswith("/") else None,
             span=span,
         )
     if _STATUS_CLASS.fullmatch(text):
@@ -88,7 +88,7 @@ def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
         text,
         f"unknown unit `{_short(unit)}` in `{_short(text)}` "
         "(durations: ms, s, m, h; rates: /s, /m, /h; sizes: KB, MB, GB; or %)",
-        hint=_unit_hint(unit),
+        hint=_unit_hint(digits, unit),
         span=span,
     )
 
@@ -106,13 +106,10 @@ def _duration(text: str) -> Fraction | None:
     return total
 
 
-def _unit_hint(unit: str) -> str | None:
+def _unit_hint(digits: str, unit: str) -> str | None:
+    """The value written with our unit for a common spelling of it (`5sec` -> `5s`)."""
     alias = _ALIASES.get(unit) or _ALIASES.get(unit.lower())
-    if alias is None:
-        return None
-    if alias.startswith("/"):
-        return f"did you mean a rate such as `5{alias}`?"
-    return alias
+    return None if alias is None else f"{digits}{alias}"
 
 
 def _short(text: str) -> str:
