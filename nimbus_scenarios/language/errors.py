@@ -109,7 +109,7 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     # A message may quote the input (`unexpected "http://user:pass@host"`): passwords in URLs
     # are masked in it as in the source line below.
     head = f"{where}: {diagnostic.severity}: {mask_urls_in_text(diagnostic.message)}"
-    suggestion = diagnostic.suggestion
+    suggestion = diagnostic.suggestion and mask_urls_in_text(diagnostic.suggestion)
     if span.line <= 0:
         return head + (f"\n  {suggestion}" if suggestion else "")
     text = source.line(span.line).expandtabs(1)
@@ -135,10 +135,12 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
 
 
 # A credential header written with a literal value (`header "Cookie" = "..."`), as far as one
-# line shows it; the value may be unterminated (the error may be about that very string).
+# line shows it; the value may be unterminated (the error may be about that very string), and
+# the name or the value may be written with the mistakes a syntax error is about: the name
+# unquoted, either in curly quotes.
 _CREDENTIAL = re.compile(
-    r'(?i)\bheader\s+"(?:authorization|proxy-authorization|cookie)"\s*=\s*'
-    r'(?P<value>"(?:[^"\\]|\\.)*"?)'
+    r'(?i)\bheader\s+["\u201c\u201d]?(?:authorization|proxy-authorization|cookie)["\u201c\u201d]?'
+    r'\s*=\s*(?P<value>"(?:[^"\\]|\\.)*"?|[\u201c\u201d][^"\u201c\u201d]*[\u201c\u201d"]?)'
 )
 _MASK = f'"{MASK}"'
 

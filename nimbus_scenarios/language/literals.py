@@ -7,11 +7,19 @@ override is read by exactly the rules a file is.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from fractions import Fraction
 
 from nimbus_scenarios.language.nodes import NO_SPAN, BadLiteral, Kind, Literal, Span
 
-__all__ = ["DURATION_UNITS", "RATE_UNITS", "SIZE_UNITS", "parse_string", "parse_value"]
+__all__ = [
+    "DURATION_UNITS",
+    "RATE_UNITS",
+    "SIZE_UNITS",
+    "exponent_problem",
+    "parse_string",
+    "parse_value",
+]
 
 DURATION_UNITS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
 RATE_UNITS = {"s": Fraction(1), "m": Fraction(1, 60), "h": Fraction(1, 3600)}
@@ -51,6 +59,11 @@ _ALIASES = {
     "qps": "/s",
 }
 _MAX_DIGITS = 30
+# A number with an exponent, and one of our units if it has one: `1e3/s`, `2.5E-3s`, `1e2%`.
+_UNIT_WORDS = [*DURATION_UNITS, *SIZE_UNITS, "%", *(f"/{unit}" for unit in RATE_UNITS)]
+_EXPONENT = re.compile(
+    r"([0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]+)(" + "|".join(map(re.escape, ["", *_UNIT_WORDS])) + ")"
+)
 
 
 def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
@@ -84,6 +97,9 @@ def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
     duration = _duration(text)
     if duration is not None:
         return Literal(Kind.DURATION, text, duration, span=span)
+    exponent = exponent_problem(text)
+    if exponent is not None:
+        return BadLiteral(text, exponent, span=span)
     return BadLiteral(
         text,
         f"unknown unit `{_short(unit)}` in `{_short(text)}` "
@@ -104,6 +120,26 @@ def _duration(text: str) -> Fraction | None:
         total += Fraction(part.group(1)) * DURATION_UNITS[part.group(2)]
         position = part.end()
     return total
+
+
+def exponent_problem(text: str) -> str | None:
+    """What to say of a value written with an exponent (`1e3/s`), or None if `text` is not one.
+
+    Values are plain decimals, so the message gives the number written out (`1000/s`) when it
+    is short enough to be a value at all."""
+    match = _EXPONENT.fullmatch(text)
+    if match is None:
+        return None
+    number, unit = match.groups()
+    exponent = int(re.split("[eE]", number)[1])
+    written = None
+    if abs(exponent) <= _MAX_DIGITS:
+        plain = format(Decimal(number), "f")
+        written = plain if len(plain) <= _MAX_DIGITS else None
+    shown = _short(text)
+    if written is None:
+        return f"`{shown}`: values are plain decimals, without an exponent"
+    return f"`{shown}`: values are plain decimals, without an exponent; write `{written}{unit}`"
 
 
 def _unit_hint(digits: str, unit: str) -> str | None:

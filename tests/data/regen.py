@@ -7,9 +7,9 @@ Run from anywhere: `.venv/bin/python tests/data/regen.py`. It rewrites
   when there are none),
 - `invalid/<name>.err`: what `validate` prints on stderr for an invalid file,
 
-and the two byte-level inputs that are awkward to edit by hand (`invalid/binary.scn` with a NUL
-byte, `invalid/invalid_utf8.scn`). Commands run from the repository root with paths relative to
-it, exactly as `tests/language/test_corpus.py` runs them.
+and the byte-level inputs that are awkward to edit by hand (`invalid/binary.scn` with a NUL
+byte, `invalid/invalid_utf8.scn`, files with invisible characters). Commands run from the
+repository root with paths relative to it, exactly as `tests/language/test_corpus.py` runs them.
 
 The output is only a starting point: every changed golden file must be checked by hand against
 the language page (docs: /work/shared/design/scenario-language.md) before it is committed, and
@@ -33,6 +33,15 @@ INVALID = HERE / "invalid"
 BYTE_INPUTS = {
     "binary.scn": b'scenario "x" {\n  target "http://svc.example"\x00\n}\n',
     "invalid_utf8.scn": b'scenario "x" {\n  description "caf\xc3\xa9 ok"\n  target "http://\xff\xfe"\n}\n',
+    # Invisible characters an editor may drop or show as a plain space.
+    "hint_zero_width_space.scn": (
+        'scenario "x" {\n  request work = GET "/work"\n  phase "p" 1m {\n'
+        "    rate\u200b 1/s\n    send work\n  }\n}\n"
+    ).encode(),
+    "hint_non_breaking_space.scn": (
+        'scenario "x" {\n  request work = GET "/work"\n  phase "p"\u00a01m {\n'
+        "    rate 1/s\n    send work\n  }\n}\n"
+    ).encode(),
 }
 
 
