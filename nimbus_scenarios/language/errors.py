@@ -29,6 +29,7 @@ __all__ = [
     "closest",
     "render",
     "render_all",
+    "summary",
 ]
 
 
@@ -168,6 +169,14 @@ def _mask_credentials(text: str, start: int, width: int) -> tuple[str, int, int]
         elif end > low:
             end = low + len(mask)
     return text, start, max(end - start, 1)
+
+
+def summary(diagnostic: Diagnostic) -> str:
+    """One diagnostic on one line without the file's name: `line 12: message (did you mean
+    ...)`, or the message alone when it has no place. For a list of warnings in `plan`."""
+    where = f"line {diagnostic.span.line}: " if diagnostic.span.line > 0 else ""
+    suggestion = f" ({diagnostic.suggestion})" if diagnostic.suggestion else ""
+    return mask_urls_in_text(f"{where}{diagnostic.message}{suggestion}")
 
 
 def render_all(source: Source, diagnostics: Iterable[Diagnostic]) -> str:
