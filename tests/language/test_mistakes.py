@@ -74,7 +74,7 @@ def test_huge_exponent_is_not_written_out() -> None:
     ("line", "covered", "quotes"),
     [
         ("description “heavy”", "“heavy”", "`“` and `”`"),
-        ("description ‘heavy’", "‘heavy’", "`‘` and `’`"),
+        ("description \u2018heavy\u2019", "\u2018heavy\u2019", "`\u2018` and `\u2019`"),
         ('description "heavy”', '"heavy”', "`”`"),
         ("description “heavy", "“", "`“`"),
     ],
