@@ -14,12 +14,15 @@ __all__ = ["fmt_command", "list_command", "plan_command", "validate_command"]
 
 
 def validate_command(args: argparse.Namespace, *, max_rate: float) -> int:
-    """`validate FILE...`: every problem in every file; exit 2 if any file is invalid."""
+    """`validate FILE...`: every problem in every file; exit 2 if any file is invalid.
+
+    A valid file is also compiled, so that the plan's own warnings (stress memory in flight,
+    no target) are printed here as `plan` prints them."""
     from nimbus_scenarios.catalog import locate
-    from nimbus_scenarios.language.errors import ScenarioError, render_all
+    from nimbus_scenarios.language.errors import ScenarioError, render, render_all
     from nimbus_scenarios.language.params import parse_overrides
     from nimbus_scenarios.language.syntax import read_source
-    from nimbus_scenarios.pipeline import check
+    from nimbus_scenarios.pipeline import check, compile_checked
 
     overrides = parse_overrides(args.sets)
     worst = ExitCode.OK
@@ -31,31 +34,36 @@ def validate_command(args: argparse.Namespace, *, max_rate: float) -> int:
             print(exc, file=sys.stderr)
             worst = ExitCode.USAGE
             continue
-        if checked.diagnostics:
-            print(render_all(source, checked.diagnostics), file=sys.stderr)
         if checked.errors:
+            print(render_all(source, checked.diagnostics), file=sys.stderr)
             worst = ExitCode.USAGE
             count = len(checked.errors)
             print(f"{source.name}: {count} error{'s' if count > 1 else ''}", file=sys.stderr)
-        else:
-            print(f"{source.name}: ok")
+            continue
+        # In the order `plan` lists them: validation's in source order, then the plan's.
+        warnings = compile_checked(checked, max_rate=max_rate).warnings
+        if warnings:
+            print("\n\n".join(render(source, w) for w in warnings), file=sys.stderr)
+        print(f"{source.name}: ok")
     return worst
 
 
 def plan_command(args: argparse.Namespace, *, max_rate: float) -> int:
-    """`plan FILE|NAME`: the compiled timeline as a table and chart, or as JSON."""
+    """`plan FILE|NAME`: the compiled timeline as a table and chart, or as JSON, with every
+    warning `validate` prints (one line each)."""
     from nimbus_scenarios.catalog import locate
     from nimbus_scenarios.language.params import parse_overrides
     from nimbus_scenarios.language.syntax import read_source
-    from nimbus_scenarios.pipeline import compile_source
+    from nimbus_scenarios.pipeline import plan_source
     from nimbus_scenarios.plan.render import plan_json, plan_table
 
     source = read_source(locate(args.scenario))
-    plan = compile_source(source, parse_overrides(args.sets), max_rate=max_rate)
+    compiled = plan_source(source, parse_overrides(args.sets), max_rate=max_rate)
+    warnings = compiled.warning_texts
     if args.json:
-        print(json.dumps(plan_json(plan), indent=2))
+        print(json.dumps(plan_json(compiled.plan, warnings), indent=2))
     else:
-        print(plan_table(plan))
+        print(plan_table(compiled.plan, warnings))
     return ExitCode.OK
 
 

@@ -72,6 +72,34 @@ def test_plan_heavy_lasts_about_ten_minutes(capsys: pytest.CaptureFixture[str]) 
     assert "total: 10:00 of phases" in table
 
 
+WARNED = sorted((ROOT / "tests" / "data" / "valid").glob("*.warn"))
+
+
+@pytest.mark.parametrize("warn", WARNED, ids=lambda p: p.stem)
+def test_plan_prints_every_warning_validate_prints(
+    warn: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`validate`, `plan` and `plan --json` give the same warnings in the same order: one line
+    each in the plan (`line N: ...` for those with a place), the message in `validate`'s."""
+    scn = str(warn.with_suffix(".scn"))
+    code, _, err = run(capsys, "validate", scn)
+    assert code == 0
+    heads = [line for line in err.splitlines() if ": warning: " in line]
+    assert heads
+    code, table, err = run(capsys, "plan", scn)
+    assert (code, err) == (0, "")
+    prefix = "warning: "
+    in_table = [line.removeprefix(prefix) for line in table.splitlines() if line.startswith(prefix)]
+    code, out, _ = run(capsys, "plan", "--json", scn)
+    assert code == 0
+    assert json.loads(out)["warnings"] == in_table
+    assert len(in_table) == len(heads)
+    for head, line in zip(heads, in_table, strict=True):
+        place = re.match(r".*\.scn:(\d+):\d+: warning: ", head)
+        message = head.split(": warning: ", 1)[1]
+        assert line == (f"line {place.group(1)}: {message}" if place else message)
+
+
 @pytest.mark.parametrize("path", BUILTIN, ids=lambda p: p.stem)
 def test_plan_json_shape(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`plan --json` has scenario, duration_s and phases with their offsets, shape and counts."""
@@ -149,12 +177,16 @@ def test_max_rate_raises_the_cap(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert "above the limit of 10000/s" in err
     code, _, err = run(capsys, "validate", "heavy", "--set", "peak=20000/s", "--max-rate", "30000")
-    assert (code, err) == (0, "")
+    assert code == 0
+    # Valid, with the plan's warning about that much stress memory in flight, as `plan` says.
+    assert ": error:" not in err
+    assert "memory in flight" in err
     code, out, _ = run(
         capsys, "plan", "heavy", "--json", "--set", "peak=20000/s", "--max-rate", "30000"
     )
     assert code == 0
     assert json.loads(out)["max_rate"] == 30000
+    assert ["memory in flight" in w for w in json.loads(out)["warnings"]] == [True]
 
 
 def imported_modules(stderr: str) -> set[str]:

@@ -31,6 +31,7 @@ __all__ = [
     "closest",
     "render",
     "render_all",
+    "summary",
 ]
 
 
@@ -63,12 +64,25 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """One problem at one place, with an optional suggestion ("did you mean ...")."""
+    """One problem at one place, with an optional suggestion and an optional piece of advice.
+
+    `hint` is what the user probably meant, written as they would write it (`ready replicas`,
+    `5s`): it is always shown as "did you mean `...`?". `advice` is a sentence shown as it is
+    ("use straight quotes ..."), for a mistake that no single replacement fixes.
+    """
 
     message: str
     span: Span = NO_SPAN
     hint: str | None = None
     severity: Severity = Severity.ERROR
+    advice: str | None = None
+
+    @property
+    def suggestion(self) -> str | None:
+        """The text after the caret: "did you mean" for the hint, then the advice."""
+        parts = [f"did you mean `{self.hint}`?" if self.hint else None, self.advice]
+        shown = " ".join(part for part in parts if part)
+        return shown or None
 
 
 class ScenarioError(UsageError):
@@ -100,9 +114,9 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     # A message may quote the input (`unexpected "http://user:pass@host"`): passwords in URLs
     # are masked in it as in the source line below.
     head = f"{where}: {diagnostic.severity}: {mask_urls_in_text(diagnostic.message)}"
+    suggestion = diagnostic.suggestion and mask_urls_in_text(diagnostic.suggestion)
     if span.line <= 0:
-        hint = f"\n  {_did_you_mean(diagnostic.hint)}" if diagnostic.hint else ""
-        return head + hint
+        return head + (f"\n  {suggestion}" if suggestion else "")
     text = source.line(span.line).expandtabs(1)
     start = max(span.column - 1, 0)
     width = span.end_column - span.column if span.end_line == span.line else len(text) - start
@@ -123,8 +137,8 @@ def render(source: Source, diagnostic: Diagnostic) -> str:
     # The caret line is padded by what the terminal shows, not by characters: a CJK character
     # or an emoji takes two columns, a combining mark none.
     caret = " " * _width(text[:start]) + "^" * max(_width(text[start : start + width]), 1)
-    if diagnostic.hint:
-        caret += f" {_did_you_mean(diagnostic.hint)}"
+    if suggestion:
+        caret += f" {suggestion}"
     return f"{head}\n {gutter} | {text}\n {pad} | {caret}"
 
 
@@ -151,10 +165,12 @@ def _width(text: str) -> int:
 
 
 # A credential header written with a literal value (`header "Cookie" = "..."`), as far as one
-# line shows it; the value may be unterminated (the error may be about that very string).
+# line shows it; the value may be unterminated (the error may be about that very string), and
+# the name or the value may be written with the mistakes a syntax error is about: the name
+# unquoted, either in curly quotes.
 _CREDENTIAL = re.compile(
-    r'(?i)\bheader\s+"(?:authorization|proxy-authorization|cookie)"\s*=\s*'
-    r'(?P<value>"(?:[^"\\]|\\.)*"?)'
+    r'(?i)\bheader\s+["\u201c\u201d]?(?:authorization|proxy-authorization|cookie)["\u201c\u201d]?'
+    r'\s*=\s*(?P<value>"(?:[^"\\]|\\.)*"?|[\u201c\u201d][^"\u201c\u201d]*[\u201c\u201d"]?)'
 )
 _MASK = f'"{MASK}"'
 
@@ -184,8 +200,12 @@ def _mask_credentials(text: str, start: int, width: int) -> tuple[str, int, int]
     return text, start, max(end - start, 1)
 
 
-def _did_you_mean(hint: str) -> str:
-    return hint if " " in hint else f"did you mean `{hint}`?"
+def summary(diagnostic: Diagnostic) -> str:
+    """One diagnostic on one line without the file's name: `line 12: message (did you mean
+    ...)`, or the message alone when it has no place. For a list of warnings in `plan`."""
+    where = f"line {diagnostic.span.line}: " if diagnostic.span.line > 0 else ""
+    suggestion = f" ({diagnostic.suggestion})" if diagnostic.suggestion else ""
+    return mask_urls_in_text(f"{where}{diagnostic.message}{suggestion}")
 
 
 MAX_SHOWN_DIAGNOSTICS = 50

@@ -7,6 +7,7 @@ override is read by exactly the rules a file is.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from fractions import Fraction
 
 from nimbus_scenarios.language.nodes import NO_SPAN, BadLiteral, Kind, Literal, Span
@@ -16,6 +17,7 @@ __all__ = [
     "RATE_UNITS",
     "SIZE_UNITS",
     "env_name_problem",
+    "exponent_problem",
     "parse_string",
     "parse_value",
 ]
@@ -59,6 +61,11 @@ _ALIASES = {
     "qps": "/s",
 }
 _MAX_DIGITS = 30
+# A number with an exponent, and one of our units if it has one: `1e3/s`, `2.5E-3s`, `1e2%`.
+_UNIT_WORDS = [*DURATION_UNITS, *SIZE_UNITS, "%", *(f"/{unit}" for unit in RATE_UNITS)]
+_EXPONENT = re.compile(
+    r"([0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]+)(" + "|".join(map(re.escape, ["", *_UNIT_WORDS])) + ")"
+)
 
 
 def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
@@ -80,11 +87,11 @@ def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
         per = unit[1:]
         if per in RATE_UNITS:
             return Literal(Kind.RATE, text, number * RATE_UNITS[per], span=span)
-        hint = _ALIASES.get(per)
+        alias = _ALIASES.get(per)
         return BadLiteral(
             text,
             f"unknown rate unit `{unit}` in `{text}` (use /s, /m or /h)",
-            hint=f"/{hint}" if hint and not hint.startswith("/") else None,
+            hint=f"{digits}/{alias}" if alias and not alias.startswith("/") else None,
             span=span,
         )
     if _STATUS_CLASS.fullmatch(text):
@@ -92,11 +99,14 @@ def parse_value(text: str, span: Span = NO_SPAN) -> Literal | BadLiteral:
     duration = _duration(text, span)
     if duration is not None:
         return duration
+    exponent = exponent_problem(text)
+    if exponent is not None:
+        return BadLiteral(text, exponent, span=span)
     return BadLiteral(
         text,
         f"unknown unit `{_short(unit)}` in `{_short(text)}` "
         "(durations: ms, s, m, h; rates: /s, /m, /h; sizes: KB, MB, GB; or %)",
-        hint=_unit_hint(unit),
+        hint=_unit_hint(digits, unit),
         span=span,
     )
 
@@ -164,13 +174,30 @@ def _decimal(value: Fraction) -> str:
     return f"{int(whole)}.{digits}" if digits else str(int(whole))
 
 
-def _unit_hint(unit: str) -> str | None:
-    alias = _ALIASES.get(unit) or _ALIASES.get(unit.lower())
-    if alias is None:
+def exponent_problem(text: str) -> str | None:
+    """What to say of a value written with an exponent (`1e3/s`), or None if `text` is not one.
+
+    Values are plain decimals, so the message gives the number written out (`1000/s`) when it
+    is short enough to be a value at all."""
+    match = _EXPONENT.fullmatch(text)
+    if match is None:
         return None
-    if alias.startswith("/"):
-        return f"did you mean a rate such as `5{alias}`?"
-    return alias
+    number, unit = match.groups()
+    exponent = int(re.split("[eE]", number)[1])
+    written = None
+    if abs(exponent) <= _MAX_DIGITS:
+        plain = format(Decimal(number), "f")
+        written = plain if len(plain) <= _MAX_DIGITS else None
+    shown = _short(text)
+    if written is None:
+        return f"`{shown}`: values are plain decimals, without an exponent"
+    return f"`{shown}`: values are plain decimals, without an exponent; write `{written}{unit}`"
+
+
+def _unit_hint(digits: str, unit: str) -> str | None:
+    """The value written with our unit for a common spelling of it (`5sec` -> `5s`)."""
+    alias = _ALIASES.get(unit) or _ALIASES.get(unit.lower())
+    return None if alias is None else f"{digits}{alias}"
 
 
 def _short(text: str) -> str:

@@ -9,6 +9,7 @@ a param, a path's query, a header value, a body).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 
 from nimbus_scenarios.language.vocabulary import MEMORY_IN_FLIGHT_CEILING_MB
@@ -29,9 +30,10 @@ MEMORY_WARN_MB = 1024
 """Planned stress memory in flight above this (one consumer pod's limit) earns a warning."""
 
 
-def plan_json(plan: Plan) -> dict[str, object]:
-    """The plan as plain JSON data; secrets are masked."""
-    data = _plan_data(plan)
+def plan_json(plan: Plan, warnings: Sequence[str] | None = None) -> dict[str, object]:
+    """The plan as plain JSON data; secrets are masked. `warnings` is every warning about the
+    scenario (`pipeline.Compiled.warning_texts`); without it, the plan's own."""
+    data = _plan_data(plan, plan_warnings(plan) if warnings is None else list(warnings))
     masked = _mask_urls(data)
     assert isinstance(masked, dict)
     return masked
@@ -50,7 +52,7 @@ def _mask_urls(value: object) -> object:
     return value
 
 
-def _plan_data(plan: Plan) -> dict[str, object]:
+def _plan_data(plan: Plan, warnings: list[str]) -> dict[str, object]:
     return {
         "scenario": plan.scenario,
         "description": plan.description,
@@ -87,7 +89,7 @@ def _plan_data(plan: Plan) -> dict[str, object]:
         "guards": [asdict(g) for g in plan.guards],
         "cleanup": [asdict(c) for c in plan.cleanup],
         "peak_memory_in_flight_mb": _r(memory_in_flight_mb(plan)),
-        "warnings": plan_warnings(plan),
+        "warnings": warnings,
     }
 
 
@@ -261,8 +263,9 @@ def _requests(p: PhasePlan) -> str:
     )
 
 
-def plan_table(plan: Plan) -> str:
-    """The plan for people: phases with offsets, shapes, requests and windows, totals, a chart."""
+def plan_table(plan: Plan, warnings: Sequence[str] | None = None) -> str:
+    """The plan for people: phases with offsets, shapes, requests and windows, totals, a chart,
+    and the warnings (`warnings` as for `plan_json`)."""
     lines = [f'scenario "{plan.scenario}"' + (f": {plan.description}" if plan.description else "")]
     if plan.target:
         lines.append(f"target   {plan.target.shown()}")
@@ -327,7 +330,7 @@ def plan_table(plan: Plan) -> str:
         lines.append(f"cleanup  send {c.template or f'{c.method} {c.path}'}")
     lines.append("")
     lines.append(rate_chart(plan))
-    for warning in plan_warnings(plan):
+    for warning in plan_warnings(plan) if warnings is None else warnings:
         lines.append(f"warning: {warning}")
     return mask_urls_in_text("\n".join(lines))
 

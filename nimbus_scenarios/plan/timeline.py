@@ -16,6 +16,7 @@ from fractions import Fraction
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.fmt import format_expectation, format_guard, format_shape
 from nimbus_scenarios.language.params import Params
+from nimbus_scenarios.language.run_length import waits_until
 from nimbus_scenarios.language.vocabulary import (
     DEFAULT_MAX_RATE,
     ExpectationKind,
@@ -347,28 +348,39 @@ class _Compiler:
             value=float(self.exact(item.value)),
             request=item.request.text if item.request is not None else None,
         )
+        window = item.window
+        width = self.exact(window.duration) if window and window.duration is not None else None
+        # The same arithmetic validation holds to the limit on a run's length.
+        until = waits_until(
+            kind,
+            window.kind if window else None,
+            start=start,
+            end=end,
+            value=self.exact(item.value),
+            width=width,
+        )
         if kind in {ExpectationKind.REACTION, ExpectationKind.POD_STARTUP}:
             # Decided up to D past the scope's end: the first rise, or the start-up of a pod
             # created at its end, may come that late (the run waits for it, as for `within`).
-            return replace(plan, start_s=float(start), end_s=float(end) + plan.value)
-        if item.window is None:
+            assert until is not None
+            return replace(plan, start_s=float(start), end_s=float(until))
+        if window is None or until is None:
             return plan
         staged = scope in {"before", "after"}
-        window = item.window
         if window.kind is n.WindowKind.WITHIN:
-            width = self.exact(window.duration)
+            assert width is not None
             return replace(
                 plan,
                 window=n.WindowKind.WITHIN,
                 window_s=float(width),
                 start_s=None if staged else float(start),
-                end_s=None if staged else float(start + width),
+                end_s=None if staged else float(until),
             )
         return replace(
             plan,
             window=window.kind,
             start_s=float(start),
-            end_s=float(end),
+            end_s=float(until),
         )
 
     def stage(self, blocks: Iterable[n.Block], scope: str) -> tuple[ExpectationPlan, ...]:

@@ -8,8 +8,8 @@ Run from anywhere: `.venv/bin/python tests/data/regen.py`. It rewrites
 - `invalid/<name>.err`: what `validate` prints on stderr for an invalid file,
 
 and the byte-level inputs that are awkward to edit by hand (`BYTE_INPUTS`: a NUL byte, invalid
-UTF-8, old Mac `\r` line endings, CRLF). Commands run from the repository root with paths
-relative to it, exactly as `tests/language/test_corpus.py` runs them.
+UTF-8, old Mac `\r` line endings, CRLF, invisible characters). Commands run from the repository
+root with paths relative to it, exactly as `tests/language/test_corpus.py` runs them.
 
 The output is only a starting point: every changed golden file must be checked by hand against
 the language page (docs: /work/shared/design/scenario-language.md) before it is committed, and
@@ -82,6 +82,15 @@ BYTE_INPUTS = {
     "valid/cr_only.scn": ("\r".join(_CR_ONLY_VALID) + "\r").encode("utf-8"),
     "invalid/cr_only.scn": ("\r".join(_CR_ONLY_INVALID) + "\r").encode("utf-8"),
     "invalid/crlf.scn": ("\r\n".join(_CRLF_INVALID) + "\r\n").encode("utf-8"),
+    # Invisible characters an editor may drop or show as a plain space.
+    "invalid/hint_zero_width_space.scn": (
+        'scenario "x" {\n  request work = GET "/work"\n  phase "p" 1m {\n'
+        "    rate\u200b 1/s\n    send work\n  }\n}\n"
+    ).encode(),
+    "invalid/hint_non_breaking_space.scn": (
+        'scenario "x" {\n  request work = GET "/work"\n  phase "p"\u00a01m {\n'
+        "    rate 1/s\n    send work\n  }\n}\n"
+    ).encode(),
 }
 
 

@@ -110,6 +110,7 @@ PHASES: dict[str, list[tuple[str, float, float, int | None, dict[str, int] | Non
     "cleanup": [("one", 0, 1, 1, {"reset": 1})],
     "comments": [("p", 0, 10, 44, {"a": 22, "b": 22})],  # 4 x 9 + 8 x 1
     "warnings": [("hog", 0, 60, 120, {"hog": 120}), ("rest", 60, 90, 0, {"hog": 0})],
+    "idle_send": [("load", 0, 10, 20, {"work": 20}), ("rest", 10, 30, 0, {"work": 0})],  # 2 x 10
     "minimal": [("p", 0, 1, 0, {})],
     # Lone-CR line endings read as lines: two phases, not one unparseable line.
     "cr_only": [
@@ -146,6 +147,7 @@ DURATIONS = {
     "cleanup": 1,
     "comments": 20,  # `within 20s` from 0 outlasts the 10s phase
     "warnings": 90,
+    "idle_send": 30,
     "minimal": 1,
     "cr_only": 20,
     "layout": 110,
@@ -512,10 +514,17 @@ def test_memory_in_flight_by_littles_law() -> None:
     assert golden("params")["peak_memory_in_flight_mb"] == 20 * 3 * 64
     assert golden("comments")["peak_memory_in_flight_mb"] == 8 * 2 * 10 * 0.5
     warnings = golden("warnings")["warnings"]
-    assert len(warnings) == 2
-    assert "11.7 GiB" in warnings[0]  # 12000 MB
-    assert warnings[1].startswith("no `target`")
+    assert len(warnings) == 3
+    assert "11.7 GiB" in warnings[1]  # 12000 MB
+    assert warnings[2].startswith("no `target`")
     assert golden("rates")["warnings"] == []
+
+
+def test_validation_warnings_come_first_in_the_plan() -> None:
+    """The plan lists validation's warnings (with their line) before its own."""
+    idle = "this idle phase has no spike, so its `send` sends nothing"
+    assert golden("warnings")["warnings"][0] == f"line 12: {idle}"
+    assert golden("idle_send")["warnings"] == [f"line 13: {idle}"]
 
 
 def test_cleanup_order() -> None:

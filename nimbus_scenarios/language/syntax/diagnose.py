@@ -3,7 +3,8 @@
 lark reports the terminal names it expected (`RBRACE`, `_NL`, `VALUE`); the diagnostic says them
 in the language's words (`}`, end of line, a value), grouped (a comparison, an HTTP method), with
 a caret on the token, "did you mean" for a misspelt keyword, and, when the file ends early, where
-the block that was never closed began.
+the block that was never closed began. A first-time user's mistake recognised at the error
+position (`mistakes.py`: curly quotes, `=<`, `30 s`, ...) is named instead.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.errors import Diagnostic, Source, closest
 from nimbus_scenarios.language.grammar import parser
+from nimbus_scenarios.language.syntax.mistakes import character_mistake, token_mistake
 
 if TYPE_CHECKING:
     from lark import Token
 
 __all__ = ["syntax_diagnostic"]
 
+_COMPARISONS = frozenset({"==", "!=", ">=", "<=", ">", "<"})
 _VALUE_TERMINALS = frozenset({"VALUE", "STRING", "PARAM_REF", "ENV", "TRUE", "FALSE"})
 _DESCRIBED = {
     "VALUE": "a value",
@@ -55,6 +58,9 @@ def _unexpected_character(source: Source, exc: Any) -> Diagnostic:
     line, column = exc.line, exc.column
     char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
     span = n.Span(line, column, line, column + 1)
+    mistake = character_mistake(source, line, column)
+    if mistake is not None:
+        return mistake
     if char == '"':
         return Diagnostic('unterminated string: add the closing `"` on this line', span)
     if char == "-":
@@ -76,6 +82,17 @@ def _unexpected_token(source: Source, token: Token, expected: set[str]) -> Diagn
         return Diagnostic(
             "`of` needs the name of a request template, as in `expect p95 of work < 2s`", span
         )
+    patterns = _terminal_patterns()
+    mistake = token_mistake(
+        source,
+        found,
+        span.line,
+        span.column,
+        comparison_expected=any(patterns.get(t) in _COMPARISONS for t in expected),
+        string_expected="STRING" in expected,
+    )
+    if mistake is not None:
+        return mistake
     if "NAME" in expected and _is_keyword(token.type) and found.isidentifier():
         return Diagnostic(f"`{found}` is a reserved word and cannot be used as a name here", span)
     hint = closest(found, keywords) if token.type in {"NAME", *_KEYWORD_TYPES()} else None

@@ -10,6 +10,7 @@ One module per part of the language, all reporting through one `Checker`:
     scenario.py      name, once-only statements, `description`, `target`, `watch`, `param`
     requests.py      `settings`, HTTP and stress requests, `cleanup`
     phases.py        phase count and length, shapes, spikes, `send` mixes, kills
+    length.py        the whole run's length, windows past the phases included (last)
     expectations.py  expectations (subjects, windows, `before`/`after` rules), `abort when`
     scope.py         `of NAME`: a template that is sent where the statistic is taken
 """
@@ -17,13 +18,14 @@ One module per part of the language, all reporting through one `Checker`:
 from __future__ import annotations
 
 from nimbus_scenarios.language import nodes as n
-from nimbus_scenarios.language.errors import Diagnostic
+from nimbus_scenarios.language.errors import Diagnostic, Severity
 from nimbus_scenarios.language.params import Params
 from nimbus_scenarios.language.validate.expectations import (
     check_abort,
     check_expectation,
     check_hypothesis,
 )
+from nimbus_scenarios.language.validate.length import check_run_length
 from nimbus_scenarios.language.validate.phases import check_phases
 from nimbus_scenarios.language.validate.requests import (
     check_cleanup,
@@ -69,4 +71,7 @@ def validate(
         check_abort(check, abort, sending)
     for block in scenario.cleanups:
         check_cleanup(check, block)
+    # Last, and only on an otherwise valid scenario: it needs every value resolved and checked.
+    if not any(d.severity is Severity.ERROR for d in check.problems):
+        check_run_length(check, scenario)
     return sorted(check.problems, key=lambda d: (d.span.line, d.span.column))

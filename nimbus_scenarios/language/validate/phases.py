@@ -13,7 +13,7 @@ from fractions import Fraction
 from nimbus_scenarios.language import nodes as n
 from nimbus_scenarios.language.validate.expectations import check_expectation
 from nimbus_scenarios.language.validate.scope import phase_sending
-from nimbus_scenarios.language.validate.values import Checker, secs
+from nimbus_scenarios.language.validate.values import Checker, duration_text, secs
 from nimbus_scenarios.language.vocabulary import (
     MAX_DURATION_S,
     MAX_PHASES,
@@ -51,6 +51,7 @@ class _Phases:
             return
         names: dict[str, n.Phase] = {}
         total = Fraction(0)
+        crossing: n.Phase | None = None  # the phase that takes the total over the limit
         for phase in phases:
             name = check.text(phase.name, "a phase name")
             if name is not None:
@@ -64,12 +65,14 @@ class _Phases:
                 names.setdefault(name, phase)
             length = check.duration(phase.duration, "a phase duration")
             total += length or 0
+            if crossing is None and total > MAX_DURATION_S:
+                crossing = phase
             self.phase(phase, length, name)
-        if total > MAX_DURATION_S:
+        if crossing is not None:
             check.error(
-                f"the phases last {float(total) / 3600:.1f}h in all; the limit is "
+                f"the phases last {duration_text(total)} in all; the limit is "
                 f"{MAX_DURATION_S // 3600}h",
-                phases[-1].span,
+                crossing.span,
             )
 
     def phase(self, phase: n.Phase, length: Fraction | None, name: str | None) -> None:

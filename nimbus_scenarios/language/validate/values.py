@@ -9,6 +9,7 @@ depend on it instead of piling up errors that say the same thing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from urllib.parse import urlsplit
@@ -222,6 +223,20 @@ def short(text: str) -> str:
 def secs(value: Fraction) -> str:
     """A time in seconds as messages print it (`1.5s`)."""
     return f"{float(value):g}s"
+
+
+def duration_text(seconds: Fraction) -> str:
+    """A long time as a duration literal, exact to the millisecond: `268h`, `168h1m`,
+    `100h0m0.5s`, so that a time just past a limit never prints as the limit."""
+    millis = math.ceil(seconds * 1000)
+    hours, millis = divmod(millis, 3600_000)
+    minutes, millis = divmod(millis, 60_000)
+    text = f"{hours}h" if hours else ""
+    if minutes or (millis and hours):
+        text += f"{minutes}m"
+    if millis or not text:
+        text += f"{millis / 1000:g}s"
+    return text
 
 
 def _kinds(kinds: Sequence[n.Kind]) -> str:
