@@ -323,8 +323,8 @@ def _file_message(text: str) -> str:
     [
         ("peak", "1234567890123456789012345678901234567890", None),  # said "is not a rate"
         ("peak", "1234567890123456789012345678901234567890/s", None),
-        ("mem", "20MiB", "MB"),
-        ("peak", "5/sec", "/s"),
+        ("mem", "20MiB", "20MB"),
+        ("peak", "5/sec", "5/s"),
         ("length", "1m1m", "2m"),
         ("length", "1s1m", "1m1s"),
         ("peak", "1m1m", None),  # `2m` is no rate: the hint would mislead
