@@ -31,12 +31,12 @@ from nimbus_scenarios.plan.model import (
     KillPlan,
     PhasePlan,
     Plan,
-    Segment,
     Settings,
     StressSpec,
     Template,
     Text,
 )
+from nimbus_scenarios.plan.pieces import Piece, Window, segments, stairs, with_spikes
 from nimbus_scenarios.secrets import MASK, is_secret_header
 
 __all__ = ["compile_plan"]
@@ -254,10 +254,13 @@ class _Compiler:
                 replace(base, burst_size=size, burst_every_s=float(every), burst_count=count),
                 size * count,
             )
-        pieces = self.rate_pieces(shape, length)
-        pieces = self.apply_spikes(pieces, phase.spikes)
-        segments, total = _segments(pieces, start)
-        return self._counted(replace(base, segments=tuple(segments)), total)
+        windows = []
+        for spike in phase.spikes:
+            at = self.exact(spike.at)
+            windows.append(Window(at, at + self.exact(spike.duration), self.exact(spike.rate)))
+        pieces = with_spikes(self.rate_pieces(shape, length), windows)
+        compiled, total = segments(pieces, start)
+        return self._counted(replace(base, segments=tuple(compiled)), total)
 
     def _counted(self, phase: PhasePlan, total: int) -> PhasePlan:
         counts = mix_counts(_exact_weights(phase.mix), total) if phase.mix else []
@@ -273,47 +276,20 @@ class _Compiler:
             for w in send.mix
         )
 
-    def rate_pieces(
-        self, shape: n.Shape, length: Fraction
-    ) -> list[tuple[Fraction, Fraction, Fraction, Fraction]]:
-        """(start, end, rate at start, rate at end) relative to the phase start."""
+    def rate_pieces(self, shape: n.Shape, length: Fraction) -> list[Piece]:
+        """The shape's own rate over the phase, offsets from its start."""
         match shape.kind:
             case n.ShapeKind.RATE:
                 r = self.exact(shape.args[0])
-                return [(Fraction(0), length, r, r)]
+                return [Piece(Fraction(0), length, r, r)]
             case n.ShapeKind.RAMP:
-                return [(Fraction(0), length, self.exact(shape.args[0]), self.exact(shape.args[1]))]
+                first, last = self.exact(shape.args[0]), self.exact(shape.args[1])
+                return [Piece(Fraction(0), length, first, last)]
             case n.ShapeKind.STEPS:
                 first, last = self.exact(shape.args[0]), self.exact(shape.args[1])
-                count = int(self.exact(shape.args[2]))
-                width = length / count
-                pieces = []
-                for j in range(count):
-                    r = first if count == 1 else first + (last - first) * j / (count - 1)
-                    pieces.append((width * j, width * (j + 1), r, r))
-                return pieces
+                return stairs(first, last, int(self.exact(shape.args[2])), length)
             case _:
-                return [(Fraction(0), length, Fraction(0), Fraction(0))]
-
-    def apply_spikes(
-        self,
-        pieces: list[tuple[Fraction, Fraction, Fraction, Fraction]],
-        spikes: Iterable[n.Spike],
-    ) -> list[tuple[Fraction, Fraction, Fraction, Fraction]]:
-        for spike in spikes:
-            at = self.exact(spike.at)
-            until = at + self.exact(spike.duration)
-            rate = self.exact(spike.rate)
-            result: list[tuple[Fraction, Fraction, Fraction, Fraction]] = []
-            for start, end, r0, r1 in pieces:
-                for lo, hi in ((start, min(end, at)), (max(start, until), end)):
-                    if lo < hi:
-                        result.append(
-                            (lo, hi, _lerp(start, end, r0, r1, lo), _lerp(start, end, r0, r1, hi))
-                        )
-            result.append((at, until, rate, rate))
-            pieces = sorted(result)
-        return pieces
+                return [Piece(Fraction(0), length, Fraction(0), Fraction(0))]
 
     # -------------------------------------------------------- expectations
     def expectation(
@@ -405,35 +381,3 @@ class _Compiler:
 def _exact_weights(mix: tuple[tuple[str, float], ...]) -> list[Fraction]:
     """The mix's percentages as exact fractions (as written: at most six decimals matter)."""
     return [Fraction(weight).limit_denominator(10**6) for _, weight in mix]
-
-
-def _lerp(start: Fraction, end: Fraction, r0: Fraction, r1: Fraction, at: Fraction) -> Fraction:
-    if end == start:
-        return r0
-    return r0 + (r1 - r0) * (at - start) / (end - start)
-
-
-def _segments(
-    pieces: list[tuple[Fraction, Fraction, Fraction, Fraction]], offset: Fraction
-) -> tuple[list[Segment], int]:
-    """Segments with exact arrival counts: arrival k lies in the piece whose integral covers it."""
-    segments = []
-    cumulative = Fraction(0)
-    for start, end, r0, r1 in pieces:
-        area = (r0 + r1) * (end - start) / 2
-        first = math.ceil(cumulative)
-        integral_start = float(cumulative)
-        cumulative += area
-        count = math.ceil(cumulative) - first
-        segments.append(
-            Segment(
-                start_s=float(offset + start),
-                end_s=float(offset + end),
-                rate_start=float(r0),
-                rate_end=float(r1),
-                first=first,
-                count=count,
-                integral_start=integral_start,
-            )
-        )
-    return segments, math.ceil(cumulative)
