@@ -168,7 +168,7 @@ class PhasePlan:
     """Where each spike starts, as a run offset (in the order of `spikes`)."""
     mix: tuple[tuple[str, float], ...] = ()
     weights: tuple[int, ...] = ()
-    """The mix's weights as the smallest integers in the same ratios (the round robin's)."""
+    """The mix's exact weights as the smallest integers in the same ratios, for `mix_order`."""
     scheduled: Mapping[str, int] | None = None
     scheduled_total: int | None = None
     expectations: tuple[ExpectationPlan, ...] = ()

@@ -215,7 +215,8 @@ class _Compiler:
         length = self.exact(phase.duration)
         end = start + length
         shape = phase.shapes[0]
-        mix = self.mix(phase)
+        weights = self.weights(phase)
+        mix = tuple((name, float(weight)) for name, weight in weights)
         base = PhasePlan(
             name=name,
             index=index,
@@ -232,7 +233,7 @@ class _Compiler:
             ),
             spike_starts_s=tuple(float(start + self.exact(s.at)) for s in phase.spikes),
             mix=mix,
-            weights=tuple(integer_weights(_exact_weights(mix))) if mix else (),
+            weights=tuple(integer_weights([weight for _, weight in weights])),
             expectations=tuple(self.expectation(e, name, start, end) for e in phase.expectations),
             kills=tuple(
                 KillPlan(name, float(start + self.exact(k.at)), int(self.exact(k.count)))
@@ -263,18 +264,18 @@ class _Compiler:
         return self._counted(replace(base, segments=tuple(compiled)), total)
 
     def _counted(self, phase: PhasePlan, total: int) -> PhasePlan:
-        counts = mix_counts(_exact_weights(phase.mix), total) if phase.mix else []
+        counts = mix_counts(phase.weights, total)
         scheduled = {name: count for (name, _), count in zip(phase.mix, counts, strict=True)}
         return replace(phase, scheduled=scheduled, scheduled_total=total)
 
-    def mix(self, phase: n.Phase) -> tuple[tuple[str, float], ...]:
+    def weights(self, phase: n.Phase) -> list[tuple[str, Fraction]]:
+        """The `send` mix with its weights exact, as written (`33.3333333%` is 333333333/10^7)."""
         if not phase.sends:
-            return ()
-        send = phase.sends[0]
-        return tuple(
-            (w.request.text, float(self.exact(w.weight)) if w.weight is not None else 100.0)
-            for w in send.mix
-        )
+            return []
+        return [
+            (w.request.text, self.exact(w.weight) if w.weight is not None else Fraction(100))
+            for w in phase.sends[0].mix
+        ]
 
     def rate_pieces(self, shape: n.Shape, length: Fraction) -> list[Piece]:
         """The shape's own rate over the phase, offsets from its start."""
@@ -376,8 +377,3 @@ class _Compiler:
                 else:
                     steps.append(CleanupStep(template=item.mix[0].request.text))
         return steps
-
-
-def _exact_weights(mix: tuple[tuple[str, float], ...]) -> list[Fraction]:
-    """The mix's percentages as exact fractions (as written: at most six decimals matter)."""
-    return [Fraction(weight).limit_denominator(10**6) for _, weight in mix]
