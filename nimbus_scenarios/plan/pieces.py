@@ -126,7 +126,8 @@ def segments(
     for start, end, r0, r1 in pieces:
         _step(tally)
         integral_start = float(cumulative)
-        cumulative += (r0 + r1) * (end - start) / 2
+        # flat pieces (stairs, spikes, idle) are most of them: one product, not four operations
+        cumulative += r0 * (end - start) if r0 == r1 else (r0 + r1) * (end - start) / 2
         reached = math.ceil(cumulative)
         result.append(
             Segment(
