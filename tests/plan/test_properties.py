@@ -270,6 +270,25 @@ def test_open_model_arrivals_follow_the_integral(phases: list[OpenPhase]) -> Non
 
 
 @settings(max_examples=60, deadline=None)
+@given(st.lists(open_phases(), min_size=1, max_size=3), st.lists(st.floats(-1, 70), max_size=30))
+def test_rate_at_finds_the_segment_holding_the_moment(
+    phases: list[OpenPhase], moments: list[float]
+) -> None:
+    """The plan's target rate at a moment is its segment's line there, as a scan over every
+    phase and segment finds it (rate_at searches them by bisection)."""
+    plan = compile_text(scenario_text([p.text(i) for i, p in enumerate(phases)]))
+    boundaries = [s.start_s for p in plan.phases for s in p.segments]
+    for t in [*moments, *boundaries, plan.phases_end_s]:
+        expected = 0.0
+        for segment in (s for p in plan.phases for s in p.segments):
+            if segment.start_s <= t < segment.end_s:
+                share = (t - segment.start_s) / (segment.end_s - segment.start_s)
+                expected = segment.rate_start + (segment.rate_end - segment.rate_start) * share
+                break
+        assert plan.rate_at(t) == expected
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.integers(1, 50), st.integers(100, 60000), st.integers(1, 60000), st.integers(0, 60000))
 def test_burst_arrivals(size: int, every_ms: int, length_ms: int, lead_ms: int) -> None:
     """`burst N every D` sends N at each offset 0, D, 2D, ... strictly before the phase end."""
