@@ -20,7 +20,7 @@ from nimbus_scenarios.clock import Clock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
 from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import PhaseStats
-from nimbus_scenarios.plan.arrivals import arrival_times, smooth_round_robin
+from nimbus_scenarios.plan.arrivals import arrival_times, mix_order
 from nimbus_scenarios.plan.model import PhasePlan
 
 __all__ = ["YIELD_EVERY", "Shard", "check_mix", "run_open"]
@@ -65,7 +65,7 @@ async def run_open(
     """
     check_mix(phase, mix)
     now = clock.now
-    chooser = smooth_round_robin(phase.weights)
+    chooser = mix_order(phase.weights)
     templates = list(mix)
     requests = [stats.request(template.name) for template in templates]
     burst_since_yield = 0

@@ -1,12 +1,19 @@
 """Arrival times and template choice: the exact arithmetic shared by the plan and the engine.
 
 The k-th arrival of a segment is where the integral of its linear rate reaches k (solved in
-closed form, so no drift accumulates); templates are interleaved by smooth weighted round robin,
-so every cycle of the weights holds them exactly, with no randomness.
+closed form, so no drift accumulates). Templates are interleaved in Sainte-Laguë (Webster) order:
+arrival n goes to the template i with the largest w_i / (2 c_i + 1), c_i being its arrivals so
+far, ties to the first. For two templates that is exactly nginx's smooth weighted round robin;
+for any number, every whole cycle of the integer weights holds them exactly, the first n
+arrivals are Webster's apportionment of n by the weights, and their counts have a closed form
+(`mix_counts`), so no plan walks the arrivals one by one (a cycle can be billions long). The order
+replaced nginx's round robin for three templates and more, which has no closed form. No
+randomness, only integers.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -18,9 +25,9 @@ __all__ = [
     "arrival_times",
     "integer_weights",
     "mix_counts",
+    "mix_order",
     "segment_offsets",
     "shard_share",
-    "smooth_round_robin",
 ]
 
 
@@ -66,32 +73,89 @@ def integer_weights(weights: Sequence[Fraction]) -> list[int]:
     return [i // divisor for i in ints]
 
 
-def smooth_round_robin(weights: Sequence[int]) -> Iterator[int]:
-    """Indices chosen by smooth weighted round robin (nginx's): endless, evenly interleaved."""
-    total = sum(weights)
-    current = [0] * len(weights)
-    if len(weights) == 1:
-        while True:
-            yield 0
-    while True:
-        best = 0
-        for i, w in enumerate(weights):
-            current[i] += w
-            if current[i] > current[best]:
-                best = i
-        current[best] -= total
-        yield best
+class _Element:
+    """Template `index`'s element w / (2c + 1) of the Sainte-Laguë order (`odd` is 2c + 1).
+
+    Values are compared by cross-multiplying their integers, never as floats or fractions.
+    """
+
+    __slots__ = ("index", "odd", "weight")
+
+    def __init__(self, weight: int, odd: int, index: int) -> None:
+        self.weight, self.odd, self.index = weight, odd, index
+
+    def _compare(self, other: _Element) -> int:
+        """Above 0 when this element's value is the larger, 0 when they are equal."""
+        return self.weight * other.odd - other.weight * self.odd
 
 
-def mix_counts(weights: Sequence[Fraction], total: int) -> list[int]:
-    """How many of `total` arrivals each template gets under smooth weighted round robin."""
-    ints = integer_weights(weights)
-    cycle = sum(ints)
-    full, rest = divmod(total, cycle)
-    counts = [w * full for w in ints]
-    chooser = smooth_round_robin(ints)
-    for _ in range(rest):
-        counts[next(chooser)] += 1
+class _Next(_Element):
+    """A heap entry ordered as the order takes them: the larger value, then the lower index."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: _Next) -> bool:
+        compared = self._compare(other)
+        return compared > 0 or (compared == 0 and self.index < other.index)
+
+
+class _Last(_Element):
+    """A heap entry ordered last-taken first: the smaller value, then the higher index."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: _Last) -> bool:
+        compared = self._compare(other)
+        return compared < 0 or (compared == 0 and self.index > other.index)
+
+
+def mix_order(weights: Sequence[int]) -> Iterator[int]:
+    """Template indices in Sainte-Laguë order, one per arrival, endless; O(log k) each.
+
+    Arrival n goes to the template with the largest w_i / (2 c_i + 1), ties to the lowest
+    index. For two templates this is nginx's smooth weighted round robin, choice for choice.
+    """
+    heads = [_Next(w, 1, i) for i, w in enumerate(weights)]
+    heapq.heapify(heads)
+    while heads:
+        head = heads[0]
+        yield head.index
+        heapq.heapreplace(heads, _Next(head.weight, head.odd + 2, head.index))
+
+
+def mix_counts(weights: Sequence[int], total: int) -> list[int]:
+    """How many of the first `total` arrivals `mix_order(weights)` gives each template.
+
+    Closed form, O(k log k) whatever `total` is. The order takes the elements w_i / (2j + 1)
+    (j = 0, 1, ...) from the largest down, ties to the lower index. Those above
+    T / (2 total) (T = sum of the weights) come first: template i has
+    ((2 total w_i - 1) // T + 1) // 2 of them, and together they are within k/2 of `total`.
+    The rest is settled element by element: the next ones in the order are added, or the
+    last ones taken are given back, until the counts add up to `total`.
+    """
+    whole = sum(weights)
+    if total <= 0 or whole <= 0:
+        return [0] * len(weights)
+    counts = [((2 * total * w - 1) // whole + 1) // 2 for w in weights]
+    taken = sum(counts)
+    pairs = list(enumerate(zip(weights, counts, strict=True)))
+    if taken < total:
+        following = [_Next(w, 2 * c + 1, i) for i, (w, c) in pairs]
+        heapq.heapify(following)
+        for _ in range(total - taken):
+            head = following[0]
+            counts[head.index] += 1
+            heapq.heapreplace(following, _Next(head.weight, head.odd + 2, head.index))
+    elif taken > total:
+        last = [_Last(w, 2 * c - 1, i) for i, (w, c) in pairs if c]
+        heapq.heapify(last)
+        for _ in range(taken - total):
+            tail = last[0]
+            counts[tail.index] -= 1
+            if tail.odd > 1:
+                heapq.heapreplace(last, _Last(tail.weight, tail.odd - 2, tail.index))
+            else:
+                heapq.heappop(last)
     return counts
 
 

@@ -6,6 +6,7 @@ results embed them, and `plan.render` prints them.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -168,7 +169,7 @@ class PhasePlan:
     """Where each spike starts, as a run offset (in the order of `spikes`)."""
     mix: tuple[tuple[str, float], ...] = ()
     weights: tuple[int, ...] = ()
-    """The mix's weights as the smallest integers in the same ratios (the round robin's)."""
+    """The mix's exact weights as the smallest integers in the same ratios, for `mix_order`."""
     scheduled: Mapping[str, int] | None = None
     scheduled_total: int | None = None
     expectations: tuple[ExpectationPlan, ...] = ()
@@ -190,12 +191,15 @@ class PhasePlan:
             return 0.0
         if self.shape is ShapeKind.BURST:
             return self.burst_size / self.burst_every_s
-        for segment in self.segments:
-            if segment.start_s <= t < segment.end_s:
-                width = segment.end_s - segment.start_s
-                share = (t - segment.start_s) / width if width > 0 else 0.0
-                return segment.rate_start + (segment.rate_end - segment.rate_start) * share
-        return 0.0
+        # segments tile the phase in order: the last one starting at or before t (a binary
+        # search, since the rate chart asks 512 times of phases with thousands of segments)
+        found = bisect_right(self.segments, t, key=lambda s: s.start_s) - 1
+        if found < 0 or not t < self.segments[found].end_s:
+            return 0.0
+        segment = self.segments[found]
+        width = segment.end_s - segment.start_s
+        share = (t - segment.start_s) / width if width > 0 else 0.0
+        return segment.rate_start + (segment.rate_end - segment.rate_start) * share
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,10 +302,8 @@ class Plan:
 
     def rate_at(self, t: float) -> float:
         """The target rate at run offset `t`."""
-        for phase in self.phases:
-            if phase.start_s <= t < phase.end_s:
-                return phase.rate_at(t)
-        return 0.0
+        found = bisect_right(self.phases, t, key=lambda p: p.start_s) - 1
+        return self.phases[found].rate_at(t) if found >= 0 else 0.0
 
 
 def _masked(pairs: tuple[tuple[str, Text], ...]) -> tuple[tuple[str, Text], ...]:

@@ -32,12 +32,12 @@ from nimbus_scenarios.plan.model import (
     KillPlan,
     PhasePlan,
     Plan,
-    Segment,
     Settings,
     StressSpec,
     Template,
     Text,
 )
+from nimbus_scenarios.plan.pieces import Piece, Window, segments, stairs, with_spikes
 from nimbus_scenarios.secrets import MASK, is_secret_header
 
 __all__ = ["compile_plan"]
@@ -216,7 +216,8 @@ class _Compiler:
         length = self.exact(phase.duration)
         end = start + length
         shape = phase.shapes[0]
-        mix = self.mix(phase)
+        weights = self.weights(phase)
+        mix = tuple((name, float(weight)) for name, weight in weights)
         base = PhasePlan(
             name=name,
             index=index,
@@ -233,7 +234,7 @@ class _Compiler:
             ),
             spike_starts_s=tuple(float(start + self.exact(s.at)) for s in phase.spikes),
             mix=mix,
-            weights=tuple(integer_weights(_exact_weights(mix))) if mix else (),
+            weights=tuple(integer_weights([weight for _, weight in weights])),
             expectations=tuple(self.expectation(e, name, start, end) for e in phase.expectations),
             kills=tuple(
                 KillPlan(name, float(start + self.exact(k.at)), int(self.exact(k.count)))
@@ -255,66 +256,42 @@ class _Compiler:
                 replace(base, burst_size=size, burst_every_s=float(every), burst_count=count),
                 size * count,
             )
-        pieces = self.rate_pieces(shape, length)
-        pieces = self.apply_spikes(pieces, phase.spikes)
-        segments, total = _segments(pieces, start)
-        return self._counted(replace(base, segments=tuple(segments)), total)
+        windows = []
+        for spike in phase.spikes:
+            at = self.exact(spike.at)
+            windows.append(Window(at, at + self.exact(spike.duration), self.exact(spike.rate)))
+        pieces = with_spikes(self.rate_pieces(shape, length), windows)
+        compiled, total = segments(pieces, start)
+        return self._counted(replace(base, segments=tuple(compiled)), total)
 
     def _counted(self, phase: PhasePlan, total: int) -> PhasePlan:
-        counts = mix_counts(_exact_weights(phase.mix), total) if phase.mix else []
+        counts = mix_counts(phase.weights, total)
         scheduled = {name: count for (name, _), count in zip(phase.mix, counts, strict=True)}
         return replace(phase, scheduled=scheduled, scheduled_total=total)
 
-    def mix(self, phase: n.Phase) -> tuple[tuple[str, float], ...]:
+    def weights(self, phase: n.Phase) -> list[tuple[str, Fraction]]:
+        """The `send` mix with its weights exact, as written (`33.3333333%` is 333333333/10^7)."""
         if not phase.sends:
-            return ()
-        send = phase.sends[0]
-        return tuple(
-            (w.request.text, float(self.exact(w.weight)) if w.weight is not None else 100.0)
-            for w in send.mix
-        )
+            return []
+        return [
+            (w.request.text, self.exact(w.weight) if w.weight is not None else Fraction(100))
+            for w in phase.sends[0].mix
+        ]
 
-    def rate_pieces(
-        self, shape: n.Shape, length: Fraction
-    ) -> list[tuple[Fraction, Fraction, Fraction, Fraction]]:
-        """(start, end, rate at start, rate at end) relative to the phase start."""
+    def rate_pieces(self, shape: n.Shape, length: Fraction) -> list[Piece]:
+        """The shape's own rate over the phase, offsets from its start."""
         match shape.kind:
             case n.ShapeKind.RATE:
                 r = self.exact(shape.args[0])
-                return [(Fraction(0), length, r, r)]
+                return [Piece(Fraction(0), length, r, r)]
             case n.ShapeKind.RAMP:
-                return [(Fraction(0), length, self.exact(shape.args[0]), self.exact(shape.args[1]))]
+                first, last = self.exact(shape.args[0]), self.exact(shape.args[1])
+                return [Piece(Fraction(0), length, first, last)]
             case n.ShapeKind.STEPS:
                 first, last = self.exact(shape.args[0]), self.exact(shape.args[1])
-                count = int(self.exact(shape.args[2]))
-                width = length / count
-                pieces = []
-                for j in range(count):
-                    r = first if count == 1 else first + (last - first) * j / (count - 1)
-                    pieces.append((width * j, width * (j + 1), r, r))
-                return pieces
+                return stairs(first, last, int(self.exact(shape.args[2])), length)
             case _:
-                return [(Fraction(0), length, Fraction(0), Fraction(0))]
-
-    def apply_spikes(
-        self,
-        pieces: list[tuple[Fraction, Fraction, Fraction, Fraction]],
-        spikes: Iterable[n.Spike],
-    ) -> list[tuple[Fraction, Fraction, Fraction, Fraction]]:
-        for spike in spikes:
-            at = self.exact(spike.at)
-            until = at + self.exact(spike.duration)
-            rate = self.exact(spike.rate)
-            result: list[tuple[Fraction, Fraction, Fraction, Fraction]] = []
-            for start, end, r0, r1 in pieces:
-                for lo, hi in ((start, min(end, at)), (max(start, until), end)):
-                    if lo < hi:
-                        result.append(
-                            (lo, hi, _lerp(start, end, r0, r1, lo), _lerp(start, end, r0, r1, hi))
-                        )
-            result.append((at, until, rate, rate))
-            pieces = sorted(result)
-        return pieces
+                return [Piece(Fraction(0), length, Fraction(0), Fraction(0))]
 
     # -------------------------------------------------------- expectations
     def expectation(
@@ -412,40 +389,3 @@ class _Compiler:
                 else:
                     steps.append(CleanupStep(template=item.mix[0].request.text))
         return steps
-
-
-def _exact_weights(mix: tuple[tuple[str, float], ...]) -> list[Fraction]:
-    """The mix's percentages as exact fractions (as written: at most six decimals matter)."""
-    return [Fraction(weight).limit_denominator(10**6) for _, weight in mix]
-
-
-def _lerp(start: Fraction, end: Fraction, r0: Fraction, r1: Fraction, at: Fraction) -> Fraction:
-    if end == start:
-        return r0
-    return r0 + (r1 - r0) * (at - start) / (end - start)
-
-
-def _segments(
-    pieces: list[tuple[Fraction, Fraction, Fraction, Fraction]], offset: Fraction
-) -> tuple[list[Segment], int]:
-    """Segments with exact arrival counts: arrival k lies in the piece whose integral covers it."""
-    segments = []
-    cumulative = Fraction(0)
-    for start, end, r0, r1 in pieces:
-        area = (r0 + r1) * (end - start) / 2
-        first = math.ceil(cumulative)
-        integral_start = float(cumulative)
-        cumulative += area
-        count = math.ceil(cumulative) - first
-        segments.append(
-            Segment(
-                start_s=float(offset + start),
-                end_s=float(offset + end),
-                rate_start=float(r0),
-                rate_end=float(r1),
-                first=first,
-                count=count,
-                integral_start=integral_start,
-            )
-        )
-    return segments, math.ceil(cumulative)

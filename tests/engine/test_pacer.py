@@ -7,6 +7,7 @@ import asyncio
 import math
 import time
 from collections.abc import Coroutine
+from itertools import islice
 from typing import Any, TypeVar
 
 import pytest
@@ -15,7 +16,7 @@ from nimbus_scenarios.clock import ManualClock
 from nimbus_scenarios.engine.dispatch import Dispatcher
 from nimbus_scenarios.engine.pacer import run_open
 from nimbus_scenarios.engine.stats import RunStats
-from nimbus_scenarios.plan.arrivals import arrival_times, shard_share
+from nimbus_scenarios.plan.arrivals import arrival_times, mix_order, shard_share
 from nimbus_scenarios.plan.model import PhasePlan
 from tests.engine.support import mix_of, phase_plan
 from tests.support.fakes import ScriptedTransport, answer_after
@@ -116,6 +117,20 @@ def test_a_shard_sends_every_nth_arrival_at_its_planned_time() -> None:
     transport, stats, _, _ = run_phase(phase, shard=(1, 3))
     assert transport.send_times() == [ORIGIN + k / 10 for k in range(1, 20, 3)]
     assert stats.phases["p"].scheduled == shard_share(20, 1, 3) == 7
+
+
+def test_shards_together_send_the_plans_mix_arrival_by_arrival() -> None:
+    """Three shards of `70% a, 30% b` send, between them, arrival k with the mix order's k-th
+    template: each shard steps the chooser through the arrivals it skips."""
+    phase = phase_plan("rate 10/s", send="70% a, 30% b")
+    by_time: dict[float, str] = {}
+    for index in range(3):
+        transport, _, _, _ = run_phase(phase, shard=(index, 3))
+        by_time.update((sent.at, sent.path) for sent in transport.sent)
+    names = [name for name, _ in phase.mix]
+    expected = [f"/{names[i]}" for i in islice(mix_order(phase.weights), 20)]
+    assert [by_time[t] for t in sorted(by_time)] == expected
+    assert expected.count("/a") == 14
 
 
 def test_arrivals_over_the_in_flight_cap_are_dropped() -> None:

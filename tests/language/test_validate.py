@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nimbus_scenarios.language import check
 from nimbus_scenarios.language.errors import Source, render_all
@@ -167,6 +169,25 @@ def test_spikes_are_checked_against_their_own_phase() -> None:
         "this spike overlaps the one at line 6",
         "the spike runs from 25s to 35s, past the end of its 30s phase",
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 59), st.integers(1, 30)), min_size=1, max_size=12))
+def test_every_overlapping_pair_of_spikes_is_reported(spikes: list[tuple[int, int]]) -> None:
+    """Each spike names every earlier spike it overlaps, in the order written, as comparing
+    every pair would (the check sweeps them sorted by start instead)."""
+    windows = [(at, min(length, 60 - at)) for at, length in spikes]
+    lines = [f"    spike 10/s for {length}s at {at}s" for at, length in windows]
+    body = '  request h = GET "/h"\n  phase "a" 60s {\n    rate 1/s\n'
+    body += "\n".join(lines) + "\n    send h\n  }"
+    first_line = 6  # after the scenario line, target, request, phase and shape
+    expected = [
+        f"this spike overlaps the one at line {first_line + i}"
+        for j, (at, length) in enumerate(windows)
+        for i, (other_at, other_length) in enumerate(windows[:j])
+        if at < other_at + other_length and other_at < at + length
+    ]
+    assert errors(body) == expected
 
 
 def named(name: str) -> list[str]:

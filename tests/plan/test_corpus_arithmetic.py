@@ -10,12 +10,14 @@ Rules used (scenario-language.md, "Exact arithmetic"):
 - `steps R1 -> R2 in N`: stair j lasts D/N at R1 + (R2 - R1) * j / (N - 1) (N = 1: R1);
 - `burst N every D`: N arrivals at offsets 0, D, 2D, ... while the offset is before the end;
 - `spike R for D at T`: the rate is R instead of the shape's during [T, T + D);
-- a mix splits arrivals by smooth weighted round robin (counts checked in test_properties too).
+- a mix splits arrivals in Sainte-Laguë order on the exact weights: arrival n goes to the largest
+  w / (2c + 1) (counts checked in test_properties too).
 """
 
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +77,7 @@ PHASES: dict[str, list[tuple[str, float, float, int | None, dict[str, int] | Non
         ("quiet", 260, 270, 0, {}),
     ],
     "mixes": [
-        # Smooth weighted round robin, worked by hand on the reduced integer weights.
+        # Sainte-Laguë order, worked by hand on the reduced integer weights.
         ("ninety-ten", 0, 10, 100, {"a": 90, "b": 10}),  # 9:1, 10 full cycles
         ("thirds", 10, 20, 100, {"a": 33, "b": 33, "c": 34}),  # 333:333:334, first 100 picks
         ("seventy-thirty-short", 20, 21, 7, {"a": 5, "b": 2}),  # 7:3 -> a b a a a b a
@@ -122,6 +124,18 @@ PHASES: dict[str, list[tuple[str, float, float, int | None, dict[str, int] | Non
         ("ramp", 0, 120, 2520, {"work": 2268, "health": 252}),  # (2 + 40) / 2 x 120, 9:1
         ("reports", 120, 180, 60, {"report": 60}),  # 1/s x 60s
     ],
+    "weights": [
+        # 333333333:333333333:333333334 over 1,000: shares 333.33 333.33 333.33 round to 999;
+        # the next element in the order is the largest weight's, c's
+        ("near-thirds", 0, 1000, 1000, {"a": 333, "b": 333, "c": 334}),
+        # 10000/s x 9999.9999s = 99,999,999 = 10^8 - 1; shares of 33333331:66666669 (sum 10^8)
+        # are 33333331 - 0.33333331 and 66666669 - 0.66666669, rounded: 33333331 + 66666668
+        ("long-cycle", 1000, 10999.9999, 99999999, {"a": 33333331, "b": 66666668}),
+    ],
+    # 10 x (1 + 2 + ... + 50) = 12750 of stairs; the spikes across boundaries 1..49 take
+    # j + (j + 1) each (2499 in all) and add 200 each (9800); the two at 0s and 1s take 2 of
+    # stair 0 and add 30 + 40: 12750 - 2499 + 9800 - 2 + 70 = 20119
+    "many_spikes": [("stairs", 0, 500, 20119, {"a": 20119})],
     "scaling": [
         ("warm", 0, 30, 60, {"work": 60}),  # 2/s x 30s
         # ramp r(t) = 2 + 38t/120: (2 + 40) / 2 x 120 = 2520, less the ramp under the spike
@@ -152,6 +166,8 @@ DURATIONS = {
     "cr_only": 20,
     "layout": 110,
     "per_request": 180,  # `within 1m` from 0 ends before the phases do
+    "weights": 10999.9999,
+    "many_spikes": 500,
     "scaling": 210,  # `reaction <= 1m` and `pod startup max < 1m` wait 1m past 150s
 }
 
@@ -224,6 +240,19 @@ def test_spike_segments_across_stairs() -> None:
         (128, 132, 7, 7, 8, 28),
         (132, 140, 3, 3, 36, 24),
     ]
+
+
+def test_many_spikes_cut_every_stair() -> None:
+    """Fifty stairs with a 2 s spike over each boundary, written last first, and two touching
+    spikes at 0s and 1s: the segments alternate stair and spike in time order."""
+    expected = [(0, 1, 30, 30), (1, 2, 40, 40), (2, 9, 1, 1)]
+    for j in range(1, 50):  # spike over the boundary at 10j, then the rest of stair j (rate j+1)
+        expected.append((10 * j - 1, 10 * j + 1, 100, 100))
+        expected.append((10 * j + 1, 10 * j + 9 if j < 49 else 500, j + 1, j + 1))
+    got = segments(golden("many_spikes"), "stairs")
+    assert [s[:4] for s in got] == expected
+    assert [s[5] for s in got[:5]] == [30, 40, 7, 200, 16]  # 1 x 7 and 2 x 8 between spikes
+    assert all(a[4] + a[5] == b[4] for a, b in pairwise(got))
 
 
 def test_stairs_of_fractional_width() -> None:

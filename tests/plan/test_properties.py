@@ -24,8 +24,8 @@ from nimbus_scenarios.plan.arrivals import (
     arrival_times,
     integer_weights,
     mix_counts,
+    mix_order,
     shard_share,
-    smooth_round_robin,
 )
 from nimbus_scenarios.plan.model import Plan
 
@@ -270,6 +270,25 @@ def test_open_model_arrivals_follow_the_integral(phases: list[OpenPhase]) -> Non
 
 
 @settings(max_examples=60, deadline=None)
+@given(st.lists(open_phases(), min_size=1, max_size=3), st.lists(st.floats(-1, 70), max_size=30))
+def test_rate_at_finds_the_segment_holding_the_moment(
+    phases: list[OpenPhase], moments: list[float]
+) -> None:
+    """The plan's target rate at a moment is its segment's line there, as a scan over every
+    phase and segment finds it (rate_at searches them by bisection)."""
+    plan = compile_text(scenario_text([p.text(i) for i, p in enumerate(phases)]))
+    boundaries = [s.start_s for p in plan.phases for s in p.segments]
+    for t in [*moments, *boundaries, plan.phases_end_s]:
+        expected = 0.0
+        for segment in (s for p in plan.phases for s in p.segments):
+            if segment.start_s <= t < segment.end_s:
+                share = (t - segment.start_s) / (segment.end_s - segment.start_s)
+                expected = segment.rate_start + (segment.rate_end - segment.rate_start) * share
+                break
+        assert plan.rate_at(t) == expected
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.integers(1, 50), st.integers(100, 60000), st.integers(1, 60000), st.integers(0, 60000))
 def test_burst_arrivals(size: int, every_ms: int, length_ms: int, lead_ms: int) -> None:
     """`burst N every D` sends N at each offset 0, D, 2D, ... strictly before the phase end."""
@@ -343,6 +362,24 @@ def reference_swrr(weights: list[int], picks: int) -> list[int]:
     return chosen
 
 
+def reference_sainte_lague(weights: list[int], picks: int) -> list[int]:
+    """The Sainte-Laguë order by its definition, with fractions: each arrival goes to the largest
+    w / (2c + 1), the first of equals."""
+    counts = [0] * len(weights)
+    chosen = []
+    for _ in range(picks):
+        best = max(range(len(weights)), key=lambda i: (Fraction(weights[i], 2 * counts[i] + 1), -i))
+        counts[best] += 1
+        chosen.append(best)
+    return chosen
+
+
+def tally(picks: list[int], templates: int) -> list[int]:
+    """How many picks each of `templates` templates got."""
+    counts = Counter(picks)
+    return [counts[i] for i in range(templates)]
+
+
 @st.composite
 def weight_lists(draw: st.DrawFn) -> list[Fraction]:
     """2 to 5 positive percentages with one decimal (33.3%) that add up to exactly 100%."""
@@ -352,15 +389,48 @@ def weight_lists(draw: st.DrawFn) -> list[Fraction]:
     return [Fraction(hi - lo, 10) for lo, hi in pairwise(bounds)]
 
 
+small_weights = st.lists(st.integers(1, 12) | st.integers(1, 400), min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_weights, st.integers(0, 300))
+def test_mix_order_is_the_sainte_lague_order(weights: list[int], total: int) -> None:
+    """mix_order picks, arrival by arrival, what the definition with fractions picks."""
+    assert list(islice(mix_order(weights), total)) == reference_sainte_lague(weights, total)
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_weights, st.integers(0, 300))
+def test_mix_counts_equal_walking_the_order(weights: list[int], total: int) -> None:
+    """The closed form gives, after every prefix, the counts of walking the order one by one."""
+    picks = reference_sainte_lague(weights, total)
+    for n in range(total + 1):
+        assert mix_counts(weights, n) == tally(picks[:n], len(weights))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 3))
+@example(1, 1, 2)
+@example(33333331, 66666669, 1)  # the 10^8 cycle of issue 17, its first 300 picks
+def test_two_templates_are_nginx_smooth_weighted_round_robin(a: int, b: int, cycles: int) -> None:
+    """For two templates the order is nginx's smooth weighted round robin, pick for pick, over
+    whole cycles (up to 300 picks), and so are the closed-form counts."""
+    picks = min((a + b) * cycles, 300)
+    order = list(islice(mix_order([a, b]), picks))
+    assert order == reference_swrr([a, b], picks)
+    assert mix_counts([a, b], picks) == tally(order, 2)
+
+
 @settings(max_examples=100, deadline=None)
-@given(weight_lists(), st.integers(0, 2500))
-def test_mix_counts_follow_smooth_round_robin(weights: list[Fraction], total: int) -> None:
-    """mix_counts equals counting smooth_round_robin's choices one by one."""
-    ints = integer_weights(weights)
-    picks = list(islice(smooth_round_robin(ints), total))
-    assert picks == reference_swrr(ints, total)
-    counts = Counter(picks)
-    assert mix_counts(weights, total) == [counts[i] for i in range(len(weights))]
+@given(small_weights, st.integers(0, 10**12), st.integers(0, 200))
+def test_mix_counts_repeat_by_whole_cycles(weights: list[int], cycles: int, rest: int) -> None:
+    """After any number of whole cycles the counts are the weights times the cycles, and the
+    order starts over: the closed form at 10^12 cycles agrees with a walk of the remainder."""
+    cycle = sum(weights)
+    rest %= cycle
+    walked = tally(reference_sainte_lague(weights, rest), len(weights))
+    expected = [w * cycles + c for w, c in zip(weights, walked, strict=True)]
+    assert mix_counts(weights, cycle * cycles + rest) == expected
 
 
 @settings(max_examples=100, deadline=None)
@@ -371,38 +441,82 @@ def test_every_full_cycle_holds_the_weights(weights: list[Fraction], cycles: int
     assert all(i > 0 for i in ints)
     assert [Fraction(i, sum(ints)) for i in ints] == [w / 100 for w in weights]
     cycle = sum(ints)
-    picks = list(islice(smooth_round_robin(ints), cycle * cycles))
+    picks = list(islice(mix_order(ints), cycle * cycles))
     for c in range(cycles):
-        counts = Counter(picks[c * cycle : (c + 1) * cycle])
-        assert [counts[i] for i in range(len(ints))] == ints
-    assert mix_counts(weights, cycle * cycles) == [i * cycles for i in ints]
+        assert tally(picks[c * cycle : (c + 1) * cycle], len(ints)) == ints
+    assert mix_counts(ints, cycle * cycles) == [i * cycles for i in ints]
 
 
-@settings(max_examples=40, deadline=None)
-@given(weight_lists(), st.integers(1, 400))
-def test_phase_mix_counts_through_the_compiler(weights: list[Fraction], per_second: int) -> None:
-    """A compiled phase splits its scheduled arrivals by smooth weighted round robin."""
-    names = [f"t{i}" for i in range(len(weights))]
-    requests = [f'  request {name} = GET "/{name}"' for name in names]
-    mix = ", ".join(f"{float(w):g}% {name}" for w, name in zip(weights, names, strict=True))
-    if len(names) == 1:
-        mix = names[0]
-    text = "\n".join(
+def mix_scenario(texts: list[str], per_second: int) -> str:
+    """A one-second phase at `per_second` sending templates t0, t1, ... with weights `texts`."""
+    names = [f"t{i}" for i in range(len(texts))]
+    mix = ", ".join(f"{w}% {name}" for w, name in zip(texts, names, strict=True))
+    return "\n".join(
         [
             'scenario "mix" {',
-            *requests,
+            *(f'  request {name} = GET "/{name}"' for name in names),
             '  phase "p" 1s {',
             f"    rate {per_second}/s",
-            f"    send {mix}",
+            f"    send {mix if len(names) > 1 else names[0]}",
             "  }",
             "}",
             "",
         ]
     )
-    phase = compile_text(text).phases[0]
+
+
+@st.composite
+def decimal_weights(draw: st.DrawFn) -> tuple[list[str], list[Fraction]]:
+    """2 to 4 percentages written with 7 to 9 decimals that add up to exactly 100%, as text and
+    as the exact fractions the text means."""
+    places = draw(st.integers(7, 9))
+    whole = 100 * 10**places
+    count = draw(st.integers(2, 4))
+    cuts = sorted(draw(st.sets(st.integers(1, whole - 1), min_size=count - 1, max_size=count - 1)))
+    units = [hi - lo for lo, hi in pairwise([0, *cuts, whole])]
+    texts = [f"{u // 10**places}.{u % 10**places:0{places}d}" for u in units]
+    return texts, [Fraction(u, 10**places) for u in units]
+
+
+@settings(max_examples=100, deadline=None)
+@given(decimal_weights(), st.integers(1, 2000))
+@example(
+    (
+        ["33.3333333", "33.3333333", "33.3333334"],
+        [Fraction(333333333, 10**7), Fraction(333333333, 10**7), Fraction(333333334, 10**7)],
+    ),
+    1000,
+)
+def test_weights_are_exact(weights: tuple[list[str], list[Fraction]], per_second: int) -> None:
+    """A mix written with many decimals is split by its exact weights, never by floats: the
+    compiled counts equal the order walked on the fractions' integer ratios."""
+    texts, exact = weights
+    phase = compile_text(mix_scenario(texts, per_second)).phases[0]
+    scale = math.lcm(*(w.denominator for w in exact))
+    ratios = [int(w * scale) for w in exact]
+    divisor = math.gcd(*ratios)
+    assert list(phase.weights) == [r // divisor for r in ratios]
+    walked = tally(reference_sainte_lague(ratios, per_second), len(texts))
+    assert phase.scheduled == {f"t{i}": count for i, count in enumerate(walked)}
+
+
+def test_the_largest_of_near_thirds_gets_the_odd_arrival() -> None:
+    """33.3333333%, 33.3333333%, 33.3333334% of 1,000 arrivals: the largest weight, c's, gets the
+    334th (through a float and limit_denominator(10**6) it went to a)."""
+    texts = ["33.3333333", "33.3333333", "33.3333334"]
+    phase = compile_text(mix_scenario(texts, 1000)).phases[0]
+    assert phase.scheduled == {"t0": 333, "t1": 333, "t2": 334}
+
+
+@settings(max_examples=40, deadline=None)
+@given(weight_lists(), st.integers(1, 400))
+def test_phase_mix_counts_through_the_compiler(weights: list[Fraction], per_second: int) -> None:
+    """A compiled phase splits its scheduled arrivals in Sainte-Laguë order."""
+    texts = [f"{float(w):g}" for w in weights]
+    phase = compile_text(mix_scenario(texts, per_second)).phases[0]
     assert phase.scheduled_total == per_second
-    counts = Counter(reference_swrr(integer_weights(weights), per_second))
-    assert phase.scheduled == {name: counts[i] for i, name in enumerate(names)}
+    counts = tally(reference_sainte_lague(integer_weights(weights), per_second), len(weights))
+    assert phase.scheduled == {f"t{i}": count for i, count in enumerate(counts)}
 
 
 # ---------------------------------------------------------------- worked examples
