@@ -8,8 +8,11 @@ includes the interpreter's start, shown on its own as ``startup``). Each time is
 ``--repeat`` runs; a run longer than ``--timeout`` is stopped and reported as ``timeout``.
 
 For each shape it prints a row per size (bytes, items, seconds) and the slope: seconds per MB
-and microseconds per item over the start-up time, and the growth exponent between the smallest
-and the largest size (1 is linear, 2 quadratic; "linear" when at most 1.3).
+and microseconds per item over the start-up time. Growth is judged on the stages' own time,
+measured in this process without the interpreter's start (columns `in-proc`: reading, parsing
+and validating the file; then that and compiling the plan and rendering `plan --json`, best of
+``--repeat``): the exponent between the smallest and the largest size is 1 for linear, 2 for
+quadratic, and "linear" when at most 1.2.
 
     .venv/bin/python bench/language.py [--repeat 3] [--sizes 0.25 0.5 1] [--timeout 10]
                                        [--shapes expects phases ...] [--check]
@@ -21,6 +24,7 @@ code (every shape is valid except ``error_last``, which must exit 2).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import subprocess
@@ -184,6 +188,38 @@ def _median(command: list[str], repeat: int, timeout: float, exit_code: int) -> 
     return Timing(statistics.median(t.seconds or 0.0 for t in runs), all(t.ok for t in runs))
 
 
+def _in_process(path: Path, repeat: int) -> tuple[float, float]:
+    """Best-of-`repeat` seconds of the validate stages and of the plan stages, in this process."""
+    from nimbus_scenarios.language import check
+    from nimbus_scenarios.language.errors import ScenarioError
+    from nimbus_scenarios.language.syntax import read_source
+    from nimbus_scenarios.pipeline import plan_source
+    from nimbus_scenarios.plan.render import plan_json
+
+    validates, plans = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        with contextlib.suppress(ScenarioError):  # a syntax error: the file is refused
+            check(read_source(path))
+        validates.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        with contextlib.suppress(ScenarioError):
+            compiled = plan_source(read_source(path))
+            plan_json(compiled.plan, compiled.warning_texts)
+        plans.append(time.perf_counter() - started)
+    return min(validates), min(plans)
+
+
+def _growth(points: list[tuple[int, float]]) -> str:
+    """The growth exponent of in-process times between the smallest and the largest size."""
+    (i0, t0), (i1, t1) = points[0], points[-1]
+    if t1 < 0.02 or i1 == i0:
+        return f"{t1 * 1000:.1f} ms at the largest size: flat"
+    exponent = math.log(t1 / t0) / math.log(i1 / i0)
+    verdict = "linear" if exponent <= 1.2 else "NOT linear"
+    return f"growth exponent {exponent:.2f} in-process ({verdict})"
+
+
 def _cli(verb: list[str], path: Path) -> list[str]:
     return [sys.executable, "-m", "nimbus_scenarios", *verb, str(path)]
 
@@ -195,18 +231,14 @@ def _shown(timing: Timing) -> str:
 
 
 def _slope(points: list[tuple[int, int, float | None]], startup: float) -> str:
-    """Seconds per MB, microseconds per item and the growth exponent of the measured points."""
+    """Seconds per MB and microseconds per item of the CLI run at the largest size."""
     measured = [(b, i, t - startup) for b, i, t in points if t is not None]
     if len(measured) < 2:
         return "slope: too few points"
-    (_, i0, t0), (b1, i1, t1) = measured[0], measured[-1]
+    _, (b1, i1, t1) = measured[0], measured[-1]
     per_mb = max(t1, 0.0) / (b1 / 1024 / 1024)
     per_item = max(t1, 0.0) / i1 * 1e6
-    if t0 <= 0.01 or i1 == i0:
-        return f"{per_mb:.2f} s/MB, {per_item:.1f} us/item, too fast to judge growth"
-    exponent = math.log(max(t1, 1e-9) / t0) / math.log(i1 / i0)
-    verdict = "linear" if exponent <= 1.3 else "NOT linear"
-    return f"{per_mb:.2f} s/MB, {per_item:.1f} us/item, growth exponent {exponent:.2f} ({verdict})"
+    return f"{per_mb:.2f} s/MB, {per_item:.1f} us/item"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,9 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         for shape in shapes:
             largest = shape.largest or _filled(shape.text)
             print(f"\n{shape.name} ({shape.items})")
-            print(f"  {'bytes':>9} {'items':>7} {'validate':>9} {'plan':>9}")
+            print(
+                f"  {'bytes':>9} {'items':>7} {'validate':>9} {'plan':>9}"
+                f" {'in-proc validate':>17} {'in-proc plan':>13}"
+            )
             validates: list[tuple[int, int, float | None]] = []
             plans: list[tuple[int, int, float | None]] = []
+            inner_validates: list[tuple[int, float]] = []
+            inner_plans: list[tuple[int, float]] = []
             for size in sorted(args.sizes):
                 items = max(1, round(largest * size))
                 path = Path(folder) / f"{shape.name}-{items}.scn"
@@ -244,14 +281,20 @@ def main(argv: list[str] | None = None) -> int:
                 plan = _median(
                     _cli(["plan", "--json"], path), args.repeat, args.timeout, shape.exit_code
                 )
-                print(f"  {nbytes:>9,} {items:>7,} {_shown(validate):>9} {_shown(plan):>9}")
+                inner_validate, inner_plan = _in_process(path, args.repeat)
+                inner_validates.append((items, inner_validate))
+                inner_plans.append((items, inner_plan))
+                print(
+                    f"  {nbytes:>9,} {items:>7,} {_shown(validate):>9} {_shown(plan):>9}"
+                    f" {inner_validate:>17.3f} {inner_plan:>13.3f}"
+                )
                 validates.append((nbytes, items, validate.seconds))
                 plans.append((nbytes, items, plan.seconds))
                 for timing in (validate, plan):
                     too_slow = timing.seconds is None or timing.seconds > BUDGET_S
                     failed = failed or too_slow or not timing.ok
-            print(f"  validate: {_slope(validates, startup)}")
-            print(f"  plan:     {_slope(plans, startup)}")
+            print(f"  validate: {_slope(validates, startup)}; {_growth(inner_validates)}")
+            print(f"  plan:     {_slope(plans, startup)}; {_growth(inner_plans)}")
     if args.check:
         print("\ncheck:", "FAILED (over 2 s, timed out or wrong exit)" if failed else "ok")
         return 1 if failed else 0
