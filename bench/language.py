@@ -235,7 +235,9 @@ def _slope(points: list[tuple[int, int, float | None]], startup: float) -> str:
     measured = [(b, i, t - startup) for b, i, t in points if t is not None]
     if len(measured) < 2:
         return "slope: too few points"
-    _, (b1, i1, t1) = measured[0], measured[-1]
+    (b0, _, _), (b1, i1, t1) = measured[0], measured[-1]
+    if b0 == b1:
+        return "a file of the same size at every step"
     per_mb = max(t1, 0.0) / (b1 / 1024 / 1024)
     per_item = max(t1, 0.0) / i1 * 1e6
     return f"{per_mb:.2f} s/MB, {per_item:.1f} us/item"
