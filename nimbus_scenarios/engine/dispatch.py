@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from asyncio import current_task
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -152,9 +153,9 @@ class Dispatcher:
         self.lateness.record(int(late * 1_000_000.0) if late > 0 else 0)
         self.in_flight += 1
         stats.mark_sent(now, request)
-        task = self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(
+            self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
+        )
         return True
 
     async def send_closed(
@@ -171,7 +172,6 @@ class Dispatcher:
         stats.mark_sent(now, request)
         task = self._loop.create_task(self._exchange(stats, request, template, scheduled_at, now))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         await asyncio.shield(task)
 
     async def _exchange(
@@ -198,6 +198,9 @@ class Dispatcher:
             raise
         finally:
             self.in_flight -= 1
+            # The task forgets itself: a done callback would cost a scheduled callback (one
+            # more turn of the loop's ready queue) per request.
+            self._tasks.discard(current_task())
         done = self._now()
         ok = template.succeeded(outcome)
         stats.record(

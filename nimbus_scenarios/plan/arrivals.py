@@ -13,7 +13,9 @@ randomness, only integers.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -22,8 +24,11 @@ from nimbus_scenarios.language.nodes import ShapeKind
 from nimbus_scenarios.plan.model import PhasePlan, Segment
 
 __all__ = [
+    "MIX_CYCLE_LIMIT",
     "arrival_times",
     "integer_weights",
+    "last_arrival_offset",
+    "mix_chooser",
     "mix_counts",
     "mix_order",
     "segment_offsets",
@@ -44,6 +49,20 @@ def arrival_times(phase: PhasePlan) -> Iterator[float]:
         return
     for segment in phase.segments:
         yield from segment_offsets(segment)
+
+
+def last_arrival_offset(phase: PhasePlan) -> float | None:
+    """The offset of the phase's last arrival (the last `arrival_times` yields), None if it has
+    none; computed by the same arithmetic, without walking the arrivals."""
+    if phase.shape is ShapeKind.BURST:
+        if phase.burst_count <= 0 or phase.burst_size <= 0:
+            return None
+        return phase.start_s + (phase.burst_count - 1) * phase.burst_every_s
+    for segment in reversed(phase.segments):
+        if segment.count > 0:
+            last = dataclasses.replace(segment, first=segment.first + segment.count - 1, count=1)
+            return next(segment_offsets(last))
+    return None
 
 
 def segment_offsets(segment: Segment) -> Iterator[float]:
@@ -121,6 +140,27 @@ def mix_order(weights: Sequence[int]) -> Iterator[int]:
         head = heads[0]
         yield head.index
         heapq.heapreplace(heads, _Next(head.weight, head.odd + 2, head.index))
+
+
+MIX_CYCLE_LIMIT = 4096
+"""`mix_chooser` replays one whole cycle of the order when the integer weights sum to at most
+this (a list of that many small ints); longer cycles are computed arrival by arrival."""
+
+
+def mix_chooser(weights: Sequence[int]) -> Iterator[int]:
+    """The same endless sequence as `mix_order(weights)`, cheaper per arrival where it can be.
+
+    The order repeats after each whole cycle (sum of the weights): at its end every template has
+    had exactly its weight, and every comparison w_i (2 c_j + 1) against w_j (2 c_i + 1) is the
+    one at the start, offset by 2 w_i w_j on both sides. So a cycle of at most `MIX_CYCLE_LIMIT`
+    is computed once and replayed; one template is always template 0.
+    """
+    if len(weights) == 1:
+        return itertools.repeat(0)
+    period = sum(weights)
+    if 0 < period <= MIX_CYCLE_LIMIT and all(w > 0 for w in weights):
+        return itertools.cycle(list(itertools.islice(mix_order(weights), period)))
+    return mix_order(weights)
 
 
 def mix_counts(weights: Sequence[int], total: int) -> list[int]:

@@ -23,6 +23,8 @@ from nimbus_scenarios.pipeline import compile_source
 from nimbus_scenarios.plan.arrivals import (
     arrival_times,
     integer_weights,
+    last_arrival_offset,
+    mix_chooser,
     mix_counts,
     mix_order,
     shard_share,
@@ -562,3 +564,57 @@ def test_shard_share_splits_exactly() -> None:
             shares = [shard_share(total, i, count) for i in range(count)]
             assert sum(shares) == total
             assert max(shares) - min(shares) <= 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_weights, st.integers(1, 3))
+def test_mix_chooser_is_the_mix_order(weights: list[int], cycles: int) -> None:
+    """The chooser the engine steps (a replayed cycle, or template 0 for one template) picks
+    what mix_order picks, over several whole cycles and a part of one."""
+    picks = sum(weights) * cycles + 7
+    assert list(islice(mix_chooser(weights), picks)) == list(islice(mix_order(weights), picks))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "rate 7/s",
+        "rate 0.3/s",
+        "ramp 2/s -> 40/s",
+        "ramp 40/s -> 0/s",
+        "steps 1/s -> 9/s in 4",
+        "burst 25 every 7s",
+        "rate 3/s\n    spike 50/s for 5s at 10s",
+    ],
+)
+def test_last_arrival_offset_is_the_last_arrival(shape: str) -> None:
+    """last_arrival_offset, computed without walking the arrivals, is exactly the offset of
+    the last one arrival_times yields (the pacer's ticks never end after it)."""
+    text = f"""scenario "s" {{
+  request a = GET "/a"
+  phase "warm" 3s {{
+    rate 1/s
+    send a
+  }}
+  phase "p" 1m {{
+    {shape}
+    send a
+  }}
+}}
+"""
+    phase = compile_source(Source("s.scn", text), max_rate=1_000_000).phases[1]
+    assert last_arrival_offset(phase) == list(arrival_times(phase))[-1]
+
+
+def test_a_phase_without_arrivals_has_no_last_arrival() -> None:
+    """An idle phase schedules nothing, and so has no last arrival."""
+    text = """scenario "s" {
+  request a = GET "/a"
+  phase "p" 10s {
+    idle
+  }
+}
+"""
+    phase = compile_source(Source("s.scn", text), max_rate=1_000_000).phases[0]
+    assert list(arrival_times(phase)) == []
+    assert last_arrival_offset(phase) is None
