@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from nimbus_scenarios import stops
 from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.clock import parse_wall_time
+from nimbus_scenarios.engine.loop import loop_choice, run_on_loop
 from nimbus_scenarios.errors import ClusterError, UsageError
 from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.language.params import parse_overrides
@@ -51,6 +52,7 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     """Run a scenario from parsed command-line arguments; return the exit code."""
     if not math.isfinite(args.grace) or args.grace < 0:
         raise UsageError(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
+    loop = loop_choice()  # a bad NIMBUS_EVENT_LOOP is a usage error before anything is read
     source = read_source(locate(args.scenario))
     shard = _shard(args)
     plan = compile_source(
@@ -82,7 +84,8 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     # From here a stop signal is recorded, and the run (once it starts) stops at once: a run
     # that is stopped keeps, and writes, what it gathered.
     stops.hold()
-    return asyncio.run(_run(plan, source.text, url, args, shard, secret_target))
+    code, _ = run_on_loop(_run(plan, source.text, url, args, shard, secret_target), loop)
+    return code
 
 
 def plan_kills(plan: Plan) -> bool:

@@ -109,3 +109,48 @@ def test_explore_link_takes_its_datasource_and_org_from_flags(
     assert (document["grafana_tempo_uid"], document["grafana_org"]) == ("traces-eu", 4)
     html = render_html(load_results(results))
     assert expected.replace("&", "&amp;") in html
+
+
+ONE_SECOND = """
+scenario "loop" {
+  request h = GET "/h"
+  phase "p" 1s {
+    rate 20/s
+    send h
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_the_run_says_which_event_loop_it_ran_on(
+    loop: str,
+    http_server: HttpServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`NIMBUS_EVENT_LOOP` picks the loop; the summary and the results document name it."""
+    pytest.importorskip("uvloop")
+    monkeypatch.setenv("NIMBUS_EVENT_LOOP", loop)
+    scenario = tmp_path / "loop.scn"
+    scenario.write_text(ONE_SECOND, encoding="utf-8")
+    results = tmp_path / "loop.json"
+    code = main(["run", str(scenario), "--url", http_server.url, "--results", str(results)])
+    assert code == 0
+    assert f"event loop: {loop}" in capsys.readouterr().err.splitlines()
+    assert read_results(results)["event_loop"] == loop
+
+
+def test_an_unknown_event_loop_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `NIMBUS_EVENT_LOOP` naming no loop exits 2 before anything is sent, naming the choices."""
+    monkeypatch.setenv("NIMBUS_EVENT_LOOP", "tokio")
+    scenario = tmp_path / "loop.scn"
+    scenario.write_text(ONE_SECOND, encoding="utf-8")
+    code = main(["run", str(scenario), "--url", f"http://127.0.0.1:{free_port()}"])
+    assert code == 2
+    assert "NIMBUS_EVENT_LOOP='tokio': expected one of auto, asyncio, uvloop" in (
+        capsys.readouterr().err
+    )

@@ -179,6 +179,8 @@ def format_summary(results: RunResults, results_path: str | None = None) -> str:
         lines.extend(scaling_lines(results.scaling))
     for note in results.notes:
         lines.append(f"note: {note}")
+    if results.event_loop:
+        lines.append(f"event loop: {results.event_loop}")
     if results.trace_id:
         lines.append(f"trace id: {results.trace_id}")
     if results_path:

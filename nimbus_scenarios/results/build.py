@@ -169,6 +169,8 @@ class RunFacts:
     scaling: ScalingRecord | None = None
     """What the replica source recorded of the autoscaler and the pods, with the scale events
     derived (`judge.scaling`), as run offsets; None when it recorded nothing."""
+    event_loop: str | None = None
+    """The event loop the engine ran on (`engine.loop.loop_name`)."""
 
 
 def _phases(plan: Plan, facts: RunFacts, stats: StatsRecord) -> Iterable[PhaseResult]:
@@ -248,5 +250,6 @@ def build_results(
         grafana_org=facts.grafana_org,
         start_late_s=round_offset(facts.start_late_s),
         scaling=round_scaling(facts.scaling),
+        event_loop=facts.event_loop,
         plan=plan.masked(),
     )

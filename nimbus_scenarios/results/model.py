@@ -297,6 +297,7 @@ class RunResults:
             "start_late_s",
             "start_skew",
             "scaling",
+            "event_loop",
         }
     )
 
@@ -350,6 +351,9 @@ class RunResults:
     the pods, the scale events derived, as run offsets; None when the replica source recorded
     none (no scaling recorder, no replica source) and in documents written before it existed.
     A merged document keeps shard 0's."""
+    event_loop: str | None = None
+    """The event loop the engine ran on (`uvloop` or `asyncio`, `engine.loop`); None in a
+    merged document and in documents written before it was recorded."""
     plan: Plan
     """The compiled plan the run played (secrets masked): what `merge` and the reports read
     instead of compiling the source again."""

@@ -3,8 +3,10 @@ document built from the run's records."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+from nimbus_scenarios.engine.loop import loop_name
 from nimbus_scenarios.engine.stats import PhaseStats
 from nimbus_scenarios.judge.expectations import judge_load, planned_of, scope_of
 from nimbus_scenarios.judge.reaction import judge_scaling
@@ -187,6 +189,7 @@ def results_now(
         grafana_org=ctx.options.grafana_org,
         start_late_s=state.start_late_s,
         scaling=_scaling(ctx),
+        event_loop=loop_name(asyncio.get_running_loop()),
     )
     results = build_results(ctx.plan, facts, ctx.stats.freeze(), judgements, verdict, code)
     return RunOutcome(results, code, ctx.shutdown_left())

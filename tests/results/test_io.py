@@ -264,3 +264,15 @@ def test_template_seconds_are_checked_like_the_runs(
     with pytest.raises(ResultsError) as caught:
         from_json(json.dumps(data), "r.json")
     assert message in str(caught.value)
+
+
+def test_the_event_loop_round_trips_and_older_documents_load_without_it() -> None:
+    """The loop the engine ran on is written as `event_loop` and read back; a document written
+    before it was recorded (no such key) still loads, with None."""
+    results = dataclasses.replace(per_request_results(), event_loop="uvloop")
+    text = to_json(results)
+    data = json.loads(text)
+    assert data["event_loop"] == "uvloop"
+    assert from_json(text, "r.json") == results
+    del data["event_loop"]
+    assert from_json(json.dumps(data), "r.json").event_loop is None

@@ -145,3 +145,13 @@ scenario "secrets" {
     assert outcome.results.params["token"] == "***"
     assert outcome.exit_code is ExitCode.OK
     assert http_server.paths("/a")
+
+
+def test_a_real_run_records_the_event_loop_it_ran_on(http_server: HttpServer, run: Run) -> None:
+    """The document and the console name the loop the engine ran on (here asyncio's own, on
+    which the test runs it)."""
+    from nimbus_scenarios.report.console import format_summary
+
+    results = run(TWO_PHASES, http_server.url).results
+    assert results.event_loop == "asyncio"
+    assert "event loop: asyncio" in format_summary(results).splitlines()
