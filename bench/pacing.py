@@ -1,0 +1,103 @@
+"""What the engine does per arrival: the real runner under cProfile, at a fixed open-loop rate.
+
+A fast local server (nginx when /usr/sbin/nginx exists, else aiohttp.web, pinned to CPU 1, as
+bench/transports.py starts it) takes `rate R/s` for a few seconds from the runner in this
+process (pinned to CPU 0). The profile's top functions are printed with their calls and own CPU
+time *per arrival*: a function called about once per arrival or more is a per-arrival cost; one
+called a small fraction of a time per arrival (the pacer's wake-ups, once per tick) is not.
+Profiling slows everything down, so read the calls, not the microseconds, as the finding (times
+are wall time, so the loop's idle wait in epoll is left out); CPU figures belong to
+bench/engine.py. Traffic goes to 127.0.0.1 only.
+
+    .venv/bin/python bench/pacing.py [--rate 2000] [--duration 5] [--loop auto|asyncio|uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+
+def scenario(rate: float, duration: float) -> str:
+    """A one-phase open-model scenario at `rate` for `duration` seconds."""
+    return textwrap.dedent(
+        f"""\
+        scenario "pacing" {{
+          settings {{
+            max_inflight 5000
+            timeout 10s
+            connection_max_age 60s
+          }}
+          request get = GET "/"
+          phase "load" {duration:g}s {{
+            rate {rate:g}/s
+            send get
+          }}
+        }}
+        """
+    )
+
+
+def profile(url: str, rate: float, duration: float, loop: str, top: int) -> None:
+    """Run the scenario under cProfile and print the top functions per arrival."""
+    from nimbus_scenarios.engine.loop import LoopChoice, run_on_loop
+    from nimbus_scenarios.language.errors import Source
+    from nimbus_scenarios.pipeline import compile_source
+    from nimbus_scenarios.runner import RunOptions, run_scenario
+
+    text = scenario(rate, duration)
+    plan = compile_source(Source("pacing.scn", text), max_rate=1_000_000)
+    profiler = cProfile.Profile()
+
+    async def run() -> int:
+        profiler.enable()
+        outcome = await run_scenario(
+            plan, RunOptions(url=url, install_signal_handlers=False), scenario_text=text
+        )
+        profiler.disable()
+        return outcome.results.phases[0].load.sent
+
+    choice = LoopChoice(loop)
+    sent, ran = run_on_loop(run(), choice)
+    stats = pstats.Stats(profiler)
+    rows = []
+    for (file, line, name), (_, calls, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if name == "<method 'poll' of 'select.epoll' objects>":
+            continue  # the loop's idle wait (wall time), not work
+        rows.append((own, calls, f"{Path(file).name}:{line}({name})"))
+    rows.sort(reverse=True)
+    print(f"loop {ran}, rate {rate:g}/s for {duration:g}s: {sent} arrivals sent")
+    print(f"{'calls/arrival':>14} {'own us/arrival':>15}  function")
+    for own, calls, where in rows[:top]:
+        print(f"{calls / max(sent, 1):>14.3f} {1e6 * own / max(sent, 1):>15.2f}  {where}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
+    parser.add_argument("--server", default="auto", choices=("auto", "nginx", "aiohttp"))
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args(argv)
+
+    from transports import local_server
+
+    with local_server(args.server) as (server_kind, base):
+        print(f"server: {server_kind} at {base} (CPU 1); profiled runner on CPU 0", flush=True)
+        os.sched_setaffinity(0, {0})
+        profile(base.rstrip("/") + "/", args.rate, args.duration, args.loop, args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
