@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -81,6 +84,54 @@ def profile(url: str, rate: float, duration: float, loop: str, top: int) -> None
         print(f"{calls / max(sent, 1):>14.3f} {1e6 * own / max(sent, 1):>15.2f}  {where}")
 
 
+def held(url: str, rate: float, duration: float, loop: str) -> dict[str, Any]:
+    """One rung of the ladder: bench/engine.py's `child_ours` in a child pinned to CPU 0."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--url", url]
+    command += ["--rate", str(rate), "--duration", str(duration), "--loop", loop]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=duration * 4 + 60,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"child failed: {result.stderr[-2000:]}")
+    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
+
+
+def ladder(url: str, rates: list[float], duration: float, loop: str) -> None:
+    """Climb `rates` until one is not held; print each rung."""
+    best = 0.0
+    for rate in rates:
+        r = held(url, rate, duration, loop)
+        achieved = float(r["achieved"])
+        ok = achieved >= 0.99 * rate and not r["dropped"] and not r["failed"]
+        print(
+            f"  loop {r['loop']} {rate:>7.0f}/s  achieved {100 * achieved / rate:5.1f}%  "
+            f"dropped {r['dropped']}  failed {r['failed']}  late p50/p99 "
+            f"{r['late_p50_ms']}/{r['late_p99_ms']} ms  cpu {100 * float(r['cpu_share']):.0f}%"
+            f"  {'held' if ok else 'NOT held'}",
+            flush=True,
+        )
+        if not ok:
+            break
+        best = rate
+    print(f"highest held: {best:.0f}/s ({duration:g} s per rung)")
+
+
+def child(url: str, rate: float, duration: float, loop: str) -> None:
+    """A ladder rung's process: the real runner at `rate`, its figures as one JSON line."""
+    from engine import child_ours
+
+    from nimbus_scenarios.engine.loop import LoopChoice, run_on_loop
+
+    figures, ran = run_on_loop(child_ours(url, rate, duration), LoopChoice(loop))
+    print(json.dumps({**figures, "loop": ran}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=2000.0)
@@ -88,9 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--server", default="auto", choices=("auto", "nginx", "aiohttp"))
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--ladder", help="comma-separated rates: the highest held, no profile")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        child(args.url, args.rate, args.duration, args.loop)
+        return 0
 
     from transports import local_server
+
+    if args.ladder:
+        with local_server(args.server) as (server_kind, base):
+            print(f"server: {server_kind} at {base} (CPU 1); runner children on CPU 0", flush=True)
+            rates = [float(rate) for rate in args.ladder.split(",")]
+            ladder(base.rstrip("/") + "/", rates, args.duration, args.loop)
+        return 0
 
     with local_server(args.server) as (server_kind, base):
         print(f"server: {server_kind} at {base} (CPU 1); profiled runner on CPU 0", flush=True)
