@@ -17,7 +17,7 @@ from nimbus_scenarios.clock import Clock
 from nimbus_scenarios.engine.dispatch import CompiledTemplate, Dispatcher
 from nimbus_scenarios.engine.pacer import Shard, check_mix
 from nimbus_scenarios.engine.stats import PhaseStats
-from nimbus_scenarios.plan.arrivals import mix_order
+from nimbus_scenarios.plan.arrivals import mix_chooser
 from nimbus_scenarios.plan.model import PhasePlan
 
 __all__ = ["USERS_BATCH", "run_users"]
@@ -47,7 +47,7 @@ async def run_users(
     check_mix(phase, mix)
     loop = asyncio.get_running_loop()
     end = origin + phase.end_s
-    chooser = mix_order(phase.weights)
+    chooser = mix_chooser(phase.weights)
     templates = list(mix)
     requests = [stats.request(template.name) for template in templates]
 
