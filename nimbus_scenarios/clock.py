@@ -1,6 +1,6 @@
 """The clock seam: every wait of a run goes through a `Clock`, so tests can hold time.
 
-`LoopClock` is real time: the event loop's monotonic clock (`loop.time()`) and the wall clock.
+`LoopClock` is real time: the event loop's monotonic clock at full resolution and the wall clock.
 `ManualClock` is time as data: `now()` moves only when the clock is advanced, and `run()` drives
 a coroutine to its end, jumping to the next deadline whenever every task is waiting on the clock.
 A ten-minute scenario is then played and judged in milliseconds.
@@ -73,19 +73,29 @@ class LoopClock:
         return self._loop
 
     def now(self) -> float:
-        """The loop's `time()`."""
-        loop = self._loop  # inline, not `_running()`: the engine reads it for every request
-        if loop is None:
-            loop = self._running()
-        return loop.time()
+        """`time.monotonic()`: the clock of asyncio's and uvloop's loops, at full resolution.
+
+        asyncio's `loop.time()` is `time.monotonic()`; uvloop's is the same CLOCK_MONOTONIC cut
+        to whole milliseconds, too coarse for send lateness and latencies under a millisecond.
+        """
+        return time.monotonic()
 
     def wall(self) -> float:
         """`time.time()`."""
         return time.time()
 
     async def sleep_until(self, deadline: float) -> None:
-        """`asyncio.sleep` for what is left (zero when the deadline has passed)."""
-        await asyncio.sleep(max(deadline - self._running().time(), 0.0))
+        """`asyncio.sleep` for what is left (zero when the deadline has passed).
+
+        On uvloop what is left is rounded up to whole milliseconds, at least one: its timers
+        count milliseconds and `call_later` rounds to the nearest one, so a wait of under half
+        a millisecond would return at once, early, and a caller waiting for its deadline (the
+        pacer) would spin until the millisecond turns.
+        """
+        left = deadline - time.monotonic()
+        if left > 0 and type(self._running()).__module__.startswith("uvloop"):
+            left = max(math.ceil(left * 1000.0 - 1e-6), 1) / 1000.0
+        await asyncio.sleep(max(left, 0.0))
 
 
 _SETTLE_PASSES = 10_000

@@ -153,3 +153,29 @@ def test_loop_clock_is_the_loops_time() -> None:
     start, end = asyncio.run(main())
     assert end - start >= 0.05
     assert abs(LoopClock().wall() - time.time()) < 1.0
+
+
+def test_loop_clock_on_uvloop_keeps_full_resolution_and_never_wakes_early() -> None:
+    """On uvloop (whose `time()` counts whole milliseconds) LoopClock still reads the same
+    monotonic clock finer than a millisecond, and a wait for a deadline under half a
+    millisecond away returns at or after it (uvloop's timers round such a wait to none)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[list[float], list[tuple[float, float]]]:
+        clock = LoopClock()
+        loop = asyncio.get_running_loop()
+        readings = []
+        woke = []
+        for _ in range(20):
+            before = loop.time()
+            now = clock.now()
+            readings.append(now)
+            assert before <= now < before + 0.002  # the loop's own clock, not another
+            deadline = now + 0.0002
+            await clock.sleep_until(deadline)
+            woke.append((deadline, clock.now()))
+        return readings, woke
+
+    readings, woke = uvloop.run(main())
+    assert any(abs(r * 1000 - round(r * 1000)) > 1e-3 for r in readings)  # not whole ms
+    assert all(now >= deadline for deadline, now in woke)
