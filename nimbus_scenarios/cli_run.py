@@ -20,10 +20,11 @@ from nimbus_scenarios.catalog import locate
 from nimbus_scenarios.clock import parse_wall_time
 from nimbus_scenarios.errors import ClusterError, UsageError
 from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.language.errors import render
 from nimbus_scenarios.language.params import parse_overrides
 from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.language.validate import url_problem
-from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.pipeline import plan_source
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.report.console import format_summary, make_monitor
@@ -53,13 +54,18 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
         raise UsageError(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
     source = read_source(locate(args.scenario))
     shard = _shard(args)
-    plan = compile_source(
+    compiled = plan_source(
         source,
         parse_overrides(args.sets),
         max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
+        target_given=bool(args.url),
         shards=shard.count,
     )
+    plan = compiled.plan
+    # The warnings `validate` and `plan` print, before anything is sent: a run is where they matter.
+    for warning in compiled.warnings:
+        print(render(source, warning), file=sys.stderr)
     from nimbus_scenarios.plan.render import memory_refusal
 
     refusal = memory_refusal(plan, i_know=args.i_know)
