@@ -215,6 +215,13 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="the Grafana organisation id of the Explore link (default NIMBUS_GRAFANA_ORG, else 1)",
     )
+    run.add_argument(
+        "--workers",
+        default="1",
+        metavar="N|auto",
+        help="send the load from N processes on this machine, one results document (auto: "
+        "the cgroup's CPU quota, else the CPUs this process may use; default 1)",
+    )
     shards = run.add_argument_group("sharding (Indexed Jobs)")
     shards.add_argument(
         "--shard", type=_shard_arg, metavar="I/N", help="run shard I of N (0-based)"

@@ -54,13 +54,15 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
         raise UsageError(f"--grace must be a number of seconds, zero or more; got {args.grace:g}")
     source = read_source(locate(args.scenario))
     shard = _shard(args)
+    workers = _workers(args)
     compiled = plan_source(
         source,
         parse_overrides(args.sets),
         max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
         target_given=bool(args.url),
-        shards=shard.count,
+        # Every worker process is a shard: the limits per process divide by all of them.
+        shards=shard.count * workers,
     )
     plan = compiled.plan
     # The warnings `validate` and `plan` print, before anything is sent: a run is where they matter.
@@ -88,7 +90,7 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     # From here a stop signal is recorded, and the run (once it starts) stops at once: a run
     # that is stopped keeps, and writes, what it gathered.
     stops.hold()
-    return asyncio.run(_run(plan, source.text, url, args, shard, secret_target))
+    return asyncio.run(_run(plan, source.text, url, args, shard, secret_target, workers))
 
 
 def plan_kills(plan: Plan) -> bool:
@@ -105,6 +107,20 @@ def needs_replicas(plan: Plan) -> bool:
         or any(g.subject == "replicas" for g in plan.guards)
         or plan_kills(plan)
     )
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """`--workers N|auto` as a number of processes (`auto` is 1 with --local: the local fleet
+    shares this process)."""
+    from nimbus_scenarios.runner.cpus import parse_workers
+
+    text = str(args.workers)
+    if args.local and text.strip().lower() == "auto":
+        return 1
+    workers = parse_workers(text)
+    if args.local and workers > 1:
+        raise UsageError("--local runs one process; it cannot have --workers")
+    return workers
 
 
 def _shard(args: argparse.Namespace) -> ShardInfo:
@@ -227,6 +243,7 @@ async def _run(
     args: argparse.Namespace,
     shard: ShardInfo,
     secret_target: bool = False,
+    workers: int = 1,
 ) -> int:
     from nimbus_scenarios.telemetry import Telemetry, configure_logging, explore_link
     from nimbus_scenarios.telemetry.links import explore_target
@@ -285,9 +302,17 @@ async def _run(
             grafana_tempo_uid=explore.datasource_uid,
             grafana_org=explore.org_id,
         )
+        crew = None
+        if workers > 1:
+            from nimbus_scenarios.runner.pool import WorkerPool, worker_jobs
+
+            options, jobs = worker_jobs(plan, options, text, workers)
+            crew = WorkerPool(jobs)
+            print(f"workers: {workers} processes on this machine", file=sys.stderr)
         outcome = await run_scenario(
             plan,
             options,
+            crew=crew,
             source=source,
             handlers=handlers,
             scenario_text=text,
