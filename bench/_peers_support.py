@@ -24,7 +24,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -146,9 +146,11 @@ def start(
     stdout: int | None = subprocess.DEVNULL,
     stderr: int | None = subprocess.DEVNULL,
 ) -> subprocess.Popen[str]:
-    """Start a process pinned to ``cpus`` in a session of its own (its group id is its pid)."""
+    """Start a process pinned to ``cpus`` in a session of its own (its group id is its pid),
+    in the repository's root: `python -m nimbus_scenarios` runs this tree's package."""
     return subprocess.Popen(
         list(argv),
+        cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
@@ -376,6 +378,11 @@ class CliOptions:
     loop_option: str | None
     loops: tuple[str, ...]
     workers: bool
+    loop_env: str | None = None
+    """The environment variable that picks the event loop, when the package reads one instead
+    of (or as well as) an option."""
+    uvloop: bool | None = None
+    """Whether uvloop can be imported where the CLI runs (None: not asked)."""
 
 
 def _choices(help_text: str, option: str) -> tuple[str, ...] | None:
@@ -419,7 +426,23 @@ def cli_command() -> list[str]:
     return [sys.executable, "-m", "nimbus_scenarios"]
 
 
+_LOOP_PROBE = """
+import importlib.util, json
+found = {"uvloop": importlib.util.find_spec("uvloop") is not None}
+try:
+    from nimbus_scenarios.engine.loop import EVENT_LOOP_ENV, LoopChoice
+except ImportError:
+    pass
+else:
+    found["env"] = EVENT_LOOP_ENV
+    found["choices"] = [choice.value for choice in LoopChoice]
+print(json.dumps(found))
+"""
+
+
 def read_cli_options() -> CliOptions:
+    """The options of the CLI the bench will run, and how it picks its event loop (an option,
+    or the engine's environment variable), asked of the same interpreter and environment."""
     done = subprocess.run(
         [*cli_command(), "run", "--help"],
         capture_output=True,
@@ -427,8 +450,23 @@ def read_cli_options() -> CliOptions:
         timeout=60,
         check=True,
         env={**os.environ, "COLUMNS": "200"},
+        cwd=ROOT,
     )
-    return parse_run_help(done.stdout)
+    options = parse_run_help(done.stdout)
+    probe = subprocess.run(
+        [sys.executable, "-c", _LOOP_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
+    found = json.loads(probe.stdout)
+    env = found.get("env")
+    loops = options.loops
+    if options.loop_option is None and env is not None:
+        loops = tuple(found.get("choices", ()))
+    return replace(options, loop_env=env, loops=loops, uvloop=bool(found["uvloop"]))
 
 
 # ---------------------------------------------------------------- Locust

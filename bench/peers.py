@@ -126,13 +126,30 @@ class Ours:
             argv += ["--workers", str(workers)]
         return argv
 
+    def env(self) -> dict[str, str]:
+        """The environment ours runs in: no telemetry export, unbuffered output (the phase
+        events must arrive when they happen), and the event loop when it is picked by a
+        variable."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.loop is not None and self.cli.loop_option is None and self.cli.loop_env:
+            env[self.cli.loop_env] = self.loop
+        return env
+
     def describe(self) -> str:
         transport = self.transport or f"{self.cli.default_transport or '?'} (the CLI's default)"
-        if self.cli.loop_option is None:
-            loop = "the CLI's (it has no loop option)"
+        if self.cli.loop_option is not None:
+            how = f"{self.cli.loop_option} {self.loop}" if self.loop else "the CLI's default"
+        elif self.cli.loop_env is not None:
+            how = f"{self.cli.loop_env}={self.loop or os.environ.get(self.cli.loop_env, '')}"
+            if how.endswith("="):
+                how += " (unset: the engine's default)"
         else:
-            loop = self.loop or "the CLI's default"
-        return f"`nimbus-scenarios run`, transport {transport}, event loop {loop}"
+            how = "asyncio's (the engine picks no other)"
+        installed = {True: "installed", False: "not installed", None: "not asked"}[self.cli.uvloop]
+        return (
+            f"`nimbus-scenarios run`, transport {transport}, event loop: {how}; uvloop {installed}"
+        )
 
 
 SCENARIO = """\
@@ -165,8 +182,7 @@ def run_ours(
     with tempfile.TemporaryDirectory(prefix="nimbus-peers-") as tmp:
         scenario, results = Path(tmp) / "peers.scn", Path(tmp) / "results.json"
         scenario.write_text(SCENARIO.format(duration=duration, rate=rate))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        env["PYTHONUNBUFFERED"] = "1"  # the phase events must arrive when they happen
+        env = ours.env()
         marks: dict[str, sup.Snapshot] = {}
         pgid: list[int] = []
 
@@ -800,7 +816,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times (max 10)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 s points, no search")
     parser.add_argument("--transport", help="ours: `run --transport` (default: the CLI's)")
-    parser.add_argument("--loop", help="ours: the event loop, when the CLI has such an option")
+    parser.add_argument(
+        "--loop", help="ours: the event loop (the CLI's option, or the engine's variable)"
+    )
     parser.add_argument("--locust-users", type=int, default=50, help="Locust at full speed")
     parser.add_argument("--no-locust", action="store_true", help="skip Locust")
     parser.add_argument("--million", action="store_true", help="also RSS over 1,000,000 requests")
@@ -835,8 +853,8 @@ def check(args: argparse.Namespace, cli: sup.CliOptions) -> str | None:
     if args.transport is not None and cli.transports and args.transport not in cli.transports:
         return f"--transport {args.transport}: the CLI offers {', '.join(cli.transports)}"
     if args.loop is not None:
-        if cli.loop_option is None:
-            return "--loop: this CLI's `run` has no event-loop option"
+        if cli.loop_option is None and cli.loop_env is None:
+            return "--loop: this CLI has no event-loop option and its engine reads no variable"
         if args.loop not in cli.loops:
             return f"--loop {args.loop}: the CLI offers {', '.join(cli.loops)}"
     return None
