@@ -181,3 +181,17 @@ def test_the_docs_section_is_appended_once_then_replaced_in_place(sup: ModuleTyp
     assert second.endswith(f"{sup.BEGIN}\ntable two\n{sup.END}\n\nafter\n")
     with pytest.raises(ValueError, match="without"):
         sup.replace_section(f"{sup.END}\n{sup.BEGIN}\n", "x", "## Peers")
+
+
+def test_a_memory_run_short_of_a_million_requests_is_incomplete_not_judged(
+    peers: ModuleType,
+) -> None:
+    """RSS growth counts only over 1,000,000 requests: a time-capped run is INCOMPLETE."""
+    capped, full = peers.Figures(), peers.Figures()
+    capped.put("rss.httpx", 1.0)
+    capped.put("rss_sent.httpx", 138_000)
+    full.put("rss.httpx", 31.0)
+    full.put("rss_sent.httpx", 1_000_000)
+    line = "RSS growth < 30 MB over 1,000,000 requests (httpx)"
+    assert dict(peers.verdicts([capped], ("httpx",)))[line].startswith("INCOMPLETE")
+    assert dict(peers.verdicts([full], ("httpx",)))[line].startswith("FAIL")
