@@ -520,7 +520,7 @@ def highest(
     if settings.quick:
         ok = held(start_rate)
         say(f"  {label}: one trial at {start_rate:,.0f}/s (--quick: no search)")
-        return (start_rate if ok else 0.0), runs[start_rate]
+        return (start_rate, runs[start_rate]) if ok else (0.0, None)
     found = sup.search_highest(
         held,
         start=start_rate,
@@ -591,9 +591,9 @@ def one_repeat(
     else:
         say(f"  {lay.describe()}; workers 1 = the one-core search above")
         figures.put("workers1.highest", best)
-        best2, run2 = highest(
-            ours, target, settings, lay.two_cores, max(best * 1.5, guess), 2, "workers 2"
-        )
+        resolution = settings.search_resolution
+        start2 = round(max(best * 1.5, guess) / resolution) * resolution
+        best2, run2 = highest(ours, target, settings, lay.two_cores, start2, 2, "workers 2")
         figures.put("workers2.highest", best2)
         if run2 is not None and run2.window is not None:
             figures.put("workers2.cpu", run2.window.cpu_share)
