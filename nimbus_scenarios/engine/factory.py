@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the kinds are read by the CLI's parser, which must stay lig
 __all__ = ["DEFAULT_TRANSPORT", "TRANSPORT_KINDS", "make_transport"]
 
 TRANSPORT_KINDS: Final = ("aiohttp", "httpx-aiohttp", "httpx", "lean")
-DEFAULT_TRANSPORT: Final = "aiohttp"
+DEFAULT_TRANSPORT: Final = "lean"
 """The kind `run` uses unless ``--transport`` says otherwise."""
 
 
