@@ -1,11 +1,12 @@
 """The lean transport: HTTP/1.1 over asyncio protocols, responses parsed by httptools.
 
-Its place: the `engine` stage, on top of `engine.transport` (the seam, generations) and
-`engine.wire` (the request bytes); `engine.factory.make_transport` imports it on first use, so
-importing the engine loads neither httptools nor this module. It runs on the running loop's own
-transports (uvloop's when uvloop runs), with no HTTP client library: each connection is an
-`asyncio.Protocol` that writes the encoded request and feeds what arrives to an
-`httptools.HttpResponseParser`, counting body bytes and keeping none.
+Its place: the `engine` stage, on top of `engine.transport` (the seam, generations),
+`engine.wire` (the request bytes) and `engine.http11` (one connection's protocol and parser);
+`engine.factory.make_transport` imports it on first use, so importing the engine loads neither
+httptools nor this module. It runs on the running loop's own transports (uvloop's when uvloop
+runs), with no HTTP client library: each connection is an `asyncio.Protocol` that writes the
+encoded request and feeds what arrives to an `httptools.HttpResponseParser`, counting body bytes
+and keeping none.
 
 What it does, and no more (the scenarios express nothing else):
 
@@ -53,19 +54,16 @@ import errno
 import socket
 import ssl
 from collections import deque
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
-
+from nimbus_scenarios.engine.http11 import Connection, Failure, Key
 from nimbus_scenarios.engine.request import (
     ErrorKind,
     Outcome,
     PreparedRequest,
     error_outcome,
-    status_outcome,
-    truncated_outcome,
 )
-from nimbus_scenarios.engine.transport import MAX_BODY_BYTES, RecyclingTransport
+from nimbus_scenarios.engine.transport import RecyclingTransport
 from nimbus_scenarios.engine.wire import WireRequest, encode
 
 __all__ = ["LeanTransport"]
@@ -81,23 +79,12 @@ _CONNECT_ERRNOS: Final = frozenset(
 )
 _RESET_ERRNOS: Final = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
-Key = tuple[str, int, bool]
 AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 """One address from getaddrinfo: family, type, protocol, canonical name, socket address."""
 
 
-class _Failure(Exception):
-    """No (complete) response, and why; ``retry``: a reused connection closed before any
-    byte of the answer (safe to send an idempotent request again)."""
-
-    def __init__(self, kind: ErrorKind, *, retry: bool = False) -> None:
-        super().__init__(kind.value)
-        self.kind = kind
-        self.retry = retry
-
-
 def _classify(exc: Exception) -> ErrorKind:
-    """An exception that is not a `_Failure`: its kind."""
+    """An exception that is not a `Failure`: its kind."""
     if isinstance(exc, TimeoutError):
         return ErrorKind.timeout
     if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
@@ -124,156 +111,6 @@ def _tls_context() -> ssl.SSLContext:
 
 
 # --------------------------------------------------------------------------------------------
-# One connection
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection: writes a request, parses its response, counts its body.
-
-    Busy from the pool's checkout until its exchange ends (`_complete`, `_fail`, `abandon`),
-    which hands it back to the pool (`_Pool.release`) exactly once.
-    """
-
-    def __init__(self, pool: _Pool, key: Key) -> None:
-        self.pool = pool
-        self.key = key
-        self.transport: asyncio.Transport | None = None
-        self.parser = HttpResponseParser(self)
-        self.waiter: asyncio.Future[Outcome] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.status = 0
-        self.left = MAX_BODY_BYTES
-        self.headers_done = False
-        self.framed = False
-        """The answer has a Content-Length or Transfer-Encoding (else the close ends it)."""
-        self.received = False
-        self.is_head = False
-        self.reused = False
-        """It carried an exchange before this one (kept alive)."""
-        self.idle = False
-        self.closed = False
-        self.lost: asyncio.Future[None] | None = None
-
-    # -- the exchange
-
-    def begin(
-        self,
-        waiter: asyncio.Future[Outcome],
-        data: bytes,
-        is_head: bool,
-        timer: asyncio.TimerHandle,
-    ) -> None:
-        """Send ``data``; ``waiter`` gets the outcome (or a `_Failure`, or TimeoutError)."""
-        self.waiter = waiter
-        self.timer = timer
-        self.status = 0
-        self.left = MAX_BODY_BYTES
-        self.headers_done = self.framed = self.received = False
-        self.is_head = is_head
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def expire(self) -> None:
-        """The deadline passed (the exchange's timer)."""
-        self.timer = None
-        if self.waiter is not None:
-            self._fail(TimeoutError())
-
-    def abandon(self) -> None:
-        """The sender was cancelled mid-exchange: the connection is dropped."""
-        self.waiter = None
-        self._end(keep=False, abort=True)
-
-    def _end(self, *, keep: bool, abort: bool = False) -> None:
-        """Stop the timer and hand the connection back (kept idle, closed or aborted)."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if abort and self.transport is not None:
-            self.transport.abort()
-        self.pool.release(self, keep=keep)
-
-    def _complete(self, outcome: Outcome, *, keep: bool, abort: bool = False) -> None:
-        waiter = self.waiter
-        assert waiter is not None
-        self.waiter = None
-        self._end(keep=keep, abort=abort)
-        if not waiter.done():
-            waiter.set_result(outcome)
-
-    def _fail(self, exc: Exception) -> None:
-        waiter = self.waiter
-        assert waiter is not None
-        self.waiter = None
-        self._end(keep=False, abort=True)
-        if not waiter.done():
-            waiter.set_exception(exc)
-
-    # -- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast("asyncio.Transport", transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self.waiter is None:  # bytes nobody asked for, on an idle connection: drop it
-            if self.transport is not None:
-                self.transport.abort()
-            return
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except (HttpParserError, HttpParserUpgrade):
-            if self.waiter is not None:
-                self._fail(_Failure(ErrorKind.protocol))
-            elif self.transport is not None:  # garbage after a complete answer
-                self.transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.pool.forget(self)
-        if self.waiter is not None:
-            if self.headers_done and not self.framed:
-                self._complete(status_outcome(self.status), keep=False)  # the close ends it
-            else:
-                self._fail(_Failure(ErrorKind.reset, retry=self.reused and not self.received))
-        if self.lost is not None and not self.lost.done():
-            self.lost.set_result(None)
-
-    # -- httptools callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
-            self.framed = True
-
-    def on_headers_complete(self) -> None:
-        if self.waiter is None:
-            return
-        self.status = self.parser.get_status_code()
-        self.headers_done = True
-        if self.is_head and self.status >= 200:
-            # The answer to a HEAD ends with its headers, whatever length they announce; the
-            # parser would wait for that body, so the next exchange gets a fresh one.
-            keep = self.parser.should_keep_alive()
-            self.parser = HttpResponseParser(self)
-            self._complete(status_outcome(self.status), keep=keep)
-
-    def on_body(self, body: bytes) -> None:
-        if self.waiter is None:
-            return
-        self.left -= len(body)
-        if self.left < 0:
-            self._complete(truncated_outcome(self.status), keep=False, abort=True)
-
-    def on_message_complete(self) -> None:
-        if self.waiter is None:
-            return
-        if self.status < 200:  # an interim answer (100 Continue, 103): the real one follows
-            self.headers_done = self.framed = False
-            return
-        self._complete(status_outcome(self.status), keep=self.parser.should_keep_alive())
-
-
-# --------------------------------------------------------------------------------------------
 # The pool of one generation
 
 
@@ -286,8 +123,8 @@ class _Pool:
         self.limit = owner.max_connections
         self.keep_alive = not owner.force_close
         self.busy = 0
-        self.idle: dict[Key, list[_Connection]] = {}
-        self.connections: set[_Connection] = set()
+        self.idle: dict[Key, list[Connection]] = {}
+        self.connections: set[Connection] = set()
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
 
@@ -304,7 +141,7 @@ class _Pool:
             conn.begin(waiter, data, wire.is_head, loop.call_at(deadline, conn.expire))
             try:
                 return await waiter
-            except _Failure as failure:
+            except Failure as failure:
                 if failure.retry and wire.idempotent and not retried:
                     retried = True
                     continue
@@ -314,7 +151,7 @@ class _Pool:
                     conn.abandon()
                 raise
 
-    def checkout(self, key: Key) -> _Connection | None:
+    def checkout(self, key: Key) -> Connection | None:
         """An idle connection to ``key``, now busy; None when there is none."""
         idle = self.idle.get(key)
         while idle:
@@ -326,7 +163,7 @@ class _Pool:
             return conn
         return None
 
-    async def open(self, key: Key, deadline: float) -> _Connection:
+    async def open(self, key: Key, deadline: float) -> Connection:
         """A connection to ``key``: an idle one that came free, or a new one, within the limit
         (waiting for a busy one to end) and ``deadline``."""
         async with asyncio.timeout_at(deadline):
@@ -353,12 +190,12 @@ class _Pool:
                 self._wake()
                 raise
 
-    async def _connect(self, key: Key) -> _Connection:
+    async def _connect(self, key: Key) -> Connection:
         host, port, tls = key
         try:
             infos = await self.owner.resolve(host, port)
         except OSError as exc:  # socket.gaierror: the name does not resolve
-            raise _Failure(ErrorKind.connect) from exc
+            raise Failure(ErrorKind.connect) from exc
         sock: socket.socket | None = None
         error: OSError | None = None
         for family, kind, proto, _, address in infos:
@@ -377,8 +214,8 @@ class _Pool:
             sock = candidate
             break
         if sock is None:
-            raise _Failure(ErrorKind.connect) from error
-        conn = _Connection(self, key)
+            raise Failure(ErrorKind.connect) from error
+        conn = Connection(self, key)
         try:
             await self.loop.create_connection(
                 lambda: conn,
@@ -387,11 +224,11 @@ class _Pool:
                 server_hostname=host if tls else None,
             )
         except OSError as exc:  # ssl.SSLError (a failed handshake or certificate) included
-            raise _Failure(ErrorKind.connect) from exc
+            raise Failure(ErrorKind.connect) from exc
         self.connections.add(conn)
         return conn
 
-    def release(self, conn: _Connection, *, keep: bool) -> None:
+    def release(self, conn: Connection, *, keep: bool) -> None:
         """An exchange on ``conn`` ended: it goes idle (``keep``) or is closed."""
         self.busy -= 1
         transport = conn.transport
@@ -408,7 +245,7 @@ class _Pool:
         if self.waiters:
             self._wake()
 
-    def forget(self, conn: _Connection) -> None:
+    def forget(self, conn: Connection) -> None:
         """``conn`` is closed: out of the pool."""
         self.connections.discard(conn)
         if conn.idle:
@@ -512,7 +349,7 @@ class LeanTransport(RecyclingTransport[_Pool]):
         try:
             wire = self._wire(request)
             return await gen.client.exchange(wire, wire.with_extra(extra_headers), self.timeout_s)
-        except _Failure as failure:
+        except Failure as failure:
             return error_outcome(failure.kind)
         except Exception as exc:
             return error_outcome(_classify(exc))
