@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from nimbus_scenarios.engine.factory import DEFAULT_TRANSPORT, TRANSPORT_KINDS
 from nimbus_scenarios.exit_codes import ExitCode
 
 __all__ = ["build_parser", "main"]
@@ -128,9 +129,9 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--transport",
-        choices=("aiohttp", "httpx-aiohttp", "httpx"),
-        default="aiohttp",
-        help="HTTP client for the load (default aiohttp, the fastest measured)",
+        choices=TRANSPORT_KINDS,
+        default=DEFAULT_TRANSPORT,
+        help=f"HTTP client for the load (default {DEFAULT_TRANSPORT}, the fastest measured)",
     )
     run.add_argument(
         "--i-know",

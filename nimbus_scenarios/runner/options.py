@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nimbus_scenarios.engine.factory import DEFAULT_TRANSPORT
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.results.model import RunResults, ShardInfo
 
@@ -18,7 +19,7 @@ class RunOptions:
     """How to run a plan."""
 
     url: str
-    transport: str = "aiohttp"
+    transport: str = DEFAULT_TRANSPORT
     consumer_cleanup: bool = False
     """Also send the consumer's `DELETE /process/cleanup` at the end (`--cleanup`)."""
     grace_s: float = 10.0
