@@ -75,7 +75,7 @@ demo: $(STAMP)
 	$(BIN)/nimbus-scenarios run quickstart --local --monitor
 
 bench: $(STAMP)
-	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/peers.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis results dist build

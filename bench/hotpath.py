@@ -1,7 +1,7 @@
 """CPU cost of the engine's hot path per request, without a network: a quick before/after check.
 
 Its place: a bench script (not a test) for the `engine` stage, for changes to stats, the
-dispatcher or the pacer; `bench/engine.py` measures the whole engine against a real server. Two
+dispatcher or the pacer; `bench/peers.py` measures the whole engine against a real server. Two
 figures, each the median of ``--repeat`` runs in this process:
 
 1. stats alone: `PhaseStats.schedule` + `mark_sent` + `record` for one request;

@@ -4,10 +4,11 @@ Its place: a bench script (not a test) for the `engine` stage. It shows what cho
 `LoadTransport` (`nimbus_scenarios.engine.transport`) costs on the hot path: a fast local HTTP
 server runs in its own process pinned to CPU 1 (nginx when /usr/sbin/nginx exists, else a
 minimal aiohttp.web server), this process pins itself to CPU 0, and each transport kind runs a
-closed loop of ``--concurrency`` tasks for ``--duration`` seconds. It prints requests/s, p50/p99
-latency, the client's CPU seconds and ratios against `AiohttpTransport`; ``raw-aiohttp`` is a
-bare aiohttp.ClientSession loop for reference. Traffic goes to 127.0.0.1 only, every loop is
-bounded in time and count, and the server is stopped on exit.
+closed loop of ``--concurrency`` tasks for ``--duration`` seconds. The kinds are every
+`TRANSPORT_KINDS` entry (``lean``, the default, included) and ``raw-aiohttp``, a bare
+aiohttp.ClientSession loop for reference; ``--kinds`` picks some. It prints requests/s, p50/p99
+latency, the client's CPU seconds and ratios against `AiohttpTransport`. Traffic goes to
+127.0.0.1 only, every loop is bounded in time and count, and the server is stopped on exit.
 
     .venv/bin/python bench/transports.py [--duration 5] [--concurrency 50] [--server auto]
 """

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from nimbus_scenarios.engine.factory import DEFAULT_TRANSPORT, TRANSPORT_KINDS
 from nimbus_scenarios.exit_codes import ExitCode
 
 __all__ = ["build_parser", "main"]
@@ -128,9 +129,9 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--transport",
-        choices=("aiohttp", "httpx-aiohttp", "httpx"),
-        default="aiohttp",
-        help="HTTP client for the load (default aiohttp, the fastest measured)",
+        choices=TRANSPORT_KINDS,
+        default=DEFAULT_TRANSPORT,
+        help=f"HTTP client for the load (default {DEFAULT_TRANSPORT}, the fastest measured)",
     )
     run.add_argument(
         "--i-know",
@@ -214,6 +215,13 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--grafana-org",
         metavar="ID",
         help="the Grafana organisation id of the Explore link (default NIMBUS_GRAFANA_ORG, else 1)",
+    )
+    run.add_argument(
+        "--workers",
+        default="1",
+        metavar="N|auto",
+        help="send the load from N processes on this machine, one results document (auto: "
+        "the cgroup's CPU quota, else the CPUs this process may use; default 1)",
     )
     shards = run.add_argument_group("sharding (Indexed Jobs)")
     shards.add_argument(

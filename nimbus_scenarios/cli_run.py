@@ -21,10 +21,11 @@ from nimbus_scenarios.clock import parse_wall_time
 from nimbus_scenarios.engine.loop import loop_choice, run_on_loop
 from nimbus_scenarios.errors import ClusterError, UsageError
 from nimbus_scenarios.events import RunHandler
+from nimbus_scenarios.language.errors import render
 from nimbus_scenarios.language.params import parse_overrides
 from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.language.validate import url_problem
-from nimbus_scenarios.pipeline import compile_source
+from nimbus_scenarios.pipeline import plan_source
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSample, ReplicaSource
 from nimbus_scenarios.report.console import format_summary, make_monitor
@@ -55,13 +56,20 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     loop = loop_choice()  # a bad NIMBUS_EVENT_LOOP is a usage error before anything is read
     source = read_source(locate(args.scenario))
     shard = _shard(args)
-    plan = compile_source(
+    workers = _workers(args)
+    compiled = plan_source(
         source,
         parse_overrides(args.sets),
         max_rate=max_rate,
         watch_given=bool(args.deployment) or args.local,
-        shards=shard.count,
+        target_given=bool(args.url),
+        # Every worker process is a shard: the limits per process divide by all of them.
+        shards=shard.count * workers,
     )
+    plan = compiled.plan
+    # The warnings `validate` and `plan` print, before anything is sent: a run is where they matter.
+    for warning in compiled.warnings:
+        print(render(source, warning), file=sys.stderr)
     from nimbus_scenarios.plan.render import memory_refusal
 
     refusal = memory_refusal(plan, i_know=args.i_know)
@@ -84,7 +92,7 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     # From here a stop signal is recorded, and the run (once it starts) stops at once: a run
     # that is stopped keeps, and writes, what it gathered.
     stops.hold()
-    code, _ = run_on_loop(_run(plan, source.text, url, args, shard, secret_target), loop)
+    code, _ = run_on_loop(_run(plan, source.text, url, args, shard, secret_target, workers), loop)
     return code
 
 
@@ -102,6 +110,20 @@ def needs_replicas(plan: Plan) -> bool:
         or any(g.subject == "replicas" for g in plan.guards)
         or plan_kills(plan)
     )
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """`--workers N|auto` as a number of processes (`auto` is 1 with --local: the local fleet
+    shares this process)."""
+    from nimbus_scenarios.runner.cpus import parse_workers
+
+    text = str(args.workers)
+    if args.local and text.strip().lower() == "auto":
+        return 1
+    workers = parse_workers(text)
+    if args.local and workers > 1:
+        raise UsageError("--local runs one process; it cannot have --workers")
+    return workers
 
 
 def _shard(args: argparse.Namespace) -> ShardInfo:
@@ -224,6 +246,7 @@ async def _run(
     args: argparse.Namespace,
     shard: ShardInfo,
     secret_target: bool = False,
+    workers: int = 1,
 ) -> int:
     from nimbus_scenarios.telemetry import Telemetry, configure_logging, explore_link
     from nimbus_scenarios.telemetry.links import explore_target
@@ -282,9 +305,17 @@ async def _run(
             grafana_tempo_uid=explore.datasource_uid,
             grafana_org=explore.org_id,
         )
+        crew = None
+        if workers > 1:
+            from nimbus_scenarios.runner.pool import WorkerPool, worker_jobs
+
+            options, jobs = worker_jobs(plan, options, text, workers)
+            crew = WorkerPool(jobs)
+            print(f"workers: {workers} processes on this machine", file=sys.stderr)
         outcome = await run_scenario(
             plan,
             options,
+            crew=crew,
             source=source,
             handlers=handlers,
             scenario_text=text,

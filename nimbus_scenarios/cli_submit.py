@@ -25,7 +25,13 @@ from nimbus_scenarios.cli_results import write_reports, writing
 from nimbus_scenarios.cli_run import plan_kills
 from nimbus_scenarios.errors import UsageError
 from nimbus_scenarios.exit_codes import ExitCode
-from nimbus_scenarios.kube.jobs import JobSpec, active_deadline_s, job_manifest, scenario_configmap
+from nimbus_scenarios.kube.jobs import (
+    WORKERS_AUTO,
+    JobSpec,
+    active_deadline_s,
+    job_manifest,
+    scenario_configmap,
+)
 from nimbus_scenarios.language.params import parse_overrides
 from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.language.validate import url_problem
@@ -114,7 +120,7 @@ def run_args(
 ) -> tuple[str, ...]:
     """The pod's `run` command: the mounted scenario, results printed to the log, status lines,
     and a sharded run's shards and common start."""
-    args = ["run", f"/scenarios/{file_name}", "--print-results", "--monitor"]
+    args = ["run", f"/scenarios/{file_name}", "--print-results", "--monitor", WORKERS_AUTO]
     if url is not None:
         args += ["--url", url]
     for item in sets:

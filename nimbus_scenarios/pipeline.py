@@ -46,12 +46,18 @@ class Compiled:
         return [summary(warning) for warning in self.warnings]
 
 
-def compile_checked(checked: Checked, *, max_rate: float = DEFAULT_MAX_RATE) -> Compiled:
-    """The plan of a scenario `check` found no error in, with every warning."""
+def compile_checked(
+    checked: Checked, *, max_rate: float = DEFAULT_MAX_RATE, target_given: bool = False
+) -> Compiled:
+    """The plan of a scenario `check` found no error in, with every warning (`target_given`:
+    `run --url` gives the target, so its absence from the file is not worth a warning)."""
     if checked.errors:
         raise ScenarioError(checked.source, checked.errors)
     plan = compile_plan(checked.scenario, checked.params, max_rate=max_rate)
-    found = tuple(Diagnostic(text, severity=Severity.WARNING) for text in plan_warnings(plan))
+    found = tuple(
+        Diagnostic(text, severity=Severity.WARNING)
+        for text in plan_warnings(plan, target_given=target_given)
+    )
     return Compiled(checked.source, plan, (*checked.warnings, *found))
 
 
@@ -61,11 +67,12 @@ def plan_source(
     *,
     max_rate: float = DEFAULT_MAX_RATE,
     watch_given: bool = False,
+    target_given: bool = False,
     shards: int = 1,
 ) -> Compiled:
     """Text to a `Plan` with every warning, raising `ScenarioError` if the scenario is invalid."""
     checked = check(source, overrides, max_rate=max_rate, watch_given=watch_given, shards=shards)
-    return compile_checked(checked, max_rate=max_rate)
+    return compile_checked(checked, max_rate=max_rate, target_given=target_given)
 
 
 def compile_source(

@@ -17,7 +17,7 @@ from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = sorted((ROOT / "scenarios").glob("*.scn"))
-HEAVY_MODULES = ("kubernetes", "opentelemetry", "httpx", "aiohttp")
+HEAVY_MODULES = ("kubernetes", "opentelemetry", "httpx", "aiohttp", "httptools")
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

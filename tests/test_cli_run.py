@@ -154,3 +154,28 @@ def test_an_unknown_event_loop_is_a_usage_error(
     assert "NIMBUS_EVENT_LOOP='tokio': expected one of auto, asyncio, uvloop" in (
         capsys.readouterr().err
     )
+
+
+def test_run_prints_the_warnings_validate_prints_before_it_sends(
+    http_server: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scenario that validates with a warning runs, and `run` shows the warning as `validate`
+    does (file:line:col), before the run's own output."""
+    scenario = tmp_path / "warns.scn"
+    scenario.write_text(
+        'scenario "warns" {\n  request h = GET "/h"\n  phase "quiet" 1s {\n    idle\n'
+        '    send h\n  }\n  phase "p" 1s {\n    rate 5/s\n    send h\n  }\n}\n',
+        encoding="utf-8",
+    )
+    assert main(["validate", str(scenario)]) == 0
+    validated = capsys.readouterr().err
+    assert f"{scenario}:5:5: warning:" in validated
+    results = tmp_path / "warns.json"
+    code = main(["run", str(scenario), "--url", http_server.url, "--results", str(results)])
+    stderr = capsys.readouterr().err
+    assert code == 0
+    idle_warning = validated.split("\n\n")[0]
+    assert "no `target`" in validated  # `validate` cannot know the run's --url
+    assert stderr.startswith(idle_warning)
+    assert "no `target`" not in stderr  # `run --url` gives it
+    assert read_results(results)["phases"][1]["sent"] == 5

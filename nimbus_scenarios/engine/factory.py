@@ -1,19 +1,22 @@
 """Making a transport by name: the one place that knows which client each kind uses.
 
 Its place: the `engine` stage, above `engine.transport` (the seam) and `engine.clients` (the
-clients), which it imports only when a transport is made, so that importing it loads neither
-aiohttp nor httpx.
+clients) and `engine.lean` (the lean transport), which it imports only when a transport is made,
+so that importing it loads neither aiohttp, httpx nor httptools.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from nimbus_scenarios.engine.transport import LoadTransport
+if TYPE_CHECKING:  # the kinds are read by the CLI's parser, which must stay light
+    from nimbus_scenarios.engine.transport import LoadTransport
 
-__all__ = ["TRANSPORT_KINDS", "make_transport"]
+__all__ = ["DEFAULT_TRANSPORT", "TRANSPORT_KINDS", "make_transport"]
 
-TRANSPORT_KINDS: Final = ("aiohttp", "httpx-aiohttp", "httpx")
+TRANSPORT_KINDS: Final = ("aiohttp", "httpx-aiohttp", "httpx", "lean")
+DEFAULT_TRANSPORT: Final = "lean"
+"""The kind `run` uses unless ``--transport`` says otherwise."""
 
 
 def make_transport(
@@ -26,6 +29,14 @@ def make_transport(
     if kind not in TRANSPORT_KINDS:
         valid = ", ".join(TRANSPORT_KINDS)
         raise ValueError(f"unknown transport kind {kind!r}; valid kinds: {valid}")
+    if kind == "lean":
+        from nimbus_scenarios.engine.lean import LeanTransport
+
+        return LeanTransport(
+            timeout_s=timeout_s,
+            connection_max_age_s=connection_max_age_s,
+            max_connections=max_connections,
+        )
     from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport
 
     if kind == "aiohttp":

@@ -19,9 +19,9 @@ needs (the consumer's small JSON) are far below the cap; without it the httpx ki
 whole body in memory (gigabytes for an endless one) and aiohttp reads until the timeout.
 
 This module holds the seam itself (`LoadTransport`) and the connection recycling every transport
-shares (`RecyclingTransport`); the clients live in `engine.clients`, and `engine.factory` makes
-them, importing them only when a transport is made, so that importing the engine does not load
-aiohttp or httpx.
+shares (`RecyclingTransport`); the clients live in `engine.clients` and `engine.lean`, and
+`engine.factory` makes them, importing them only when a transport is made, so that importing the
+engine does not load aiohttp, httpx or httptools.
 The hot path is kept lean on purpose (thousands of calls per second on one event loop): no
 logging, no exceptions in the normal path, and the recycling check is one monotonic-clock
 comparison.
@@ -34,6 +34,7 @@ kind               implementation
 ``aiohttp``        `AiohttpTransport`: an aiohttp ClientSession directly (the fast path).
 ``httpx-aiohttp``  `HttpxTransport(kind="aiohttp")`: httpx.AsyncClient over httpx-aiohttp.
 ``httpx``          `HttpxTransport(kind="default")`: httpx.AsyncClient with its own pool.
+``lean``           `engine.lean.LeanTransport`: asyncio protocols and httptools (the default).
 =================  ==========================================================================
 
 Connection recycling (``connection_max_age_s``)

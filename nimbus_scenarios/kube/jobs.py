@@ -26,6 +26,7 @@ __all__ = [
     "CONTAINER",
     "INIT_CONTAINER",
     "RUN_ID_LABEL",
+    "WORKERS_AUTO",
     "JobSpec",
     "active_deadline_s",
     "common_labels",
@@ -52,6 +53,10 @@ TERMINATION_GRACE_S = 60
 CRONJOB_NAME_MAX = 52
 # The API server refuses a ConfigMap over 1 MiB; keep room for the object's metadata.
 CONFIGMAP_MAX_BYTES = 1_000_000
+
+WORKERS_AUTO = "--workers=auto"
+"""Every load-test pod runs one worker process per CPU of its `limits.cpu` (the cgroup quota,
+rounded up): raise the limit and the pod sends from more processes."""
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")

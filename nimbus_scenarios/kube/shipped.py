@@ -24,6 +24,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML comes with the kubernetes 
 
 from nimbus_scenarios.catalog import builtin_path
 from nimbus_scenarios.kube.jobs import (
+    WORKERS_AUTO,
     JobSpec,
     active_deadline_s,
     cronjob_manifest,
@@ -94,7 +95,14 @@ def builtin_job_spec(seed: SeedJob, plan: Plan) -> JobSpec:
         name=f"load-test-{seed.job_type}",
         namespace=NAMESPACE,
         image=IMAGE,
-        run_args=("run", seed.scenario, f"--url={CONSUMER_URL}", "--monitor", "--cleanup"),
+        run_args=(
+            "run",
+            seed.scenario,
+            f"--url={CONSUMER_URL}",
+            "--monitor",
+            "--cleanup",
+            WORKERS_AUTO,
+        ),
         run_id="",  # a shipped file is a template: each Job made from it is its own run
         scenario=seed.job_type,
         active_deadline_s=active_deadline_s(plan),
@@ -183,6 +191,7 @@ def _examples(manifests: Path) -> list[ShippedFile]:
             "--shards=3",
             "--monitor",
             "--print-results",
+            WORKERS_AUTO,
         ),
         run_id="",
         scenario="heavy-sharded",
@@ -201,6 +210,7 @@ def _examples(manifests: Path) -> list[ShippedFile]:
             f"--url={CONSUMER_URL}",
             "--monitor",
             "--cleanup",
+            WORKERS_AUTO,
         ),
         run_id="",
         scenario="custom",
@@ -211,7 +221,14 @@ def _examples(manifests: Path) -> list[ShippedFile]:
         name="load-test-nightly",
         namespace=NAMESPACE,
         image=IMAGE,
-        run_args=("run", "light", f"--url={CONSUMER_URL}", "--monitor", "--cleanup"),
+        run_args=(
+            "run",
+            "light",
+            f"--url={CONSUMER_URL}",
+            "--monitor",
+            "--cleanup",
+            WORKERS_AUTO,
+        ),
         run_id="",
         scenario="nightly",
         active_deadline_s=active_deadline_s(light),

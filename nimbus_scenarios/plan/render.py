@@ -224,8 +224,9 @@ def _size_literal(megabytes: float) -> str:
     return f"{math.ceil(megabytes / 1024)}GB"
 
 
-def plan_warnings(plan: Plan) -> list[str]:
-    """Things about a valid plan that a user should hear before running it."""
+def plan_warnings(plan: Plan, *, target_given: bool = False) -> list[str]:
+    """Things about a valid plan that a user should hear before running it (`target_given`:
+    the run has its target from `--url`, so a scenario without one is no news)."""
     warnings = []
     memory = memory_in_flight_mb(plan)
     declared = plan.settings.memory_in_flight_mb
@@ -235,7 +236,7 @@ def plan_warnings(plan: Plan) -> list[str]:
             f"(rate x hold time x size); a consumer pod is limited to 1 GiB, so pods may be "
             "OOM-killed rather than scaled"
         )
-    if plan.target is None:
+    if plan.target is None and not target_given:
         warnings.append("no `target`: give one in the scenario or with --url when you run it")
     return warnings
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from nimbus_scenarios.results.model import (
     ReplicaPoint,
     Stage,
 )
+from nimbus_scenarios.runner.counts import TickCounts
 from nimbus_scenarios.runner.options import RunOptions
 from nimbus_scenarios.scaling import PodRecord, ScalingRecorder
 
@@ -68,6 +69,9 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     start_late_s: float | None = None
     """How long after the common start the phases started (None without a common start)."""
+    worker_errors: list[str] = field(default_factory=list)
+    """Worker processes (`--workers`) that failed or did not report: their share is missing,
+    an infrastructure failure (exit 4)."""
 
 
 class RunContext:
@@ -104,6 +108,11 @@ class RunContext:
         self.restarts_at_start: dict[str, int] = {}
         """Each pod's restarts when the phases started (`abort when pod restarts` counts the
         ones after)."""
+        self.crew_counts: Callable[[], TickCounts] | None = None
+        """While other processes send shares of this run (`--workers`) and their statistics are
+        not merged in yet: their live counts, added up (the status line shows the whole)."""
+        self.send_shard = options.send_shard or options.shard
+        """The share this process's engine sends (`RunOptions.send_shard`)."""
         self.missed_before: float | None = None
         """When a shard started after the common start: the clock time it started; arrivals
         due before it are dropped (`late_start`), never sent."""

@@ -161,7 +161,7 @@ def results_now(
     verdict, code = run_verdict(
         judgements,
         aborted=state.abort is not None,
-        infrastructure=infrastructure is not None or lost,
+        infrastructure=infrastructure is not None or lost or bool(state.worker_errors),
     )
     abort = state.abort
     lateness = ctx.dispatcher.lateness if ctx.dispatcher is not None else None
@@ -173,7 +173,7 @@ def results_now(
         started_at=dt.datetime.fromtimestamp(ctx.started_wall, dt.UTC),
         ended_at=dt.datetime.fromtimestamp(ctx.clock.wall(), dt.UTC),
         stage_reached=state.stage,
-        error=infrastructure,
+        error=infrastructure or "; ".join(state.worker_errors) or None,
         abort=None if abort is None else Abort(abort.reason, round_offset(abort.at_s), abort.stage),
         trace_id=trace_id,
         phases_run=state.phases_run,

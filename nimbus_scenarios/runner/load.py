@@ -92,7 +92,7 @@ async def _run_phase(ctx: RunContext, phase: PhasePlan) -> None:
     ctx.state.load_started = True
     ctx.events.phase_started(phase, started)
     tasks: list[asyncio.Task[Any]] = []
-    shard = (ctx.options.shard.index, ctx.options.shard.count)
+    shard = (ctx.send_shard.index, ctx.send_shard.count)
     if phase.mix:
         mix = [ctx.templates[name] for name, _ in phase.mix]
         if phase.open_model:

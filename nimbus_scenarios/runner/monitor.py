@@ -22,6 +22,7 @@ from nimbus_scenarios.events import (
 from nimbus_scenarios.judge.windows import awaiting_data, judge_window
 from nimbus_scenarios.results.model import Stage, Verdict
 from nimbus_scenarios.runner.context import RunContext
+from nimbus_scenarios.runner.counts import TickCounts
 from nimbus_scenarios.scaling import MetricStatus, PodRecord, ScalingRecorder
 
 __all__ = [
@@ -108,7 +109,17 @@ def progress(ctx: RunContext) -> Progress:
     last = int(now) - 1
     sent_last = series.sent[last] if 0 <= last < len(series.sent) else 0
     snapshot = ctx.stats.snapshot(ctx.clock.now())
-    done = snapshot.succeeded + snapshot.failed
+    mine = TickCounts(
+        sent_last,
+        snapshot.sent,
+        snapshot.dropped,
+        snapshot.succeeded,
+        snapshot.failed,
+        ctx.dispatcher.in_flight if ctx.dispatcher else 0,
+    )
+    # With --workers, the others' latest counts (about a second old) are added: one status line.
+    counts = mine if ctx.crew_counts is None else mine.plus(ctx.crew_counts())
+    done = counts.succeeded + counts.failed
     samples = ctx.source.samples if ctx.source is not None else []
     latest = samples[-1] if samples else None
     return Progress(
@@ -117,12 +128,12 @@ def progress(ctx: RunContext) -> Progress:
         elapsed_s=now,
         remaining_s=max(ctx.plan.duration_s - now, 0.0),
         target_rate=phase.rate_at(now) if phase else 0.0,
-        achieved_rate=float(sent_last),
-        in_flight=ctx.dispatcher.in_flight if ctx.dispatcher else 0,
+        achieved_rate=float(counts.sent_last_s),
+        in_flight=counts.in_flight,
         p95_ms=snapshot.recent_p95_ms,
-        sent=snapshot.sent,
-        dropped=snapshot.dropped,
-        errors_pct=100.0 * snapshot.failed / done if done else 0.0,
+        sent=counts.sent,
+        dropped=counts.dropped,
+        errors_pct=100.0 * counts.failed / done if done else 0.0,
         ready=latest.ready if latest else None,
         desired=latest.desired if latest else None,
         windows=window_states(ctx),

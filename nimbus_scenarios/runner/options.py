@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nimbus_scenarios.engine.factory import DEFAULT_TRANSPORT
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.results.model import RunResults, ShardInfo
 
@@ -18,7 +19,7 @@ class RunOptions:
     """How to run a plan."""
 
     url: str
-    transport: str = "aiohttp"
+    transport: str = DEFAULT_TRANSPORT
     consumer_cleanup: bool = False
     """Also send the consumer's `DELETE /process/cleanup` at the end (`--cleanup`)."""
     grace_s: float = 10.0
@@ -29,6 +30,13 @@ class RunOptions:
     progress_interval_s: float | None = None
     shard: ShardInfo = UNSHARDED
     """This process sends its exact share; shard 0 alone judges replicas, kills and cleans up."""
+    send_shard: ShardInfo | None = None
+    """The share this process's own engine sends, when it differs from `shard` (the share its
+    results stand for): a `--workers` parent sends global shard I of N x W and reports shard
+    I of N, its workers' statistics merged in. None: `shard`."""
+    preflight: bool = True
+    """Check that the target answers before anything else (a worker process leaves it to its
+    parent)."""
     start_at: float | None = None
     """Wall-clock (Unix) time of run offset 0, shared by the shards of one run."""
     start_wait_s: float = 600.0

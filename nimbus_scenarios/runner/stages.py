@@ -26,6 +26,7 @@ from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.replicas import ReplicaSource
 from nimbus_scenarios.results.model import RunResults, Stage
 from nimbus_scenarios.runner.context import Interrupted, RunContext, unless
+from nimbus_scenarios.runner.crew import Crew
 from nimbus_scenarios.runner.judging import results_now
 from nimbus_scenarios.runner.load import drain, run_phases, wait_for_windows
 from nimbus_scenarios.runner.monitor import start_watchers
@@ -53,6 +54,7 @@ async def run_scenario(
     clock: Clock | None = None,
     checkpoint: Callable[[RunResults], None] | None = None,
     start_source: StartSource | None = None,
+    crew: Crew | None = None,
 ) -> RunOutcome:
     """Play `plan` against `options.url` and return its results and exit code.
 
@@ -61,6 +63,8 @@ async def run_scenario(
 
     `checkpoint` gets the results as they stand just before cleanup (so they can be written
     before anything that may hang or be killed), the returned outcome has them final.
+
+    With `crew` (`--workers`), other processes send shares of the same plan: see `runner.crew`.
     """
     listeners: list[RunHandler] = [telemetry.handler] if telemetry is not None else []
     listeners.extend(handlers)
@@ -87,7 +91,9 @@ async def run_scenario(
     infrastructure: str | None = None
     signals = Signals(ctx)
     signals.install()
+    crew = crew or Crew()
     try:
+        crew.attach(ctx)
         ctx.templates = compile_templates(plan.templates, options.url, environ)
         ctx.dispatcher = Dispatcher(
             transport,
@@ -98,11 +104,13 @@ async def run_scenario(
         )
         if not ctx.state.stop.is_set():
             infrastructure = await _preflight(ctx)
+        if infrastructure is None and not ctx.state.stop.is_set():
+            infrastructure = await crew.ready(ctx)
         if infrastructure is None and start_source is not None and not ctx.state.stop.is_set():
             infrastructure = await await_start(ctx, start_source, options.start_wait_s)
         if infrastructure is None and not ctx.state.stop.is_set():
             ctx.state.started = True
-            await _stages(ctx)
+            await _stages(ctx, crew)
         # Cleanup undoes what the load did; without load (pre-flight failed or stopped, the
         # hypothesis failed) there is nothing to undo.
         if ctx.primary and ctx.state.load_started and cleanup_steps(ctx):
@@ -112,6 +120,8 @@ async def run_scenario(
                 )
             await cleanup(ctx)
     finally:
+        with contextlib.suppress(Exception):
+            await crew.close()
         signals.remove()
         if source is not None:
             with contextlib.suppress(Exception):
@@ -123,7 +133,7 @@ async def run_scenario(
     return outcome
 
 
-async def _stages(ctx: RunContext) -> None:
+async def _stages(ctx: RunContext, crew: Crew) -> None:
     ctx.events.run_started(ctx.plan, ctx.run_id)
     tasks = start_watchers(ctx)
     deadline = _start_deadline(ctx)
@@ -133,9 +143,11 @@ async def _stages(ctx: RunContext) -> None:
         primary = ctx.primary
         held = not primary or await run_hypotheses(ctx, Stage.BEFORE, ctx.plan.before)
         if held and not ctx.state.stop.is_set():
+            await crew.load_starting(ctx)
             await run_phases(ctx)
             await wait_for_windows(ctx)
         await drain(ctx)
+        await crew.load_done(ctx)
         if held and not ctx.state.stop.is_set() and primary:
             await run_hypotheses(ctx, Stage.AFTER, ctx.plan.after)
     finally:
@@ -148,19 +160,20 @@ async def _preflight(ctx: RunContext) -> str | None:
     """None if the target answers and the replica source starts (or the run was stopped
     meanwhile: then nothing more happens); else what is wrong."""
     ctx.state.stage = Stage.PREFLIGHT
-    request = prepare("GET", ctx.options.url, "/")
-    wait = ctx.options.preflight_timeout_s
-    clock = ctx.clock
-    try:
-        outcome = await unless(
-            ctx.state.stop, within(clock, ctx.transport.send(request), clock.now() + wait)
-        )
-    except Interrupted:
-        return None
-    except TimeoutError:
-        return f"target {ctx.shown_url} does not answer (no response in {wait:g}s)"
-    if outcome.status is None:
-        return f"target {ctx.shown_url} does not answer ({outcome.error} error)"
+    if ctx.options.preflight:
+        request = prepare("GET", ctx.options.url, "/")
+        wait = ctx.options.preflight_timeout_s
+        clock = ctx.clock
+        try:
+            outcome = await unless(
+                ctx.state.stop, within(clock, ctx.transport.send(request), clock.now() + wait)
+            )
+        except Interrupted:
+            return None
+        except TimeoutError:
+            return f"target {ctx.shown_url} does not answer (no response in {wait:g}s)"
+        if outcome.status is None:
+            return f"target {ctx.shown_url} does not answer ({outcome.error} error)"
     if ctx.source is not None:
         try:
             await unless(ctx.state.stop, ctx.source.start())

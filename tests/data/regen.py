@@ -7,6 +7,9 @@ Run from anywhere: `.venv/bin/python tests/data/regen.py`. It rewrites
   when there are none),
 - `invalid/<name>.err`: what `validate` prints on stderr for an invalid file,
 
+each run with the arguments of `<name>.args` after the file when there is one (`--set`
+overrides, one per line),
+
 and the byte-level inputs that are awkward to edit by hand (`BYTE_INPUTS`: a NUL byte, invalid
 UTF-8, old Mac `\r` line endings, CRLF, invisible characters). Commands run from the repository
 root with paths relative to it, exactly as `tests/language/test_corpus.py` runs them.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -114,18 +118,27 @@ def relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+def args_of(scn: Path) -> list[str]:
+    """The arguments `<name>.args` gives after the file (shell words, `#` lines skipped)."""
+    extra = scn.with_suffix(".args")
+    if not extra.exists():
+        return []
+    lines = extra.read_text(encoding="utf-8").splitlines()
+    return [word for line in lines if not line.startswith("#") for word in shlex.split(line)]
+
+
 def regenerate() -> list[str]:
     """Rewrite every golden file; return the problems that need a person (bad exit codes)."""
     problems: list[str] = []
     for name, data in BYTE_INPUTS.items():
         (HERE / name).write_bytes(data)
     for scn in sorted(VALID.glob("*.scn")):
-        code, out, _ = run_cli(["plan", "--json", relative(scn)])
+        code, out, _ = run_cli(["plan", "--json", relative(scn), *args_of(scn)])
         if code != 0:
             problems.append(f"{relative(scn)}: plan exited {code}")
             continue
         scn.with_suffix(".plan.json").write_text(out, encoding="utf-8")
-        code, _, err = run_cli(["validate", relative(scn)])
+        code, _, err = run_cli(["validate", relative(scn), *args_of(scn)])
         if code != 0:
             problems.append(f"{relative(scn)}: validate exited {code}")
         warn = scn.with_suffix(".warn")
@@ -134,7 +147,7 @@ def regenerate() -> list[str]:
         elif warn.exists():
             warn.unlink()
     for scn in sorted(INVALID.glob("*.scn")):
-        code, _, err = run_cli(["validate", relative(scn)])
+        code, _, err = run_cli(["validate", relative(scn), *args_of(scn)])
         if code != 2:
             problems.append(f"{relative(scn)}: validate exited {code}, expected 2")
         scn.with_suffix(".err").write_text(err, encoding="utf-8")

@@ -107,7 +107,10 @@ def test_a_job_and_a_cronjob_per_seed_job_type(prefix: str, kind: str) -> None:
         assert obj["metadata"]["name"] == f"load-test-{job_type}"
         ((_, template),) = pod_templates(obj)
         args = container(template, MAIN_CONTAINER)["args"]
-        assert args == ["run", scenario, f"--url={CONSUMER_URL}", "--monitor", "--cleanup"]
+        assert args == [
+            *("run", scenario, f"--url={CONSUMER_URL}", "--monitor", "--cleanup"),
+            "--workers=auto",  # one process per CPU of the pod's limit
+        ]
         if kind == "CronJob":
             assert obj["spec"]["suspend"] is True, "a template must never run by itself"
             assert obj["spec"]["concurrencyPolicy"] == "Forbid"

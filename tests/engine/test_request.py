@@ -45,21 +45,27 @@ def test_outcomes_are_shared_singletons() -> None:
 
 
 def test_engine_imports_no_http_client_until_a_transport_is_made() -> None:
-    """The engine's modules load neither aiohttp nor httpx; `make_transport` does."""
+    """The engine's modules load neither aiohttp, httpx nor httptools; `make_transport` loads
+    the one its kind needs (lean: httptools alone)."""
     code = """
 import json, sys
 import nimbus_scenarios.engine.dispatch, nimbus_scenarios.engine.pacer
 import nimbus_scenarios.engine.request, nimbus_scenarios.engine.stats
 import nimbus_scenarios.engine.transport, nimbus_scenarios.engine.users
-before = sorted(m for m in sys.modules if m.split(".")[0] in ("aiohttp", "httpx"))
+import nimbus_scenarios.engine.wire, nimbus_scenarios.engine.factory
+def loaded():
+    return sorted({m.split(".")[0] for m in sys.modules} & {"aiohttp", "httpx", "httptools"})
+before = loaded()
 from nimbus_scenarios.engine.factory import make_transport
+make_transport("lean", timeout_s=1, connection_max_age_s=1, max_connections=1)
+lean = loaded()
 make_transport("aiohttp", timeout_s=1, connection_max_age_s=1, max_connections=1)
-after = sorted(m for m in sys.modules if m.split(".")[0] in ("aiohttp", "httpx"))
-print(json.dumps([before, bool(after)]))
+print(json.dumps([before, lean, loaded()]))
 """
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    before, loaded_after = json.loads(result.stdout)
+    before, lean, after = json.loads(result.stdout)
     assert before == []
-    assert loaded_after
+    assert lean == ["httptools"]
+    assert {"aiohttp", "httpx"} <= set(after)

@@ -1,6 +1,8 @@
-"""Tests for the LoadTransport seam and its clients against a real aiohttp.web server on
-127.0.0.1: statuses, error kinds, the exception mapping, the body cap and connection
-recycling."""
+"""Tests for the LoadTransport seam and its clients against a real aiohttp.web server (and raw
+TCP servers that answer byte for byte) on 127.0.0.1: statuses, framings, error kinds, the
+exception mapping, the body cap, the pool bound, TLS and connection recycling. Every kind must
+pass the conformance tests (parametrized over `TRANSPORT_KINDS`); a few cover behaviour only
+some kinds have."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import asyncio
 import contextlib
 import errno
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,8 +22,10 @@ import httpx
 import pytest
 from aiohttp import web
 
+from nimbus_scenarios.engine import lean
 from nimbus_scenarios.engine.clients import AiohttpTransport, HttpxTransport, classify_exception
 from nimbus_scenarios.engine.factory import TRANSPORT_KINDS, make_transport
+from nimbus_scenarios.engine.lean import LeanTransport
 from nimbus_scenarios.engine.request import (
     ErrorKind,
     Outcome,
@@ -28,11 +34,13 @@ from nimbus_scenarios.engine.request import (
     status_outcome,
     truncated_outcome,
 )
-from nimbus_scenarios.engine.transport import MAX_BODY_BYTES, LoadTransport
+from nimbus_scenarios.engine.transport import MAX_BODY_BYTES, LoadTransport, RecyclingTransport
 from tests.support.http import free_port
 from tests.support.wait import eventually
 
 CLIENT_HEADER = "X-Test-Client"
+TLS_DIR = Path(__file__).resolve().parents[1] / "data" / "tls"
+"""A self-signed certificate for IP 127.0.0.1 (valid until 2125) and its key."""
 
 
 @dataclass
@@ -90,6 +98,15 @@ async def serve() -> AsyncIterator[Server]:
     async def sized(request: web.Request) -> web.Response:
         return web.Response(body=b"x" * int(request.match_info["size"]))
 
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(int(request.match_info["pieces"])):
+            await response.write(b"x" * 1000)
+        await response.write_eof()
+        return response
+
     async def endless(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         response.enable_chunked_encoding()
@@ -102,6 +119,7 @@ async def serve() -> AsyncIterator[Server]:
     app.router.add_route("*", "/status/{code}", status)
     app.router.add_get("/bytes/{size}", sized)
     app.router.add_get("/endless", endless)
+    app.router.add_get("/chunked/{pieces}", chunked)
     app.router.add_post("/echo", echo)
     app.router.add_get("/cut", cut)
     app.router.add_get("/close", close)
@@ -204,6 +222,7 @@ def test_make_transport_rejects_unknown_kind() -> None:
         make_transport("curl", timeout_s=1, connection_max_age_s=1, max_connections=1)
     assert isinstance(transport("aiohttp"), AiohttpTransport)
     assert isinstance(transport("httpx"), HttpxTransport)
+    assert isinstance(transport("lean"), LeanTransport)
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,11 +361,12 @@ def test_cancellation_propagates(kind: str) -> None:
     run(body)
 
 
-def test_send_after_aclose_is_an_error() -> None:
+@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+def test_send_after_aclose_is_an_error(kind: str) -> None:
     """A closed transport refuses to send (a usage error, not a network outcome)."""
 
     async def body(server: Server) -> None:
-        t = transport("aiohttp")
+        t = transport(kind)
         assert await t.send(get(server, "/status/200")) == Outcome(200, None)
         await t.aclose()
         with pytest.raises(RuntimeError, match="closed"):
@@ -415,7 +435,7 @@ def test_in_flight_requests_survive_a_generation_switch(kind: str) -> None:
             await asyncio.sleep(0.3)
             assert await t.send(get(server, "/status/201", kind)) == Outcome(201, None)
             assert await asyncio.gather(*slow) == [Outcome(200, None)] * 3
-            assert isinstance(t, AiohttpTransport | HttpxTransport)
+            assert isinstance(t, RecyclingTransport)
             assert t.generations_started == 2
             assert len(server.connections[kind]) == 4
             # the drained generation is closed
@@ -424,3 +444,284 @@ def test_in_flight_requests_survive_a_generation_switch(kind: str) -> None:
             await t.aclose()
 
     run(body)
+
+
+# --------------------------------------------------------------------------------------------
+# Framings, keep-alive, the pool bound, names and TLS
+
+Answer = Callable[[str, str, int], bytes | None]
+"""(method, path, the request's index on its connection) -> the bytes to answer, written as they
+are; None: close the connection without a byte."""
+
+
+@dataclass
+class RawTarget:
+    """A raw TCP server on 127.0.0.1 answering byte for byte: its URL and what it saw."""
+
+    url: str
+    connections: int = 0
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def raw_target(answer: Answer) -> AsyncIterator[RawTarget]:
+    """Serve ``answer`` on the running loop; a connection stays open (for the next request)
+    unless the answer says ``Connection: close`` or has no length, or is None."""
+    target = RawTarget("")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target.connections += 1
+        try:
+            for index in range(100):
+                head = await reader.readuntil(b"\r\n\r\n")
+                method, path = head.decode("latin-1").split(" ", 2)[:2]
+                for line in head.decode("latin-1").lower().split("\r\n"):
+                    if line.startswith("content-length:"):
+                        await reader.readexactly(int(line.split(":")[1]))
+                target.requests.append((method, path))
+                data = answer(method, path, index)
+                if data is None:
+                    return
+                writer.write(data)
+                await writer.drain()
+                if b"connection: close" in data.lower() or b"content-length" not in data.lower():
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    target.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield target
+    finally:
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 2)
+
+
+def run_raw(answer: Answer, test: Callable[[RawTarget], Awaitable[None]]) -> None:
+    """Run one async test body against a fresh raw target, bounded in time."""
+
+    async def main() -> None:
+        async with raw_target(answer) as target:
+            await asyncio.wait_for(test(target), timeout=15)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+def test_bodiless_and_chunked_answers_keep_the_connection(kind: str) -> None:
+    """HEAD (a length announced, no body), 204, 304 and chunked bodies all end where HTTP says
+    they do: every answer right, one keep-alive connection for all of them."""
+
+    async def body(server: Server) -> None:
+        t = transport(kind)
+        head = prepare("HEAD", server.base_url, "/bytes/5000")
+        try:
+            for _ in range(2):
+                assert await t.send(head) == status_outcome(200)
+                assert await t.send(get(server, "/status/204")) == status_outcome(204)
+                assert await t.send(get(server, "/status/304")) == status_outcome(304)
+                assert await t.send(get(server, "/chunked/300")) == status_outcome(200)
+                assert await t.send(get(server, "/bytes/10")) == status_outcome(200)
+            assert t.connections_opened == 1
+        finally:
+            await t.aclose()
+
+    run(body)
+
+
+def _close_framed(method: str, path: str, index: int) -> bytes | None:
+    if path == "/close":  # told to close: a length, then the close
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    if path == "/unsized":  # no length: the close ends the body
+        return b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\n\r\n" + b"y" * 5000
+    if path == "/http10":  # HTTP/1.0 without keep-alive
+        return b"HTTP/1.0 202 Accepted\r\nContent-Length: 2\r\n\r\nok"
+    if path == "/short":  # a length it does not keep
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nok"
+    return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+def test_answers_that_close_their_connection(kind: str) -> None:
+    """`Connection: close`, a body delimited by the close and HTTP/1.0 are answers (never
+    reused); a close before the announced length is a reset."""
+
+    async def body(target: RawTarget) -> None:
+        t = transport(kind)
+        try:
+            for path, outcome in [
+                ("/close", status_outcome(200)),
+                ("/unsized", status_outcome(201)),
+                ("/http10", status_outcome(202)),
+                ("/short", Outcome(None, ErrorKind.reset)),
+                ("/ok", status_outcome(200)),
+                ("/ok", status_outcome(200)),
+            ]:
+                assert await t.send(prepare("GET", target.url, path)) == outcome, path
+        finally:
+            await t.aclose()
+        assert target.connections == 5  # one per closing answer, then one kept alive
+
+    run_raw(_close_framed, body)
+
+
+def _closes_the_second(method: str, path: str, index: int) -> bytes | None:
+    """Every connection's second request finds it closed, as if it had idled out just then."""
+    return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" if index == 0 else None
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "lean"])
+def test_a_stale_keep_alive_connection_is_retried_once_when_idempotent(kind: str) -> None:
+    """A reused connection the server closed before any answer: a GET goes again on a new
+    connection (an answer), a POST does not (a reset). The kinds that do this: aiohttp and
+    lean."""
+
+    async def body(target: RawTarget) -> None:
+        t = transport(kind)
+        try:
+            assert await t.send(prepare("GET", target.url, "/a")) == status_outcome(200)
+            assert await t.send(prepare("GET", target.url, "/b")) == status_outcome(200)
+            post = prepare("POST", target.url, "/c", body=b"once")
+            assert await t.send(post) == Outcome(None, ErrorKind.reset)
+        finally:
+            await t.aclose()
+        assert target.requests == [("GET", "/a"), ("GET", "/b"), ("GET", "/b"), ("POST", "/c")]
+
+    run_raw(_closes_the_second, body)
+
+
+@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+def test_max_connections_bounds_the_connections_in_use(kind: str) -> None:
+    """Six slow requests at once through two connections at most: all answered, in turn."""
+
+    async def body(server: Server) -> None:
+        t = transport(kind, max_connections=2)
+        try:
+            answers = await asyncio.gather(
+                *(t.send(get(server, "/status/200?delay=0.2", kind)) for _ in range(6))
+            )
+        finally:
+            await t.aclose()
+        assert answers == [status_outcome(200)] * 6
+        assert 1 <= len(server.connections[kind]) <= 2
+        assert t.connections_opened <= 2
+
+    run(body)
+
+
+@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+def test_unresolvable_host_is_connect(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host name that does not resolve becomes ErrorKind.connect (the resolver is faked:
+    no DNS query leaves the machine)."""
+    real = socket.getaddrinfo
+
+    def fake(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host == "nowhere.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+    async def body(server: Server) -> None:
+        t = transport(kind)
+        try:
+            outcome = await t.send(prepare("GET", "http://nowhere.invalid:9", "/"))
+        finally:
+            await t.aclose()
+        assert outcome == Outcome(None, ErrorKind.connect)
+
+    run(body)
+
+
+def test_lean_resolves_names_and_caches_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host name goes through the resolver once, then its cache; IP addresses never do."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        flags = kwargs.get("flags", 0)
+        if not flags & socket.AI_NUMERICHOST:
+            asked.append(str(host))
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+
+    async def body(server: Server) -> None:
+        port = server.base_url.rsplit(":", 1)[1]
+        t = transport("lean", connection_max_age_s=0)
+        try:
+            for _ in range(3):
+                named = prepare("GET", f"http://localhost:{port}", "/status/200")
+                assert await t.send(named) == status_outcome(200)
+                assert await t.send(get(server, "/status/200")) == status_outcome(200)
+        finally:
+            await t.aclose()
+        assert asked == ["localhost"]
+
+    run(body)
+
+
+@contextlib.asynccontextmanager
+async def serve_tls() -> AsyncIterator[str]:
+    """The test app's /status route over TLS with the self-signed loopback certificate."""
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]), text="ok")
+
+    app = web.Application()
+    app.router.add_get("/status/{code}", status)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS_DIR / "loopback.pem", TLS_DIR / "loopback.key")
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"https://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+def test_untrusted_certificate_is_connect(kind: str) -> None:
+    """https to a server whose certificate no CA vouches for fails verification: connect."""
+
+    async def main() -> None:
+        async with serve_tls() as url:
+            t = transport(kind)
+            try:
+                outcome = await t.send(prepare("GET", url, "/status/200"))
+            finally:
+                await t.aclose()
+            assert outcome == Outcome(None, ErrorKind.connect)
+
+    asyncio.run(asyncio.wait_for(main(), 15))
+
+
+def test_lean_speaks_tls_to_a_trusted_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the certificate trusted (`SSL_CERT_FILE`, read when the context is made), lean
+    verifies it for 127.0.0.1, gets the answers and keeps the TLS connection alive."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS_DIR / "loopback.pem"))
+    monkeypatch.setattr(lean, "_tls", None)  # made again, with the variable
+
+    async def main() -> None:
+        async with serve_tls() as url:
+            t = transport("lean")
+            try:
+                for code in (200, 503, 200):
+                    assert await t.send(prepare("GET", url, f"/status/{code}")) == Outcome(
+                        code, None
+                    )
+            finally:
+                await t.aclose()
+            assert t.connections_opened == 1
+
+    asyncio.run(asyncio.wait_for(main(), 15))
+    monkeypatch.setattr(lean, "_tls", None)  # not the test's trust for later tests

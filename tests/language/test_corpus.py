@@ -2,6 +2,8 @@
 
 `tests/data/valid/*.scn` must validate (exit 0) and plan to exactly `<name>.plan.json`;
 `tests/data/invalid/*.scn` must fail validation (exit 2) with exactly `<name>.err` on stderr.
+A `<name>.args` file beside a scenario holds command-line arguments given after it (`--set`
+overrides, one per line), for what only the command line can get wrong.
 The golden files are written by `tests/data/regen.py` and checked by hand against the language
 page; `tests/plan/test_corpus_arithmetic.py` re-derives the counts in them independently.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +32,15 @@ INVALID = sorted((DATA / "invalid").glob("*.scn"))
 def rel(path: Path) -> str:
     """The path as the golden files spell it (relative to the repository root)."""
     return path.relative_to(ROOT).as_posix()
+
+
+def args_of(scn: Path) -> list[str]:
+    """The arguments `<name>.args` gives after the file (shell words, `#` lines skipped)."""
+    extra = scn.with_suffix(".args")
+    if not extra.exists():
+        return []
+    lines = extra.read_text(encoding="utf-8").splitlines()
+    return [word for line in lines if not line.startswith("#") for word in shlex.split(line)]
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -53,7 +65,7 @@ def test_every_golden_file_has_its_scenario() -> None:
     """No golden file is left over from a scenario that was renamed or removed."""
     stale = [
         golden
-        for pattern in ("valid/*.plan.json", "valid/*.warn", "invalid/*.err")
+        for pattern in ("valid/*.plan.json", "valid/*.warn", "*/*.args", "invalid/*.err")
         for golden in DATA.glob(pattern)
         if not golden.with_name(golden.name.split(".")[0] + ".scn").exists()
     ]
@@ -77,7 +89,7 @@ def test_valid_scenario_plans_to_its_golden_json(
     scn: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`plan --json` of a valid corpus file exits 0 and prints exactly its golden plan."""
-    code, out, err = run(capsys, "plan", "--json", rel(scn))
+    code, out, err = run(capsys, "plan", "--json", rel(scn), *args_of(scn))
     assert (code, err) == (0, "")
     expected = scn.with_suffix(".plan.json").read_text(encoding="utf-8")
     assert out == expected
@@ -87,7 +99,7 @@ def test_valid_scenario_plans_to_its_golden_json(
 @pytest.mark.parametrize("scn", VALID, ids=lambda p: p.stem)
 def test_valid_scenario_validates(scn: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`validate` of a valid corpus file exits 0, says ok, and prints only its golden warnings."""
-    code, out, err = run(capsys, "validate", rel(scn))
+    code, out, err = run(capsys, "validate", rel(scn), *args_of(scn))
     assert code == 0
     assert out == f"{rel(scn)}: ok\n"
     warn = scn.with_suffix(".warn")
@@ -109,18 +121,19 @@ def test_invalid_scenario_reports_its_golden_errors(
     scn: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`validate` of an invalid corpus file exits 2 and prints exactly its golden diagnostics."""
-    code, out, err = run(capsys, "validate", rel(scn))
+    code, out, err = run(capsys, "validate", rel(scn), *args_of(scn))
     assert code == 2
     assert out == ""
     assert err == scn.with_suffix(".err").read_text(encoding="utf-8")
-    assert err.startswith(f"{rel(scn)}:")
+    # Errors in the command line itself (a param given twice) are reported under `--set`.
+    assert err.startswith(f"{rel(scn)}:") or (bool(args_of(scn)) and err.startswith("--set:"))
     assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("scn", INVALID, ids=lambda p: p.stem)
 def test_invalid_scenario_cannot_be_planned(scn: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`plan` refuses every invalid corpus file with exit 2 and prints no plan."""
-    code, out, err = run(capsys, "plan", "--json", rel(scn))
+    code, out, err = run(capsys, "plan", "--json", rel(scn), *args_of(scn))
     assert code == 2
     assert out == ""
     assert ": error: " in err

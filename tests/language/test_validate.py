@@ -259,3 +259,24 @@ def test_a_password_is_masked_before_a_quoted_value_is_cut_short() -> None:
     rendered = render_all(source, check(source).errors)
     assert "ppp" not in rendered
     assert "http://u:***@svc?q" in rendered
+
+
+def test_the_rate_cap_is_per_process() -> None:
+    """Shards and workers each send their share: a rate is checked against the cap times the
+    processes (`run --shards N` x `--workers W`), and the message gives each one's share."""
+    body = """  request h = GET "/h"
+  phase "a" 1m {
+    rate 30/s
+    send h
+  }
+  phase "b" 1m {
+    burst 100 every 5s
+    send h
+  }"""
+    assert errors(body, max_rate=10, shards=3) == []
+    assert errors(body, max_rate=10, shards=2) == [
+        (
+            "`rate` `30/s` is above the limit of 10/s per process (15/s in each of 2 processes) "
+            "(raise it with --max-rate, or shard the run)"
+        ),
+    ]

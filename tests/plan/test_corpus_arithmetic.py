@@ -124,6 +124,7 @@ PHASES: dict[str, list[tuple[str, float, float, int | None, dict[str, int] | Non
         ("ramp", 0, 120, 2520, {"work": 2268, "health": 252}),  # (2 + 40) / 2 x 120, 9:1
         ("reports", 120, 180, 60, {"report": 60}),  # 1/s x 60s
     ],
+    "set_status_code": [("p", 0, 60, 1200, {"work": 1200})],  # 20/s x 1m
     "weights": [
         # 333333333:333333333:333333334 over 1,000: shares 333.33 333.33 333.33 round to 999;
         # the next element in the order is the largest weight's, c's
@@ -166,6 +167,7 @@ DURATIONS = {
     "cr_only": 20,
     "layout": 110,
     "per_request": 180,  # `within 1m` from 0 ends before the phases do
+    "set_status_code": 60,
     "weights": 10999.9999,
     "many_spikes": 500,
     "scaling": 210,  # `reaction <= 1m` and `pod startup max < 1m` wait 1m past 150s

@@ -187,7 +187,7 @@ def test_the_job_carries_every_safety_setting_and_the_shards_start(
         (container,) = [c for c in pod["containers"] if c["name"] == CONTAINER]
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["args"] == [
-            *("run", "/scenarios/submitted.scn", "--print-results", "--monitor"),
+            *("run", "/scenarios/submitted.scn", "--print-results", "--monitor", "--workers=auto"),
             *("--url", "http://target:8000", "--shards", "2"),
             *("--start-at-from", f"configmap/nimbus-run-{run_label}"),
         ]

@@ -136,7 +136,8 @@ class _Phases:
             case n.ShapeKind.BURST:
                 size = check.integer(args[0], "a burst's size", 1, 1_000_000)
                 every = check.duration(args[1], "a burst's interval")
-                if size is not None and every is not None and size / every > check.max_rate:
+                share = check.shards * check.max_rate
+                if size is not None and every is not None and size / every > share:
                     check.error(
                         f"{size} requests every {float(every):g}s averages above the limit of "
                         f"{check.max_rate:g}/s per process (raise it with --max-rate)",

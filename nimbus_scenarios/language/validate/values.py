@@ -38,7 +38,8 @@ class Checker:
         self.params = params
         self.max_rate = max_rate
         self.shards = shards
-        """How many processes share the load (`run --shards N`): the per-process limits divide."""
+        """How many processes share the load (`run --shards N` times `--workers W`): the
+        per-process limits (rate, users) divide."""
         self.has_watch = bool(scenario.watches) or watch_given
         self.problems: list[Diagnostic] = []
         self.requests = {r.name.text: r for r in scenario.requests}
@@ -133,10 +134,17 @@ class Checker:
         if positive and literal.exact <= 0:
             self.error(f"{what} must be above zero (use `idle` for no load)", value.span)
             return None
-        if literal.exact > self.max_rate:
+        # Each process (shard or worker) sends its share: the cap is on that share.
+        if literal.exact / self.shards > self.max_rate:
+            each = (
+                f" ({float(literal.exact / self.shards):g}/s in each of {self.shards} processes)"
+                if self.shards > 1
+                else ""
+            )
             self.error(
                 f"{what} `{short(literal.text)}` is above the limit of "
-                f"{self.max_rate:g}/s per process (raise it with --max-rate, or shard the run)",
+                f"{self.max_rate:g}/s per process{each} (raise it with --max-rate, or shard "
+                "the run)",
                 value.span,
             )
             return None
