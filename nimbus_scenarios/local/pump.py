@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from nimbus_scenarios.local.backends import Backend
 
@@ -50,8 +51,9 @@ class Side(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream connection's transport; uvloop's are not registered as asyncio's ABCs, so
+        # an isinstance check would refuse them.
+        self.transport = cast("asyncio.Transport", transport)
         self.connection.side_made(self)
 
     def data_received(self, data: bytes) -> None:
