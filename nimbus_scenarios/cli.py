@@ -323,8 +323,8 @@ def _add_sets(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="R",
-        help="the highest rate per process, in requests per second (default 10000, at most "
-        "1000000: shard the run for more)",
+        help="the highest rate per process, in requests per second (default 20000, at most "
+        "1000000: shard the run or add --workers for more)",
     )
 
 
@@ -476,7 +476,7 @@ def max_rate(args: argparse.Namespace) -> float:
     # is false): refuse them like zero.
     if not math.isfinite(value) or value <= 0:
         raise UsageError("--max-rate must be above zero and finite")
-    # A finite cap can be no cap at all (`1e308`): one process holds about 10,000/s.
+    # A finite cap can be no cap at all (`1e308`): one process holds about 30,000/s.
     if value > MAX_RATE_CEILING:
         raise UsageError(
             f"--max-rate {value:g} is above the ceiling of {MAX_RATE_CEILING:,} requests/s "

@@ -173,19 +173,19 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_max_rate_raises_the_cap(capsys: pytest.CaptureFixture[str]) -> None:
     """A rate above the default cap is valid once --max-rate allows it."""
-    code, _, err = run(capsys, "validate", "heavy", "--set", "peak=20000/s")
+    code, _, err = run(capsys, "validate", "heavy", "--set", "peak=30000/s")
     assert code == 2
-    assert "above the limit of 10000/s" in err
-    code, _, err = run(capsys, "validate", "heavy", "--set", "peak=20000/s", "--max-rate", "30000")
+    assert "above the limit of 20000/s" in err
+    code, _, err = run(capsys, "validate", "heavy", "--set", "peak=30000/s", "--max-rate", "40000")
     assert code == 0
     # Valid, with the plan's warning about that much stress memory in flight, as `plan` says.
     assert ": error:" not in err
     assert "memory in flight" in err
     code, out, _ = run(
-        capsys, "plan", "heavy", "--json", "--set", "peak=20000/s", "--max-rate", "30000"
+        capsys, "plan", "heavy", "--json", "--set", "peak=30000/s", "--max-rate", "40000"
     )
     assert code == 0
-    assert json.loads(out)["max_rate"] == 30000
+    assert json.loads(out)["max_rate"] == 40000
     assert ["memory in flight" in w for w in json.loads(out)["warnings"]] == [True]
 
 

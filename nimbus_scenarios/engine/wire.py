@@ -10,17 +10,20 @@ request sets them itself, then the request's own headers in their order, then th
 then ``Content-Length`` when there is a body or the method carries one (POST, PUT, PATCH: ``0``
 without a body), then the body (a ``Content-Length`` or ``Transfer-Encoding`` of the request's
 own is dropped: the transport frames the body itself). Nothing else: no ``Accept-Encoding``
-(bodies are counted as they come, never decompressed), no cookies, no authentication from the
-URL's user info, no ``Expect: 100-continue``. Header names and values are sent as UTF-8; a CR,
+(bodies are counted as they come, never decompressed), no cookies, no ``Expect: 100-continue``.
+Credentials in the URL (``http://user:pass@host``) become ``Authorization: Basic`` of the
+percent-decoded ``user:pass`` (Latin-1, else UTF-8), as aiohttp sends them, unless the request
+sets its own ``Authorization``. Header names and values are sent as UTF-8; a CR,
 LF or NUL in either is refused (ValueError: header injection), like a URL that is not absolute
 http(s).
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from nimbus_scenarios.engine.request import PreparedRequest
 
@@ -80,6 +83,16 @@ def _headers(headers: tuple[tuple[str, str], ...]) -> bytes:
     return "".join(f"{_check(name)}: {_check(value)}\r\n" for name, value in headers).encode()
 
 
+def _basic(user: str, password: str) -> str:
+    """The ``Authorization`` value for the URL's percent-encoded credentials."""
+    pair = f"{unquote(user)}:{unquote(password)}"
+    try:
+        raw = pair.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = pair.encode("utf-8")
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
 def encode(request: PreparedRequest) -> WireRequest:
     """Encode ``request`` (see the module docstring); ValueError for a URL or header it cannot
     send."""
@@ -106,6 +119,8 @@ def encode(request: PreparedRequest) -> WireRequest:
         defaults.append(("User-Agent", USER_AGENT))
     if "accept" not in names:
         defaults.append(("Accept", "*/*"))
+    if parts.username is not None and "authorization" not in names:
+        defaults.append(("Authorization", _basic(parts.username, parts.password or "")))
     own = tuple(h for h in request.headers if h[0].lower() not in _FRAMING)
     head = f"{method} {target} HTTP/1.1\r\n".encode() + _headers((*defaults, *own))
     body = request.body or b""

@@ -8,6 +8,19 @@ from nimbus_scenarios.engine.request import PreparedRequest, prepare
 from nimbus_scenarios.engine.wire import USER_AGENT, encode
 
 
+def test_credentials_in_the_url_become_basic_auth_unless_the_request_has_its_own() -> None:
+    """User info is never sent in Host; it becomes `Authorization: Basic` (percent-decoded,
+    as aiohttp reads it), and a request's own Authorization header is kept instead."""
+    wire = encode(prepare("GET", "http://us%3Aer:p%40ss@h.example:8080", "/x"))
+    head = wire.with_extra(None)
+    assert b"Host: h.example:8080\r\n" in head
+    assert b"Authorization: Basic dXM6ZXI6cEBzcw==\r\n" in head  # base64 of "us:er:p@ss"
+    own = encode(prepare("GET", "http://u:p@h.example", "/x", headers={"Authorization": "T"}))
+    assert own.with_extra(None).count(b"Authorization") == 1
+    assert b"Authorization: T\r\n" in own.with_extra(None)
+    assert b"Authorization" not in encode(prepare("GET", "http://h.example", "/x")).head
+
+
 def test_get_with_query_and_headers() -> None:
     """Request line with the encoded query, Host as written, defaults, own headers in order."""
     wire = encode(

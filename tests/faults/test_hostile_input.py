@@ -112,12 +112,12 @@ def test_stairs_beyond_the_scenario_limit_are_refused(refused: Refused, tmp_path
 def test_a_rate_of_a_trillion_per_second_is_refused(
     refused: Refused, tmp_path: Path, command: str
 ) -> None:
-    """`rate 1000000000000/s`, in the file or by `--set`: over the 10,000/s per-process cap."""
+    """`rate 1000000000000/s`, in the file or by `--set`: over the 20,000/s per-process cap."""
     path = write_scenario(tmp_path, one_phase("rate 1000000000000/s"))
-    assert "is above the limit of 10000/s per process" in refused(command, str(path))
+    assert "is above the limit of 20000/s per process" in refused(command, str(path))
     param = write_scenario(tmp_path, one_phase("rate $r", extra="  param r = 1/s\n"), "p.scn")
     err = refused(command, str(param), "--set", "r=1000000000000/s")
-    assert "is above the limit of 10000/s per process" in err
+    assert "is above the limit of 20000/s per process" in err
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5"])

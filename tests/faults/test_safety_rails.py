@@ -27,19 +27,19 @@ scenario "simple" {
 
 
 def test_plan_states_the_default_rate_cap(tmp_path: Path) -> None:
-    """`plan` states the per-process cap: 10,000/s by default, or what `--max-rate` says."""
+    """`plan` states the per-process cap: 20,000/s by default, or what `--max-rate` says."""
     scenario = write_scenario(tmp_path, SIMPLE)
     table = run_cli("plan", str(scenario))
     assert table.code == 0, table.stderr
-    assert "rate cap 10000/s per process (--max-rate)" in table.stdout
+    assert "rate cap 20000/s per process (--max-rate)" in table.stdout
     as_json = run_cli("plan", str(scenario), "--json")
-    assert json.loads(as_json.stdout)["max_rate"] == 10_000
+    assert json.loads(as_json.stdout)["max_rate"] == 20_000
     raised = run_cli("plan", str(scenario), "--json", "--max-rate", "25000")
     assert json.loads(raised.stdout)["max_rate"] == 25_000
-    over = write_scenario(tmp_path, SIMPLE.replace("10/s", "10001/s"), "over.scn")
+    over = write_scenario(tmp_path, SIMPLE.replace("10/s", "20001/s"), "over.scn")
     refused = run_cli("run", str(over), "--url", f"http://127.0.0.1:{free_port()}")
     assert refused.code == 2
-    assert "above the limit of 10000/s per process" in refused.stderr
+    assert "above the limit of 20000/s per process" in refused.stderr
     assert_no_traceback(refused.stderr)
 
 

@@ -152,16 +152,16 @@ def test_set_share_keeps_weights_checked() -> None:
 
 def test_set_value_out_of_range_is_reported_where_used() -> None:
     """A right-kind override outside a range fails validation at the place the param is used."""
-    found = check(KINDS, {"peak": "20000/s", "cores": "11"}).errors
+    found = check(KINDS, {"peak": "30000/s", "cores": "11"}).errors
     messages = [(d.span.line, d.message) for d in found]
     assert messages == [
         (16, "`cpu` must be from 1 to 10; found 11; the value is from `--set cores=11`"),
         (
             19,
             (
-                "`rate` `20000/s` is above the limit of 10000/s per process "
+                "`rate` `30000/s` is above the limit of 20000/s per process "
                 "(raise it with --max-rate, or shard the run); "
-                "the value is from `--set peak=20000/s`"
+                "the value is from `--set peak=30000/s`"
             ),
         ),
     ]
@@ -448,7 +448,7 @@ def test_set_twice_is_an_error_naming_both(capsys: pytest.CaptureFixture[str]) -
 def test_value_failing_validation_names_its_set(capsys: pytest.CaptureFixture[str]) -> None:
     """A right-kind override that validation refuses points at each `$peak` in the file and
     says that the value came from `--set peak=...`; the same value written in the file does not."""
-    code, out, err = run(capsys, "validate", "heavy", "--set", "peak=20000/s")
+    code, out, err = run(capsys, "validate", "heavy", "--set", "peak=30000/s")
     assert (code, out) == (2, "")
     blocks = err.rstrip("\n").split("\n\n")
     assert len(blocks) == 2
@@ -456,16 +456,16 @@ def test_value_failing_validation_names_its_set(capsys: pytest.CaptureFixture[st
         head, shown, caret = block.splitlines()[:3]
         assert f"heavy.scn:{line}:{column}: error: " in head
         assert head.endswith(
-            "is above the limit of 10000/s per process (raise it with --max-rate, or shard "
-            "the run); the value is from `--set peak=20000/s`"
+            "is above the limit of 20000/s per process (raise it with --max-rate, or shard "
+            "the run); the value is from `--set peak=30000/s`"
         )
         assert shown.endswith("$peak")
         assert caret.split(" | ", 1)[1] == " " * (column - 1) + "^^^^^"
     assert err.endswith("heavy.scn: 2 errors\n")
-    written = Source("w.scn", KINDS.text.replace("param peak = 20/s", "param peak = 20000/s"))
+    written = Source("w.scn", KINDS.text.replace("param peak = 20/s", "param peak = 30000/s"))
     (problem,) = check(written).errors
     assert problem.message == (
-        "`rate` `20000/s` is above the limit of 10000/s per process "
+        "`rate` `30000/s` is above the limit of 20000/s per process "
         "(raise it with --max-rate, or shard the run)"
     )
 
