@@ -44,7 +44,7 @@ worker holds with margin. With the default transport (`lean`) on uvloop one proc
 24,000/s with p99 send lateness under 2 ms, and over 30,000/s at 99% achieved, on one core of
 this machine (`bench/peers.py`, docs/performance.md); 20,000/s leaves a sixth of headroom for a
 slower target, a busier node and the results' own work. With `--transport aiohttp` one process
-holds about 8,000/s: lower the cap or add `--workers` there."""
+holds 8,000/s (6,000/s with clean lateness): lower the cap or add `--workers` there."""
 MAX_RATE_CEILING = 1_000_000
 """The highest `--max-rate`: one process falls behind at about 30,000/s on a core
 (docs/performance.md), so a cap of a million per second is already no cap; `1e308` is a typo or
