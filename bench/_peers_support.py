@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -327,7 +328,9 @@ class Window:
         return self.server_requests / self.seconds
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[str], timeout_s: float = 10.0) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """Return once 127.0.0.1:`port` accepts connections; RuntimeError if `process` exits first
+    or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -359,7 +362,7 @@ def target_server(kind: str, cpus: frozenset[int]) -> Iterator[Target]:
         name = "aiohttp.web (no request counter)"
     process = start(argv, cpus)
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         yield Target(name, f"http://127.0.0.1:{port}/", process.pid, use_nginx)
     finally:
         stop(process)

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,8 @@ import rotel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transports import CLIENT_CPU, SERVER_CPU, cpu_seconds, local_server, pin, wait_for_port
+from _peers_support import free_port, wait_for_port
+from transports import CLIENT_CPU, SERVER_CPU, cpu_seconds, local_server, pin
 
 from nimbus_scenarios.language.errors import Source
 from nimbus_scenarios.pipeline import compile_source
@@ -58,12 +58,6 @@ scenario "bench" {{
   }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pin_collector() -> None:
@@ -94,7 +88,7 @@ def collector() -> Iterator[str]:
         preexec_fn=pin_collector,  # noqa: PLW1509
     )
     try:
-        wait_for_port(http, process)  # type: ignore[arg-type]
+        wait_for_port(http, process)
         yield f"http://127.0.0.1:{http}"
     finally:
         process.terminate()

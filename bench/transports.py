@@ -19,11 +19,7 @@ import argparse
 import asyncio
 import os
 import resource
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -34,56 +30,17 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _peers_support import target_server
+
 from nimbus_scenarios.engine.factory import TRANSPORT_KINDS, make_transport
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.request import prepare
 from nimbus_scenarios.engine.transport import LoadTransport
 
-NGINX = Path("/usr/sbin/nginx")
 SERVER_CPU = 1
 CLIENT_CPU = 0
 MAX_REQUESTS_PER_RUN = 2_000_000
 WARMUP_S = 0.5
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    keepalive_requests 10000000;
-    keepalive_timeout 120s;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ return 200 "ok"; }}
-    }}
-}}
-"""
-
-AIOHTTP_SERVER = """\
-import sys
-from aiohttp import web
-
-async def ok(request):
-    return web.Response(text="ok")
-
-app = web.Application()
-app.router.add_route("*", "/{tail:.*}", ok)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pin(cpu: int) -> bool:
@@ -97,59 +54,14 @@ def pin(cpu: int) -> bool:
     return True
 
 
-def pin_server() -> None:
-    """Runs in the server's child process before exec: nginx's worker inherits the pinning."""
-    pin(SERVER_CPU)
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server did not listen on 127.0.0.1:{port} within {timeout_s} s")
-
-
 @contextmanager
 def local_server(kind: str) -> Iterator[tuple[str, str]]:
-    """Start the server in a child process pinned to SERVER_CPU; yield (name, base URL)."""
-    use_nginx = kind == "nginx" or (kind == "auto" and NGINX.exists())
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="nimbus-bench-"))
-    if use_nginx:
-        conf = workdir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
-        argv = [str(NGINX), "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")]
-        name = "nginx (1 worker)"
-    else:
-        script = workdir / "server.py"
-        script.write_text(AIOHTTP_SERVER)
-        argv = [sys.executable, str(script), str(port)]
-        name = "aiohttp.web"
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # preexec_fn is safe here: no thread is running yet in this process.
-        preexec_fn=pin_server,  # noqa: PLW1509
-    )
-    try:
-        wait_for_port(port, process)
-        yield name, f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        shutil.rmtree(workdir, ignore_errors=True)
+    """The bench target (`_peers_support.target_server`: nginx, else aiohttp.web) pinned to
+    SERVER_CPU when the machine has it; yield (name, base URL)."""
+    on_server_cpu = (os.cpu_count() or 1) > SERVER_CPU
+    cpus = frozenset({SERVER_CPU}) if on_server_cpu else frozenset(os.sched_getaffinity(0))
+    with target_server(kind, cpus) as target:
+        yield target.name, target.url.rstrip("/")
 
 
 @dataclass
