@@ -19,7 +19,7 @@ def validate_command(args: argparse.Namespace, *, max_rate: float) -> int:
     A valid file is also compiled, so that the plan's own warnings (stress memory in flight,
     no target) are printed here as `plan` prints them."""
     from nimbus_scenarios.catalog import locate
-    from nimbus_scenarios.language.errors import ScenarioError, render, render_all
+    from nimbus_scenarios.language.errors import ScenarioError, render_all
     from nimbus_scenarios.language.params import parse_overrides
     from nimbus_scenarios.language.syntax import read_source
     from nimbus_scenarios.pipeline import check, compile_checked
@@ -41,9 +41,9 @@ def validate_command(args: argparse.Namespace, *, max_rate: float) -> int:
             print(f"{source.name}: {count} error{'s' if count > 1 else ''}", file=sys.stderr)
             continue
         # In the order `plan` lists them: validation's in source order, then the plan's.
-        warnings = compile_checked(checked, max_rate=max_rate).warnings
+        warnings = compile_checked(checked, max_rate=max_rate).rendered_warnings()
         if warnings:
-            print("\n\n".join(render(source, w) for w in warnings), file=sys.stderr)
+            print(warnings, file=sys.stderr)
         print(f"{source.name}: ok")
     return worst
 

@@ -21,7 +21,6 @@ from nimbus_scenarios.clock import parse_wall_time
 from nimbus_scenarios.engine.loop import loop_choice, run_on_loop
 from nimbus_scenarios.errors import ClusterError, UsageError
 from nimbus_scenarios.events import RunHandler
-from nimbus_scenarios.language.errors import render
 from nimbus_scenarios.language.params import parse_overrides
 from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.language.validate import url_problem
@@ -68,8 +67,8 @@ def run_command(args: argparse.Namespace, *, max_rate: float) -> int:
     )
     plan = compiled.plan
     # The warnings `validate` and `plan` print, before anything is sent: a run is where they matter.
-    for warning in compiled.warnings:
-        print(render(source, warning), file=sys.stderr)
+    if warnings := compiled.rendered_warnings():
+        print(warnings, file=sys.stderr)
     from nimbus_scenarios.plan.render import memory_refusal
 
     refusal = memory_refusal(plan, i_know=args.i_know)

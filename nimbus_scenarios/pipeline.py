@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nimbus_scenarios.language import Checked, check
-from nimbus_scenarios.language.errors import Diagnostic, ScenarioError, Severity, Source, summary
+from nimbus_scenarios.language.errors import (
+    Diagnostic,
+    ScenarioError,
+    Severity,
+    Source,
+    render,
+    summary,
+)
 from nimbus_scenarios.language.syntax import read_source
 from nimbus_scenarios.language.vocabulary import DEFAULT_MAX_RATE
 from nimbus_scenarios.plan.model import Plan
@@ -39,6 +46,11 @@ class Compiled:
     plan: Plan
     warnings: tuple[Diagnostic, ...]
     """Validation's warnings in source order, then the plan's (which have no place)."""
+
+    def rendered_warnings(self) -> str:
+        """Every warning as `validate` and `run` print it (file:line:col, the line, a caret),
+        in order, separated by blank lines; '' when there is none."""
+        return "\n\n".join(render(self.source, warning) for warning in self.warnings)
 
     @property
     def warning_texts(self) -> list[str]:
