@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
@@ -78,6 +78,9 @@ MAX_CPU_RATIO = 0.6
 MIN_HIGHEST_RATIO = 2.0
 MIN_WORKERS_RATIO = 1.7
 MAX_RSS_GROWTH_MB = 30.0
+POD_CPU = 0.5
+"""Section 3 in pods: each worker's share of the pod's CPU quota (a 2-core machine leaves the
+target a CPU's worth of spare capacity at 2 x 0.5)."""
 MILLION = 1_000_000
 
 
@@ -96,6 +99,8 @@ class OursRun:
     late_p99_ms: float | None
     window: sup.Window | None
     rss_growth_mb: float | None
+    throttled: float | None = None
+    """In a pod: the share of its quota periods in which the quota ran out."""
 
     @property
     def achieved(self) -> float:
@@ -178,8 +183,10 @@ def run_ours(
     *,
     workers: int | None = 1,
     rss: bool = False,
+    into: sup.Pod | None = None,
 ) -> OursRun:
-    """One phase of ``rate``/s for ``duration`` s through the real CLI, pinned to ``cpus``."""
+    """One phase of ``rate``/s for ``duration`` s through the real CLI, pinned to ``cpus``
+    (and inside pod ``into``, when given)."""
     with tempfile.TemporaryDirectory(prefix="nimbus-peers-") as tmp:
         scenario, results = Path(tmp) / "peers.scn", Path(tmp) / "results.json"
         scenario.write_text(SCENARIO.format(duration=duration, rate=rate))
@@ -193,12 +200,14 @@ def run_ours(
             if name in ("phase_started", "phase_ended") and name not in marks and pgid:
                 marks[str(name)] = sup.snapshot(target, pgid[0])
 
+        periods = None if into is None else into.throttling()
         process = sup.start(
             ours.argv(scenario, target.url, results, rate, workers),
             cpus,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            into=into,
         )
         pgid.append(process.pid)
         try:
@@ -220,6 +229,10 @@ def run_ours(
             err.join(5)
         finally:
             sup.stop(process)
+        throttled = None
+        if into is not None and periods is not None:
+            (p0, t0), (p1, t1) = periods, into.throttling()
+            throttled = (t1 - t0) / (p1 - p0) if p1 > p0 else None
         if not results.exists():
             raise RuntimeError(
                 f"ours at {rate:g}/s exited {process.returncode} without results:\n"
@@ -243,6 +256,7 @@ def run_ours(
         lateness.get("p99"),
         window,
         growth,
+        throttled,
     )
 
 
@@ -422,6 +436,8 @@ def show_ours(label: str, run: OursRun) -> str:
         parts.append(f"target CPU {sup.pct0(window.server_cpu_share)}")
         if window.server_rate is not None:
             parts.append(f"target counted {sup.per_s(window.server_rate)}")
+    if run.throttled is not None:
+        parts.append(f"quota ran out in {sup.pct0(run.throttled)} of periods")
     return ", ".join(parts)
 
 
@@ -452,6 +468,9 @@ class Settings:
     million_rate: float
     million_max_s: float
     million_kinds: tuple[str, ...]
+    workers_in: str = "cores"
+    """Where section 3 runs the workers: `cores` (CPUs of their own) or `pods` (CPU quotas)."""
+    pod_cpu: float = POD_CPU
 
 
 def fixed_rates(
@@ -503,12 +522,15 @@ def highest(
     start_rate: float,
     workers: int | None,
     label: str,
+    into: sup.Pod | None = None,
 ) -> tuple[float, OursRun | None]:
     """The search of section 2 (or its one trial with --quick); the best rate and its run."""
     runs: dict[float, OursRun] = {}
 
     def held(rate: float) -> bool:
-        run = run_ours(ours, target, rate, settings.search_duration, cpus, workers=workers)
+        run = run_ours(
+            ours, target, rate, settings.search_duration, cpus, workers=workers, into=into
+        )
         runs[rate] = run
         say(
             "    "
@@ -585,36 +607,92 @@ def one_repeat(
         figures.put("ratio.highest", ratio)
         say(f"  highest held ours / Locust full speed = {ratio:.2f}")
 
-    say("\n3. --workers 1 against --workers 2")
-    if not ours.cli.workers:
-        say("  SKIPPED: this CLI's `run` has no --workers option")
-    else:
-        say(f"  {lay.describe()}; workers 1 = the one-core search above")
-        figures.put("workers1.highest", best)
-        resolution = settings.search_resolution
-        start2 = round(max(best * 1.5, guess) / resolution) * resolution
-        best2, run2 = highest(ours, target, settings, lay.two_cores, start2, 2, "workers 2")
-        figures.put("workers2.highest", best2)
-        if run2 is not None and run2.window is not None:
-            figures.put("workers2.cpu", run2.window.cpu_share)
-            figures.put("workers2.target_cpu", run2.window.server_cpu_share)
-        if best > 0:
-            figures.put("ratio.workers", best2 / best)
-            say(f"  workers 2 / workers 1 = {best2 / best:.2f}")
-        cpu1, cpu2 = figures.values.get("ours.highest_cpu"), figures.values.get("workers2.cpu")
-        if lay.shared and best > 0 and best2 > 0 and cpu1 and cpu2:
-            # Not the acceptance: what the workers would hold with two cores to themselves, if
-            # each request kept the CPU it cost here (requests per CPU-second, times 2 cores).
-            projected = 2 * (best2 / cpu2) / (best / cpu1)
-            figures.put("ratio.workers_projected", projected)
-            say(
-                f"  the workers shared CPU {sup.cpu_list(lay.server)} with the target: per CPU "
-                f"second they held {best2 / cpu2:,.0f}/s (workers 2) against {best / cpu1:,.0f}/s "
-                f"(workers 1); with two free cores that projects to {projected:.2f}x"
-            )
+    workers_section(figures, ours, target, lay, settings, best, guess)
 
     if settings.million and last:
         million(figures, ours, target, lay, settings)
+
+
+def workers_section(
+    figures: Figures,
+    ours: Ours,
+    target: sup.Target,
+    lay: sup.Layout,
+    settings: Settings,
+    best: float,
+    guess: float,
+) -> None:
+    """Section 3: `--workers 2` against `--workers 1`, in pods or on cores of their own, and
+    on a 2-core machine the two workers on both cores (shared with the target) for reference."""
+    say("\n3. --workers 1 against --workers 2")
+    if not ours.cli.workers:
+        say("  SKIPPED: this CLI's `run` has no --workers option")
+        return
+    resolution = settings.search_resolution
+
+    def rounded(rate: float) -> float:
+        return max(resolution, round(rate / resolution) * resolution)
+
+    if settings.workers_in == "pods":
+        each = settings.pod_cpu
+        say(
+            f"  pods: `--workers 1` in a cgroup of {each:g} CPU, `--workers 2` in one of "
+            f"{2 * each:g} CPU (CPU quotas, period {sup.QUOTA_PERIOD_US // 1000} ms), on CPUs "
+            f"{sup.cpu_list(lay.two_cores)}; the target keeps the rest of the machine"
+        )
+        found: dict[int, float] = {}
+        start = rounded((best or guess) * each * 0.9)
+        for workers in (1, 2):
+            with sup.pod(each * workers) as into:
+                top, run = highest(
+                    ours,
+                    target,
+                    settings,
+                    lay.two_cores,
+                    start,
+                    workers,
+                    f"pod {each * workers:g} CPU, workers {workers}",
+                    into,
+                )
+            found[workers] = top
+            figures.put(f"pod{workers}.highest", top)
+            if run is not None:
+                figures.put(f"pod{workers}.late_p99", run.late_p99_ms)
+                figures.put(f"pod{workers}.throttled", run.throttled)
+                if run.window is not None:
+                    figures.put(f"pod{workers}.cpu", run.window.cpu_share)
+                    figures.put(f"pod{workers}.target_cpu", run.window.server_cpu_share)
+            start = rounded(top * 1.8) if top > 0 else start
+        if found[1] > 0:
+            figures.put("ratio.workers", found[2] / found[1])
+            say(f"  pods: workers 2 / workers 1 = {found[2] / found[1]:.2f}")
+        if not lay.shared:
+            return
+        say("  for reference (not the acceptance): both workers on both CPUs, no quota")
+    else:
+        say(f"  {lay.describe()}; workers 1 = the one-core search above")
+    figures.put("workers1.highest", best)
+    start2 = rounded(max(best * 1.5, guess))
+    best2, run2 = highest(ours, target, settings, lay.two_cores, start2, 2, "workers 2")
+    figures.put("workers2.highest", best2)
+    if run2 is not None and run2.window is not None:
+        figures.put("workers2.cpu", run2.window.cpu_share)
+        figures.put("workers2.target_cpu", run2.window.server_cpu_share)
+    ratio_name = "ratio.workers" if settings.workers_in == "cores" else "ratio.workers_shared"
+    if best > 0:
+        figures.put(ratio_name, best2 / best)
+        say(f"  workers 2 / workers 1 = {best2 / best:.2f}")
+    cpu1, cpu2 = figures.values.get("ours.highest_cpu"), figures.values.get("workers2.cpu")
+    if lay.shared and best > 0 and best2 > 0 and cpu1 and cpu2:
+        # Not the acceptance: what the workers would hold with two cores to themselves, if
+        # each request kept the CPU it cost here (requests per CPU-second, times 2 cores).
+        projected = 2 * (best2 / cpu2) / (best / cpu1)
+        figures.put("ratio.workers_projected", projected)
+        say(
+            f"  the workers shared CPU {sup.cpu_list(lay.server)} with the target: per CPU "
+            f"second they held {best2 / cpu2:,.0f}/s (workers 2) against {best / cpu1:,.0f}/s "
+            f"(workers 1); with two free cores that projects to {projected:.2f}x"
+        )
 
 
 def million(
@@ -659,7 +737,7 @@ def spans(repeats: list[Figures]) -> dict[str, sup.Span]:
     return {n: sup.Span(tuple(f.values[n] for f in repeats if n in f.values)) for n in names}
 
 
-def table(ranges: dict[str, sup.Span], kinds: tuple[str, ...]) -> list[str]:
+def table(ranges: dict[str, sup.Span], kinds: tuple[str, ...], pod_cpu: float) -> list[str]:
     rows = []
     for rate in FIXED_RATES:
         k = f"@{rate}"
@@ -684,9 +762,31 @@ def table(ranges: dict[str, sup.Span], kinds: tuple[str, ...]) -> list[str]:
             fmt=sup.per_s,
         )
     )
+    for workers in (1, 2):
+        pod = f"--workers {workers} in a pod of {pod_cpu * workers:g} CPU"
+        rows += [
+            Row(
+                f"{pod}: highest held",
+                f"pod{workers}.highest",
+                ratio="ratio.workers" if workers == 2 else None,
+                fmt=sup.per_s,
+            ),
+            Row(f"{pod}: its CPU at that rate", f"pod{workers}.cpu", fmt=sup.cores),
+            Row(f"{pod}: periods the quota ran out", f"pod{workers}.throttled", fmt=sup.pct0),
+            Row(f"{pod}: p99 send lateness at that rate", f"pod{workers}.late_p99", fmt=sup.ms),
+            Row(f"{pod}: the target's CPU at that rate", f"pod{workers}.target_cpu", fmt=sup.pct0),
+        ]
+    shared = "pod1.highest" in ranges
     rows += [
         Row("--workers 1: highest held", "workers1.highest", fmt=sup.per_s),
-        Row("--workers 2: highest held", "workers2.highest", ratio="ratio.workers", fmt=sup.per_s),
+        Row(
+            "--workers 2"
+            + (" on both CPUs, no quota (reference)" if shared else "")
+            + ": highest held",
+            "workers2.highest",
+            ratio="ratio.workers_shared" if shared else "ratio.workers",
+            fmt=sup.per_s,
+        ),
         Row("--workers 2: its CPU at that rate", "workers2.cpu", fmt=sup.cores),
         Row("--workers 2: the target's CPU at that rate", "workers2.target_cpu", fmt=sup.pct0),
         Row(
@@ -806,7 +906,7 @@ def summary(
         "",
         *(f"- {line}" for line in how),
         "",
-        *table(ranges, kinds),
+        *table(ranges, kinds, settings.pod_cpu),
         "",
         "Acceptance (issue 18):",
         "",
@@ -841,6 +941,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--million-transports", help="comma-separated (default: every --transport of the CLI)"
     )
     parser.add_argument("--server", default="auto", choices=("auto", "nginx", "aiohttp"))
+    parser.add_argument(
+        "--workers-in",
+        default="auto",
+        choices=("auto", "cores", "pods"),
+        help="section 3: CPUs of their own, or CPU-quota pods (auto: pods when the target "
+        "would share the generators' CPUs and cgroups can be made)",
+    )
+    parser.add_argument(
+        "--pod-cpu", type=float, default=POD_CPU, help="section 3 in pods: CPU per worker"
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"write the table to {DOCS}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-url", help=argparse.SUPPRESS)
@@ -856,6 +966,8 @@ def check(args: argparse.Namespace, cli: sup.CliOptions) -> str | None:
         return "--search-duration must be over 0 and at most 600"
     if args.duration > 600:
         return "--duration must be at most 600"
+    if not (math.isfinite(args.pod_cpu) and 0.05 <= args.pod_cpu <= 8):
+        return "--pod-cpu must be between 0.05 and 8"
     if not 1 <= args.repeat <= 10:
         return "--repeat must be between 1 and 10"
     if not 1 <= args.search_trials <= 50:
@@ -886,6 +998,44 @@ def million_kinds(args: argparse.Namespace, cli: sup.CliOptions) -> tuple[str, .
     if args.million_transports:
         return tuple(k.strip() for k in args.million_transports.split(",") if k.strip())
     return cli.transports or (args.transport or "default",)
+
+
+def where_workers_run(
+    asked: str, lay: sup.Layout, support: tuple[int, Path] | str
+) -> tuple[str | None, str]:
+    """Section 3's layout (`cores` or `pods`, None when pods were asked for and cannot be
+    made: `support` is `pod_support()`'s answer) and, when pods are not used, why not."""
+    if asked == "cores":
+        return "cores", "asked for with --workers-in cores"
+    if asked == "pods":
+        return ("pods", "") if not isinstance(support, str) else (None, support)
+    if not lay.shared:
+        return "cores", ""
+    return ("pods", "") if not isinstance(support, str) else ("cores", support)
+
+
+def workers_how(settings: Settings, lay: sup.Layout, why_not: str) -> str:
+    """How section 3 was measured, for the docs."""
+    if settings.workers_in == "pods":
+        each = settings.pod_cpu
+        return (
+            f"--workers 2 against 1 (the acceptance): each in a CPU-quota pod of {each:g} CPU "
+            f"per worker (a cgroup quota of {each:g} and {2 * each:g} CPU, period "
+            f"{sup.QUOTA_PERIOD_US // 1000} ms: what a Kubernetes `limits.cpu` sets), on CPUs "
+            f"{sup.cpu_list(lay.two_cores)}, so the target keeps spare capacity on a machine "
+            "with too few CPUs for two generator cores and one of the target's own; "
+            + (
+                "the same search without a quota on both CPUs is printed for reference"
+                if lay.shared
+                else ""
+            )
+        ).rstrip("; ")
+    if lay.shared:
+        return (
+            "--workers 2 against 1: the two workers share the target's CPU, so the target has "
+            f"no spare capacity and the ratio is what the machine leaves (no pods: {why_not})"
+        )
+    return "--workers 2 against 1: on two CPUs of their own; the target has a CPU of its own"
 
 
 def _stop_on_term(_signum: int, _frame: FrameType | None) -> None:
@@ -919,9 +1069,14 @@ def main(argv: list[str] | None = None, prog: str = "bench/peers.py") -> int:
         million_kinds=million_kinds(args, cli) if args.million else (),
     )
     command = " ".join([".venv/bin/python", prog, *map(shlex.quote, argv or sys.argv[1:])])
+    lay = sup.layout()
+    workers_in, why_not = where_workers_run(args.workers_in, lay, sup.pod_support())
+    if workers_in is None:
+        print(f"{prog}: --workers-in pods: {why_not}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = replace(settings, workers_in=workers_in, pod_cpu=args.pod_cpu)
     signal.signal(signal.SIGTERM, _stop_on_term)
     ours = Ours(cli, args.transport, args.loop)
-    lay = sup.layout()
     locust = None if args.no_locust else sup.ensure_locust()
     if locust is None and not args.no_locust:
         say("Locust could not be installed: its figures are skipped")
@@ -946,6 +1101,7 @@ def main(argv: list[str] | None = None, prog: str = "bench/peers.py") -> int:
                     f"walk by {settings.search_step:,.0f}/s from 85% of the 5,000/s CPU "
                     f"extrapolated to a core, then bisect to {settings.search_resolution:,.0f}/s"
                 ),
+                workers_how(settings, lay, why_not),
             ]
             for line in how:
                 say(line)
