@@ -2,7 +2,9 @@
 
 The cgroup's CPU quota when one is set (a container's `limits.cpu`): cgroup v2's `cpu.max`
 ("QUOTA PERIOD", or "max PERIOD" for none), else cgroup v1's `cpu.cfs_quota_us` and
-`cpu.cfs_period_us` (a quota of -1 is none). A quota of 1.5 CPUs gives 2 (rounded up: the half
+`cpu.cfs_period_us` (a quota of -1 is none), the smallest on the process's own cgroup path
+(`/proc/self/cgroup`) up to the root, so a process put in a limited child cgroup (a `systemd-run
+-p CPUQuota=`, a bench's pod) gets its own limit. A quota of 1.5 CPUs gives 2 (rounded up: the half
 CPU is still there to use), and never more than the CPUs the process may run on
 (`os.sched_getaffinity`, else `os.cpu_count()`), which are the answer when there is no quota.
 Files are read under `root` so tests can give a fake one.
@@ -16,14 +18,15 @@ from pathlib import Path
 
 from nimbus_scenarios.errors import UsageError
 
-__all__ = ["MAX_WORKERS", "available_cpus", "cgroup_quota", "parse_workers"]
+__all__ = ["MAX_WORKERS", "available_cpus", "cgroup_quota", "own_cgroups", "parse_workers"]
 
 MAX_WORKERS = 64
 """The most worker processes one `run` starts: each holds its own event loop, connection pool
 and statistics (about 60 MB), and a pod with more CPUs than this is better sharded."""
 
-_V2 = ("sys/fs/cgroup/cpu.max",)
+_V2 = "sys/fs/cgroup"
 _V1 = ("sys/fs/cgroup/cpu", "sys/fs/cgroup/cpu,cpuacct", "sys/fs/cgroup/cpuacct,cpu")
+_MAX_DEPTH = 32
 
 
 def _read(path: Path) -> str | None:
@@ -33,32 +36,84 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _ceil_ratio(quota: str, period: str) -> int | None:
-    """ceil(quota / period), at least 1; None for no quota or numbers that are not."""
+def _ratio(quota: str, period: str) -> float | None:
+    """quota / period in CPUs; None for no quota or numbers that are not."""
     try:
         q, p = int(quota), int(period)
     except ValueError:
         return None
     if q <= 0 or p <= 0:
         return None  # -1 (v1) is no quota; 0 is no sensible one
-    return max(1, math.ceil(q / p))
+    return q / p
+
+
+def own_cgroups(root: Path = Path("/")) -> dict[str, str]:
+    """This process's cgroup paths from `/proc/self/cgroup`: `""` for the unified (v2)
+    hierarchy, else each v1 controller's name; empty when the file cannot be read."""
+    text = _read(root / "proc/self/cgroup")
+    paths: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
+        for name in controllers.split(",") if controllers else [""]:
+            paths.setdefault(name, path)
+    return paths
+
+
+def _up_from(base: Path, own: str) -> list[Path]:
+    """`base/own` and each of its parents up to `base` itself, deepest first."""
+    parts = [p for p in own.split("/") if p not in ("", ".", "..")][:_MAX_DEPTH]
+    return [base.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+
+
+def _quotas_v2(base: Path, own: str) -> list[float] | None:
+    """Every quota along the v2 path (`cpu.max`); None when no `cpu.max` is there at all."""
+    found, quotas = False, []
+    for directory in _up_from(base, own):
+        text = _read(directory / "cpu.max")
+        if text is None:
+            continue
+        found = True
+        fields = text.split()
+        if len(fields) == 2 and fields[0] != "max":
+            cpus = _ratio(fields[0], fields[1])
+            if cpus is not None:
+                quotas.append(cpus)
+    return quotas if found else None
+
+
+def _quotas_v1(base: Path, own: str) -> list[float] | None:
+    """Every quota along a v1 cpu path (`cpu.cfs_quota_us` / `cpu.cfs_period_us`)."""
+    found, quotas = False, []
+    for directory in _up_from(base, own):
+        quota = _read(directory / "cpu.cfs_quota_us")
+        period = _read(directory / "cpu.cfs_period_us")
+        if quota is None or period is None:
+            continue
+        found = True
+        cpus = _ratio(quota, period)
+        if cpus is not None:
+            quotas.append(cpus)
+    return quotas if found else None
 
 
 def cgroup_quota(root: Path = Path("/")) -> int | None:
-    """The cgroup's CPU quota in whole CPUs (rounded up), None when there is none."""
-    for name in _V2:
-        text = _read(root / name)
-        if text is not None:
-            fields = text.split()
-            if len(fields) == 2 and fields[0] != "max":
-                return _ceil_ratio(fields[0], fields[1])
-            return None
-    for directory in _V1:
-        quota = _read(root / directory / "cpu.cfs_quota_us")
-        period = _read(root / directory / "cpu.cfs_period_us")
-        if quota is not None and period is not None:
-            return _ceil_ratio(quota, period)
-    return None
+    """The CPU quota that applies to this process, in whole CPUs (rounded up, at least 1), None
+    when there is none: the smallest quota on its own cgroup's path (`/proc/self/cgroup`) from
+    its cgroup up to the hierarchy's root; a path the mount does not show (a container whose
+    mount is its own cgroup) leaves the mount's root. cgroup v2 when it has `cpu.max`, else v1."""
+    own = own_cgroups(root)
+    quotas = _quotas_v2(root / _V2, own.get("", "/"))
+    if quotas is None:
+        for directory in _V1:
+            quotas = _quotas_v1(root / directory, own.get("cpu", "/"))
+            if quotas is not None:
+                break
+    if not quotas:
+        return None
+    return max(1, math.ceil(min(quotas) - 1e-9))
 
 
 def _usable_cpus() -> int:
