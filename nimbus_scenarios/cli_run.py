@@ -32,11 +32,13 @@ from nimbus_scenarios.results.io import default_results_path, to_json, write_res
 from nimbus_scenarios.results.logwire import encode_lines
 from nimbus_scenarios.results.model import RunResults, ShardInfo
 from nimbus_scenarios.runner import RunOptions, run_scenario
+from nimbus_scenarios.runner.options import flush_budget
 from nimbus_scenarios.runner.start import FileStart, StartSource
 from nimbus_scenarios.secrets import MASK, mask_url
 
 if TYPE_CHECKING:
     from nimbus_scenarios.local.autoscaler import AutoscalerConfig
+    from nimbus_scenarios.runner.pool import WorkerPool
 
 __all__ = ["run_command"]
 
@@ -248,6 +250,7 @@ async def _run(
     workers: int = 1,
 ) -> int:
     from nimbus_scenarios.telemetry import Telemetry, configure_logging, explore_link
+    from nimbus_scenarios.telemetry.link import with_workers
     from nimbus_scenarios.telemetry.links import explore_target
 
     # Checked before anything starts: a bad uid or org is a usage error, not a lost link.
@@ -288,6 +291,7 @@ async def _run(
         _write(results, _results_path(args, results), fallback=False)
 
     shutdown_left: float | None = None
+    crew: WorkerPool | None = None
     try:
         options = RunOptions(
             url=url,
@@ -304,11 +308,12 @@ async def _run(
             grafana_tempo_uid=explore.datasource_uid,
             grafana_org=explore.org_id,
         )
-        crew = None
         if workers > 1:
             from nimbus_scenarios.runner.pool import WorkerPool, worker_jobs
 
-            options, jobs = worker_jobs(plan, options, text, workers)
+            # The workers' request spans join this run's trace (None: tracing is off).
+            trace = telemetry.for_workers(options.run_id)
+            options, jobs = worker_jobs(plan, options, text, workers, trace)
             crew = WorkerPool(jobs)
             print(f"workers: {workers} processes on this machine", file=sys.stderr)
         outcome = await run_scenario(
@@ -328,10 +333,10 @@ async def _run(
         )
     finally:
         # A stopped run flushes its telemetry within what is left of its shutdown budget.
-        flush_s = (
-            TELEMETRY_FLUSH_S if shutdown_left is None else min(TELEMETRY_FLUSH_S, shutdown_left)
-        )
-        counters = await asyncio.to_thread(telemetry.shutdown, max(flush_s, 0.1))
+        flush_s = flush_budget(TELEMETRY_FLUSH_S, shutdown_left)
+        counters = await asyncio.to_thread(telemetry.shutdown, flush_s)
+        if crew is not None:  # the workers' span exports, flushed before they reported
+            counters = with_workers(counters, crew.telemetry)
         if start_source is not None:
             start_source.close()
         if fleet is not None:

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from nimbus_scenarios.engine.records import StatsRecord
 from nimbus_scenarios.plan.model import Plan
+from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.runner.context import RunContext
 from nimbus_scenarios.runner.counts import TickCounts
 from nimbus_scenarios.runner.options import RunOptions
+from nimbus_scenarios.telemetry.link import WorkerTrace
 
 __all__ = [
     "Aborted",
@@ -58,13 +60,16 @@ class Crew:
 @dataclass(frozen=True, slots=True)
 class WorkerJob:
     """What a worker process is started with: the parent's plan (never parsed again), its
-    options for this worker, and the scenario's text (for the results' hash)."""
+    options for this worker, the scenario's text (for the results' hash) and, when the parent
+    traces, its trace to join."""
 
     index: int
     """1..W-1: the worker's number (the parent is worker 0)."""
     plan: Plan
     options: RunOptions
     scenario_text: str
+    trace: WorkerTrace | None = None
+    """The parent's trace (its request spans join it); None: tracing is off, nothing to do."""
 
 
 # ---------------------------------------------------------------- parent -> worker
@@ -114,11 +119,13 @@ class Aborted:
 @dataclass(frozen=True, slots=True)
 class Report:
     """What a worker gathered, once its run is over: its statistics, its send lateness (an
-    encoded histogram, None when it sent nothing on a schedule) and its notes."""
+    encoded histogram, None when it sent nothing on a schedule), its notes and, when it traced,
+    what its span export did (sent once the export is flushed)."""
 
     stats: StatsRecord
     lateness: str | None
     notes: tuple[str, ...]
+    telemetry: TelemetrySummary | None = None
 
 
 @dataclass(frozen=True, slots=True)

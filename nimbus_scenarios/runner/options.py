@@ -8,7 +8,7 @@ from nimbus_scenarios.engine.factory import DEFAULT_TRANSPORT
 from nimbus_scenarios.exit_codes import ExitCode
 from nimbus_scenarios.results.model import RunResults, ShardInfo
 
-__all__ = ["UNSHARDED", "RunOptions", "RunOutcome"]
+__all__ = ["UNSHARDED", "RunOptions", "RunOutcome", "flush_budget"]
 
 UNSHARDED = ShardInfo(0, 1)
 """A run that is not sharded: shard 0 of 1."""
@@ -64,3 +64,10 @@ class RunOutcome:
     exit_code: ExitCode
     shutdown_left_s: float | None = None
     """Seconds left of a stopped run's shutdown budget (`--grace`) when it returned."""
+
+
+def flush_budget(most_s: float, shutdown_left_s: float | None) -> float:
+    """How long telemetry may take to flush at the end: `most_s`, less if a stop's shutdown
+    budget has less left (at least 0.1s: what is queued gets one try)."""
+    flush_s = most_s if shutdown_left_s is None else min(most_s, shutdown_left_s)
+    return max(flush_s, 0.1)

@@ -11,7 +11,9 @@ parent then waits for every one to be ready (`WORKER_START_S`), picks the common
 (`--start-at`, the shards' one, or now plus `GO_DELAY_S`), tells it (`Go`), plays its own share,
 and after its drain gathers the workers' statistics into its own (counts add, histograms merge):
 one results document, one verdict. Replica watching, kills, cleanup, `before`/`after`,
-telemetry and the console stay in the parent. A stop anywhere (a signal to the parent, a guard
+the run's spans, metrics and log lines and the console stay in the parent; when it traces,
+each worker records and exports its own request spans in the parent's trace (`WorkerJob.trace`)
+and reports what its export did (`telemetry`). A stop anywhere (a signal to the parent, a guard
 in any process, `--max-duration`, a worker that fails) stops every process; a second signal
 is passed on too.
 """
@@ -32,7 +34,7 @@ from nimbus_scenarios.clock import within
 from nimbus_scenarios.engine.histogram import LatencyHistogram
 from nimbus_scenarios.engine.stats import RunStats, merge
 from nimbus_scenarios.plan.model import Plan
-from nimbus_scenarios.results.model import ShardInfo
+from nimbus_scenarios.results.model import ShardInfo, TelemetrySummary
 from nimbus_scenarios.runner.context import Interrupted, RunContext, unless
 from nimbus_scenarios.runner.counts import TickCounts
 from nimbus_scenarios.runner.crew import (
@@ -48,7 +50,8 @@ from nimbus_scenarios.runner.crew import (
     WorkerJob,
 )
 from nimbus_scenarios.runner.options import RunOptions
-from nimbus_scenarios.runner.worker import worker_main
+from nimbus_scenarios.runner.worker import WORKER_FLUSH_S, worker_main
+from nimbus_scenarios.telemetry.link import WorkerTrace
 
 __all__ = [
     "GO_DELAY_S",
@@ -65,9 +68,9 @@ the run gives up (exit 4)."""
 GO_DELAY_S = 0.5
 """Without a common start given, the phases start this long after every worker is ready: time
 for `Go` to reach them."""
-REPORT_MARGIN_S = 5.0
+REPORT_MARGIN_S = 2 * WORKER_FLUSH_S
 """How long past its own drain (or the shutdown budget) the parent waits for the workers'
-statistics."""
+statistics (a worker flushes its spans first, within `WORKER_FLUSH_S`)."""
 EXIT_WAIT_S = 5.0
 """How long a worker has to exit once the run is over before it is killed."""
 LONGEST_WAIT_S = 30 * 24 * 3600.0
@@ -82,10 +85,14 @@ def worker_shard(shard: ShardInfo, workers: int, worker: int) -> ShardInfo:
 
 
 def worker_jobs(
-    plan: Plan, options: RunOptions, scenario_text: str, workers: int
+    plan: Plan,
+    options: RunOptions,
+    scenario_text: str,
+    workers: int,
+    trace: WorkerTrace | None = None,
 ) -> tuple[RunOptions, list[WorkerJob]]:
     """The parent's options (it sends worker 0's share, reports its shard) and each other
-    worker's job."""
+    worker's job; `trace` is the parent's trace for the workers to join (None: not traced)."""
     shard = options.shard
     parent = dataclasses.replace(options, send_shard=worker_shard(shard, workers, 0))
     jobs = []
@@ -104,7 +111,7 @@ def worker_jobs(
             consumer_cleanup=False,
             run_id=f"{options.run_id}-w{w}" if options.run_id else None,
         )
-        jobs.append(WorkerJob(w, plan, worker_options, scenario_text))
+        jobs.append(WorkerJob(w, plan, worker_options, scenario_text, trace))
     return parent, jobs
 
 
@@ -119,6 +126,8 @@ class WorkerPool(Crew):
         self.ticks: dict[int, TickCounts] = {}
         self.reports: dict[int, Report] = {}
         self.errors: dict[int, str] = {}
+        self.telemetry: list[TelemetrySummary] = []
+        """What the workers' span exports did (the results' `telemetry` adds them)."""
         self.changed = asyncio.Event()
         self.ctx: RunContext | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -188,6 +197,8 @@ class WorkerPool(Crew):
             if lateness is not None and report.lateness is not None:
                 lateness.add(LatencyHistogram.decode(report.lateness))
             ctx.state.notes.extend(f"worker {w}: {note}" for note in report.notes)
+            if report.telemetry is not None:
+                self.telemetry.append(report.telemetry)
         ctx.stats = stats
         ctx.crew_counts = None  # the merged statistics hold the workers' counts now
 

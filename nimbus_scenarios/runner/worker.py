@@ -2,11 +2,15 @@
 
 It is started by `runner.pool` (multiprocessing, spawn) with a `WorkerJob`: the parent's `Plan`
 itself, so nothing is parsed again. It runs the same `run_scenario` as the parent, with no
-pre-flight (the parent's), no replica source, kills, cleanup or telemetry (the parent's), and
-its start read from the parent (`Go`) as a start source. It tells the parent when it is
-ready, its live counts every second (`Tick`), and a stop of its own (a guard fired: `Aborted`);
-it obeys the parent's `Stop` and `Force`, and stops itself if the parent is gone (the pipe
-closes). At the end it sends its statistics (`Report`), or what went wrong (`Failed`).
+pre-flight (the parent's), no replica source, kills, cleanup, metrics, log lines or run and
+phase spans (the parent's), and its start read from the parent (`Go`) as a start source. When
+the parent traces (`WorkerJob.trace`), its requests carry `traceparent`s and its request spans
+join the parent's trace, exported from here (`Telemetry.for_worker`); with tracing off it does
+nothing more (OpenTelemetry is not even imported). It tells the parent when it is ready, its
+live counts every second (`Tick`), and a stop of its own (a guard fired: `Aborted`); it obeys
+the parent's `Stop` and `Force`, and stops itself if the parent is gone (the pipe closes). At
+the end it flushes its spans (within `WORKER_FLUSH_S`, less if the stop's shutdown budget has
+less left) and sends its statistics (`Report`), or what went wrong (`Failed`).
 
 SIGINT is ignored (a terminal sends it to the whole process group: the parent alone decides);
 SIGTERM keeps its default, so `multiprocessing` can still end a worker the parent gives up on.
@@ -20,8 +24,10 @@ import math
 import signal
 import threading
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from nimbus_scenarios.engine.loop import run_on_loop
+from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.runner.context import RunContext
 from nimbus_scenarios.runner.counts import TickCounts
 from nimbus_scenarios.runner.crew import (
@@ -36,38 +42,65 @@ from nimbus_scenarios.runner.crew import (
     Tick,
     WorkerJob,
 )
+from nimbus_scenarios.runner.options import RunOutcome, flush_budget
 from nimbus_scenarios.runner.stages import run_scenario
 
-__all__ = ["TICK_S", "worker_main"]
+if TYPE_CHECKING:
+    from nimbus_scenarios.telemetry import Telemetry
+
+__all__ = ["TICK_S", "WORKER_FLUSH_S", "worker_main"]
 
 TICK_S = 1.0
 """How often a worker sends its live counts."""
+WORKER_FLUSH_S = 2.5
+"""How long a worker may take to export its last spans before it reports (the parent waits
+twice this for the reports, `pool.REPORT_MARGIN_S`); a dead collector costs no more."""
 
 
 def worker_main(conn: Connection, job: WorkerJob) -> None:
     """The worker process's entry point (picklable: a module-level function)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    telemetry = None
     try:
+        telemetry = _telemetry(job)
         # The parent's loop: the choice comes from the same environment (`engine.loop`).
-        link, _ = run_on_loop(_work(conn, job))
-        conn.send(link.report())
+        (link, outcome), _ = run_on_loop(_work(conn, job, telemetry))
+        summary = None
+        if telemetry is not None:  # flushed before the report: the parent waits for that
+            summary = telemetry.shutdown(flush_budget(WORKER_FLUSH_S, outcome.shutdown_left_s))
+        conn.send(link.report(summary))
     except BaseException as exc:  # the parent must hear why, whatever it was
         with contextlib.suppress(OSError, ValueError):
             conn.send(Failed(f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
+        if telemetry is not None:  # after a failure: what is queued gets a bounded try
+            telemetry.shutdown(WORKER_FLUSH_S)
 
 
-async def _work(conn: Connection, job: WorkerJob) -> ParentLink:
+def _telemetry(job: WorkerJob) -> Telemetry | None:
+    """The worker's request spans in the parent's trace, or None when the parent does not
+    trace (then OpenTelemetry is not imported here at all)."""
+    if job.trace is None:
+        return None
+    from nimbus_scenarios.telemetry import Telemetry
+
+    return Telemetry.for_worker(job.plan, job.trace, job.index)
+
+
+async def _work(
+    conn: Connection, job: WorkerJob, telemetry: Telemetry | None
+) -> tuple[ParentLink, RunOutcome]:
     link = ParentLink(conn)
-    await run_scenario(
+    outcome = await run_scenario(
         job.plan,
         job.options,
         scenario_text=job.scenario_text,
         start_source=_ParentStart(link),
         crew=link,
+        telemetry=telemetry,
     )
-    return link
+    return link, outcome
 
 
 class _ParentStart:
@@ -122,15 +155,16 @@ class ParentLink(Crew):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    def report(self) -> Report:
-        """What this worker gathered (sent once its run is over)."""
+    def report(self, telemetry: TelemetrySummary | None = None) -> Report:
+        """What this worker gathered (sent once its run is over), with what its span export
+        did."""
         ctx = self.ctx
         if ctx is None:
             raise RuntimeError("the worker's run never started")
         lateness = ctx.dispatcher.lateness if ctx.dispatcher is not None else None
         encoded = lateness.encode() if lateness is not None and lateness.total_count else None
         notes = [*ctx.state.notes, *ctx.state.worker_errors]
-        return Report(ctx.stats.freeze(), encoded, tuple(notes))
+        return Report(ctx.stats.freeze(), encoded, tuple(notes), telemetry)
 
     # ------------------------------------------------------------ the pipe
     def _listen(self) -> None:

@@ -44,6 +44,7 @@ from nimbus_scenarios.telemetry._counting import (
     CountingSpanExporter,
     CountingSpanProcessor,
 )
+from nimbus_scenarios.telemetry._spans import PlannedIds
 from nimbus_scenarios.telemetry._wire import encode_request_spans, encode_resource_scope, split
 from nimbus_scenarios.telemetry.config import Signal, SignalExport, TelemetryConfig
 
@@ -121,6 +122,8 @@ class Pipeline:
     meter_provider: MeterProvider | None
     metric_exporter: CountingMetricExporter | None
     logger_provider: LoggerProvider | None
+    ids: PlannedIds | None = None
+    """The tracer provider's id generator (phase span ids drawn ahead), None without traces."""
 
     def shutdown(self, timeout_s: float) -> None:
         """Flush and stop every provider within `timeout_s` (in parallel; late ones abandoned)."""
@@ -292,11 +295,12 @@ def build_pipeline(config: TelemetryConfig) -> Pipeline:
     scope = InstrumentationScope(SCOPE_NAME, __version__)
     counters = Counters()
     exporters = _exporters(config)
-    tracer_provider = span_processor = None
+    tracer_provider = span_processor = ids = None
     if exporters.spans is not None and config.traces is not None:
         # Always on: the run's spans are all kept; request spans are sampled by the scenario's
         # trace_sample (so the SDK's own OTEL_TRACES_SAMPLER reading is not wanted).
-        tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON)
+        ids = PlannedIds()
+        tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, id_generator=ids)
         request_exporter = RequestSpanExporter(
             exporters.spans, resource, scope, fast=config.traces.protocol == "http/protobuf"
         )
@@ -344,4 +348,5 @@ def build_pipeline(config: TelemetryConfig) -> Pipeline:
         meter_provider=meter_provider,
         metric_exporter=metric_exporter,
         logger_provider=logger_provider,
+        ids=ids,
     )

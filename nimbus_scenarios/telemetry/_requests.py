@@ -30,9 +30,10 @@ from nimbus_scenarios.events import RunHandler
 from nimbus_scenarios.plan.model import Plan, Template
 from nimbus_scenarios.secrets import MASK, mask_url
 from nimbus_scenarios.telemetry._durations import DurationHistogram
-from nimbus_scenarios.telemetry._spans import RunSpans
+from nimbus_scenarios.telemetry._spans import SpanParents
 from nimbus_scenarios.telemetry._walltime import WallTime
 from nimbus_scenarios.telemetry._wire import RequestShape, RequestSpan
+from nimbus_scenarios.telemetry.link import WORKER_ATTRIBUTE
 
 __all__ = ["RequestSpans", "shown_url"]
 
@@ -62,7 +63,8 @@ class RequestSpans(RunHandler):
     """The `traceparent` source and the request observer of one run.
 
     `spans` is None when tracing is off (then only durations are recorded, and `headers_for`
-    is not wired); `durations` is None when metrics are off.
+    is not wired); `durations` is None when metrics are off. `worker` (set in a run with worker
+    processes) is put on every request span as `nimbus.worker`.
     """
 
     def __init__(
@@ -72,9 +74,10 @@ class RequestSpans(RunHandler):
         url: str | None,
         run_id: str,
         wall: WallTime,
-        spans: RunSpans | None,
+        spans: SpanParents | None,
         submit: Callable[[RequestSpan], None] | None,
         durations: DurationHistogram | None,
+        worker: int | None = None,
     ) -> None:
         self.plan = plan
         self.url = url
@@ -88,6 +91,12 @@ class RequestSpans(RunHandler):
         self._bits = random.getrandbits
         self._prefix = f"00-{spans.trace_hex}-" if spans is not None else ""
         self._shapes: dict[tuple[str, str], RequestShape] = {}
+        self._worker = worker
+
+    def mark_worker(self, worker: int) -> None:
+        """From now on request spans say they were sent by process `worker` (0: the parent)."""
+        self._worker = worker
+        self._shapes.clear()
 
     def run_started(self, plan: Plan, run_id: str) -> None:
         """Adopt the runner's run id; read the clock's wall-time offset (the loop runs now)."""
@@ -181,6 +190,8 @@ class RequestSpans(RunHandler):
             "nimbus.template": template,
             "nimbus.run_id": self.run_id,
         }
+        if self._worker is not None:
+            attributes[WORKER_ATTRIBUTE] = self._worker
         name = template
         plan_template = self.plan.templates.get(template)
         if plan_template is not None:

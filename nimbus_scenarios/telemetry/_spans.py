@@ -6,7 +6,11 @@ it); each phase that runs gets `phase <name>`, a child of the root. Stages, repl
 pod kills, verdicts and aborts become span events: on the current phase span or on the root,
 as each event's docstring says; so do the autoscaler's decisions, the pods' changes and, at
 the end, the run's scale events. Request spans (children of the phase spans) are recorded apart,
-on the hot path, by `_requests`; they find their parent with `RunSpans.parent`.
+on the hot path, by `_requests`; they find their parent with `RunSpans.parent` (in a worker
+process of `run --workers N`, with `_joined.JoinedSpans.parent`: both are `SpanParents`).
+
+Each phase's span id is drawn when the run's spans are made (`PlannedIds`), before any phase
+starts, so that worker processes know the spans their requests hang under (`telemetry.link`).
 
 Spans are ended by `RunSpans.ending`, a second handler heard after the log lines, so that the
 lines logged about a phase's or the run's end still carry the span they are about. Every time
@@ -16,10 +20,11 @@ comes from the run's clock (`_walltime`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
@@ -34,7 +39,7 @@ from nimbus_scenarios.secrets import mask_url
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry._walltime import WallTime
 
-__all__ = ["ParentSpan", "RunSpans"]
+__all__ = ["ParentSpan", "PlannedIds", "RunSpans", "SpanParents"]
 
 _INCOMPLETE: Final = "nimbus.incomplete"
 
@@ -59,6 +64,53 @@ class ParentSpan:
     def span_hex(self) -> str:
         """The span id as 16 hex digits."""
         return f"{self.context.span_id:016x}"
+
+
+class SpanParents(Protocol):
+    """Where request spans hang: the run's trace, and the span a request of a phase names."""
+
+    @property
+    def trace_hex(self) -> str:
+        """The run's trace id as 32 hex digits."""
+        ...
+
+    def parent(self, phase: str) -> ParentSpan:
+        """The span a request of `phase` hangs under."""
+        ...
+
+
+class PlannedIds(IdGenerator):
+    """The SDK's random ids, except that a span id drawn ahead (`draw`) can be handed to the
+    next span started (`use_next`): how a phase span gets the id its workers were told.
+
+    Only the event loop's thread starts spans (request spans are not SDK spans), so the one
+    pending id needs no lock.
+    """
+
+    def __init__(self) -> None:
+        self._random = RandomIdGenerator()
+        self._next: int | None = None
+
+    def draw(self) -> int:
+        """A fresh span id, kept for a span started later."""
+        return self._random.generate_span_id()
+
+    def use_next(self, span_id: int | None) -> None:
+        """The next span started gets `span_id` (None: a random one)."""
+        self._next = span_id
+
+    def generate_span_id(self) -> int:
+        """The id handed by `use_next`, once; else a random one."""
+        planned, self._next = self._next, None
+        return planned if planned is not None else self._random.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        """A random trace id."""
+        return self._random.generate_trace_id()
+
+    def is_trace_id_random(self) -> bool:
+        """Trace ids are random (W3C's random-trace-id flag)."""
+        return True
 
 
 def _known(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
@@ -132,9 +184,21 @@ class RunSpans(RunHandler):
     """The root and phase spans of one traced run, and the events on them."""
 
     def __init__(
-        self, tracer: Tracer, plan: Plan, *, url: str | None, run_id: str, wall: WallTime
+        self,
+        tracer: Tracer,
+        plan: Plan,
+        *,
+        url: str | None,
+        run_id: str,
+        wall: WallTime,
+        ids: PlannedIds | None = None,
     ) -> None:
         self.tracer = tracer
+        self._ids = ids
+        self.planned_ids: dict[str, int] = (
+            {phase.name: ids.draw() for phase in plan.phases} if ids is not None else {}
+        )
+        """Each phase's span id, drawn now (empty without `ids`: drawn when the span starts)."""
         self.scenario = plan.scenario
         self.run_id = run_id
         self.wall = wall
@@ -203,6 +267,8 @@ class RunSpans(RunHandler):
         """Start the phase's span (a child of the root); log lines now carry its id."""
         if self._ended:
             return
+        if self._ids is not None:
+            self._ids.use_next(self.planned_ids.get(phase.name))
         span = self.tracer.start_span(
             f"phase {phase.name}",
             context=self.root.log_context,
@@ -221,6 +287,8 @@ class RunSpans(RunHandler):
             ),
             start_time=self.wall.now_ns(),
         )
+        if self._ids is not None:
+            self._ids.use_next(None)  # never left for another span
         state = ParentSpan(phase.name, span)
         self._phases[phase.name] = state
         self._current = state

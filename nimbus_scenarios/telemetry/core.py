@@ -10,11 +10,16 @@ None. Otherwise it builds the SDK pipelines (`_pipeline`) and the run's handlers
 through bounded queues. Nothing here can fail a run: a failure to set telemetry up is logged as
 a warning and gives the disabled object. `shutdown` returns the results' `TelemetrySummary`.
 
+With worker processes (`run --workers N`), the parent's `for_workers` gives what each worker
+needs (`link.WorkerTrace`), and a worker's `Telemetry.for_worker` records request spans only,
+in the parent's trace, exporting them from the worker (see docs/telemetry.md).
+
 Importing this module loads neither OpenTelemetry, structlog nor an HTTP client.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -26,14 +31,15 @@ from nimbus_scenarios.events import Handlers, RunHandler
 from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry.config import TelemetryConfig, resolve_config
+from nimbus_scenarios.telemetry.link import WorkerTrace
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from nimbus_scenarios.plan.model import Plan
-    from nimbus_scenarios.telemetry._log_bridge import SdkLogBridge
     from nimbus_scenarios.telemetry._metrics import RunMetrics
     from nimbus_scenarios.telemetry._pipeline import Pipeline
+    from nimbus_scenarios.telemetry._requests import RequestSpans
     from nimbus_scenarios.telemetry._spans import RunSpans
 
 __all__ = ["Telemetry"]
@@ -64,7 +70,9 @@ class Telemetry:
         spans: RunSpans | None = None,
         metrics: RunMetrics | None = None,
         pipeline: Pipeline | None = None,
-        bridge: SdkLogBridge | None = None,
+        bridge: logging.Handler | None = None,
+        requests: RequestSpans | None = None,
+        logs: bool = True,
     ) -> None:
         self.config = config
         self.handler = handler
@@ -78,6 +86,9 @@ class Telemetry:
         self._metrics = metrics
         self._pipeline = pipeline
         self._bridge = bridge
+        self._requests = requests
+        self._logs = logs
+        """Whether this process logs (a worker does not: the parent reports its counts)."""
         self._summary: TelemetrySummary | None = None
 
     @property
@@ -100,6 +111,83 @@ class Telemetry:
     def trace_id(self) -> str | None:
         """The run's trace id as 32 hex digits; None when tracing is off."""
         return None if self._spans is None else self._spans.trace_hex
+
+    def for_workers(self, run_id: str | None = None) -> WorkerTrace | None:
+        """What worker processes need to send their request spans into this run's trace (None
+        when tracing is off); from now on this process's request spans say `nimbus.worker` 0.
+        `run_id` is the runner's run id when one is given (else this telemetry's)."""
+        spans, requests = self._spans, self._requests
+        if spans is None or requests is None:
+            return None
+        requests.mark_worker(0)
+        root = spans.root.context
+        return WorkerTrace(
+            config=dataclasses.replace(self.config, metrics=None, logs=None, ignored=()),
+            trace_id=root.trace_id,
+            root_span_id=root.span_id,
+            phase_span_ids=tuple(spans.planned_ids.items()),
+            run_id=run_id or spans.run_id,
+            url=requests.url,
+        )
+
+    @classmethod
+    def for_worker(cls, plan: Plan, link: WorkerTrace, worker: int) -> Telemetry:
+        """A worker process's telemetry: request spans in the parent's trace (under the
+        parent's phase spans, `nimbus.worker` = `worker`), exported from this process; no
+        metrics, no log lines, no run or phase spans (the parent's). Never raises: a failure
+        gives the disabled object, and the worker sends as before without spans."""
+        try:
+            return cls._joined(plan, link, worker)
+        except Exception as exc:
+            return cls(
+                TelemetryConfig(enabled=False, reason=f"setup failed: {exc}"),
+                handler=RunHandler(),
+                run_id=link.run_id,
+                sample_percent=plan.settings.trace_sample,
+                logs=False,
+            )
+
+    @classmethod
+    def _joined(cls, plan: Plan, link: WorkerTrace, worker: int) -> Telemetry:
+        from nimbus_scenarios.telemetry._joined import JoinedSpans
+        from nimbus_scenarios.telemetry._pipeline import build_pipeline
+        from nimbus_scenarios.telemetry._requests import RequestSpans
+        from nimbus_scenarios.telemetry._walltime import WallTime
+
+        pipeline = build_pipeline(link.config)
+        processor = pipeline.span_processor
+        if processor is None:
+            raise ValueError("the parent's configuration exports no traces")
+        wall = WallTime(LoopClock())
+        spans = JoinedSpans(link, wall)
+        requests = RequestSpans(
+            plan,
+            url=link.url,
+            run_id=link.run_id,
+            wall=wall,
+            spans=spans,
+            submit=processor.on_end,  # type: ignore[arg-type]  # see `_enabled`
+            durations=None,
+            worker=worker,
+        )
+        # Export failures are counted (the parent adds them to its summary and says so); the
+        # SDK's own lines would repeat them on stderr once per worker.
+        quiet = logging.NullHandler()
+        sdk_logger = logging.getLogger(_SDK_LOGGER)
+        sdk_logger.addHandler(quiet)
+        sdk_logger.propagate = False
+        return cls(
+            link.config,
+            handler=spans,
+            run_id=link.run_id,
+            sample_percent=plan.settings.trace_sample,
+            observer=requests.observe,
+            headers_for=requests.headers_for,
+            pipeline=pipeline,
+            bridge=quiet,
+            requests=requests,
+            logs=False,
+        )
 
     @classmethod
     def start(
@@ -194,7 +282,7 @@ class Telemetry:
         spans = None
         if pipeline.tracer_provider is not None:
             tracer = pipeline.tracer_provider.get_tracer(SCOPE_NAME, __version__)
-            spans = RunSpans(tracer, plan, url=url, run_id=identity, wall=wall)
+            spans = RunSpans(tracer, plan, url=url, run_id=identity, wall=wall, ids=pipeline.ids)
         metrics = None
         if pipeline.meter_provider is not None and pipeline.metric_exporter is not None:
             meter = pipeline.meter_provider.get_meter(SCOPE_NAME, __version__)
@@ -252,6 +340,7 @@ class Telemetry:
             metrics=metrics,
             pipeline=pipeline,
             bridge=bridge,
+            requests=requests,
         )
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> TelemetrySummary:
@@ -279,13 +368,14 @@ class Telemetry:
                 self._pipeline.shutdown(timeout_s)
                 summary = self._pipeline.counters.summary(summary)
         except Exception as exc:  # a failing flush loses records, never the run's results
-            _logger().warning("telemetry_shutdown_failed", error=str(exc))
+            if self._logs:
+                _logger().warning("telemetry_shutdown_failed", error=str(exc))
         finally:
             if self._bridge is not None:
                 sdk_logger = logging.getLogger(_SDK_LOGGER)
                 sdk_logger.removeHandler(self._bridge)
                 sdk_logger.propagate = True
-        if self.enabled and (summary.spans_dropped or summary.logs_dropped):
+        if self._logs and self.enabled and (summary.spans_dropped or summary.logs_dropped):
             _logger().warning(
                 "telemetry_dropped",
                 spans_dropped=summary.spans_dropped,
