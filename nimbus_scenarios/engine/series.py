@@ -247,6 +247,14 @@ class SecondSeries:
             return SecondLatency.of(self._live[offset])
         return None
 
+    def latency_histogram(self, sec: int) -> LatencyHistogram | None:
+        """A new histogram of second ``sec``'s latencies (None when it has none): what a
+        guard merges over its window."""
+        record = self.latency(sec)
+        if record is None:
+            return None
+        return LatencyHistogram.decode(record.encoded, self.significant_digits)
+
     def recent_latency(self, lookback: int = 5) -> tuple[int, SecondLatency] | None:
         """The most recent sealed second that had completions, within ``lookback`` seconds."""
         sealed = self._sealed

@@ -7,19 +7,41 @@ a window with no response it is not judged, so it does not fire (a target that o
 times out is caught by `abort when errors ...`).
 
 A guard with `of NAME` (`GuardPlan.request`) reads that template's own per-second series: it
-fires on that template's requests whatever the others do, and waits while it has none."""
+fires on that template's requests whatever the others do, and waits while it has none.
+
+The series is anything with the per-second `succeeded` and `failed` counts and each second's
+latency histogram (`GuardSeries`): a process's own `SecondSeries`, or, under `run --workers`,
+the parent's merged view of every worker's (`runner.crew_series`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from nimbus_scenarios.engine.histogram import LatencyHistogram
-from nimbus_scenarios.engine.series import SecondSeries
 from nimbus_scenarios.language.vocabulary import GuardSubject
 from nimbus_scenarios.plan.model import GuardPlan
 
-__all__ = ["Fired", "check_guards", "window_errors", "window_latency"]
+__all__ = ["Fired", "GuardSeries", "check_guards", "window_errors", "window_latency"]
+
+
+class GuardSeries(Protocol):
+    """What a guard reads of a per-second series (`engine.series.SecondSeries` is one)."""
+
+    @property
+    def succeeded(self) -> Sequence[int]:
+        """Responses that succeeded, per second of completion."""
+        ...
+
+    @property
+    def failed(self) -> Sequence[int]:
+        """Requests that failed, per second of completion."""
+        ...
+
+    def latency_histogram(self, sec: int) -> LatencyHistogram | None:
+        """A new histogram of second ``sec``'s response latencies (None: none in it)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +53,7 @@ class Fired:
     detail: str
 
 
-def window_errors(series: SecondSeries, now_s: float, over_s: float) -> tuple[int, int]:
+def window_errors(series: GuardSeries, now_s: float, over_s: float) -> tuple[int, int]:
     """(failed, completed) over the whole seconds in [now - over, now)."""
     last = int(now_s)
     first = max(int(now_s - over_s), 0)
@@ -40,15 +62,14 @@ def window_errors(series: SecondSeries, now_s: float, over_s: float) -> tuple[in
     return failed, done
 
 
-def window_latency(series: SecondSeries, now_s: float, over_s: float) -> LatencyHistogram | None:
+def window_latency(series: GuardSeries, now_s: float, over_s: float) -> LatencyHistogram | None:
     """The merged latency histogram of the responses in the whole seconds in [now - over,
     now); None when there was none."""
     merged: LatencyHistogram | None = None
     for sec in range(max(int(now_s - over_s), 0), int(now_s)):
-        record = series.latency(sec)
-        if record is None:
+        histogram = series.latency_histogram(sec)
+        if histogram is None:
             continue
-        histogram = LatencyHistogram.decode(record.encoded, series.significant_digits)
         if merged is None:
             merged = histogram
         else:
@@ -56,16 +77,16 @@ def window_latency(series: SecondSeries, now_s: float, over_s: float) -> Latency
     return merged
 
 
-def _no_requests(name: str) -> SecondSeries | None:
+def _no_requests(name: str) -> GuardSeries | None:
     return None
 
 
 def check_guards(
     guards: Sequence[GuardPlan],
-    series: SecondSeries,
+    series: GuardSeries,
     now_s: float,
     ready_replicas: int | None,
-    request_series: Callable[[str], SecondSeries | None] = _no_requests,
+    request_series: Callable[[str], GuardSeries | None] = _no_requests,
     *,
     restarts: int | None = None,
 ) -> Fired | None:

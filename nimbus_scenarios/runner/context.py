@@ -32,6 +32,7 @@ from nimbus_scenarios.results.model import (
     Stage,
 )
 from nimbus_scenarios.runner.counts import TickCounts
+from nimbus_scenarios.runner.crew_series import CrewRows
 from nimbus_scenarios.runner.options import RunOptions
 from nimbus_scenarios.scaling import PodRecord, ScalingRecorder
 
@@ -109,6 +110,9 @@ class RunContext:
         """Each pod's restarts when the phases started (`abort when pod restarts` counts the
         ones after)."""
         self.crew_counts: Callable[[], TickCounts] | None = None
+        self.crew_rows: CrewRows | None = None
+        """While other processes send shares of this run (`--workers`) and their statistics are
+        not merged in yet: their seconds, which the guards add to this process's own."""
         """While other processes send shares of this run (`--workers`) and their statistics are
         not merged in yet: their live counts, added up (the status line shows the whole)."""
         self.send_shard = options.send_shard or options.shard

@@ -18,7 +18,7 @@ from nimbus_scenarios.engine.records import StatsRecord
 from nimbus_scenarios.plan.model import Plan
 from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.runner.context import RunContext
-from nimbus_scenarios.runner.counts import TickCounts
+from nimbus_scenarios.runner.counts import GuardRows, TickCounts
 from nimbus_scenarios.runner.options import RunOptions
 from nimbus_scenarios.telemetry.link import WorkerTrace
 
@@ -104,9 +104,11 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """A worker's live counts, every second while it runs."""
+    """A worker's live counts, every second while it runs, and the seconds of its series
+    completed since the last tick when the parent judges guards on them."""
 
     counts: TickCounts
+    rows: GuardRows | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from nimbus_scenarios.engine.pacer import run_open
 from nimbus_scenarios.engine.records import DropKind
 from nimbus_scenarios.engine.stats import RunStats
 from nimbus_scenarios.engine.users import run_users
-from nimbus_scenarios.judge.guards import check_guards
+from nimbus_scenarios.judge.guards import GuardSeries, check_guards
 from nimbus_scenarios.judge.windows import NO_SOURCE, awaiting_data
 from nimbus_scenarios.plan.model import ExpectationPlan, PhasePlan
 from nimbus_scenarios.results.model import KillResult, Stage, Verdict
 from nimbus_scenarios.runner.context import RunContext
+from nimbus_scenarios.runner.crew_series import CrewRows
 from nimbus_scenarios.runner.judging import judge_recorded
 
 __all__ = ["drain", "run_phases", "wait_for_windows"]
@@ -157,6 +159,13 @@ async def _kill(ctx: RunContext, at_s: float, count: int, phase: str) -> None:
     ctx.events.pods_killed(pods, at)
 
 
+def _crew_request_series(crew: CrewRows, stats: RunStats) -> Callable[[str], GuardSeries | None]:
+    def series(name: str) -> GuardSeries | None:
+        return crew.request_series(name, stats.request_series(name))
+
+    return series
+
+
 async def _guard_loop(ctx: RunContext) -> None:
     interval = ctx.options.guard_interval_s
     clock = ctx.clock
@@ -166,14 +175,25 @@ async def _guard_loop(ctx: RunContext) -> None:
         if ctx.source is not None and ctx.source.samples:
             ready = ctx.source.samples[-1].ready
         stats = ctx.stats
-        fired = check_guards(
-            ctx.plan.guards,
-            stats.series,
-            ctx.now_s(),
-            ready,
-            stats.request_series,
-            restarts=ctx.pod_restarts(),
-        )
+        crew = ctx.crew_rows
+        if crew is None:
+            fired = check_guards(
+                ctx.plan.guards,
+                stats.series,
+                ctx.now_s(),
+                ready,
+                stats.request_series,
+                restarts=ctx.pod_restarts(),
+            )
+        else:  # other processes send shares: the whole run, as far as every one has reported
+            fired = check_guards(
+                ctx.plan.guards,
+                crew.series(stats.series),
+                min(ctx.now_s(), crew.frontier()),
+                ready,
+                _crew_request_series(crew, stats),
+                restarts=ctx.pod_restarts(),
+            )
         if fired is not None:
             ctx.request_stop(f"guard `{fired.guard.text}` fired: {fired.detail}")
 

@@ -49,6 +49,7 @@ from nimbus_scenarios.runner.crew import (
     Tick,
     WorkerJob,
 )
+from nimbus_scenarios.runner.crew_series import CrewRows, series_read
 from nimbus_scenarios.runner.options import RunOptions
 from nimbus_scenarios.runner.worker import WORKER_FLUSH_S, worker_main
 from nimbus_scenarios.telemetry.link import WorkerTrace
@@ -139,6 +140,8 @@ class WorkerPool(Crew):
         self.ctx = ctx
         self.loop = asyncio.get_running_loop()
         ctx.crew_counts = self.live_counts
+        if series_read(ctx.plan.guards) is not None:  # the guards judge every worker's seconds
+            ctx.crew_rows = CrewRows(job.index for job in self.jobs)
         spawn = multiprocessing.get_context("spawn")
         for job in self.jobs:
             mine, theirs = spawn.Pipe()
@@ -201,6 +204,7 @@ class WorkerPool(Crew):
                 self.telemetry.append(report.telemetry)
         ctx.stats = stats
         ctx.crew_counts = None  # the merged statistics hold the workers' counts now
+        ctx.crew_rows = None  # and their seconds
 
     async def close(self) -> None:
         """Stop the workers still running, wait a little for them, kill the rest."""
@@ -269,13 +273,16 @@ class WorkerPool(Crew):
         match message:
             case Ready():
                 self.ready_seen.add(worker)
-            case Tick(counts):
+            case Tick(counts, rows):
                 self.ticks[worker] = counts
+                if rows is not None and ctx.crew_rows is not None:
+                    ctx.crew_rows.add(worker, rows)
             case Aborted(reason):
                 ctx.request_stop(f"{reason} (in worker {worker})")
             case Report():
                 self.reports[worker] = message
                 self.ticks.pop(worker, None)
+                self._sends_no_rows(ctx, worker)
             case Failed(error):
                 self._fail(ctx, worker, f"failed: {error}")
             case None:
@@ -285,9 +292,15 @@ class WorkerPool(Crew):
                     self._fail(ctx, worker, f"exited without its results{how}")
         self.changed.set()
 
+    @staticmethod
+    def _sends_no_rows(ctx: RunContext, worker: int) -> None:
+        if ctx.crew_rows is not None:
+            ctx.crew_rows.done(worker)
+
     def _fail(self, ctx: RunContext, worker: int, error: str) -> None:
         self.errors[worker] = error
         self.ticks.pop(worker, None)
+        self._sends_no_rows(ctx, worker)
         if ctx.state.started and not ctx.state.stop.is_set():
             ctx.request_stop(f"worker {worker} {error}")
 

@@ -7,7 +7,9 @@ phase spans (the parent's), and its start read from the parent (`Go`) as a start
 the parent traces (`WorkerJob.trace`), its requests carry `traceparent`s and its request spans
 join the parent's trace, exported from here (`Telemetry.for_worker`); with tracing off it does
 nothing more (OpenTelemetry is not even imported). It tells the parent when it is ready, its
-live counts every second (`Tick`), and a stop of its own (a guard fired: `Aborted`); it obeys
+live counts every second with the seconds of its series that the parent's guards read (`Tick`:
+the guards are judged by the parent, on every worker's seconds, never on one share), and a stop
+of its own (`Aborted`); it obeys
 the parent's `Stop` and `Force`, and stops itself if the parent is gone (the pipe closes). At
 the end it flushes its spans (within `WORKER_FLUSH_S`, less if the stop's shutdown budget has
 less left) and sends its statistics (`Report`), or what went wrong (`Failed`).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -42,6 +45,7 @@ from nimbus_scenarios.runner.crew import (
     Tick,
     WorkerJob,
 )
+from nimbus_scenarios.runner.crew_series import RowsTaker, series_read
 from nimbus_scenarios.runner.options import RunOutcome, flush_budget
 from nimbus_scenarios.runner.stages import run_scenario
 
@@ -52,6 +56,8 @@ __all__ = ["TICK_S", "WORKER_FLUSH_S", "worker_main"]
 
 TICK_S = 1.0
 """How often a worker sends its live counts."""
+ROW_DELAY_S = 0.005
+"""How long after a whole second of the run a worker's tick takes that second's rows."""
 WORKER_FLUSH_S = 2.5
 """How long a worker may take to export its last spans before it reports (the parent waits
 twice this for the reports, `pool.REPORT_MARGIN_S`); a dead collector costs no more."""
@@ -91,9 +97,11 @@ def _telemetry(job: WorkerJob) -> Telemetry | None:
 async def _work(
     conn: Connection, job: WorkerJob, telemetry: Telemetry | None
 ) -> tuple[ParentLink, RunOutcome]:
-    link = ParentLink(conn)
+    read = series_read(job.plan.guards)
+    link = ParentLink(conn, None if read is None else RowsTaker(*read))
+    # The guards are the parent's: it judges them on every worker's seconds (`crew_series`).
     outcome = await run_scenario(
-        job.plan,
+        dataclasses.replace(job.plan, guards=()),
         job.options,
         scenario_text=job.scenario_text,
         start_source=_ParentStart(link),
@@ -127,8 +135,11 @@ class _ParentStart:
 class ParentLink(Crew):
     """A worker's side of the pipe: a start source (the parent's `Go`) and its crew."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, rows: RowsTaker | None = None) -> None:
         self.conn = conn
+        self.rows = rows
+        """The seconds the parent's guards read, taken at each tick (None: no guard reads
+        any)."""
         self.ctx: RunContext | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.start: asyncio.Future[float] | None = None
@@ -211,13 +222,20 @@ class ParentLink(Crew):
                 self.conn.send(Aborted(ctx.state.abort.reason))
 
     async def _tick(self, ctx: RunContext) -> None:
+        """Every second; once the load started, just past each whole second of the run, so
+        the second that just ended reaches the parent's guards at once."""
         clock = ctx.clock
         while True:
-            await clock.sleep_until(clock.now() + TICK_S)
+            wait = TICK_S
+            if ctx.state.load_started:
+                now_s = ctx.now_s()
+                wait = math.floor(now_s) + 1.0 + ROW_DELAY_S - now_s
+            await clock.sleep_until(clock.now() + wait)
             if not ctx.state.load_started:
                 continue
+            rows = None if self.rows is None else self.rows.take(ctx.stats, ctx.now_s())
             with contextlib.suppress(OSError, ValueError):
-                self.conn.send(Tick(live_counts(ctx)))
+                self.conn.send(Tick(live_counts(ctx), rows))
 
 
 def live_counts(ctx: RunContext) -> TickCounts:

@@ -2,7 +2,8 @@
 
 End to end through `python -m nimbus_scenarios run` against the loopback recording server:
 one results document whose counts are the plan's exactly (mix included), one verdict; a share
-that fails fails the run; a guard that fires in one worker stops them all; SIGTERM to the parent
+that fails fails the run; guards judge every worker's seconds in the parent, and a guard that
+fires stops them all; SIGTERM to the parent
 keeps what every worker gathered. The shard arithmetic (`--shard I/N` with W workers) is checked
 exhaustively on small numbers."""
 
@@ -90,24 +91,53 @@ GUARDED = """
 scenario "workers-guard" {
   request ok = GET "/ok"
   request bad = GET "/status/500"
-  phase "load" 20s {
+  phase "load" %(seconds)ss {
     rate 40/s
-    send 50% ok, 50% bad
+    send 50%% ok, 50%% bad
   }
-  abort when errors > 90% over 1s
+  abort when %(guard)s
 }
 """
 
 
 @pytest.mark.timeout(60)
-def test_a_guard_in_one_worker_stops_every_worker(http_server: HttpServer, tmp_path: Path) -> None:
-    """Worker 1 sees only errors, its guard fires; the parent, whose share never fails, stops
-    too, and the results keep both shares (exit 3)."""
-    scenario = write_scenario(tmp_path, GUARDED)
+def test_a_guard_judges_the_whole_run_not_one_share(
+    http_server: HttpServer, tmp_path: Path
+) -> None:
+    """The 50/50 mix alternates, so worker 1 sends every `bad` arrival: its share fails
+    entirely, but the run's errors are 50%, and `errors > 90%` must not fire (it is judged
+    by the parent on every worker's seconds, never on one share)."""
+    guard = "errors > 90% over 1s"
+    scenario = write_scenario(tmp_path, GUARDED % {"seconds": 3, "guard": guard})
+    results = tmp_path / "results.json"
+    finished = run_cli(*_run(scenario, http_server, results, "--workers", "2"))
+    document = assert_outcome(finished, results, code=0, verdict="passed")
+    assert document["abort"] is None
+    assert document["totals"]["failed"] == document["totals"]["succeeded"] == 60
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("guard", "share"),
+    [("errors > 40% over 1s", (1, 2)), ("errors of bad > 90% over 1s", (1, 1))],
+)
+def test_a_guard_fires_on_every_worker_s_seconds(
+    http_server: HttpServer, tmp_path: Path, guard: str, share: tuple[int, int]
+) -> None:
+    """The parent's guard fires on the merged seconds: over the run, half the requests failed
+    (and every `bad` one, though the parent sends none of them); every worker stops, and the
+    results keep both shares (exit 3)."""
+    scenario = write_scenario(tmp_path, GUARDED % {"seconds": 20, "guard": guard})
     results = tmp_path / "results.json"
     finished = run_cli(*_run(scenario, http_server, results, "--workers", "2"))
     document = assert_outcome(finished, results, code=3, verdict="aborted")
-    assert "(in worker 1)" in document["abort"]["reason"]
+    reason = document["abort"]["reason"]
+    assert "(in worker" not in reason  # the parent's guard, not a worker's
+    failed, done = map(int, reason.split(" fired: ")[1].split(" ")[0].split("/"))
+    # a whole second of both shares (40/s, 20/s of them `bad`), give or take a request that
+    # completed across the second's edge
+    assert abs(failed / done - share[0] / share[1]) <= 0.1
+    assert done >= 18 * share[1]
     assert document["abort"]["at_s"] < 10
     sent = document["totals"]["sent"]
     assert 0 < sent < 400
