@@ -250,7 +250,6 @@ async def _run(
     workers: int = 1,
 ) -> int:
     from nimbus_scenarios.telemetry import Telemetry, configure_logging, explore_link
-    from nimbus_scenarios.telemetry.link import with_workers
     from nimbus_scenarios.telemetry.links import explore_target
 
     # Checked before anything starts: a bad uid or org is a usage error, not a lost link.
@@ -334,9 +333,9 @@ async def _run(
     finally:
         # A stopped run flushes its telemetry within what is left of its shutdown budget.
         flush_s = flush_budget(TELEMETRY_FLUSH_S, shutdown_left)
-        counters = await asyncio.to_thread(telemetry.shutdown, flush_s)
-        if crew is not None:  # the workers' span exports, flushed before they reported
-            counters = with_workers(counters, crew.telemetry)
+        # with the workers' span exports, flushed before they reported
+        exports = crew.telemetry if crew is not None else []
+        counters = await asyncio.to_thread(telemetry.shutdown, flush_s, exports)
         if start_source is not None:
             start_source.close()
         if fleet is not None:

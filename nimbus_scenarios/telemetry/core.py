@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from nimbus_scenarios.clock import Clock, LoopClock
@@ -31,7 +31,7 @@ from nimbus_scenarios.events import Handlers, RunHandler
 from nimbus_scenarios.results.model import TelemetrySummary
 from nimbus_scenarios.telemetry import context as run_context
 from nimbus_scenarios.telemetry.config import TelemetryConfig, resolve_config
-from nimbus_scenarios.telemetry.link import WorkerTrace
+from nimbus_scenarios.telemetry.link import WorkerTrace, with_workers
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -343,8 +343,12 @@ class Telemetry:
             requests=requests,
         )
 
-    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> TelemetrySummary:
-        """End open spans, flush every signal within `timeout_s`, return what was exported.
+    def shutdown(
+        self, timeout_s: float = SHUTDOWN_TIMEOUT_S, workers: Iterable[TelemetrySummary] = ()
+    ) -> TelemetrySummary:
+        """End open spans, flush every signal within `timeout_s`, return what was exported,
+        with what the `workers`' span exports did added (`run --workers`: the drops warned of
+        are the whole run's).
 
         Spans still open (a crash) are ended marked incomplete. In the summary: spans_dropped is
         everything not delivered (full queue, failed export, not flushed in time), export_errors
@@ -375,6 +379,7 @@ class Telemetry:
                 sdk_logger = logging.getLogger(_SDK_LOGGER)
                 sdk_logger.removeHandler(self._bridge)
                 sdk_logger.propagate = True
+        summary = with_workers(summary, workers)
         if self._logs and self.enabled and (summary.spans_dropped or summary.logs_dropped):
             _logger().warning(
                 "telemetry_dropped",

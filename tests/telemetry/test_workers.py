@@ -7,6 +7,7 @@ exactly one request span, under the parent's span of its phase, saying which pro
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -128,3 +129,8 @@ def test_a_dead_collector_costs_the_workers_spans_not_the_run(
     assert telemetry["spans_exported"] == 0
     # Both processes' request spans (and the parent's run and phase spans) are counted lost.
     assert telemetry["spans_dropped"] == sent + 2
+    # The run's warning says the same: every process's drops, not the parent's alone.
+    warned = [
+        json.loads(line) for line in finished.stdout.splitlines() if "telemetry_dropped" in line
+    ]
+    assert [w["spans_dropped"] for w in warned] == [sent + 2]
