@@ -9,7 +9,6 @@ the id of the process started here.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
@@ -133,106 +132,26 @@ def machine() -> str:
 # ---------------------------------------------------------------- processes
 
 
-# ---------------------------------------------------------------- CPU quotas ("pods")
-
-CGROUP_V1_CPU = Path("sys/fs/cgroup/cpu")
-CGROUP_V2 = Path("sys/fs/cgroup")
-QUOTA_PERIOD_US = 100_000
-"""The CFS period of a pod's quota: Kubernetes' default (the kubelet's `cpuCFSQuotaPeriod`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pod:
-    """A cgroup with a CPU quota, which is what a Kubernetes container's `limits.cpu` becomes:
-    its processes together get at most `cpus` CPU-seconds per second, on any CPU they may run
-    on, and are throttled for the rest of each period once they have used it."""
-
-    path: Path
-    cpus: float
-    version: int
-    """1: cgroup v1's cpu controller (`cpu.cfs_quota_us`); 2: cgroup v2 (`cpu.max`)."""
-
-    @property
-    def procs(self) -> Path:
-        return self.path / "cgroup.procs"
-
-    def throttling(self) -> tuple[int, int]:
-        """Periods so far, and those in which the quota ran out (`cpu.stat`)."""
-        stat: dict[str, int] = {}
-        try:
-            for line in (self.path / "cpu.stat").read_text().splitlines():
-                name, _, value = line.partition(" ")
-                if value.strip().isdigit():
-                    stat[name] = int(value)
-        except OSError:
-            pass
-        return stat.get("nr_periods", 0), stat.get("nr_throttled", 0)
-
-
-def pod_support(root: Path = Path("/")) -> tuple[int, Path] | str:
-    """Where pods can be made (the cgroup version and the parent cgroup), or why they can't:
-    a writable cgroup v1 cpu controller, else a cgroup v2 root whose children get `cpu`."""
-    v1 = root / CGROUP_V1_CPU
-    if (v1 / "cpu.cfs_quota_us").exists() or (v1 / "cpu.cfs_period_us").exists():
-        if os.access(v1, os.W_OK):
-            return 1, v1
-        return f"{v1} is not writable (CPU quotas need root)"
-    v2 = root / CGROUP_V2
-    controllers = v2 / "cgroup.subtree_control"
-    try:
-        if "cpu" in (v2 / "cgroup.controllers").read_text().split():
-            if os.access(controllers, os.W_OK):
-                return 2, v2
-            return f"{controllers} is not writable (CPU quotas need root)"
-    except OSError:
-        pass
-    return "no cgroup cpu controller is mounted (neither cgroup v1's cpu nor v2's cpu.max)"
-
-
-_POD_NUMBERS = itertools.count(1)
-
-
 @contextmanager
-def pod(cpus: float, root: Path = Path("/"), remove_within_s: float = 5.0) -> Iterator[Pod]:
-    """A new cgroup limited to ``cpus`` CPUs (quota = cpus x the period), removed on the way
-    out once its processes are gone (they are stopped by then: each run stops its group)."""
-    where = pod_support(root)
-    if isinstance(where, str):
-        raise RuntimeError(f"a CPU-quota pod cannot be made here: {where}")
-    version, parent = where
-    path = parent / f"nimbus-peers-{os.getpid()}-{next(_POD_NUMBERS)}"
-    quota = max(1000, round(cpus * QUOTA_PERIOD_US))
-    path.mkdir()
+def busy_loops(count: int, cpus: frozenset[int], limit_s: float) -> Iterator[None]:
+    """``count`` processes that keep a CPU busy, pinned to ``cpus``, each in its own session
+    (so the scheduler shares ``cpus`` equally between them and the command measured beside
+    them); each ends by itself after ``limit_s`` seconds, and all are stopped on the way out."""
+    code = (
+        f"import time\nend = time.monotonic() + {limit_s!r}\n"
+        "while time.monotonic() < end:\n    pass\n"
+    )
+    loops = [start([sys.executable, "-c", code], cpus) for _ in range(count)]
     try:
-        if version == 1:
-            (path / "cpu.cfs_period_us").write_text(str(QUOTA_PERIOD_US))
-            (path / "cpu.cfs_quota_us").write_text(str(quota))
-        else:
-            subtree = parent / "cgroup.subtree_control"
-            if "cpu" not in subtree.read_text().split():
-                subtree.write_text("+cpu")
-            (path / "cpu.max").write_text(f"{quota} {QUOTA_PERIOD_US}")
-        yield Pod(path, cpus, version)
+        yield
     finally:
-        deadline = time.monotonic() + remove_within_s
-        while True:
-            try:
-                path.rmdir()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    break  # left behind: named after this process, harmless
-                time.sleep(0.1)
+        for loop in loops:
+            stop(loop)
 
 
-def _pinned(cpus: frozenset[int], into: Pod | None = None) -> Callable[[], None]:
-    procs = None if into is None else str(into.procs)
-
+def _pinned(cpus: frozenset[int]) -> Callable[[], None]:
     def pin() -> None:
         os.sched_setaffinity(0, cpus)
-        if procs is not None:
-            with open(procs, "w") as f:  # noqa: PTH123 - nothing but a write between fork and exec
-                f.write(str(os.getpid()))
 
     return pin
 
@@ -244,11 +163,9 @@ def start(
     env: dict[str, str] | None = None,
     stdout: int | None = subprocess.DEVNULL,
     stderr: int | None = subprocess.DEVNULL,
-    into: Pod | None = None,
 ) -> subprocess.Popen[str]:
-    """Start a process pinned to ``cpus`` (and in the cgroup of pod ``into``, if given) in a
-    session of its own (its group id is its pid), in the repository's root:
-    `python -m nimbus_scenarios` runs this tree's package."""
+    """Start a process pinned to ``cpus`` in a session of its own (its group id is its pid),
+    in the repository's root: `python -m nimbus_scenarios` runs this tree's package."""
     return subprocess.Popen(
         list(argv),
         cwd=ROOT,
@@ -260,7 +177,7 @@ def start(
         start_new_session=True,
         # preexec_fn is safe here: the reader threads only read pipes and take no locks a
         # forked child could need.
-        preexec_fn=_pinned(cpus, into),  # noqa: PLW1509
+        preexec_fn=_pinned(cpus),  # noqa: PLW1509
     )
 
 

@@ -78,9 +78,9 @@ MAX_CPU_RATIO = 0.6
 MIN_HIGHEST_RATIO = 2.0
 MIN_WORKERS_RATIO = 1.7
 MAX_RSS_GROWTH_MB = 30.0
-POD_CPU = 0.5
-"""Section 3 in pods: each worker's share of the pod's CPU quota (a 2-core machine leaves the
-target a CPU's worth of spare capacity at 2 x 0.5)."""
+HALVES = 2
+"""Section 3 on a 2-core machine: the workers' CPU is cut into this many equal shares, one per
+worker (`--workers 1` shares it with one busy loop, `--workers 2` with nothing else)."""
 MILLION = 1_000_000
 
 
@@ -99,8 +99,6 @@ class OursRun:
     late_p99_ms: float | None
     window: sup.Window | None
     rss_growth_mb: float | None
-    throttled: float | None = None
-    """In a pod: the share of its quota periods in which the quota ran out."""
 
     @property
     def achieved(self) -> float:
@@ -183,10 +181,8 @@ def run_ours(
     *,
     workers: int | None = 1,
     rss: bool = False,
-    into: sup.Pod | None = None,
 ) -> OursRun:
-    """One phase of ``rate``/s for ``duration`` s through the real CLI, pinned to ``cpus``
-    (and inside pod ``into``, when given)."""
+    """One phase of ``rate``/s for ``duration`` s through the real CLI, pinned to ``cpus``."""
     with tempfile.TemporaryDirectory(prefix="nimbus-peers-") as tmp:
         scenario, results = Path(tmp) / "peers.scn", Path(tmp) / "results.json"
         scenario.write_text(SCENARIO.format(duration=duration, rate=rate))
@@ -200,14 +196,12 @@ def run_ours(
             if name in ("phase_started", "phase_ended") and name not in marks and pgid:
                 marks[str(name)] = sup.snapshot(target, pgid[0])
 
-        periods = None if into is None else into.throttling()
         process = sup.start(
             ours.argv(scenario, target.url, results, rate, workers),
             cpus,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            into=into,
         )
         pgid.append(process.pid)
         try:
@@ -229,10 +223,6 @@ def run_ours(
             err.join(5)
         finally:
             sup.stop(process)
-        throttled = None
-        if into is not None and periods is not None:
-            (p0, t0), (p1, t1) = periods, into.throttling()
-            throttled = (t1 - t0) / (p1 - p0) if p1 > p0 else None
         if not results.exists():
             raise RuntimeError(
                 f"ours at {rate:g}/s exited {process.returncode} without results:\n"
@@ -256,7 +246,6 @@ def run_ours(
         lateness.get("p99"),
         window,
         growth,
-        throttled,
     )
 
 
@@ -436,8 +425,6 @@ def show_ours(label: str, run: OursRun) -> str:
         parts.append(f"target CPU {sup.pct0(window.server_cpu_share)}")
         if window.server_rate is not None:
             parts.append(f"target counted {sup.per_s(window.server_rate)}")
-    if run.throttled is not None:
-        parts.append(f"quota ran out in {sup.pct0(run.throttled)} of periods")
     return ", ".join(parts)
 
 
@@ -469,8 +456,8 @@ class Settings:
     million_max_s: float
     million_kinds: tuple[str, ...]
     workers_in: str = "cores"
-    """Where section 3 runs the workers: `cores` (CPUs of their own) or `pods` (CPU quotas)."""
-    pod_cpu: float = POD_CPU
+    """Where section 3 runs the workers: `cores` (CPUs of their own) or `halves` (an equal
+    share of one CPU each, the target alone on another)."""
 
 
 def fixed_rates(
@@ -522,15 +509,12 @@ def highest(
     start_rate: float,
     workers: int | None,
     label: str,
-    into: sup.Pod | None = None,
 ) -> tuple[float, OursRun | None]:
     """The search of section 2 (or its one trial with --quick); the best rate and its run."""
     runs: dict[float, OursRun] = {}
 
     def held(rate: float) -> bool:
-        run = run_ours(
-            ours, target, rate, settings.search_duration, cpus, workers=workers, into=into
-        )
+        run = run_ours(ours, target, rate, settings.search_duration, cpus, workers=workers)
         runs[rate] = run
         say(
             "    "
@@ -622,8 +606,8 @@ def workers_section(
     best: float,
     guess: float,
 ) -> None:
-    """Section 3: `--workers 2` against `--workers 1`, in pods or on cores of their own, and
-    on a 2-core machine the two workers on both cores (shared with the target) for reference."""
+    """Section 3: `--workers 2` against `--workers 1`, on halves of one CPU or on CPUs of their
+    own, and on a 2-core machine both workers on both CPUs (the target's too) for reference."""
     say("\n3. --workers 1 against --workers 2")
     if not ours.cli.workers:
         say("  SKIPPED: this CLI's `run` has no --workers option")
@@ -633,42 +617,39 @@ def workers_section(
     def rounded(rate: float) -> float:
         return max(resolution, round(rate / resolution) * resolution)
 
-    if settings.workers_in == "pods":
-        each = settings.pod_cpu
+    if settings.workers_in == "halves":
+        cpu = sup.cpu_list(lay.one_core)
         say(
-            f"  pods: `--workers 1` in a cgroup of {each:g} CPU, `--workers 2` in one of "
-            f"{2 * each:g} CPU (CPU quotas, period {sup.QUOTA_PERIOD_US // 1000} ms), on CPUs "
-            f"{sup.cpu_list(lay.two_cores)}; the target keeps the rest of the machine"
+            f"  halves: the workers on CPU {cpu}, each with half of it (`--workers 1` beside "
+            f"a busy loop, `--workers 2` alone); the target alone on CPU {sup.cpu_list(lay.server)}"
         )
         found: dict[int, float] = {}
-        start = rounded((best or guess) * each * 0.9)
+        start = rounded((best or guess) / HALVES * 0.9)
         for workers in (1, 2):
-            with sup.pod(each * workers) as into:
+            with sup.busy_loops(HALVES - workers, lay.one_core, settings.search_budget + 120):
                 top, run = highest(
                     ours,
                     target,
                     settings,
-                    lay.two_cores,
+                    lay.one_core,
                     start,
                     workers,
-                    f"pod {each * workers:g} CPU, workers {workers}",
-                    into,
+                    f"half CPU each, workers {workers}",
                 )
             found[workers] = top
-            figures.put(f"pod{workers}.highest", top)
+            figures.put(f"half{workers}.highest", top)
             if run is not None:
-                figures.put(f"pod{workers}.late_p99", run.late_p99_ms)
-                figures.put(f"pod{workers}.throttled", run.throttled)
+                figures.put(f"half{workers}.late_p99", run.late_p99_ms)
                 if run.window is not None:
-                    figures.put(f"pod{workers}.cpu", run.window.cpu_share)
-                    figures.put(f"pod{workers}.target_cpu", run.window.server_cpu_share)
+                    figures.put(f"half{workers}.cpu", run.window.cpu_share)
+                    figures.put(f"half{workers}.target_cpu", run.window.server_cpu_share)
             start = rounded(top * 1.8) if top > 0 else start
         if found[1] > 0:
             figures.put("ratio.workers", found[2] / found[1])
-            say(f"  pods: workers 2 / workers 1 = {found[2] / found[1]:.2f}")
+            say(f"  halves: workers 2 / workers 1 = {found[2] / found[1]:.2f}")
         if not lay.shared:
             return
-        say("  for reference (not the acceptance): both workers on both CPUs, no quota")
+        say("  for reference (not the acceptance): both workers on both CPUs, the target's too")
     else:
         say(f"  {lay.describe()}; workers 1 = the one-core search above")
     figures.put("workers1.highest", best)
@@ -737,7 +718,7 @@ def spans(repeats: list[Figures]) -> dict[str, sup.Span]:
     return {n: sup.Span(tuple(f.values[n] for f in repeats if n in f.values)) for n in names}
 
 
-def table(ranges: dict[str, sup.Span], kinds: tuple[str, ...], pod_cpu: float) -> list[str]:
+def table(ranges: dict[str, sup.Span], kinds: tuple[str, ...]) -> list[str]:
     rows = []
     for rate in FIXED_RATES:
         k = f"@{rate}"
@@ -763,25 +744,26 @@ def table(ranges: dict[str, sup.Span], kinds: tuple[str, ...], pod_cpu: float) -
         )
     )
     for workers in (1, 2):
-        pod = f"--workers {workers} in a pod of {pod_cpu * workers:g} CPU"
+        half = f"--workers {workers}, half a CPU each"
         rows += [
             Row(
-                f"{pod}: highest held",
-                f"pod{workers}.highest",
+                f"{half}: highest held",
+                f"half{workers}.highest",
                 ratio="ratio.workers" if workers == 2 else None,
                 fmt=sup.per_s,
             ),
-            Row(f"{pod}: its CPU at that rate", f"pod{workers}.cpu", fmt=sup.cores),
-            Row(f"{pod}: periods the quota ran out", f"pod{workers}.throttled", fmt=sup.pct0),
-            Row(f"{pod}: p99 send lateness at that rate", f"pod{workers}.late_p99", fmt=sup.ms),
-            Row(f"{pod}: the target's CPU at that rate", f"pod{workers}.target_cpu", fmt=sup.pct0),
+            Row(f"{half}: CPU at that rate", f"half{workers}.cpu", fmt=sup.cores),
+            Row(f"{half}: p99 send lateness at that rate", f"half{workers}.late_p99", fmt=sup.ms),
+            Row(
+                f"{half}: the target's CPU at that rate", f"half{workers}.target_cpu", fmt=sup.pct0
+            ),
         ]
-    shared = "pod1.highest" in ranges
+    shared = "half1.highest" in ranges
     rows += [
         Row("--workers 1: highest held", "workers1.highest", fmt=sup.per_s),
         Row(
             "--workers 2"
-            + (" on both CPUs, no quota (reference)" if shared else "")
+            + (" on both CPUs, the target's too (reference)" if shared else "")
             + ": highest held",
             "workers2.highest",
             ratio="ratio.workers_shared" if shared else "ratio.workers",
@@ -906,7 +888,7 @@ def summary(
         "",
         *(f"- {line}" for line in how),
         "",
-        *table(ranges, kinds, settings.pod_cpu),
+        *table(ranges, kinds),
         "",
         "Acceptance (issue 18):",
         "",
@@ -944,12 +926,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers-in",
         default="auto",
-        choices=("auto", "cores", "pods"),
-        help="section 3: CPUs of their own, or CPU-quota pods (auto: pods when the target "
-        "would share the generators' CPUs and cgroups can be made)",
-    )
-    parser.add_argument(
-        "--pod-cpu", type=float, default=POD_CPU, help="section 3 in pods: CPU per worker"
+        choices=("auto", "cores", "halves"),
+        help="section 3: a CPU per worker, or half of one CPU each with the target alone on "
+        "another (auto: halves when the machine has too few CPUs for the first)",
     )
     parser.add_argument("--write-docs", action="store_true", help=f"write the table to {DOCS}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -966,8 +945,6 @@ def check(args: argparse.Namespace, cli: sup.CliOptions) -> str | None:
         return "--search-duration must be over 0 and at most 600"
     if args.duration > 600:
         return "--duration must be at most 600"
-    if not (math.isfinite(args.pod_cpu) and 0.05 <= args.pod_cpu <= 8):
-        return "--pod-cpu must be between 0.05 and 8"
     if not 1 <= args.repeat <= 10:
         return "--repeat must be between 1 and 10"
     if not 1 <= args.search_trials <= 50:
@@ -1000,40 +977,35 @@ def million_kinds(args: argparse.Namespace, cli: sup.CliOptions) -> tuple[str, .
     return cli.transports or (args.transport or "default",)
 
 
-def where_workers_run(
-    asked: str, lay: sup.Layout, support: tuple[int, Path] | str
-) -> tuple[str | None, str]:
-    """Section 3's layout (`cores` or `pods`, None when pods were asked for and cannot be
-    made: `support` is `pod_support()`'s answer) and, when pods are not used, why not."""
-    if asked == "cores":
-        return "cores", "asked for with --workers-in cores"
-    if asked == "pods":
-        return ("pods", "") if not isinstance(support, str) else (None, support)
-    if not lay.shared:
-        return "cores", ""
-    return ("pods", "") if not isinstance(support, str) else ("cores", support)
+def where_workers_run(asked: str, lay: sup.Layout) -> str:
+    """Section 3's layout: as asked, or (auto) `cores` when two generator CPUs leave the
+    target one of its own, else `halves`."""
+    if asked != "auto":
+        return asked
+    return "halves" if lay.shared else "cores"
 
 
-def workers_how(settings: Settings, lay: sup.Layout, why_not: str) -> str:
+def workers_how(settings: Settings, lay: sup.Layout) -> str:
     """How section 3 was measured, for the docs."""
-    if settings.workers_in == "pods":
-        each = settings.pod_cpu
+    if settings.workers_in == "halves":
         return (
-            f"--workers 2 against 1 (the acceptance): each in a CPU-quota pod of {each:g} CPU "
-            f"per worker (a cgroup quota of {each:g} and {2 * each:g} CPU, period "
-            f"{sup.QUOTA_PERIOD_US // 1000} ms: what a Kubernetes `limits.cpu` sets), on CPUs "
-            f"{sup.cpu_list(lay.two_cores)}, so the target keeps spare capacity on a machine "
-            "with too few CPUs for two generator cores and one of the target's own; "
+            "--workers 2 against 1 (the acceptance): a 2-core machine has no CPU for each of "
+            "two workers beside the target's, so each worker gets an equal share of one: "
+            f"half of CPU {sup.cpu_list(lay.one_core)} (`--workers 1` beside a busy loop pinned "
+            "there, `--workers 2` alone, both workers pinned there), and the target keeps CPU "
+            f"{sup.cpu_list(lay.server)} to itself, so it has spare capacity; each is searched "
+            "as above"
             + (
-                "the same search without a quota on both CPUs is printed for reference"
+                "; the same search with both workers on both CPUs (the target's too) is "
+                "printed for reference"
                 if lay.shared
                 else ""
             )
-        ).rstrip("; ")
+        )
     if lay.shared:
         return (
             "--workers 2 against 1: the two workers share the target's CPU, so the target has "
-            f"no spare capacity and the ratio is what the machine leaves (no pods: {why_not})"
+            "no spare capacity and the ratio is what the machine leaves"
         )
     return "--workers 2 against 1: on two CPUs of their own; the target has a CPU of its own"
 
@@ -1070,11 +1042,7 @@ def main(argv: list[str] | None = None, prog: str = "bench/peers.py") -> int:
     )
     command = " ".join([".venv/bin/python", prog, *map(shlex.quote, argv or sys.argv[1:])])
     lay = sup.layout()
-    workers_in, why_not = where_workers_run(args.workers_in, lay, sup.pod_support())
-    if workers_in is None:
-        print(f"{prog}: --workers-in pods: {why_not}", file=sys.stderr)
-        return EXIT_USAGE
-    settings = replace(settings, workers_in=workers_in, pod_cpu=args.pod_cpu)
+    settings = replace(settings, workers_in=where_workers_run(args.workers_in, lay))
     signal.signal(signal.SIGTERM, _stop_on_term)
     ours = Ours(cli, args.transport, args.loop)
     locust = None if args.no_locust else sup.ensure_locust()
@@ -1101,7 +1069,7 @@ def main(argv: list[str] | None = None, prog: str = "bench/peers.py") -> int:
                     f"walk by {settings.search_step:,.0f}/s from 85% of the 5,000/s CPU "
                     f"extrapolated to a core, then bisect to {settings.search_resolution:,.0f}/s"
                 ),
-                workers_how(settings, lay, why_not),
+                workers_how(settings, lay),
             ]
             for line in how:
                 say(line)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -198,80 +199,31 @@ def test_a_memory_run_short_of_a_million_requests_is_incomplete_not_judged(
     assert dict(peers.verdicts([full], ("httpx",)))[line].startswith("FAIL")
 
 
-# ---------------------------------------------------------------- CPU-quota pods (section 3)
+# ---------------------------------------------------------------- section 3: halves of a CPU
 
 
-def _fake_v1(root: Path) -> Path:
-    cpu = root / "sys/fs/cgroup/cpu"
-    cpu.mkdir(parents=True)
-    (cpu / "cpu.cfs_quota_us").write_text("-1\n")
-    (cpu / "cpu.cfs_period_us").write_text("100000\n")
-    return cpu
-
-
-def test_pods_are_made_where_a_cgroup_cpu_controller_is(sup: ModuleType, tmp_path: Path) -> None:
-    """cgroup v1's cpu controller first, else a v2 root that offers `cpu`; else the reason."""
-    v1 = _fake_v1(tmp_path / "v1")
-    assert sup.pod_support(tmp_path / "v1") == (1, v1)
-    v2 = tmp_path / "v2" / "sys/fs/cgroup"
-    v2.mkdir(parents=True)
-    (v2 / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
-    (v2 / "cgroup.subtree_control").write_text("memory\n")
-    assert sup.pod_support(tmp_path / "v2") == (2, v2)
-    (v2 / "cgroup.controllers").write_text("memory pids\n")
-    assert "no cgroup cpu controller" in sup.pod_support(tmp_path / "v2")
-    assert "no cgroup cpu controller" in sup.pod_support(tmp_path / "none")
-
-
-def test_a_pod_s_quota_is_its_cpus_times_kubernetes_period(sup: ModuleType, tmp_path: Path) -> None:
-    """v1 writes the period then the quota; v2 writes `cpu.max` and enables `cpu` for the
-    children; the throttling figures come from `cpu.stat`."""
-    cpu = _fake_v1(tmp_path / "v1")
-    with sup.pod(0.5, tmp_path / "v1", remove_within_s=0) as pod:
-        assert pod.path.parent == cpu
-        assert (pod.path / "cpu.cfs_period_us").read_text() == "100000"
-        assert (pod.path / "cpu.cfs_quota_us").read_text() == "50000"
-        (pod.path / "cpu.stat").write_text("nr_periods 40\nnr_throttled 10\nthrottled_time 9\n")
-        assert pod.throttling() == (40, 10)
-        assert pod.procs == pod.path / "cgroup.procs"
-    v2 = tmp_path / "v2" / "sys/fs/cgroup"
-    v2.mkdir(parents=True)
-    (v2 / "cgroup.controllers").write_text("cpu memory\n")
-    (v2 / "cgroup.subtree_control").write_text("memory\n")
-    with sup.pod(1.25, tmp_path / "v2", remove_within_s=0) as pod:
-        assert pod.version == 2
-        assert (pod.path / "cpu.max").read_text() == "125000 100000"
-        assert pod.throttling() == (0, 0)  # no cpu.stat yet
-    assert (v2 / "cgroup.subtree_control").read_text() == "+cpu"
-    with pytest.raises(RuntimeError, match="cannot be made"):
-        sup.pod(1, tmp_path / "none").__enter__()
-
-
-def test_pods_are_section_3_s_default_only_when_the_target_would_share_a_cpu(
-    peers: ModuleType, sup: ModuleType, tmp_path: Path
+def test_halves_are_section_3_s_default_only_when_the_target_would_share_a_cpu(
+    peers: ModuleType, sup: ModuleType
 ) -> None:
-    """auto: cores of their own when the machine has a CPU for the target, else pods when
-    they can be made, else the shared cores with the reason; `pods` without support is None."""
+    """auto: a CPU per worker when the machine leaves the target one of its own, else halves
+    of one CPU; an explicit choice is kept."""
     two = sup.Layout(frozenset({1}), frozenset({0}), frozenset({0, 1}))
     four = sup.Layout(frozenset({2}), frozenset({0}), frozenset({0, 1}))
-    can = (1, tmp_path)
-    assert peers.where_workers_run("auto", two, can) == ("pods", "")
-    assert peers.where_workers_run("auto", four, can) == ("cores", "")
-    assert peers.where_workers_run("auto", two, "no cgroups") == ("cores", "no cgroups")
-    assert peers.where_workers_run("pods", four, can) == ("pods", "")
-    assert peers.where_workers_run("pods", two, "no cgroups") == (None, "no cgroups")
-    assert peers.where_workers_run("cores", two, can)[0] == "cores"
+    assert peers.where_workers_run("auto", two) == "halves"
+    assert peers.where_workers_run("auto", four) == "cores"
+    assert peers.where_workers_run("cores", two) == "cores"
+    assert peers.where_workers_run("halves", four) == "halves"
 
 
-def test_in_pods_the_acceptance_is_the_pods_ratio_and_the_shared_one_a_reference(
+def test_in_halves_the_acceptance_is_their_ratio_and_the_shared_one_a_reference(
     peers: ModuleType,
 ) -> None:
-    """The workers line is judged on `ratio.workers` (the pods'); the shared cores' ratio is
+    """The workers line is judged on `ratio.workers` (the halves'); the shared cores' ratio is
     shown, labelled as the reference, and never judged."""
     figures = peers.Figures()
     for name, value in {
-        "pod1.highest": 18_000.0,
-        "pod2.highest": 34_000.0,
+        "half1.highest": 18_000.0,
+        "half2.highest": 34_000.0,
         "ratio.workers": 34_000 / 18_000,
         "workers1.highest": 38_000.0,
         "workers2.highest": 47_000.0,
@@ -280,44 +232,46 @@ def test_in_pods_the_acceptance_is_the_pods_ratio_and_the_shared_one_a_reference
         figures.put(name, value)
     line = "--workers 2 holds >= 1.7x the rate of --workers 1"
     assert dict(peers.verdicts([figures], ()))[line] == "PASS"
-    rows = peers.table(peers.spans([figures]), (), 0.5)
-    pod2 = next(r for r in rows if r.startswith("| --workers 2 in a pod of 1 CPU: highest"))
-    assert pod2.endswith("| 1.89× |")  # noqa: RUF001
-    shared = next(r for r in rows if "no quota (reference)" in r)
+    rows = peers.table(peers.spans([figures]), ())
+    half2 = next(r for r in rows if r.startswith("| --workers 2, half a CPU each: highest"))
+    assert half2.endswith("| 1.89× |")  # noqa: RUF001
+    shared = next(r for r in rows if "the target's too (reference)" in r)
     assert shared.endswith("| 1.24× |")  # noqa: RUF001
     figures.put("ratio.workers", 1.2)
     assert dict(peers.verdicts([figures], ()))[line].startswith("FAIL")
 
 
-@pytest.mark.skipif(
-    isinstance(
-        _load(
-            "nimbus_bench_peers_support_probe", ROOT / "bench" / "_peers_support.py"
-        ).pod_support(),
-        str,
-    ),
-    reason="no writable cgroup cpu controller here",
-)
-def test_a_process_started_into_a_pod_runs_in_its_cgroup(sup: ModuleType) -> None:
-    """`start(..., into=pod)` puts the child in the pod's cgroup before it runs its program."""
-    import subprocess
+def _on_cpus(pid: int) -> frozenset[int]:
+    return frozenset(os.sched_getaffinity(pid))
 
-    with sup.pod(0.5) as pod:
-        child = sup.start(
-            ["cat", "/proc/self/cgroup"],
-            frozenset(os.sched_getaffinity(0)),
-            stdout=subprocess.PIPE,
-            into=pod,
-        )
-        out, _ = child.communicate(timeout=10)
-        assert child.returncode == 0
-        assert f"/{pod.path.name}" in out
-        assert (
-            int(
-                (pod.path / ("cpu.cfs_quota_us" if pod.version == 1 else "cpu.max"))
-                .read_text()
-                .split()[0]
-            )
-            == 50_000
-        )
-    assert not pod.path.exists()
+
+def _loops() -> list[int]:
+    """The busy loops running now (their command is recognisable)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"while time.monotonic() < end" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_busy_loops_are_pinned_bounded_and_stopped(sup: ModuleType) -> None:
+    """The loops run on the CPUs given, each in a session of its own, end by themselves after
+    their limit, and are gone once the block is left."""
+    cpus = frozenset({min(os.sched_getaffinity(0))})
+    with sup.busy_loops(2, cpus, 30.0):
+        loops = _loops()
+        assert len(loops) == 2
+        assert all(frozenset(os.sched_getaffinity(pid)) == cpus for pid in loops)
+        assert all(sup.group_pids(pid) == [pid] for pid in loops)  # a session each
+    assert not _loops()
+    with sup.busy_loops(1, cpus, 0.2):
+        deadline = time.monotonic() + 10
+        while _loops() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _loops()  # ended by itself, before the block was left
