@@ -17,11 +17,13 @@ CLI's own defaults unless `--transport`, `--loop` or `--workers` say otherwise.
    `--search-resolution`; at most `--search-trials` trials and `--search-budget` seconds);
    Locust FastHttpUser at full speed (closed loop, `--locust-users`); a bare aiohttp closed loop
    (50 tasks) for reference;
-3. `run --workers 1` against `--workers 2`, when the CLI has `--workers`: the one-core search of
-   2. runs with `--workers 1`, so it is the workers-1 figure; workers 2 is searched the same way
-   on two CPUs. On a 2-core machine the second CPU is the target's (nginx stays on CPU 1, the
-   workers get CPUs 0-1), so the target's CPU share is printed next to it: the workers can
-   only have what nginx leaves. With 3 or more CPUs the target has a CPU of its own;
+3. `run --workers 1` against `--workers 2`, when the CLI has `--workers`, with the target's
+   capacity to spare. With 3 or more CPUs (`--workers-in cores`): the one-core search of 2.
+   runs with `--workers 1`, so it is the workers-1 figure, and workers 2 is searched the same
+   way on two CPUs while the target keeps its own. A 2-core machine has no CPU for each worker
+   beside the target's, so there (`--workers-in halves`) each worker gets half of CPU 0:
+   `--workers 1` beside a busy loop, `--workers 2` alone, the target alone on CPU 1; and the
+   search with both workers on both CPUs (the target's too) is printed for reference;
 4. with `--million`: RSS growth of ours over 1,000,000 requests for every `--transport` the CLI
    offers, or those of `--million-transports` (in the last repeat only; a transport that cannot
    hold `--million-rate` runs at 80% of what it achieved in a 5 s probe, for at most
