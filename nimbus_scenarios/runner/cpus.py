@@ -5,9 +5,9 @@ The cgroup's CPU quota when one is set (a container's `limits.cpu`): cgroup v2's
 `cpu.cfs_period_us` (a quota of -1 is none), the smallest on the process's own cgroup path
 (`/proc/self/cgroup`) up to the root, so a process put in a limited child cgroup (a
 `systemd-run -p CPUQuota=` unit, a nested container) gets its own limit. A quota of 1.5 CPUs
-gives 2 (rounded up: the half
-CPU is still there to use), and never more than the CPUs the process may run on
-(`os.sched_getaffinity`, else `os.cpu_count()`), which are the answer when there is no quota.
+gives 2 (rounded up: the half CPU is still there to use), and never more than the CPUs the
+process may run on (`os.sched_getaffinity`, else `os.cpu_count()`), which are the answer when
+there is no quota.
 Files are read under `root` so tests can give a fake one.
 """
 
