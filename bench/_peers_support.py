@@ -129,6 +129,28 @@ def machine() -> str:
     )
 
 
+# ---------------------------------------------------------------- the benches' scenario
+
+
+def one_phase_scenario(rate: float, duration: float, name: str = "peers") -> str:
+    """A one-phase open-model scenario: `rate R/s` of `GET /` for ``duration`` seconds, with
+    room for every request in flight and connections kept for the whole run."""
+    return f"""\
+scenario "{name}" {{
+  settings {{
+    max_inflight 5000
+    timeout 10s
+    connection_max_age 60s
+  }}
+  request get = GET "/"
+  phase "load" {duration:g}s {{
+    rate {rate:g}/s
+    send get
+  }}
+}}
+"""
+
+
 # ---------------------------------------------------------------- processes
 
 

@@ -32,7 +32,6 @@ import pstats
 import resource
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -41,25 +40,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from _peers_support import one_phase_scenario  # noqa: E402 - bench/ is put on the path just above
+
 
 def scenario(rate: float, duration: float) -> str:
     """A one-phase open-model scenario at `rate` for `duration` seconds."""
-    return textwrap.dedent(
-        f"""\
-        scenario "pacing" {{
-          settings {{
-            max_inflight 5000
-            timeout 10s
-            connection_max_age 60s
-          }}
-          request get = GET "/"
-          phase "load" {duration:g}s {{
-            rate {rate:g}/s
-            send get
-          }}
-        }}
-        """
-    )
+    return one_phase_scenario(rate, duration, "pacing")
 
 
 def _cpu_s() -> float:

@@ -158,22 +158,6 @@ class Ours:
         )
 
 
-SCENARIO = """\
-scenario "peers" {{
-  settings {{
-    max_inflight 5000
-    timeout 10s
-    connection_max_age 60s
-  }}
-  request get = GET "/"
-  phase "load" {duration:g}s {{
-    rate {rate:g}/s
-    send get
-  }}
-}}
-"""
-
-
 def run_ours(
     ours: Ours,
     target: sup.Target,
@@ -187,7 +171,7 @@ def run_ours(
     """One phase of ``rate``/s for ``duration`` s through the real CLI, pinned to ``cpus``."""
     with tempfile.TemporaryDirectory(prefix="nimbus-peers-") as tmp:
         scenario, results = Path(tmp) / "peers.scn", Path(tmp) / "results.json"
-        scenario.write_text(SCENARIO.format(duration=duration, rate=rate))
+        scenario.write_text(sup.one_phase_scenario(rate, duration))
         env = ours.env()
         marks: dict[str, sup.Snapshot] = {}
         pgid: list[int] = []

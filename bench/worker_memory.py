@@ -57,7 +57,7 @@ def one_run(
     total = rate * workers
     with tempfile.TemporaryDirectory(prefix="nimbus-memory-") as tmp:
         scenario, results = Path(tmp) / "memory.scn", Path(tmp) / "results.json"
-        scenario.write_text(peers.SCENARIO.format(duration=duration, rate=total))
+        scenario.write_text(sup.one_phase_scenario(total, duration, "memory"))
         argv = ours.argv(scenario, target.url, results, total / workers, workers)
         process = sup.start(argv, frozenset(os.sched_getaffinity(0)), env=env)
         peaks: dict[int, float] = {}
